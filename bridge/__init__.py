@@ -1,0 +1,1 @@
+"""The media bridge (WHIP/WHEP pass-through relay); built by the media issue."""

@@ -1,0 +1,86 @@
+"""The aiohttp application: wiring only (settings, database, templates, middlewares, routes)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from server import auth, db
+from server.errors import error_middleware
+from server.metrics import Metrics
+from server.settings import Settings
+from server.state import CLOCK, DB, ENGINE, METRICS, SETTINGS, SIGNING_KEY
+from server.views import account, admin, api, ops, pages
+from server.web_util import principal_of
+from sessions.models import utcnow
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+access_log = logging.getLogger("hoinghi.access")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Access log line and Prometheus counters per request; security headers on every answer."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        info = request.match_info.route.resource
+        route = info.canonical if info is not None else "unmatched"
+        metrics = request.app[METRICS]
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        p = principal_of(request)
+        access_log.info("request", extra={"method": request.method, "path": request.path, "status": status,
+                                          "ms": round(elapsed * 1000, 1), "who": p.name if p else "-"})
+
+
+def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migrate: bool = True) -> web.Application:
+    app = web.Application(
+        middlewares=[observe_middleware, error_middleware, auth.auth_middleware],
+        client_max_size=settings.max_upload_bytes + 64 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    app[SIGNING_KEY] = settings.signing_key()
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        url = settings.effective_database_url()
+        if migrate:
+            await db.upgrade(url)
+        engine = db.make_engine(url)
+        app[ENGINE] = engine
+        app[DB] = db.sessionmaker(engine)
+        yield
+        await engine.dispose()
+
+    app.cleanup_ctx.append(database)
+    for module in (ops, account, pages, admin, api):
+        app.add_routes(module.routes)
+    app.router.add_static("/static/", WEB_DIR / "static", name="static")
+    return app

@@ -1,0 +1,201 @@
+"""Who is asking: login sessions (cookie), machine tokens (bearer), CSRF, login throttling.
+
+The middleware resolves the principal once per request, refuses anonymous requests outside
+the public paths, and checks the CSRF token on every state-changing request that rides a
+cookie. Scope (which units a principal reaches) is checked by the views through
+``ensure_reaches`` — the rule itself lives in ``sessions.roles``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import signing
+from server.db import transaction
+from server.state import CLOCK, DB, METRICS, SETTINGS, SIGNING_KEY
+from server.web_util import client_ip, is_api
+from sessions.errors import Forbidden, ValidationFailed
+from sessions.passwords import DUMMY_HASH, verify_password
+from sessions.roles import Principal
+from sessions.store import audit, units
+from sessions.store import auth as auth_store
+from sessions.store import users as users_store
+
+SESSION_COOKIE = "hn_session"
+PRELOGIN_CSRF_COOKIE = "hn_csrf"
+PUBLIC_PATHS = frozenset({"/login", "/healthz", "/metrics", "/favicon.ico"})
+PUBLIC_PREFIXES = ("/static/", "/lang/")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MACHINE_TOKEN_TYPE = "machine"
+MACHINE_SCOPES = {
+    "units:read": "Đọc cây đơn vị trong phạm vi",
+    "bridge": "Điểm cầu (bridge) kết nối máy chủ",
+    "kpi:write": "Gửi số liệu chỉ tiêu",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+async def _machine_principal(request: web.Request, token: str) -> Principal:
+    now = request.app[CLOCK]()
+    claims = signing.verify(request.app[SIGNING_KEY], token, MACHINE_TOKEN_TYPE, now)
+    async with transaction(request.app[DB]) as db:
+        tid = int(claims.get("tid", 0))
+        tok = await auth_store.get_token(db, tid) if tid else None
+        if tok is None or not await auth_store.token_hash_matches(db, tid, token):
+            raise signing.BadToken("token_invalid", "Mã truy cập không hợp lệ")
+        if tok.revoked_at is not None:
+            raise signing.BadToken("token_revoked", "Mã truy cập đã bị thu hồi")
+        if tok.expires_at <= now:
+            raise signing.BadToken("token_expired", "Mã truy cập đã hết hạn")
+        await auth_store.touch_token(db, tid, now)
+    return Principal(kind="machine", id=tok.id, name=tok.name, unit_id=tok.unit_id, unit_code=tok.unit_code,
+                     scopes=tok.scopes)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request["principal"] = None
+    authz = request.headers.get("Authorization", "")
+    cookie_auth = False
+    if authz.startswith("Bearer ") and is_api(request):
+        try:
+            request["principal"] = await _machine_principal(request, authz[7:].strip())
+        except signing.BadToken as exc:
+            # Logged without the token itself.
+            async with transaction(request.app[DB]) as db:
+                await audit.record(db, audit.ANONYMOUS, "token_refused", exc.code, client_ip(request))
+            raise
+    elif secret := request.cookies.get(SESSION_COOKIE):
+        async with request.app[DB]() as db:
+            info = await auth_store.load_session(db, secret, request.app[CLOCK]())
+        if info is not None:
+            request["principal"] = info.principal
+            request["session_info"] = info
+            request["csrf_token"] = info.csrf_token
+            cookie_auth = True
+
+    if request["principal"] is None and not is_public(request.path):
+        raise web.HTTPUnauthorized()
+
+    if cookie_auth and request.method not in SAFE_METHODS:
+        await _check_csrf(request, request["csrf_token"])
+    return await handler(request)
+
+
+async def _check_csrf(request: web.Request, expected: str) -> None:
+    supplied = request.headers.get("X-CSRF-Token", "")
+    if not supplied and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        value = form.get("csrf_token", "")
+        supplied = value if isinstance(value, str) else ""
+    if not supplied or not secrets.compare_digest(supplied, expected):
+        raise web.HTTPForbidden(text="Phiên biểu mẫu không hợp lệ hoặc đã hết hạn (CSRF). Hãy tải lại trang "
+                                     "và thử lại.")
+
+
+def prelogin_token(request: web.Request) -> str:
+    """Double-submit token for the login form (there is no session yet)."""
+    return request.cookies.get(PRELOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+
+
+def set_prelogin_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    response.set_cookie(PRELOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/login",
+                        secure=request.app[SETTINGS].cookie_secure)
+
+
+def check_prelogin_csrf(request: web.Request, supplied: str) -> None:
+    expected = request.cookies.get(PRELOGIN_CSRF_COOKIE, "")
+    if not expected or not supplied or not secrets.compare_digest(expected, supplied):
+        raise web.HTTPForbidden(text="Phiên biểu mẫu đăng nhập đã hết hạn (CSRF). Hãy tải lại trang và thử lại.")
+
+
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    ok: bool
+    reason: str  # ok | failed | throttled | blank
+    secret: str = ""
+
+
+async def login(app: web.Application, username: str, password: str, ip: str) -> LoginOutcome:
+    """Verify credentials with throttling per account and per IP; audit every attempt."""
+    settings = app[SETTINGS]
+    now = app[CLOCK]()
+    name = username.strip().lower()[:64]
+    if not name or not password:
+        return LoginOutcome(False, "blank")
+    since = now - timedelta(minutes=settings.login_window_minutes)
+    async with transaction(app[DB]) as db:
+        by_account = await audit.count_since(db, "login_failed", since, target=name)
+        by_ip = await audit.count_since(db, "login_failed", since, ip=ip)
+        if by_account >= settings.login_max_failures or by_ip >= settings.login_max_failures_ip:
+            await audit.record(db, audit.ANONYMOUS, "login_throttled", name, ip)
+            app[METRICS].logins.labels("throttled").inc()
+            return LoginOutcome(False, "throttled")
+        user = await users_store.get_by_username(db, name)
+    stored = user.password_hash if user is not None and user.is_active else DUMMY_HASH
+    ok = await asyncio.to_thread(verify_password, stored, password) and user is not None and user.is_active
+    async with transaction(app[DB]) as db:
+        if not ok or user is None:
+            await audit.record(db, audit.ANONYMOUS, "login_failed", name, ip)
+            app[METRICS].logins.labels("failed").inc()
+            return LoginOutcome(False, "failed")
+        secret = secrets.token_urlsafe(32)
+        await auth_store.create_session(db, secret, user.id, secrets.token_urlsafe(32),
+                                        now + timedelta(minutes=settings.session_ttl_minutes), ip)
+        await audit.record(db, actor_of_user(user.id, user.username, user.unit_id), "login", name, ip)
+    app[METRICS].logins.labels("ok").inc()
+    return LoginOutcome(True, "ok", secret)
+
+
+def actor_of_user(uid: int, name: str, unit_id: int) -> audit.Actor:
+    return audit.Actor("user", uid, name, unit_id)
+
+
+def actor_of(principal: Principal) -> audit.Actor:
+    return audit.Actor(principal.kind, principal.id, principal.name, principal.unit_id)
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, secret: str) -> None:
+    settings = request.app[SETTINGS]
+    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="Lax", path="/",
+                        secure=settings.cookie_secure, max_age=settings.session_ttl_minutes * 60)
+
+
+async def ensure_reaches(db: AsyncSession, principal: Principal, unit_id: int) -> None:
+    """Refuse with 403 unless ``unit_id`` lies in the principal's subtree."""
+    if not await units.is_within(db, principal.unit_id, unit_id):
+        raise Forbidden("Đơn vị này nằm ngoài phạm vi của bạn", code="out_of_scope")
+
+
+async def issue_machine_token(app: web.Application, db: AsyncSession, *, name: str, unit_id: int,
+                              scopes: frozenset[str], days: int, created_by_id: int | None) -> tuple[int, str]:
+    settings = app[SETTINGS]
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed("Tên gọi của mã truy cập phải có 1–100 ký tự", code="token_name_invalid")
+    unknown = scopes - set(MACHINE_SCOPES)
+    if not scopes or unknown:
+        raise ValidationFailed(f"Phạm vi quyền không hợp lệ: {', '.join(sorted(unknown)) or '(trống)'}; "
+                               f"chọn trong {', '.join(MACHINE_SCOPES)}", code="token_scope_invalid")
+    if not (1 <= days <= settings.machine_token_max_days):
+        raise ValidationFailed(f"Số ngày hiệu lực phải từ 1 đến {settings.machine_token_max_days}",
+                               code="token_ttl_invalid")
+    expires_at = app[CLOCK]() + timedelta(days=days)
+    tid = await auth_store.add_machine_token(db, name=name, unit_id=unit_id, scopes=scopes, expires_at=expires_at,
+                                             created_by_id=created_by_id)
+    token = signing.sign(app[SIGNING_KEY], MACHINE_TOKEN_TYPE, {"tid": tid, "n": secrets.token_urlsafe(12)},
+                         expires_at)
+    await auth_store.set_token_secret(db, tid, token)
+    return tid, token

@@ -1,0 +1,183 @@
+"""One definition of every setting: environment ``HOINGHI_*`` over an optional TOML file.
+
+Unknown keys (in the file or as ``HOINGHI_*`` variables) are refused with a clear message;
+secrets are wrapped so they never print in logs, reprs or tracebacks. ``docs/operations.md``
+must list every setting here (a test checks it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "HOINGHI_"
+# Variables read by the test suite and tooling, not by the application.
+ENV_IGNORED_PREFIXES = ("HOINGHI_TEST_", "HOINGHI_BENCH_")
+ENV_CONFIG_FILE = "HOINGHI_CONFIG"
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or malformed; the message names it (in Vietnamese and English)."""
+
+
+class Secret:
+    """A string that never shows itself in ``repr``/``str``; call ``reveal()`` where it is used."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _meta(doc: str, secret: bool = False) -> dict[str, Any]:
+    return {"doc": doc, "secret": secret}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: Secret = field(
+        default_factory=lambda: Secret(""),
+        metadata=_meta("SQLAlchemy async URL; empty = SQLite file `<var_dir>/hoinghi.sqlite3`. "
+                       "PostgreSQL: `postgresql+asyncpg://user:pass@host/db`.", secret=True))
+    var_dir: str = field(default="var", metadata=_meta("Folder for the SQLite file, uploads and caches."))
+    secret_key: Secret = field(
+        default_factory=lambda: Secret(""),
+        metadata=_meta("Key that signs tokens. Empty = generated once into `<var_dir>/secret_key`. "
+                       "Every server process of one deployment must share it.", secret=True))
+    host: str = field(default="127.0.0.1", metadata=_meta("Address `serve` listens on."))
+    port: int = field(default=8080, metadata=_meta("Port `serve` listens on."))
+    public_url: str = field(default="", metadata=_meta("External base URL (used in links); empty = derived from requests."))
+    cookie_secure: bool = field(default=False, metadata=_meta("Mark cookies `Secure` (set true behind HTTPS)."))
+    session_ttl_minutes: int = field(default=720, metadata=_meta("Login session lifetime."))
+    machine_token_max_days: int = field(default=90, metadata=_meta("Longest lifetime a machine token may be given."))
+    login_max_failures: int = field(default=5, metadata=_meta("Failed logins per account within the window before it is throttled."))
+    login_max_failures_ip: int = field(default=20, metadata=_meta("Failed logins per client IP within the window before it is throttled."))
+    login_window_minutes: int = field(default=15, metadata=_meta("Window of the login throttle."))
+    max_upload_bytes: int = field(default=5_000_000, metadata=_meta("Largest accepted upload (CSV import), in bytes."))
+    default_language: str = field(default="vi", metadata=_meta("UI language when the user chose none: `vi` or `en`."))
+    log_level: str = field(default="INFO", metadata=_meta("Logging level: DEBUG, INFO, WARNING, ERROR."))
+    log_format: str = field(default="json", metadata=_meta("`json` (one object a line) or `text`."))
+    trust_forwarded_for: bool = field(
+        default=False, metadata=_meta("Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."))
+    bus_url: Secret = field(
+        default_factory=lambda: Secret(""),
+        metadata=_meta("Event bus: empty = in-process; `redis://host:6379/0` to share live state between processes.",
+                       secret=True))
+
+    def __post_init__(self) -> None:
+        if self.default_language not in ("vi", "en"):
+            raise SettingsError(f"default_language phải là 'vi' hoặc 'en' (got {self.default_language!r})")
+        if self.log_format not in ("json", "text"):
+            raise SettingsError(f"log_format phải là 'json' hoặc 'text' (got {self.log_format!r})")
+        if not (0 <= self.port <= 65535):
+            raise SettingsError(f"port không hợp lệ: {self.port}")
+        for name in ("session_ttl_minutes", "machine_token_max_days", "login_max_failures",
+                     "login_max_failures_ip", "login_window_minutes", "max_upload_bytes"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} phải là số dương")
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.var_dir)
+
+    def effective_database_url(self) -> str:
+        url = self.database_url.reveal()
+        return url or f"sqlite+aiosqlite:///{self.var_path / 'hoinghi.sqlite3'}"
+
+    def signing_key(self) -> bytes:
+        key = self.secret_key.reveal()
+        if key:
+            return key.encode()
+        path = self.var_path / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+    def public_items(self) -> dict[str, object]:
+        """Every setting with secrets masked: safe to log or show."""
+        return {f.name: repr(v) if isinstance(v := getattr(self, f.name), Secret) else v for f in fields(self)}
+
+
+SETTING_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    f = SETTING_FIELDS[name]
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "Secret":
+            return Secret(str(raw))
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            low = str(raw).strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError
+        return str(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"Giá trị không hợp lệ cho '{name}' (kiểu {kind}): {raw!r}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None,
+                  **overrides: Any) -> Settings:
+    """Defaults, then the TOML file (``config_file`` or ``$HOINGHI_CONFIG``), then the environment,
+    then explicit overrides (tests and the CLI)."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    path = config_file or env.get(ENV_CONFIG_FILE)
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"Không tìm thấy tệp cấu hình {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"Tệp cấu hình {path} không đúng TOML: {exc}") from None
+        unknown = sorted(set(data) - set(SETTING_FIELDS))
+        if unknown:
+            raise SettingsError(f"Khoá cấu hình không xác định trong {path}: {', '.join(unknown)} "
+                                f"(unknown setting)")
+        values.update({k: _coerce(k, v) for k, v in data.items()})
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_CONFIG_FILE or key.startswith(ENV_IGNORED_PREFIXES):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in SETTING_FIELDS:
+            raise SettingsError(f"Biến môi trường không xác định: {key} (unknown setting)")
+        values[name] = _coerce(name, raw)
+    for name, raw in overrides.items():
+        if name not in SETTING_FIELDS:
+            raise SettingsError(f"Khoá cấu hình không xác định: {name}")
+        values[name] = raw if not isinstance(raw, str) or SETTING_FIELDS[name].type != "Secret" else Secret(raw)
+    return Settings(**values)

@@ -1,0 +1,19 @@
+"""Typed application state (``web.AppKey``): no module-level globals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from server.metrics import Metrics
+from server.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+DB = web.AppKey("db", async_sessionmaker[AsyncSession])
+CLOCK = web.AppKey("clock", Callable[[], datetime])
+SIGNING_KEY = web.AppKey("signing_key", bytes)
+METRICS = web.AppKey("metrics", Metrics)

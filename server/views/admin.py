@@ -1,0 +1,143 @@
+"""Admin pages: accounts, machine tokens, unit import, audit log (all scoped)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server import admin_ops
+from server.auth import MACHINE_SCOPES
+from server.i18n import translator
+from server.state import CLOCK, DB, SETTINGS
+from server.web_util import client_ip, lang_of, render, require_permission
+from sessions.errors import DomainError, ImportRejected
+from sessions.roles import ASSIGNABLE_ROLES, Permission
+from sessions.store import audit, units
+from sessions.store import auth as auth_store
+from sessions.store import users as users_store
+
+routes = web.RouteTableDef()
+
+
+async def _users_page(request: web.Request, *, error: str | None = None, notice: str | None = None,
+                      form: dict[str, str] | None = None, status: int = 200) -> web.StreamResponse:
+    principal = require_permission(request, Permission.MANAGE_USERS)
+    async with request.app[DB]() as db:
+        people = await users_store.list_in_subtree(db, principal.unit_id)
+    return render(request, "admin_users.html", {"users": people, "roles": ASSIGNABLE_ROLES, "error": error,
+                                                "notice": notice, "form": form or {}}, status=status)
+
+
+@routes.get("/admin/users")
+async def users_page(request: web.Request) -> web.StreamResponse:
+    return await _users_page(request)
+
+
+@routes.post("/admin/users")
+async def users_create(request: web.Request) -> web.StreamResponse:
+    principal = require_permission(request, Permission.MANAGE_USERS)
+    form = await request.post()
+    fields = {k: str(form.get(k, "")) for k in ("username", "full_name", "unit_code", "role", "password")}
+    spec = admin_ops.NewUser(**fields)
+    try:
+        user = await admin_ops.create_user(request.app, principal, spec, client_ip(request))
+    except DomainError as exc:
+        # Keep what was typed (except the password) so nothing the user entered is lost.
+        kept = {k: v for k, v in fields.items() if k != "password"}
+        return await _users_page(request, error=exc.message, form=kept, status=exc.status)
+    t = translator(lang_of(request))
+    return await _users_page(request, notice=t("users.created", username=user.username))
+
+
+@routes.post("/admin/users/{user_id:\\d+}/{action:lock|unlock}")
+async def users_lock(request: web.Request) -> web.StreamResponse:
+    principal = require_permission(request, Permission.MANAGE_USERS)
+    active = request.match_info["action"] == "unlock"
+    try:
+        await admin_ops.set_user_active(request.app, principal, int(request.match_info["user_id"]), active,
+                                        client_ip(request))
+    except DomainError as exc:
+        return await _users_page(request, error=exc.message, status=exc.status)
+    raise web.HTTPSeeOther("/admin/users")
+
+
+async def _tokens_page(request: web.Request, *, error: str | None = None, new_token: str | None = None,
+                       form: dict[str, str] | None = None, status: int = 200) -> web.StreamResponse:
+    principal = require_permission(request, Permission.MANAGE_TOKENS)
+    async with request.app[DB]() as db:
+        tokens = await auth_store.list_tokens(db, principal.unit_id)
+    return render(request, "admin_tokens.html", {
+        "tokens": tokens, "now": request.app[CLOCK](), "scopes": MACHINE_SCOPES, "error": error,
+        "new_token": new_token, "form": form or {}, "max_days": request.app[SETTINGS].machine_token_max_days,
+    }, status=status)
+
+
+@routes.get("/admin/tokens")
+async def tokens_page(request: web.Request) -> web.StreamResponse:
+    return await _tokens_page(request)
+
+
+@routes.post("/admin/tokens")
+async def tokens_create(request: web.Request) -> web.StreamResponse:
+    principal = require_permission(request, Permission.MANAGE_TOKENS)
+    form = await request.post()
+    kept = {k: str(form.get(k, "")) for k in ("name", "unit_code", "days")}
+    scopes = frozenset(str(s) for s in form.getall("scopes", []))
+    try:
+        days = int(kept["days"] or "30")
+    except ValueError:
+        return await _tokens_page(request, error="Số ngày hiệu lực phải là số nguyên", form=kept, status=400)
+    try:
+        _view, token = await admin_ops.create_token(request.app, principal, name=kept["name"],
+                                                    unit_code=kept["unit_code"], scopes=scopes, days=days,
+                                                    ip=client_ip(request))
+    except DomainError as exc:
+        return await _tokens_page(request, error=exc.message, form=kept, status=exc.status)
+    return await _tokens_page(request, new_token=token)
+
+
+@routes.post("/admin/tokens/{token_id:\\d+}/revoke")
+async def tokens_revoke(request: web.Request) -> web.StreamResponse:
+    principal = require_permission(request, Permission.MANAGE_TOKENS)
+    try:
+        await admin_ops.revoke_token(request.app, principal, int(request.match_info["token_id"]), client_ip(request))
+    except DomainError as exc:
+        return await _tokens_page(request, error=exc.message, status=exc.status)
+    raise web.HTTPSeeOther("/admin/tokens")
+
+
+@routes.get("/admin/units/import")
+async def import_page(request: web.Request) -> web.StreamResponse:
+    require_permission(request, Permission.MANAGE_UNITS)
+    return render(request, "admin_import.html", {"result": None, "errors": None,
+                                                 "max_bytes": request.app[SETTINGS].max_upload_bytes})
+
+
+@routes.post("/admin/units/import")
+async def import_submit(request: web.Request) -> web.StreamResponse:
+    principal = require_permission(request, Permission.MANAGE_UNITS)
+    form = await request.post()
+    upload = form.get("file")
+    ctx: dict[str, object] = {"result": None, "errors": None, "max_bytes": request.app[SETTINGS].max_upload_bytes}
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        ctx["errors"] = [(0, "Chưa chọn tệp CSV")]
+        return render(request, "admin_import.html", ctx, status=400)
+    data = upload.file.read()
+    try:
+        ctx["result"] = await admin_ops.import_units_csv(request.app, principal, data, upload.filename,
+                                                         client_ip(request))
+    except ImportRejected as exc:
+        ctx["errors"] = exc.errors
+        return render(request, "admin_import.html", ctx, status=400)
+    except DomainError as exc:
+        ctx["errors"] = [(0, exc.message)]
+        return render(request, "admin_import.html", ctx, status=exc.status)
+    return render(request, "admin_import.html", ctx)
+
+
+@routes.get("/admin/audit")
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    principal = require_permission(request, Permission.VIEW_AUDIT)
+    async with request.app[DB]() as db:
+        entries = await audit.list_in_subtree(db, principal.unit_id)
+        unit = await units.get_by_id(db, principal.unit_id)
+    return render(request, "admin_audit.html", {"entries": entries, "unit": unit})

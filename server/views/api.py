@@ -1,0 +1,176 @@
+"""The JSON API under /api/: errors are ``{"error": {"code", "message"}}`` with stable codes
+(see docs/protocol.md). Every route checks who is asking and the subtree it may reach."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from server import admin_ops
+from server.auth import ensure_reaches
+from server.state import CLOCK, DB, SETTINGS
+from server.web_util import client_ip, require_principal
+from sessions.errors import Forbidden, ValidationFailed
+from sessions.roles import Permission, Principal
+from sessions.store import audit, units
+from sessions.store import auth as auth_store
+from sessions.store import users as users_store
+from sessions.units import Level
+
+routes = web.RouteTableDef()
+
+
+def _can_read_units(p: Principal) -> bool:
+    return p.can(Permission.VIEW_UNITS) or p.has_scope("units:read")
+
+
+def _need_units(p: Principal) -> None:
+    if not _can_read_units(p):
+        raise Forbidden("Bạn không có quyền xem đơn vị", code="forbidden")
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ValidationFailed("Cần gửi JSON (Content-Type: application/json)", code="json_required")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValidationFailed("Nội dung JSON không hợp lệ", code="json_invalid") from None
+    if not isinstance(body, dict):
+        raise ValidationFailed("Nội dung JSON phải là một đối tượng", code="json_invalid")
+    return body
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    async with request.app[DB]() as db:
+        unit = await units.get_by_id(db, p.unit_id)
+    return web.json_response({
+        "kind": p.kind, "name": p.name, "role": p.role.value if p.role else None, "scopes": sorted(p.scopes),
+        "unit": unit.as_dict(),
+        "permissions": sorted(perm.value for perm in Permission if p.can(perm)),
+    })
+
+
+@routes.get("/api/units/{code}")
+async def unit_detail(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    _need_units(p)
+    async with request.app[DB]() as db:
+        unit = await units.get_by_code(db, request.match_info["code"])
+        await ensure_reaches(db, p, unit.id)
+        children = await units.children_with_counts(db, unit.id)
+        counts = await units.count_by_level(db, unit.id)
+    return web.json_response({
+        "unit": unit.as_dict(), "counts_by_level": counts,
+        "children": [{**c.as_dict(), "units_below": n} for c, n in children],
+    })
+
+
+@routes.get("/api/units/{code}/subtree")
+async def unit_subtree(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    _need_units(p)
+    level = None
+    if raw := request.query.get("level"):
+        try:
+            level = Level(raw)
+        except ValueError:
+            raise ValidationFailed(f"Cấp '{raw}' không hợp lệ", code="level_invalid") from None
+    async with request.app[DB]() as db:
+        unit = await units.get_by_code(db, request.match_info["code"])
+        await ensure_reaches(db, p, unit.id)
+        rows = await units.subtree(db, unit.id, level)
+    return web.json_response({"unit": unit.code, "count": len(rows), "units": [u.as_dict() for u in rows]})
+
+
+@routes.get("/api/users")
+async def users_list(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    if not p.can(Permission.MANAGE_USERS):
+        raise Forbidden("Bạn không có quyền quản lý tài khoản", code="forbidden")
+    async with request.app[DB]() as db:
+        people = await users_store.list_in_subtree(db, p.unit_id)
+    return web.json_response({"users": [u.as_dict() for u in people]})
+
+
+@routes.post("/api/users")
+async def users_create(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    body = await _json_body(request)
+    spec = admin_ops.NewUser(**{k: str(body.get(k, "")) for k in ("username", "full_name", "unit_code", "role",
+                                                                   "password")})
+    user = await admin_ops.create_user(request.app, p, spec, client_ip(request))
+    return web.json_response({"user": user.as_dict()}, status=201)
+
+
+@routes.post("/api/users/{user_id:\\d+}/{action:lock|unlock}")
+async def users_lock(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    await admin_ops.set_user_active(request.app, p, int(request.match_info["user_id"]),
+                                    request.match_info["action"] == "unlock", client_ip(request))
+    return web.json_response({"ok": True})
+
+
+@routes.get("/api/tokens")
+async def tokens_list(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    if not p.can(Permission.MANAGE_TOKENS):
+        raise Forbidden("Bạn không có quyền quản lý mã truy cập", code="forbidden")
+    async with request.app[DB]() as db:
+        tokens = await auth_store.list_tokens(db, p.unit_id)
+    now = request.app[CLOCK]()
+    return web.json_response({"tokens": [t.as_dict(now) for t in tokens]})
+
+
+@routes.post("/api/tokens")
+async def tokens_create(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    body = await _json_body(request)
+    scopes = body.get("scopes", [])
+    days = body.get("days", 30)
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise ValidationFailed("'scopes' phải là danh sách chuỗi", code="token_scope_invalid")
+    if not isinstance(days, int) or isinstance(days, bool):
+        raise ValidationFailed("'days' phải là số nguyên", code="token_ttl_invalid")
+    view, token = await admin_ops.create_token(request.app, p, name=str(body.get("name", "")),
+                                               unit_code=str(body.get("unit_code", "")), scopes=frozenset(scopes),
+                                               days=days, ip=client_ip(request))
+    return web.json_response({"token": token, **view.as_dict(request.app[CLOCK]())}, status=201)
+
+
+@routes.delete("/api/tokens/{token_id:\\d+}")
+async def tokens_revoke(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    await admin_ops.revoke_token(request.app, p, int(request.match_info["token_id"]), client_ip(request))
+    return web.json_response({"ok": True})
+
+
+@routes.post("/api/units/import")
+async def units_import(request: web.Request) -> web.StreamResponse:
+    """Raw CSV body (Content-Type: text/csv), size-limited like the upload form."""
+    p = require_principal(request)
+    limit = request.app[SETTINGS].max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    data = await request.content.read(limit + 1)
+    if len(data) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data))
+    result = await admin_ops.import_units_csv(request.app, p, data, request.query.get("filename", "api.csv"),
+                                              client_ip(request))
+    return web.json_response({"added": result.added, "updated": result.updated, "unchanged": result.unchanged})
+
+
+@routes.get("/api/audit")
+async def audit_list(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    if not p.can(Permission.VIEW_AUDIT):
+        raise Forbidden("Bạn không có quyền xem nhật ký", code="forbidden")
+    async with request.app[DB]() as db:
+        entries = await audit.list_in_subtree(db, p.unit_id)
+    return web.json_response({"entries": [
+        {"at": e.at.isoformat(), "actor": e.actor_name, "actor_kind": e.actor_kind, "action": e.action,
+         "target": e.target, "ip": e.ip, "detail": e.detail} for e in entries
+    ]})

@@ -1,0 +1,59 @@
+"""The audit trail: one row per login, failed login and privileged action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sessions.models import AuditEntry, UnitClosure
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    kind: str  # user | machine | anonymous | cli
+    id: int | None = None
+    name: str = ""
+    unit_id: int | None = None
+
+
+ANONYMOUS = Actor("anonymous")
+CLI = Actor("cli", name="cli")
+
+
+async def record(db: AsyncSession, actor: Actor, action: str, target: str = "", ip: str = "",
+                 **detail: Any) -> None:
+    db.add(AuditEntry(actor_kind=actor.kind, actor_id=actor.id, actor_name=actor.name[:100],
+                      actor_unit_id=actor.unit_id, action=action, target=target[:200], ip=ip[:64],
+                      detail=detail))
+
+
+async def count_since(db: AsyncSession, action: str, since: datetime, *, target: str | None = None,
+                      ip: str | None = None) -> int:
+    """How many ``action`` rows since ``since`` for a target (account) or an IP: the throttle."""
+    stmt = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action, AuditEntry.at >= since)
+    if target is not None:
+        stmt = stmt.where(AuditEntry.target == target)
+    if ip is not None:
+        stmt = stmt.where(AuditEntry.ip == ip)
+    return int((await db.execute(stmt)).scalar_one())
+
+
+async def last_success_at(db: AsyncSession, action: str, target: str) -> datetime | None:
+    stmt = select(func.max(AuditEntry.at)).where(AuditEntry.action == action, AuditEntry.target == target)
+    return (await db.execute(stmt)).scalar_one()
+
+
+async def list_in_subtree(db: AsyncSession, unit_id: int, limit: int = 200) -> list[AuditEntry]:
+    """Entries by actors within the subtree (anonymous failures are visible to the root's admins)."""
+    within = select(UnitClosure.descendant_id).where(UnitClosure.ancestor_id == unit_id)
+    stmt = select(AuditEntry).where(AuditEntry.actor_unit_id.in_(within))
+    is_root = (await db.execute(
+        select(func.count()).select_from(UnitClosure).where(UnitClosure.descendant_id == unit_id)
+    )).scalar_one() == 1
+    if is_root:
+        stmt = select(AuditEntry).where(or_(AuditEntry.actor_unit_id.in_(within), AuditEntry.actor_unit_id.is_(None)))
+    return list((await db.execute(stmt.order_by(AuditEntry.id.desc()).limit(limit))).scalars().all())

@@ -1,0 +1,139 @@
+"""Login sessions and machine tokens as stored rows (secrets are stored only as SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sessions.errors import NotFound
+from sessions.models import MachineToken, Unit, UnitClosure, User, WebSession, utcnow
+from sessions.roles import Principal, Role
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    principal: Principal
+    csrf_token: str
+    expires_at: datetime
+    unit_name: str
+    unit_level: str
+    full_name: str
+
+
+async def create_session(db: AsyncSession, secret: str, user_id: int, csrf_token: str, expires_at: datetime,
+                         ip: str) -> None:
+    db.add(WebSession(id=digest(secret), user_id=user_id, csrf_token=csrf_token, expires_at=expires_at, ip=ip))
+
+
+async def load_session(db: AsyncSession, secret: str, now: datetime) -> SessionInfo | None:
+    row = (await db.execute(
+        select(WebSession.csrf_token, WebSession.expires_at, User.id, User.username, User.full_name, User.role,
+               User.is_active, Unit.id, Unit.code, Unit.name, Unit.level)
+        .join(User, User.id == WebSession.user_id).join(Unit, Unit.id == User.unit_id)
+        .where(WebSession.id == digest(secret))
+    )).first()
+    if row is None or row[1] <= now or not row[6]:
+        return None
+    principal = Principal(kind="user", id=row[2], name=row[3], unit_id=row[7], unit_code=row[8], role=Role(row[5]))
+    return SessionInfo(principal, row[0], row[1], row[9], row[10], row[4])
+
+
+async def delete_session(db: AsyncSession, secret: str) -> None:
+    await db.execute(delete(WebSession).where(WebSession.id == digest(secret)))
+
+
+async def delete_user_sessions(db: AsyncSession, user_id: int) -> None:
+    await db.execute(delete(WebSession).where(WebSession.user_id == user_id))
+
+
+async def purge_expired_sessions(db: AsyncSession, now: datetime) -> int:
+    result = await db.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    id: int
+    name: str
+    unit_id: int
+    unit_code: str
+    scopes: frozenset[str]
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def status(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at <= now else "active"
+
+    def as_dict(self, now: datetime) -> dict[str, object]:
+        return {"id": self.id, "name": self.name, "unit_code": self.unit_code, "scopes": sorted(self.scopes),
+                "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),
+                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+                "status": self.status(now)}
+
+
+_TCOLS = (MachineToken.id, MachineToken.name, MachineToken.unit_id, Unit.code, MachineToken.scopes,
+          MachineToken.created_at, MachineToken.expires_at, MachineToken.revoked_at, MachineToken.last_used_at)
+
+
+def _tview(r: object) -> TokenView:
+    t = tuple(r)  # type: ignore[call-overload]
+    return TokenView(t[0], t[1], t[2], t[3], frozenset(t[4].split()), t[5], t[6], t[7], t[8])
+
+
+async def add_machine_token(db: AsyncSession, *, name: str, unit_id: int, scopes: frozenset[str],
+                            expires_at: datetime, created_by_id: int | None) -> int:
+    """Creates the row first (its id goes into the signed token); the secret hash is set after."""
+    tok = MachineToken(name=name, unit_id=unit_id, scopes=" ".join(sorted(scopes)), secret_hash="",
+                       expires_at=expires_at, created_by_id=created_by_id)
+    db.add(tok)
+    await db.flush()
+    return tok.id
+
+
+async def set_token_secret(db: AsyncSession, token_id: int, token: str) -> None:
+    await db.execute(update(MachineToken).where(MachineToken.id == token_id).values(secret_hash=digest(token)))
+
+
+async def get_token(db: AsyncSession, token_id: int) -> TokenView:
+    row = (await db.execute(select(*_TCOLS).join(Unit, Unit.id == MachineToken.unit_id)
+                            .where(MachineToken.id == token_id))).first()
+    if row is None:
+        raise NotFound("Không tìm thấy mã truy cập", code="token_not_found")
+    return _tview(row)
+
+
+async def token_hash_matches(db: AsyncSession, token_id: int, token: str) -> bool:
+    row = (await db.execute(select(MachineToken.secret_hash).where(MachineToken.id == token_id))).first()
+    return row is not None and row[0] == digest(token)
+
+
+async def touch_token(db: AsyncSession, token_id: int, now: datetime | None = None) -> None:
+    await db.execute(update(MachineToken).where(MachineToken.id == token_id).values(last_used_at=now or utcnow()))
+
+
+async def revoke_token(db: AsyncSession, token_id: int, now: datetime) -> None:
+    await db.execute(update(MachineToken).where(MachineToken.id == token_id, MachineToken.revoked_at.is_(None))
+                     .values(revoked_at=now))
+
+
+async def list_tokens(db: AsyncSession, within_unit_id: int) -> list[TokenView]:
+    """Tokens bound to units inside the subtree of ``within_unit_id``."""
+    stmt = (
+        select(*_TCOLS).join(Unit, Unit.id == MachineToken.unit_id)
+        .join(UnitClosure, UnitClosure.descendant_id == MachineToken.unit_id)
+        .where(UnitClosure.ancestor_id == within_unit_id)
+        .order_by(MachineToken.id.desc())
+    )
+    return [_tview(r) for r in (await db.execute(stmt)).all()]

@@ -1,0 +1,1 @@
+"""Templates, static files and translations (no build step)."""
