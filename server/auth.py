@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import signing
 from server.db import transaction
-from server.state import CLOCK, DB, METRICS, SETTINGS, SIGNING_KEY
+from server.state import CLOCK, CSRF_TOKEN, DB, METRICS, PRINCIPAL, SESSION_INFO, SETTINGS, SIGNING_KEY
 from server.web_util import client_ip, is_api
 from sessions.errors import Forbidden, ValidationFailed
 from sessions.passwords import DUMMY_HASH, verify_password
@@ -66,12 +66,12 @@ async def _machine_principal(request: web.Request, token: str) -> Principal:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["principal"] = None
+    request[PRINCIPAL] = None
     authz = request.headers.get("Authorization", "")
     cookie_auth = False
     if authz.startswith("Bearer ") and is_api(request):
         try:
-            request["principal"] = await _machine_principal(request, authz[7:].strip())
+            request[PRINCIPAL] = await _machine_principal(request, authz[7:].strip())
         except signing.BadToken as exc:
             # Logged without the token itself.
             async with transaction(request.app[DB]) as db:
@@ -81,16 +81,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         async with request.app[DB]() as db:
             info = await auth_store.load_session(db, secret, request.app[CLOCK]())
         if info is not None:
-            request["principal"] = info.principal
-            request["session_info"] = info
-            request["csrf_token"] = info.csrf_token
+            request[PRINCIPAL] = info.principal
+            request[SESSION_INFO] = info
+            request[CSRF_TOKEN] = info.csrf_token
             cookie_auth = True
 
-    if request["principal"] is None and not is_public(request.path):
+    if request[PRINCIPAL] is None and not is_public(request.path):
         raise web.HTTPUnauthorized()
 
     if cookie_auth and request.method not in SAFE_METHODS:
-        await _check_csrf(request, request["csrf_token"])
+        await _check_csrf(request, request[CSRF_TOKEN])
     return await handler(request)
 
 

@@ -8,17 +8,23 @@ import getpass
 import logging
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import db
 from server.settings import Settings, SettingsError, load_settings
 from sessions.errors import DomainError, ImportRejected
+from sessions.store.units import ImportResult
+from sessions.store.users import UserView
 from sessions.unit_sources import DEFAULT_ROOT_CODE, DEFAULT_ROOT_NAME
+from sessions.units import UnitRow
 
 log = logging.getLogger("hoinghi.cli")
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -41,19 +47,19 @@ def _progress_bar(desc: str) -> tuple[Callable[[int, int], None], Callable[[], N
     return update, bar.close
 
 
-async def _with_db(settings: Settings, work: Callable[..., object]) -> object:
+async def _with_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     url = settings.effective_database_url()
     await db.upgrade(url)
     engine = db.make_engine(url)
     try:
         async with db.transaction(db.sessionmaker(engine)) as session:
-            return await work(session)  # type: ignore[misc]
+            return await work(session)
     finally:
         await engine.dispose()
 
 
 def unit_rows(settings: Settings, source: str, *, file: str | None = None, spec: str | None = None,
-              root_code: str = DEFAULT_ROOT_CODE, root_name: str = DEFAULT_ROOT_NAME) -> list:  # type: ignore[type-arg]
+              root_code: str = DEFAULT_ROOT_CODE, root_name: str = DEFAULT_ROOT_NAME) -> list[UnitRow]:
     from server import unit_data
     from sessions import unit_sources as src
 
@@ -72,14 +78,14 @@ def unit_rows(settings: Settings, source: str, *, file: str | None = None, spec:
     raise CliError(f"nguồn không hợp lệ: {source}")
 
 
-async def import_units(settings: Settings, rows: list, quiet: bool = False) -> object:  # type: ignore[type-arg]
+async def import_units(settings: Settings, rows: list[UnitRow], quiet: bool = False) -> ImportResult:
     from sessions.store import audit, units
 
     update, close = _progress_bar("Nhập đơn vị") if not quiet else ((lambda _d, _t: None), (lambda: None))
 
-    async def work(session: object) -> object:
-        result = await units.import_units(session, rows, progress=update)  # type: ignore[arg-type]
-        await audit.record(session, audit.CLI, "units_imported", f"{len(rows)} rows",  # type: ignore[arg-type]
+    async def work(session: AsyncSession) -> ImportResult:
+        result = await units.import_units(session, rows, progress=update)
+        await audit.record(session, audit.CLI, "units_imported", f"{len(rows)} rows",
                            added=result.added, updated=result.updated, unchanged=result.unchanged)
         return result
 
@@ -90,17 +96,17 @@ async def import_units(settings: Settings, rows: list, quiet: bool = False) -> o
 
 
 async def add_user(settings: Settings, username: str, unit_code: str, role: str, full_name: str,
-                   password: str) -> object:
+                   password: str) -> UserView:
     from sessions.passwords import hash_password
     from sessions.store import audit, units, users
 
     pw_hash = await asyncio.to_thread(hash_password, password)
 
-    async def work(session: object) -> object:
-        unit = await units.get_by_code(session, unit_code)  # type: ignore[arg-type]
-        user = await users.create_user(session, username=username, full_name=full_name,  # type: ignore[arg-type]
+    async def work(session: AsyncSession) -> UserView:
+        unit = await units.get_by_code(session, unit_code)
+        user = await users.create_user(session, username=username, full_name=full_name,
                                        password_hash=pw_hash, unit_id=unit.id, role=role)
-        await audit.record(session, audit.CLI, "user_created", user.username, role=role,  # type: ignore[arg-type]
+        await audit.record(session, audit.CLI, "user_created", user.username, role=role,
                            unit=unit.code)
         return user
 
@@ -114,13 +120,13 @@ async def set_password(settings: Settings, username: str, password: str) -> None
 
     pw_hash = await asyncio.to_thread(hash_password, password)
 
-    async def work(session: object) -> None:
-        user = await users.get_by_username(session, username)  # type: ignore[arg-type]
+    async def work(session: AsyncSession) -> None:
+        user = await users.get_by_username(session, username)
         if user is None:
             raise CliError(f"không có tài khoản '{username}'")
-        await users.set_password_hash(session, user.id, pw_hash)  # type: ignore[arg-type]
-        await auth_store.delete_user_sessions(session, user.id)  # type: ignore[arg-type]
-        await audit.record(session, audit.CLI, "password_reset", user.username)  # type: ignore[arg-type]
+        await users.set_password_hash(session, user.id, pw_hash)
+        await auth_store.delete_user_sessions(session, user.id)
+        await audit.record(session, audit.CLI, "password_reset", user.username)
 
     await _with_db(settings, work)
 
@@ -166,8 +172,8 @@ async def demo_setup(settings: Settings) -> list[tuple[str, str, str, str]]:
     created = []
     for username, role, unit_code, full_name in DEMO_ACCOUNTS:
 
-        async def exists(session: object, name: str = username) -> object:
-            return await users.get_by_username(session, name)  # type: ignore[arg-type]
+        async def exists(session: AsyncSession, name: str = username) -> UserView | None:
+            return await users.get_by_username(session, name)
 
         if await _with_db(settings, exists) is not None:
             continue
@@ -260,12 +266,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         rows = unit_rows(settings, args.source, file=args.file, spec=args.spec, root_code=args.root_code,
                          root_name=args.root_name)
         result = asyncio.run(import_units(settings, rows))
-        print(f"Đã nhập {len(rows)} đơn vị: thêm {result.added}, cập nhật {result.updated}, "  # type: ignore[attr-defined]
-              f"không đổi {result.unchanged}.")  # type: ignore[attr-defined]
+        print(f"Đã nhập {len(rows)} đơn vị: thêm {result.added}, cập nhật {result.updated}, "
+              f"không đổi {result.unchanged}.")
     elif args.command == "users" and args.users_command == "add":
         user = asyncio.run(add_user(settings, args.username, args.unit, args.role, args.full_name,
                                     _read_password(args)))
-        print(f"Đã tạo tài khoản {user.username} ({user.role.value}) tại {user.unit_name}.")  # type: ignore[attr-defined]
+        print(f"Đã tạo tài khoản {user.username} ({user.role.value}) tại {user.unit_name}.")
     elif args.command == "users" and args.users_command == "passwd":
         asyncio.run(set_password(settings, args.username, _read_password(args)))
         print(f"Đã đặt lại mật khẩu cho {args.username}; mọi phiên đăng nhập của tài khoản đã bị đóng.")
@@ -289,10 +295,10 @@ def _tokens(args: argparse.Namespace, settings: Settings) -> int:
     from sessions.store import auth as auth_store
 
     if args.tokens_command == "revoke":
-        async def revoke(session: object) -> None:
-            await auth_store.get_token(session, args.token_id)  # type: ignore[arg-type]
-            await auth_store.revoke_token(session, args.token_id, utcnow())  # type: ignore[arg-type]
-            await audit.record(session, audit.CLI, "token_revoked", f"token:{args.token_id}")  # type: ignore[arg-type]
+        async def revoke(session: AsyncSession) -> None:
+            await auth_store.get_token(session, args.token_id)
+            await auth_store.revoke_token(session, args.token_id, utcnow())
+            await audit.record(session, audit.CLI, "token_revoked", f"token:{args.token_id}")
 
         asyncio.run(_with_db(settings, revoke))
         print(f"Đã thu hồi mã #{args.token_id}.")
@@ -304,14 +310,14 @@ def _tokens(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"--days phải từ 1 đến {settings.machine_token_max_days}")
     key = settings.signing_key()
 
-    async def add(session: object) -> str:
-        unit = await units.get_by_code(session, args.unit)  # type: ignore[arg-type]
+    async def add(session: AsyncSession) -> str:
+        unit = await units.get_by_code(session, args.unit)
         expires = utcnow() + timedelta(days=args.days)
-        tid = await auth_store.add_machine_token(session, name=args.name, unit_id=unit.id,  # type: ignore[arg-type]
+        tid = await auth_store.add_machine_token(session, name=args.name, unit_id=unit.id,
                                                  scopes=scopes, expires_at=expires, created_by_id=None)
         token = signing.sign(key, MACHINE_TOKEN_TYPE, {"tid": tid, "n": secrets.token_urlsafe(12)}, expires)
-        await auth_store.set_token_secret(session, tid, token)  # type: ignore[arg-type]
-        await audit.record(session, audit.CLI, "token_issued", f"token:{tid}", name=args.name)  # type: ignore[arg-type]
+        await auth_store.set_token_secret(session, tid, token)
+        await audit.record(session, audit.CLI, "token_issued", f"token:{tid}", name=args.name)
         return token
 
     print(asyncio.run(_with_db(settings, add)))

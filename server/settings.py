@@ -68,12 +68,15 @@ class Settings:
                        "Every server process of one deployment must share it.", secret=True))
     host: str = field(default="127.0.0.1", metadata=_meta("Address `serve` listens on."))
     port: int = field(default=8080, metadata=_meta("Port `serve` listens on."))
-    public_url: str = field(default="", metadata=_meta("External base URL (used in links); empty = derived from requests."))
+    public_url: str = field(
+        default="", metadata=_meta("External base URL (used in links); empty = derived from requests."))
     cookie_secure: bool = field(default=False, metadata=_meta("Mark cookies `Secure` (set true behind HTTPS)."))
     session_ttl_minutes: int = field(default=720, metadata=_meta("Login session lifetime."))
     machine_token_max_days: int = field(default=90, metadata=_meta("Longest lifetime a machine token may be given."))
-    login_max_failures: int = field(default=5, metadata=_meta("Failed logins per account within the window before it is throttled."))
-    login_max_failures_ip: int = field(default=20, metadata=_meta("Failed logins per client IP within the window before it is throttled."))
+    login_max_failures: int = field(
+        default=5, metadata=_meta("Failed logins per account within the window before it is throttled."))
+    login_max_failures_ip: int = field(
+        default=20, metadata=_meta("Failed logins per client IP within the window before it is throttled."))
     login_window_minutes: int = field(default=15, metadata=_meta("Window of the login throttle."))
     max_upload_bytes: int = field(default=5_000_000, metadata=_meta("Largest accepted upload (CSV import), in bytes."))
     default_language: str = field(default="vi", metadata=_meta("UI language when the user chose none: `vi` or `en`."))

@@ -14,6 +14,12 @@ from server.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 DB = web.AppKey("db", async_sessionmaker[AsyncSession])
-CLOCK = web.AppKey("clock", Callable[[], datetime])
+Clock = Callable[[], datetime]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SIGNING_KEY = web.AppKey("signing_key", bytes)
 METRICS = web.AppKey("metrics", Metrics)
+
+# Per-request storage, set by the auth middleware.
+PRINCIPAL = web.RequestKey("principal", object)
+SESSION_INFO = web.RequestKey("session_info", object)
+CSRF_TOKEN = web.RequestKey("csrf_token", str)

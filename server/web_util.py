@@ -8,7 +8,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.i18n import LANGUAGES, translator
-from server.state import SETTINGS
+from server.state import CSRF_TOKEN, PRINCIPAL, SESSION_INFO, SETTINGS
 from sessions.roles import Permission, Principal
 
 LANG_COOKIE = "hn_lang"
@@ -28,8 +28,8 @@ def client_ip(request: web.Request) -> str:
 
 
 def principal_of(request: web.Request) -> Principal | None:
-    p: Principal | None = request.get("principal")
-    return p
+    p = request.get(PRINCIPAL)
+    return p if isinstance(p, Principal) else None
 
 
 def require_principal(request: web.Request) -> Principal:
@@ -62,13 +62,13 @@ NAV = (
 def render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
     lang = lang_of(request)
     principal = principal_of(request)
-    session = request.get("session_info")
+    session = request.get(SESSION_INFO)
     base = {
         "t": translator(lang),
         "lang": lang,
         "principal": principal,
         "session_info": session,
-        "csrf_token": request.get("csrf_token", ""),
+        "csrf_token": request.get(CSRF_TOKEN, ""),
         "path": request.path,
         "nav": [(href, key) for href, key, perm in NAV
                 if principal is not None and (perm is None or principal.can(perm))],

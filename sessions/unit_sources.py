@@ -127,16 +127,14 @@ def synthetic(provinces: int, districts: int, communes: int, root: UnitRow) -> l
     rows += [UnitRow(c, f"Tỉnh thử nghiệm {i}", Level.PROVINCE, root.code) for i, c in enumerate(pcodes, 1)]
     parents = pcodes
     if districts:
-        dcodes = [f"S{i:03d}D{j:04d}" for j, i in zip(range(1, districts + 1),
-                                                         _cycle(range(1, provinces + 1), districts), strict=True)]
-        rows += [UnitRow(c, f"Huyện thử nghiệm {j}", Level.DISTRICT, pcodes[int(c[1:4]) - 1])
-                 for j, c in enumerate(dcodes, 1)]
+        dcodes = []
+        for j in range(districts):
+            province = pcodes[j % provinces]
+            code = f"{province}D{j + 1:04d}"
+            rows.append(UnitRow(code, f"Huyện thử nghiệm {j + 1}", Level.DISTRICT, province))
+            dcodes.append(code)
         parents = dcodes
     for k in range(communes):
         parent = parents[k % len(parents)]
         rows.append(UnitRow(f"{parent}X{k + 1:05d}", f"Xã thử nghiệm {k + 1}", Level.COMMUNE, parent))
     return rows
-
-
-def _cycle(values: range, n: int) -> list[int]:
-    return [values[i % len(values)] for i in range(n)]

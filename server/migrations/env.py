@@ -23,6 +23,8 @@ def _run(connection: Connection) -> None:
 
 async def _main() -> None:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("no database URL given to the migrations")
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:

@@ -11,7 +11,7 @@ from server import auth
 from server.db import transaction
 from server.i18n import LANGUAGES, translator
 from server.state import DB, SETTINGS
-from server.web_util import LANG_COOKIE, client_ip, lang_of, render, require_principal
+from server.web_util import LANG_COOKIE, client_ip, lang_of, principal_of, render, require_principal
 from sessions.errors import ValidationFailed
 from sessions.passwords import hash_password, verify_password
 from sessions.store import audit
@@ -31,7 +31,7 @@ def _safe_next(raw: str) -> str:
 
 @routes.get("/login", name="login")
 async def login_form(request: web.Request) -> web.StreamResponse:
-    if request.get("principal") is not None:
+    if principal_of(request) is not None:
         raise web.HTTPSeeOther("/")
     notice = {"out": "login.logged_out", "expired": "login.expired"}.get(request.query.get("m", ""))
     return _login_page(request, error=None, notice=notice)

@@ -118,7 +118,7 @@ async def import_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     upload = form.get("file")
     ctx: dict[str, object] = {"result": None, "errors": None, "max_bytes": request.app[SETTINGS].max_upload_bytes}
-    if upload is None or isinstance(upload, str) or not upload.filename:
+    if not isinstance(upload, web.FileField) or not upload.filename:
         ctx["errors"] = [(0, "Chưa chọn tệp CSV")]
         return render(request, "admin_import.html", ctx, status=400)
     data = upload.file.read()

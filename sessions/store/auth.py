@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,8 +88,8 @@ _TCOLS = (MachineToken.id, MachineToken.name, MachineToken.unit_id, Unit.code, M
           MachineToken.created_at, MachineToken.expires_at, MachineToken.revoked_at, MachineToken.last_used_at)
 
 
-def _tview(r: object) -> TokenView:
-    t = tuple(r)  # type: ignore[call-overload]
+def _tview(r: Any) -> TokenView:
+    t = tuple(r)
     return TokenView(t[0], t[1], t[2], t[3], frozenset(t[4].split()), t[5], t[6], t[7], t[8])
 
 

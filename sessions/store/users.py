@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -36,8 +37,8 @@ _COLS = (User.id, User.username, User.full_name, User.role, User.unit_id, Unit.c
          User.is_active, User.password_hash)
 
 
-def _view(r: object) -> UserView:
-    t = tuple(r)  # type: ignore[call-overload]
+def _view(r: Any) -> UserView:
+    t = tuple(r)
     return UserView(t[0], t[1], t[2], Role(t[3]), t[4], t[5], t[6], bool(t[7]), t[8])
 
 

@@ -1,0 +1,229 @@
+"""Shared fixtures: a real database (SQLite, and PostgreSQL when HOINGHI_TEST_POSTGRES_URL is set),
+a real aiohttp server on 127.0.0.1 port 0, and logged-in HTTP clients.
+
+Services the machine lacks make their tests skip locally with the reason; with CI=true the
+same condition fails instead, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import db as dbmod
+from server.app import create_app
+from server.settings import Settings, load_settings
+from server.state import DB
+from sessions.passwords import hash_password
+from sessions.store import units as units_store
+from sessions.store import users as users_store
+from sessions.units import Level, UnitRow
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_URL = os.environ.get("HOINGHI_TEST_POSTGRES_URL", "")
+
+
+def need_service(reason: str) -> None:
+    """Skip locally, fail in CI: a missing service never turns into a green run there."""
+    if IN_CI:
+        pytest.fail(f"CI requires this service: {reason}")
+    pytest.skip(reason)
+
+
+async def _reset_postgres(url: str) -> None:
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        need_service(f"PostgreSQL unreachable at HOINGHI_TEST_POSTGRES_URL ({type(exc).__name__}: {exc})")
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every storage test runs on SQLite, and on PostgreSQL when configured (required in CI)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+    if not PG_URL:
+        need_service("PostgreSQL not configured: set HOINGHI_TEST_POSTGRES_URL=postgresql+asyncpg://…")
+    await _reset_postgres(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    """For tests that are about behaviour above storage: SQLite only (fast)."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+
+
+@pytest.fixture
+async def session_factory(db_url: str) -> AsyncIterator[Any]:
+    await dbmod.upgrade(db_url)
+    engine = dbmod.make_engine(db_url)
+    yield dbmod.sessionmaker(engine)
+    await engine.dispose()
+
+
+class FakeClock:
+    """The injected clock: tests move time forward explicitly."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+# A small real-shaped tree: the ministry, two provinces of the current tree, one of which has a
+# district (legacy-style) to exercise three tiers, and a few communes.
+TREE = [
+    UnitRow("BCA", "Bộ Công an", Level.CENTRAL, None),
+    UnitRow("01", "Thành phố Hà Nội", Level.PROVINCE, "BCA"),
+    UnitRow("00070", "Phường Hoàn Kiếm", Level.COMMUNE, "01"),
+    UnitRow("00004", "Phường Ba Đình", Level.COMMUNE, "01"),
+    UnitRow("25", "Phú Thọ", Level.PROVINCE, "BCA"),
+    UnitRow("08707", "Phường Vĩnh Yên", Level.COMMUNE, "25"),
+    UnitRow("08740", "Phường Phúc Yên", Level.COMMUNE, "25"),
+    UnitRow("79", "Thành phố Hồ Chí Minh", Level.PROVINCE, "BCA"),
+    UnitRow("760", "Quận 1 (cũ)", Level.DISTRICT, "79"),
+    UnitRow("26734", "Phường Sài Gòn", Level.COMMUNE, "760"),
+]
+PASSWORD = "mat-khau-thu-nghiem"
+# username → (role, unit code)
+ACCOUNTS = {
+    "quantri": ("admin", "BCA"),
+    "chutri": ("chair", "BCA"),
+    "hanoi": ("bridge_operator", "01"),
+    "qt_hanoi": ("admin", "01"),
+    "phutho": ("bridge_operator", "25"),
+    "vinhyen": ("site_operator", "08707"),
+    "hoankiem": ("site_operator", "00070"),
+    "xem_hanoi": ("viewer", "01"),
+}
+_HASH = hash_password(PASSWORD)
+
+
+async def seed(db: AsyncSession) -> None:
+    await units_store.import_units(db, list(TREE))
+    for username, (role, code) in ACCOUNTS.items():
+        unit = await units_store.get_by_code(db, code)
+        await users_store.create_user(db, username=username, full_name=username, password_hash=_HASH,
+                                      unit_id=unit.id, role=role)
+
+
+@dataclass
+class LiveServer:
+    """A real hoinghi server on 127.0.0.1:<random port>."""
+
+    url: str
+    app: Any
+    clock: FakeClock
+    settings: Settings
+    sessions: list[aiohttp.ClientSession] = field(default_factory=list)
+
+    def client(self) -> aiohttp.ClientSession:
+        s = aiohttp.ClientSession(base_url=self.url, cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.sessions.append(s)
+        return s
+
+    async def login(self, username: str, password: str = PASSWORD) -> Client:
+        http = self.client()
+        page = await (await http.get("/login")).text()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token, "login form has a CSRF token"
+        resp = await http.post("/login", data={"username": username, "password": password,
+                                               "csrf_token": token.group(1), "next": "/"},
+                               allow_redirects=False)
+        assert resp.status == 303, f"login {username}: {resp.status} {await resp.text()}"
+        home = await (await http.get("/")).text()
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', home)
+        assert csrf
+        return Client(http, csrf.group(1), username)
+
+
+@dataclass
+class Client:
+    http: aiohttp.ClientSession
+    csrf: str
+    username: str
+
+    async def get(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.http.get(path, allow_redirects=False, **kw)
+
+    async def post_form(self, path: str, data: dict[str, Any] | None = None, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.http.post(path, data={**(data or {}), "csrf_token": self.csrf}, allow_redirects=False, **kw)
+
+    async def api(self, method: str, path: str, json: Any = None, **kw: Any) -> aiohttp.ClientResponse:
+        headers = {"X-CSRF-Token": self.csrf, **kw.pop("headers", {})}
+        return await self.http.request(method, path, json=json, headers=headers, allow_redirects=False, **kw)
+
+
+def make_settings(tmp_path: Path, url: str, **overrides: Any) -> Settings:
+    return load_settings(environ={}, database_url=url, var_dir=str(tmp_path / "var"), log_format="text",
+                         secret_key="test-secret-key-not-for-production", **overrides)
+
+
+async def start_server(tmp_path: Path, url: str, clock: FakeClock | None = None,
+                       **overrides: Any) -> tuple[LiveServer, TestServer]:
+    settings = make_settings(tmp_path, url, **overrides)
+    clock = clock or FakeClock()
+    app = create_app(settings, clock=clock)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    async with dbmod.transaction(app[DB]) as session:
+        await seed(session)
+    return LiveServer(str(server.make_url("")).rstrip("/"), app, clock, settings), server
+
+
+@pytest.fixture
+async def live(tmp_path: Path, db_url: str) -> AsyncIterator[LiveServer]:
+    """The real server on both databases (SQLite; PostgreSQL when configured)."""
+    srv, server = await start_server(tmp_path, db_url)
+    yield srv
+    for s in srv.sessions:
+        await s.close()
+    await server.close()
+
+
+@pytest.fixture
+async def live_sqlite(tmp_path: Path, sqlite_url: str) -> AsyncIterator[LiveServer]:
+    srv, server = await start_server(tmp_path, sqlite_url)
+    yield srv
+    for s in srv.sessions:
+        await s.close()
+    await server.close()
+
+
+@pytest.fixture
+async def server_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Start servers with custom settings or clocks; all closed at teardown."""
+    started: list[tuple[LiveServer, TestServer]] = []
+
+    async def factory(url: str, clock: FakeClock | None = None, **overrides: Any) -> LiveServer:
+        pair = await start_server(tmp_path, url, clock, **overrides)
+        started.append(pair)
+        return pair[0]
+
+    yield factory
+    for srv, server in started:
+        for s in srv.sessions:
+            await s.close()
+        await server.close()
