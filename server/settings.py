@@ -68,8 +68,6 @@ class Settings:
                        "Every server process of one deployment must share it.", secret=True))
     host: str = field(default="127.0.0.1", metadata=_meta("Address `serve` listens on."))
     port: int = field(default=8080, metadata=_meta("Port `serve` listens on."))
-    public_url: str = field(
-        default="", metadata=_meta("External base URL (used in links); empty = derived from requests."))
     cookie_secure: bool = field(default=False, metadata=_meta("Mark cookies `Secure` (set true behind HTTPS)."))
     session_ttl_minutes: int = field(default=720, metadata=_meta("Login session lifetime."))
     machine_token_max_days: int = field(default=90, metadata=_meta("Longest lifetime a machine token may be given."))
@@ -84,16 +82,14 @@ class Settings:
     log_format: str = field(default="json", metadata=_meta("`json` (one object a line) or `text`."))
     trust_forwarded_for: bool = field(
         default=False, metadata=_meta("Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."))
-    bus_url: Secret = field(
-        default_factory=lambda: Secret(""),
-        metadata=_meta("Event bus: empty = in-process; `redis://host:6379/0` to share live state between processes.",
-                       secret=True))
 
     def __post_init__(self) -> None:
         if self.default_language not in ("vi", "en"):
             raise SettingsError(f"default_language phải là 'vi' hoặc 'en' (got {self.default_language!r})")
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"log_format phải là 'json' hoặc 'text' (got {self.log_format!r})")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError(f"log_level không hợp lệ: {self.log_level!r}")
         if not (0 <= self.port <= 65535):
             raise SettingsError(f"port không hợp lệ: {self.port}")
         for name in ("session_ttl_minutes", "machine_token_max_days", "login_max_failures",
