@@ -14,10 +14,12 @@ from aiohttp import web
 
 from server import auth, db
 from server.errors import error_middleware
+from server.live.bus import make_bus
+from server.live.hub import Hub
 from server.metrics import Metrics
 from server.settings import Settings
-from server.state import CLOCK, DB, ENGINE, METRICS, SETTINGS, SIGNING_KEY
-from server.views import account, admin, api, ops, pages
+from server.state import BUS, CLOCK, DB, ENGINE, HUB, METRICS, SETTINGS, SIGNING_KEY
+from server.views import account, admin, api, live_ws, meetings, ops, pages
 from server.web_util import principal_of
 from sessions.models import utcnow
 
@@ -76,11 +78,18 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         engine = db.make_engine(url)
         app[ENGINE] = engine
         app[DB] = db.sessionmaker(engine)
+        bus = make_bus(settings.bus_url.reveal())
+        await bus.start()
+        hub = Hub(settings.ws_queue_size)
+        bus.subscribe("meeting.", hub.on_bus)
+        app[BUS], app[HUB] = bus, hub
         yield
+        await hub.close_all()
+        await bus.close()
         await engine.dispose()
 
     app.cleanup_ctx.append(database)
-    for module in (ops, account, pages, admin, api):
+    for module in (ops, account, pages, admin, api, meetings, live_ws):
         app.add_routes(module.routes)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     return app

@@ -69,7 +69,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[PRINCIPAL] = None
     authz = request.headers.get("Authorization", "")
     cookie_auth = False
-    if authz.startswith("Bearer ") and is_api(request):
+    if authz.startswith("Bearer ") and (is_api(request) or request.path == "/ws"):
         try:
             request[PRINCIPAL] = await _machine_principal(request, authz[7:].strip())
         except signing.BadToken as exc:
@@ -140,7 +140,7 @@ async def login(app: web.Application, username: str, password: str, ip: str) -> 
         by_account = await audit.count_since(db, "login_failed", since, target=name)
         by_ip = await audit.count_since(db, "login_failed", since, ip=ip)
         if by_account >= settings.login_max_failures or by_ip >= settings.login_max_failures_ip:
-            await audit.record(db, audit.ANONYMOUS, "login_throttled", name, ip)
+            await audit.record(db, audit.ANONYMOUS, "login_throttled", name, ip, at=now)
             app[METRICS].logins.labels("throttled").inc()
             return LoginOutcome(False, "throttled")
         user = await users_store.get_by_username(db, name)
@@ -148,13 +148,13 @@ async def login(app: web.Application, username: str, password: str, ip: str) -> 
     ok = await asyncio.to_thread(verify_password, stored, password) and user is not None and user.is_active
     async with transaction(app[DB]) as db:
         if not ok or user is None:
-            await audit.record(db, audit.ANONYMOUS, "login_failed", name, ip)
+            await audit.record(db, audit.ANONYMOUS, "login_failed", name, ip, at=now)
             app[METRICS].logins.labels("failed").inc()
             return LoginOutcome(False, "failed")
         secret = secrets.token_urlsafe(32)
         await auth_store.create_session(db, secret, user.id, secrets.token_urlsafe(32),
                                         now + timedelta(minutes=settings.session_ttl_minutes), ip)
-        await audit.record(db, actor_of_user(user.id, user.username, user.unit_id), "login", name, ip)
+        await audit.record(db, actor_of_user(user.id, user.username, user.unit_id), "login", name, ip, at=now)
     app[METRICS].logins.labels("ok").inc()
     return LoginOutcome(True, "ok", secret)
 

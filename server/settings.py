@@ -80,6 +80,12 @@ class Settings:
     default_language: str = field(default="vi", metadata=_meta("UI language when the user chose none: `vi` or `en`."))
     log_level: str = field(default="INFO", metadata=_meta("Logging level: DEBUG, INFO, WARNING, ERROR."))
     log_format: str = field(default="json", metadata=_meta("`json` (one object a line) or `text`."))
+    bus_url: Secret = field(
+        default_factory=lambda: Secret(""),
+        metadata=_meta("Event bus: empty = in-process; `redis://host:6379/0` to share live state between processes.",
+                       secret=True))
+    ws_queue_size: int = field(
+        default=1024, metadata=_meta("Outbound frames buffered per websocket client before it is dropped as slow."))
     trust_forwarded_for: bool = field(
         default=False, metadata=_meta("Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."))
 

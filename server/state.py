@@ -8,6 +8,8 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from server.live.bus import Bus
+from server.live.hub import Hub
 from server.metrics import Metrics
 from server.settings import Settings
 
@@ -23,3 +25,6 @@ METRICS = web.AppKey("metrics", Metrics)
 PRINCIPAL = web.RequestKey("principal", object)
 SESSION_INFO = web.RequestKey("session_info", object)
 CSRF_TOKEN = web.RequestKey("csrf_token", str)
+
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+HUB: web.AppKey[Hub] = web.AppKey("hub")

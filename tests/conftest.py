@@ -7,9 +7,10 @@ same condition fails instead, so CI can never pass by skipping.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,14 +41,50 @@ def need_service(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _admin(statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_dsn(PG_URL), timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _run_in_thread(statement: str) -> None:
+    """Run an admin statement on its own loop in a worker thread (callable from inside a loop)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _admin(statement)).result()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | BaseException]:
+    """A private database for this test process (made next to HOINGHI_TEST_POSTGRES_URL's), so
+    concurrent runs never trample each other; dropped at the end."""
+    if not PG_URL:
+        yield RuntimeError("not configured: set HOINGHI_TEST_POSTGRES_URL=postgresql+asyncpg://…")
+        return
+    name = f"hoinghi_test_{os.getpid()}"
+    try:
+        _run_in_thread(f'DROP DATABASE IF EXISTS "{name}"')
+        _run_in_thread(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # unreachable server, bad credentials: reported by the tests that need it
+        yield exc
+        return
+    yield f"{PG_URL.rsplit('/', 1)[0]}/{name}"
+    _run_in_thread(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def _reset_postgres(url: str) -> None:
     import asyncpg
 
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    try:
-        conn = await asyncpg.connect(dsn, timeout=5)
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        need_service(f"PostgreSQL unreachable at HOINGHI_TEST_POSTGRES_URL ({type(exc).__name__}: {exc})")
+    conn = await asyncpg.connect(_dsn(url), timeout=5)
     try:
         await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
     finally:
@@ -59,10 +96,12 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every storage test runs on SQLite, and on PostgreSQL when configured (required in CI)."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
-    if not PG_URL:
-        need_service("PostgreSQL not configured: set HOINGHI_TEST_POSTGRES_URL=postgresql+asyncpg://…")
-    await _reset_postgres(PG_URL)
-    return PG_URL
+    pg = request.getfixturevalue("pg_database")
+    if isinstance(pg, BaseException):
+        need_service(f"PostgreSQL unavailable: {type(pg).__name__}: {pg}")
+    assert isinstance(pg, str)
+    await _reset_postgres(pg)
+    return pg
 
 
 @pytest.fixture

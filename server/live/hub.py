@@ -1,0 +1,173 @@
+"""The websocket hub: connections, subscriptions, and fan-out of bus events.
+
+Each connection has a bounded outbound queue and one writer task: a client that cannot keep
+up is disconnected, never buffered without end. A subscription is registered *before* its
+snapshot is read and buffers events until the snapshot is sent, then forwards only events
+newer than the snapshot — so a client gets snapshot then events with no gap and no duplicate.
+Frames arrive from the bus already serialised and are forwarded byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from server.live.wire import Routed, decode, dumps
+from sessions.roles import Principal
+
+log = logging.getLogger("hoinghi.hub")
+
+CLOSE_SLOW = 4008
+CLOSE_ABUSE = 4029
+
+
+class TokenBucket:
+    """Actions per connection: ``rate`` per second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass(eq=False)
+class Connection:
+    ws: web.WebSocketResponse
+    principal: Principal
+    queue_size: int
+    queue: asyncio.Queue[bytes | None] = field(init=False)
+    writer: asyncio.Task[None] | None = None
+    subs: dict[str, Subscription] = field(default_factory=dict)
+    joined: set[int] = field(default_factory=set)
+    actions: TokenBucket = field(default_factory=lambda: TokenBucket(5.0, 10.0))
+    strikes: int = 0
+    dropped: bool = False
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(self.queue_size)
+
+    def start(self) -> None:
+        self.writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.principal.name}")
+
+    def send(self, frame: bytes) -> None:
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.dropped = True
+            log.warning("slow websocket client dropped", extra={"who": self.principal.name})
+            asyncio.get_running_loop().create_task(
+                self.ws.close(code=CLOSE_SLOW, message="Kết nối quá chậm, đang tải lại".encode()))
+
+    def send_obj(self, obj: dict[str, Any]) -> None:
+        self.send(dumps(obj))
+
+    async def _write(self) -> None:
+        while True:
+            frame = await self.queue.get()
+            if frame is None or self.ws.closed:
+                return
+            try:
+                await self.ws.send_frame(frame, WSMsgType.TEXT)
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def stop(self) -> None:
+        if self.writer is not None:
+            self.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.writer
+
+
+@dataclass(eq=False)
+class Subscription:
+    conn: Connection
+    topic: str
+    meeting_id: int
+    kind: str  # "meeting" | "rollcall"
+    unit_id: int  # own unit (meeting) or the subtree root (rollcall)
+    snapshot_seq: int = -1
+    buffer: list[Routed] | None = field(default_factory=list)
+
+    def wants(self, r: Routed) -> bool:
+        if r.kind == "meeting":
+            return True
+        if self.kind == "meeting":
+            return r.unit_id == self.unit_id
+        return self.unit_id in r.path
+
+    def deliver(self, r: Routed) -> None:
+        if self.buffer is not None:
+            self.buffer.append(r)
+        elif r.seq > self.snapshot_seq:
+            self.conn.send(r.frame)
+
+    def snapshot_sent(self, seq: int) -> None:
+        """Called right after the snapshot frame is queued: flush what arrived meanwhile."""
+        self.snapshot_seq = seq
+        pending, self.buffer = self.buffer or [], None
+        for r in pending:
+            if r.seq > seq:
+                self.conn.send(r.frame)
+
+
+class Hub:
+    def __init__(self, queue_size: int = 1024) -> None:
+        self.queue_size = queue_size
+        self.by_meeting: dict[int, set[Subscription]] = {}
+        self.connections: set[Connection] = set()
+        self.delivered = 0
+
+    async def on_bus(self, topic: str, message: bytes) -> None:
+        r = decode(message)
+        for sub in list(self.by_meeting.get(r.meeting_id, ())):
+            if sub.wants(r):
+                sub.deliver(r)
+                self.delivered += 1
+
+    def add(self, sub: Subscription) -> None:
+        old = sub.conn.subs.pop(sub.topic, None)
+        if old is not None:
+            self.remove(old)
+        sub.conn.subs[sub.topic] = sub
+        self.by_meeting.setdefault(sub.meeting_id, set()).add(sub)
+
+    def remove(self, sub: Subscription) -> None:
+        subs = self.by_meeting.get(sub.meeting_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self.by_meeting[sub.meeting_id]
+        if sub.conn.subs.get(sub.topic) is sub:
+            del sub.conn.subs[sub.topic]
+
+    def connect(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        conn.start()
+
+    async def disconnect(self, conn: Connection) -> None:
+        for sub in list(conn.subs.values()):
+            self.remove(sub)
+        self.connections.discard(conn)
+        await conn.stop()
+
+    async def close_all(self) -> None:
+        for conn in list(self.connections):
+            with contextlib.suppress(Exception):
+                await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+            await conn.stop()
+        self.connections.clear()

@@ -1,0 +1,36 @@
+"""Bus message framing: a small routing header, a newline, then the client frame — serialised
+once by the publisher and forwarded byte for byte to every matching websocket."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sessions.store.live import LiveEvent
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    meeting_id: int
+    seq: int
+    kind: str
+    unit_id: int | None
+    path: frozenset[int]
+    frame: bytes
+
+
+def encode(event: LiveEvent) -> bytes:
+    header = {"m": event.meeting_id, "s": event.seq, "k": event.kind, "p": list(event.unit_path),
+              "u": event.data.get("unit_id") if event.kind == "seat" else None}
+    return dumps(header) + b"\n" + dumps(event.wire())
+
+
+def decode(message: bytes) -> Routed:
+    head, _, frame = message.partition(b"\n")
+    h = json.loads(head)
+    return Routed(int(h["m"]), int(h["s"]), str(h["k"]), h.get("u"), frozenset(h.get("p") or ()), frame)

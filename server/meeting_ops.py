@@ -1,0 +1,182 @@
+"""Meeting actions shared by the pages, the JSON API and the websocket: each checks who is
+asking and what they may reach, changes state in one transaction, audits privileged acts, then
+publishes the resulting events on the bus."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth import actor_of
+from server.db import transaction
+from server.live.wire import encode
+from server.state import BUS, CLOCK, DB
+from sessions.errors import Forbidden, NotFound
+from sessions.meetings import Attendance, MeetingState
+from sessions.roles import Permission, Principal
+from sessions.store import audit, live, units
+from sessions.store import meetings as store
+from sessions.store.live import LiveEvent
+
+
+async def publish(app: web.Application, events: list[LiveEvent]) -> None:
+    bus = app[BUS]
+    for event in events:
+        await bus.publish(f"meeting.{event.meeting_id}", encode(event))
+
+
+async def ensure_visible(db: AsyncSession, principal: Principal, meeting_id: int) -> store.MeetingView:
+    meeting = await store.get(db, meeting_id)
+    if not await store.visible_to(db, meeting_id, principal.unit_id):
+        # Same answer as a missing meeting: do not reveal meetings outside one's reach.
+        raise NotFound("Không tìm thấy hội nghị", code="meeting_not_found")
+    return meeting
+
+
+async def is_chair_of(db: AsyncSession, principal: Principal, meeting: store.MeetingView) -> bool:
+    return principal.can(Permission.CHAIR_MEETINGS) and await units.is_within(db, principal.unit_id,
+                                                                               meeting.chair_unit_id)
+
+
+async def ensure_chair(db: AsyncSession, principal: Principal, meeting_id: int) -> store.MeetingView:
+    meeting = await ensure_visible(db, principal, meeting_id)
+    if not await is_chair_of(db, principal, meeting):
+        raise Forbidden("Chỉ chủ trì hội nghị được thực hiện thao tác này", code="chair_only")
+    return meeting
+
+
+async def schedule(app: web.Application, principal: Principal, *, title: str, agenda: list[str], start: datetime,
+                   selectors: list[store.Selector], ip: str = "") -> int:
+    if not principal.can(Permission.CHAIR_MEETINGS):
+        raise Forbidden("Chỉ chủ trì được lên lịch hội nghị", code="chair_only")
+    async with transaction(app[DB]) as db:
+        for sel in selectors:
+            unit = await units.get_by_code(db, sel.unit_code)
+            if not await units.is_within(db, principal.unit_id, unit.id):
+                raise Forbidden(f"Đơn vị '{sel.unit_code}' nằm ngoài phạm vi của bạn", code="out_of_scope")
+        meeting_id = await store.schedule(db, title=title, agenda=agenda, start=start,
+                                          chair_unit_id=principal.unit_id, selectors=selectors,
+                                          created_by_id=principal.id if principal.kind == "user" else None)
+        await audit.record(db, actor_of(principal), "meeting_scheduled", f"meeting:{meeting_id}", ip, title=title)
+    return meeting_id
+
+
+async def change_state(app: web.Application, principal: Principal, meeting_id: int, target: MeetingState,
+                       ip: str = "") -> MeetingState:
+    now = app[CLOCK]()
+    async with transaction(app[DB]) as db:
+        await ensure_chair(db, principal, meeting_id)
+        seq, old, new, touched = await store.change_state(db, meeting_id, target, at=now, by_user_id=principal.id,
+                                                          by_name=principal.name)
+        events = [await live.meeting_event(db, meeting_id, seq)]
+        events += [await live.seat_event(db, meeting_id, uid, seq) for uid in touched]
+        await audit.record(db, actor_of(principal), "meeting_state", f"meeting:{meeting_id}", ip, old=old.value,
+                           new=new.value)
+    await publish(app, events)
+    return new
+
+
+async def _unit_id(db: AsyncSession, code_or_id: str | int) -> int:
+    if isinstance(code_or_id, int):
+        return code_or_id
+    return (await units.get_by_code(db, code_or_id)).id
+
+
+async def mark(app: web.Application, principal: Principal, meeting_id: int, unit: str | int, status: Attendance,
+               reason: str, ip: str = "") -> None:
+    """Roll call by hand: the chair for any site, a bridge operator for sites of its subtree."""
+    async with transaction(app[DB]) as db:
+        meeting = await ensure_visible(db, principal, meeting_id)
+        uid = await _unit_id(db, unit)
+        chair = await is_chair_of(db, principal, meeting)
+        if not chair and not (principal.can(Permission.OPERATE_BRIDGE)
+                              and await units.is_within(db, principal.unit_id, uid)):
+            raise Forbidden("Chỉ chủ trì hoặc điểm cầu cấp trên được điểm danh đơn vị này", code="forbidden")
+        events = await live.mark(db, meeting_id, uid, status, reason, principal.name)
+        await audit.record(db, actor_of(principal), "rollcall_marked", f"meeting:{meeting_id}", ip, unit=uid,
+                           status=status.value, reason=reason.strip()[:200])
+    await publish(app, events)
+
+
+def _site_unit(principal: Principal) -> int:
+    if not (principal.can(Permission.OPERATE_SITE) or principal.has_scope("bridge")):
+        raise Forbidden("Tài khoản không vận hành điểm cầu", code="forbidden")
+    return principal.unit_id
+
+
+async def set_hand(app: web.Application, principal: Principal, meeting_id: int, up: bool,
+                   unit_id: int | None = None) -> None:
+    """A site raises or lowers its own hand; the chair may lower anyone's."""
+    now = app[CLOCK]()
+    async with transaction(app[DB]) as db:
+        meeting = await ensure_visible(db, principal, meeting_id)
+        if unit_id is not None and unit_id != principal.unit_id:
+            if up or not await is_chair_of(db, principal, meeting):
+                raise Forbidden("Chỉ được giơ/hạ tay cho điểm cầu của mình", code="forbidden")
+            target = unit_id
+        else:
+            target = _site_unit(principal)
+        events = await live.set_hand(db, meeting_id, target, up, now)
+    await publish(app, events)
+
+
+async def grant(app: web.Application, principal: Principal, meeting_id: int, unit: str | int, ip: str = "") -> None:
+    now = app[CLOCK]()
+    async with transaction(app[DB]) as db:
+        await ensure_chair(db, principal, meeting_id)
+        uid = await _unit_id(db, unit)
+        events = await live.grant(db, meeting_id, uid, now, principal.name)
+        await audit.record(db, actor_of(principal), "floor_granted", f"meeting:{meeting_id}", ip, unit=uid)
+    await publish(app, events)
+
+
+async def next_speaker(app: web.Application, principal: Principal, meeting_id: int, ip: str = "") -> None:
+    now = app[CLOCK]()
+    async with transaction(app[DB]) as db:
+        await ensure_chair(db, principal, meeting_id)
+        events = await live.next_speaker(db, meeting_id, now, principal.name)
+        await audit.record(db, actor_of(principal), "floor_granted", f"meeting:{meeting_id}", ip, unit="next")
+    await publish(app, events)
+
+
+async def revoke(app: web.Application, principal: Principal, meeting_id: int, ip: str = "") -> None:
+    now = app[CLOCK]()
+    async with transaction(app[DB]) as db:
+        await ensure_chair(db, principal, meeting_id)
+        events = await live.revoke(db, meeting_id, now, principal.name)
+        await audit.record(db, actor_of(principal), "floor_revoked", f"meeting:{meeting_id}", ip)
+    await publish(app, events)
+
+
+async def set_muted(app: web.Application, principal: Principal, meeting_id: int, muted: bool,
+                    unit: str | int | None = None) -> None:
+    """The chair mutes a site; unmuting is the site's own act (privacy, as Jitsi/Talk do)."""
+    async with transaction(app[DB]) as db:
+        meeting = await ensure_visible(db, principal, meeting_id)
+        if muted:
+            if unit is None:
+                target = _site_unit(principal)  # a site may mute itself
+            else:
+                target = await _unit_id(db, unit)
+                if target != principal.unit_id and not await is_chair_of(db, principal, meeting):
+                    raise Forbidden("Chỉ chủ trì được tắt tiếng điểm cầu khác", code="chair_only")
+        else:
+            target = _site_unit(principal)
+            if unit is not None and await _unit_id(db, unit) != target:
+                raise Forbidden("Chỉ điểm cầu tự bật lại tiếng của mình", code="unmute_self_only")
+        events = await live.set_muted(db, meeting_id, target, muted)
+    await publish(app, events)
+
+
+async def connect(app: web.Application, meeting_id: int, unit_id: int) -> None:
+    async with transaction(app[DB]) as db:
+        events = await live.connect(db, meeting_id, unit_id, app[CLOCK]())
+    await publish(app, events)
+
+
+async def disconnect(app: web.Application, meeting_id: int, unit_id: int) -> None:
+    async with transaction(app[DB]) as db:
+        events = await live.disconnect(db, meeting_id, unit_id, app[CLOCK]())
+    await publish(app, events)

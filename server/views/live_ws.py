@@ -1,0 +1,205 @@
+"""The one websocket endpoint ``/ws``: subscribe to topics (scope-checked), join a meeting as a
+site, and send actions. Every message and error code is in docs/protocol.md."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from server import meeting_ops
+from server.live.hub import CLOSE_ABUSE, Connection, Subscription
+from server.state import DB, HUB
+from server.web_util import client_ip, require_principal
+from sessions.errors import DomainError, Forbidden, ValidationFailed
+from sessions.meetings import Attendance, MeetingState
+from sessions.roles import Permission, Principal
+from sessions.store import live, units
+
+routes = web.RouteTableDef()
+log = logging.getLogger("hoinghi.ws")
+MAX_MESSAGE = 16 * 1024
+MAX_STRIKES = 50
+
+
+class BadMessage(ValidationFailed):
+    code = "bad_message"
+
+
+def _int(msg: dict[str, Any], key: str) -> int:
+    value = msg.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadMessage(f"Thiếu hoặc sai trường '{key}' (số nguyên)", field=key)
+    return value
+
+
+def _str(msg: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = msg.get(key, default)
+    if not isinstance(value, str):
+        raise BadMessage(f"Thiếu hoặc sai trường '{key}' (chuỗi)", field=key)
+    return value
+
+
+async def _subscribe(request: web.Request, conn: Connection, topic: str) -> None:
+    """``meeting:<id>`` (state, floor, own seat) or ``rollcall:<id>:<unit code>`` (seats of a subtree)."""
+    app, p = request.app, conn.principal
+    parts = topic.split(":")
+    try:
+        meeting_id = int(parts[1])
+    except (IndexError, ValueError):
+        raise BadMessage(f"Chủ đề không hợp lệ: {topic[:60]}", code="bad_topic") from None
+    async with app[DB]() as db:
+        await meeting_ops.ensure_visible(db, p, meeting_id)
+        if parts[0] == "meeting" and len(parts) == 2:
+            sub = Subscription(conn, topic, meeting_id, "meeting", p.unit_id)
+        elif parts[0] == "rollcall" and len(parts) == 3:
+            unit = await units.get_by_code(db, parts[2])
+            if not await units.is_within(db, p.unit_id, unit.id):
+                raise Forbidden("Không được theo dõi điểm danh ngoài phạm vi của mình", code="out_of_scope")
+            if unit.id != p.unit_id and not (p.can(Permission.CHAIR_MEETINGS) or p.can(Permission.OPERATE_BRIDGE)):
+                raise Forbidden("Chỉ chủ trì và điểm cầu cấp trên được theo dõi điểm danh", code="forbidden")
+            sub = Subscription(conn, topic, meeting_id, "rollcall", unit.id)
+        else:
+            raise BadMessage(f"Chủ đề không hợp lệ: {topic[:60]}", code="bad_topic")
+    hub = app[HUB]
+    hub.add(sub)  # registered before the snapshot is read: nothing can fall between the two
+    try:
+        async with app[DB]() as db:
+            if sub.kind == "meeting":
+                snap = await live.meeting_snapshot(db, meeting_id, p.unit_id)
+            else:
+                snap = await live.rollcall_snapshot(db, meeting_id, sub.unit_id)
+    except BaseException:
+        hub.remove(sub)
+        raise
+    conn.send_obj({"type": "snapshot", "topic": topic, "meeting": meeting_id, "seq": snap["seq"], "data": snap})
+    sub.snapshot_sent(snap["seq"])
+
+
+Action = Callable[[web.Request, Principal, int, dict[str, Any]], Awaitable[None]]
+
+
+def _unit_ref(msg: dict[str, Any]) -> str | int:
+    if isinstance(msg.get("unit_id"), int):
+        return int(msg["unit_id"])
+    return _str(msg, "unit")
+
+
+ACTIONS: dict[str, Action] = {
+    "raise_hand": lambda r, p, m, msg: meeting_ops.set_hand(r.app, p, m, True),
+    "lower_hand": lambda r, p, m, msg: meeting_ops.set_hand(
+        r.app, p, m, False, msg["unit_id"] if isinstance(msg.get("unit_id"), int) else None),
+    "grant": lambda r, p, m, msg: meeting_ops.grant(r.app, p, m, _unit_ref(msg), client_ip(r)),
+    "next": lambda r, p, m, msg: meeting_ops.next_speaker(r.app, p, m, client_ip(r)),
+    "revoke": lambda r, p, m, msg: meeting_ops.revoke(r.app, p, m, client_ip(r)),
+    "mute": lambda r, p, m, msg: meeting_ops.set_muted(
+        r.app, p, m, True, _unit_ref(msg) if ("unit" in msg or "unit_id" in msg) else None),
+    "unmute": lambda r, p, m, msg: meeting_ops.set_muted(r.app, p, m, False),
+    "mark": lambda r, p, m, msg: _mark(r, p, m, msg),
+    "state": lambda r, p, m, msg: _state(r, p, m, msg),
+}
+
+
+async def _mark(request: web.Request, p: Principal, meeting_id: int, msg: dict[str, Any]) -> None:
+    try:
+        status = Attendance(_str(msg, "status"))
+    except ValueError:
+        raise BadMessage("Trạng thái điểm danh không hợp lệ", code="status_invalid", field="status") from None
+    await meeting_ops.mark(request.app, p, meeting_id, _unit_ref(msg), status, _str(msg, "reason", ""),
+                           client_ip(request))
+
+
+async def _state(request: web.Request, p: Principal, meeting_id: int, msg: dict[str, Any]) -> None:
+    try:
+        target = MeetingState(_str(msg, "to"))
+    except ValueError:
+        raise BadMessage("Trạng thái hội nghị không hợp lệ", code="state_invalid", field="to") from None
+    await meeting_ops.change_state(request.app, p, meeting_id, target, client_ip(request))
+
+
+async def _handle(request: web.Request, conn: Connection, msg: dict[str, Any]) -> None:
+    kind = msg.get("type")
+    if kind == "ping":
+        conn.send_obj({"type": "pong", "id": msg.get("id")})
+        return
+    if kind == "subscribe":
+        await _subscribe(request, conn, _str(msg, "topic"))
+    elif kind == "unsubscribe":
+        sub = conn.subs.get(_str(msg, "topic"))
+        if sub is not None:
+            request.app[HUB].remove(sub)
+    elif kind == "join":
+        meeting_id = _int(msg, "meeting")
+        if meeting_id not in conn.joined:
+            p = conn.principal
+            if not (p.can(Permission.OPERATE_SITE) or p.can(Permission.CHAIR_MEETINGS)):
+                raise Forbidden("Tài khoản không vận hành điểm cầu", code="forbidden")
+            async with request.app[DB]() as db:
+                await meeting_ops.ensure_visible(db, p, meeting_id)
+            await meeting_ops.connect(request.app, meeting_id, p.unit_id)
+            conn.joined.add(meeting_id)
+    elif kind == "leave":
+        meeting_id = _int(msg, "meeting")
+        if meeting_id in conn.joined:
+            conn.joined.discard(meeting_id)
+            await meeting_ops.disconnect(request.app, meeting_id, conn.principal.unit_id)
+    elif kind == "action":
+        if not conn.actions.take():
+            conn.strikes += 1
+            raise ValidationFailed("Thao tác quá nhanh, vui lòng chờ giây lát", code="rate_limited")
+        name = _str(msg, "action")
+        action = ACTIONS.get(name)
+        if action is None:
+            raise BadMessage(f"Thao tác không xác định: {name[:40]}", code="unknown_action")
+        await action(request, conn.principal, _int(msg, "meeting"), msg)
+    else:
+        raise BadMessage(f"Loại tin nhắn không xác định: {str(kind)[:40]}", code="unknown_type")
+    if "id" in msg:
+        conn.send_obj({"type": "result", "id": msg.get("id"), "ok": True})
+
+
+@routes.get("/ws")
+async def websocket(request: web.Request) -> web.StreamResponse:
+    principal = require_principal(request)
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE)
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    conn = Connection(ws, principal, hub.queue_size)
+    hub.connect(conn)
+    try:
+        async for raw in ws:
+            if raw.type != WSMsgType.TEXT:
+                if raw.type == WSMsgType.ERROR:
+                    break
+                conn.send_obj({"type": "error", "code": "bad_message",
+                               "message": "Chỉ nhận tin nhắn JSON dạng văn bản"})
+                continue
+            msg_id = None
+            try:
+                msg = json.loads(raw.data)
+                if not isinstance(msg, dict):
+                    raise BadMessage("Tin nhắn phải là một đối tượng JSON")
+                msg_id = msg.get("id")
+                await _handle(request, conn, msg)
+            except json.JSONDecodeError:
+                conn.strikes += 1
+                conn.send_obj({"type": "error", "code": "bad_message", "message": "Tin nhắn không phải JSON hợp lệ"})
+            except DomainError as exc:
+                if isinstance(exc, BadMessage):
+                    conn.strikes += 1
+                conn.send_obj({"type": "error", "id": msg_id, "code": exc.code, "message": exc.message})
+            if conn.strikes > MAX_STRIKES:
+                await ws.close(code=CLOSE_ABUSE, message="Quá nhiều tin nhắn sai hoặc quá nhanh".encode())
+                break
+    finally:
+        await hub.disconnect(conn)
+        for meeting_id in list(conn.joined):
+            try:
+                await asyncio.shield(meeting_ops.disconnect(request.app, meeting_id, principal.unit_id))
+            except Exception:
+                log.exception("presence cleanup failed", extra={"meeting": meeting_id})
+    return ws

@@ -1,0 +1,338 @@
+"""Meetings: list and scheduling, the chair / province / site consoles, the JSON API, and the
+attendance export. Live updates ride the websocket (server/views/live_ws.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from server import meeting_ops
+from server.state import CLOCK, DB
+from server.timefmt import local, parse_local
+from server.web_util import client_ip, render, require_principal
+from sessions.errors import DomainError, Forbidden, ValidationFailed
+from sessions.meetings import ATTENDANCE_LABEL_VI, STATE_LABEL_VI, Attendance, MeetingState
+from sessions.roles import Permission, Principal
+from sessions.store import live, units
+from sessions.store import meetings as store
+from sessions.units import Level
+
+routes = web.RouteTableDef()
+LEVEL_CHOICES = (Level.PROVINCE, Level.DISTRICT, Level.COMMUNE)
+
+
+def _meeting_id(request: web.Request) -> int:
+    return int(request.match_info["meeting_id"])
+
+
+# ---------------------------------------------------------------- list and schedule (pages)
+
+async def _list_page(request: web.Request, *, error: str | None = None, form: dict[str, Any] | None = None,
+                     status: int = 200) -> web.StreamResponse:
+    p = require_principal(request)
+    async with request.app[DB]() as db:
+        items = await store.list_for_unit(db, p.unit_id)
+    default_start = (request.app[CLOCK]() + timedelta(days=1)).replace(minute=0, second=0)
+    return render(request, "meetings.html", {
+        "meetings": items, "can_schedule": p.can(Permission.CHAIR_MEETINGS), "error": error,
+        "form": form or {"start": local(default_start, "%Y-%m-%dT%H:%M"), "unit_0": p.unit_code,
+                         "levels_0": ["province", "commune"]},
+        "state_label": STATE_LABEL_VI, "local": local, "level_choices": LEVEL_CHOICES,
+    }, status=status)
+
+
+@routes.get("/meetings")
+async def meetings_page(request: web.Request) -> web.StreamResponse:
+    return await _list_page(request)
+
+
+def _form_selectors(form: Any) -> tuple[list[store.Selector], dict[str, Any]]:
+    kept: dict[str, Any] = {}
+    raw = []
+    for i in range(3):
+        code = str(form.get(f"unit_{i}", "")).strip()
+        levels = [str(v) for v in form.getall(f"levels_{i}", [])]
+        kept[f"unit_{i}"], kept[f"levels_{i}"] = code, levels
+        if code:
+            raw.append({"unit": code, "levels": levels})
+    return store.parse_selectors(raw), kept
+
+
+@routes.post("/meetings")
+async def meetings_create(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    form = await request.post()
+    kept: dict[str, Any] = {k: str(form.get(k, "")) for k in ("title", "agenda", "start")}
+    try:
+        selectors, sel_kept = _form_selectors(form)
+        kept.update(sel_kept)
+        try:
+            start = parse_local(kept["start"])
+        except ValueError:
+            raise ValidationFailed("Thời gian bắt đầu không hợp lệ", code="start_invalid", field="start") from None
+        meeting_id = await meeting_ops.schedule(request.app, p, title=kept["title"],
+                                                agenda=kept["agenda"].splitlines(), start=start,
+                                                selectors=selectors, ip=client_ip(request))
+    except DomainError as exc:
+        return await _list_page(request, error=exc.message, form=kept, status=exc.status)
+    raise web.HTTPSeeOther(f"/meetings/{meeting_id}")
+
+
+# ---------------------------------------------------------------- consoles (pages)
+
+async def _context(request: web.Request) -> tuple[Principal, store.MeetingView, bool]:
+    p = require_principal(request)
+    async with request.app[DB]() as db:
+        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        chair = await meeting_ops.is_chair_of(db, p, meeting)
+    return p, meeting, chair
+
+
+def _page_ctx(meeting: store.MeetingView) -> dict[str, Any]:
+    return {"meeting": meeting, "state_label": STATE_LABEL_VI, "local": local,
+            "attendance_label": {a.value: t for a, t in ATTENDANCE_LABEL_VI.items()}}
+
+
+@routes.get("/meetings/{meeting_id:\\d+}")
+async def meeting_home(request: web.Request) -> web.StreamResponse:
+    """Send each role to its console."""
+    p, meeting, chair = await _context(request)
+    if chair:
+        raise web.HTTPSeeOther(f"/meetings/{meeting.id}/chair")
+    if p.can(Permission.OPERATE_BRIDGE):
+        raise web.HTTPSeeOther(f"/meetings/{meeting.id}/province/{p.unit_code}")
+    raise web.HTTPSeeOther(f"/meetings/{meeting.id}/site")
+
+
+@routes.get("/meetings/{meeting_id:\\d+}/chair")
+async def chair_console(request: web.Request) -> web.StreamResponse:
+    p, meeting, chair = await _context(request)
+    if not chair:
+        raise Forbidden("Chỉ chủ trì hội nghị mở được bàn điều khiển này", code="chair_only")
+    async with request.app[DB]() as db:
+        history = await store.transitions(db, meeting.id)
+    return render(request, "chair_console.html", {**_page_ctx(meeting), "transitions": history,
+                                                  "root_code": p.unit_code})
+
+
+@routes.get("/meetings/{meeting_id:\\d+}/province/{code}")
+async def province_console(request: web.Request) -> web.StreamResponse:
+    p, meeting, chair = await _context(request)
+    async with request.app[DB]() as db:
+        unit = await units.get_by_code(db, request.match_info["code"])
+        if not await units.is_within(db, p.unit_id, unit.id):
+            raise Forbidden("Đơn vị này nằm ngoài phạm vi của bạn", code="out_of_scope")
+    if not (chair or p.can(Permission.OPERATE_BRIDGE)):
+        raise Forbidden("Chỉ điểm cầu tỉnh hoặc chủ trì mở được bàn điều khiển này", code="forbidden")
+    return render(request, "province_console.html", {**_page_ctx(meeting), "unit": unit})
+
+
+@routes.get("/meetings/{meeting_id:\\d+}/site")
+async def site_page(request: web.Request) -> web.StreamResponse:
+    p, meeting, _chair = await _context(request)
+    async with request.app[DB]() as db:
+        unit = await units.get_by_id(db, p.unit_id)
+    return render(request, "site.html", {**_page_ctx(meeting), "unit": unit,
+                                         "can_operate": p.can(Permission.OPERATE_SITE)})
+
+
+# ---------------------------------------------------------------- attendance export
+
+EXPORT_COLUMNS = ("Mã đơn vị", "Đơn vị", "Cấp", "Tỉnh/Thành phố", "Trạng thái", "Lý do vắng",
+                  "Vào lần đầu", "Rời lần cuối", "Số lần kết nối", "Thời gian kết nối (giây)", "Phát biểu (giây)",
+                  "Các khoảng kết nối")
+
+
+async def _export_rows(request: web.Request) -> tuple[store.MeetingView, list[list[Any]]]:
+    p = require_principal(request)
+    async with request.app[DB]() as db:
+        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        chair = await meeting_ops.is_chair_of(db, p, meeting)
+        rows = await live.attendance_rows(db, meeting.id)
+        scope = None if chair else await units.subtree_ids(db, p.unit_id)
+    if not chair and not p.can(Permission.OPERATE_BRIDGE):
+        raise Forbidden("Chỉ chủ trì và điểm cầu tỉnh được xuất danh sách điểm danh", code="forbidden")
+    now = request.app[CLOCK]()
+    out = []
+    for r in rows:
+        if scope is not None and r["unit_id"] not in scope:
+            continue
+        iv: list[tuple[datetime, datetime | None]] = r["intervals"]
+        total = sum(int(((left or now) - joined).total_seconds()) for joined, left in iv)
+        out.append([
+            r["code"], r["name"], Level(r["level"]).label_vi, r["province"][1],
+            ATTENDANCE_LABEL_VI[Attendance(r["status"])], r["reason"],
+            local(iv[0][0], "%Y-%m-%d %H:%M:%S") if iv else "",
+            local(iv[-1][1], "%Y-%m-%d %H:%M:%S") if iv and iv[-1][1] else "",
+            len(iv), total, r["spoke_seconds"],
+            "; ".join(f"{local(j, '%H:%M:%S')}–{local(lft, '%H:%M:%S') if lft else '…'}" for j, lft in iv),
+        ])
+    return meeting, out
+
+
+@routes.get("/meetings/{meeting_id:\\d+}/attendance.csv")
+async def attendance_csv(request: web.Request) -> web.StreamResponse:
+    meeting, rows = await _export_rows(request)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows(rows)
+    body = ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM: Excel opens Vietnamese text correctly
+    return web.Response(body=body, content_type="text/csv", charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="diem-danh-hoi-nghi-{meeting.id}.csv"'})
+
+
+@routes.get("/meetings/{meeting_id:\\d+}/attendance.xlsx")
+async def attendance_xlsx(request: web.Request) -> web.StreamResponse:
+    from openpyxl import Workbook
+
+    meeting, rows = await _export_rows(request)
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "Điểm danh"
+    ws.append([meeting.title])
+    ws.append(list(EXPORT_COLUMNS))
+    for row in rows:
+        ws.append(row)
+    ws.freeze_panes = "A3"
+    buf = io.BytesIO()
+    wb.save(buf)
+    return web.Response(body=buf.getvalue(), headers={
+        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "Content-Disposition": f'attachment; filename="diem-danh-hoi-nghi-{meeting.id}.xlsx"'})
+
+
+# ---------------------------------------------------------------- JSON API
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ValidationFailed("Cần gửi JSON (Content-Type: application/json)", code="json_required")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValidationFailed("Nội dung JSON không hợp lệ", code="json_invalid") from None
+    if not isinstance(body, dict):
+        raise ValidationFailed("Nội dung JSON phải là một đối tượng", code="json_invalid")
+    return body
+
+
+def _ok() -> web.Response:
+    return web.json_response({"ok": True})
+
+
+@routes.get("/api/meetings")
+async def api_list(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    async with request.app[DB]() as db:
+        items = await store.list_for_unit(db, p.unit_id)
+    return web.json_response({"meetings": [m.as_dict() for m in items]})
+
+
+@routes.post("/api/meetings")
+async def api_create(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    body = await _body(request)
+    agenda = body.get("agenda", [])
+    if not isinstance(agenda, list) or not all(isinstance(a, str) for a in agenda):
+        raise ValidationFailed("'agenda' phải là danh sách chuỗi", code="agenda_invalid", field="agenda")
+    try:
+        start = parse_local(str(body.get("start", "")))
+    except ValueError:
+        raise ValidationFailed("Thời gian bắt đầu không hợp lệ (ISO 8601)", code="start_invalid",
+                               field="start") from None
+    meeting_id = await meeting_ops.schedule(request.app, p, title=str(body.get("title", "")), agenda=agenda,
+                                            start=start, selectors=store.parse_selectors(body.get("participants")),
+                                            ip=client_ip(request))
+    async with request.app[DB]() as db:
+        meeting = await store.get(db, meeting_id)
+    return web.json_response({"meeting": meeting.as_dict()}, status=201)
+
+
+@routes.get("/api/meetings/{meeting_id:\\d+}")
+async def api_get(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    async with request.app[DB]() as db:
+        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        snap = await live.meeting_snapshot(db, meeting.id, p.unit_id)
+    return web.json_response({"meeting": meeting.as_dict(), "live": snap})
+
+
+@routes.get("/api/meetings/{meeting_id:\\d+}/rollcall")
+async def api_rollcall(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    async with request.app[DB]() as db:
+        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        unit = await units.get_by_code(db, request.query.get("unit", p.unit_code))
+        if not await units.is_within(db, p.unit_id, unit.id):
+            raise Forbidden("Không được xem điểm danh ngoài phạm vi của mình", code="out_of_scope")
+        snap = await live.rollcall_snapshot(db, meeting.id, unit.id)
+    return web.json_response(snap)
+
+
+@routes.post("/api/meetings/{meeting_id:\\d+}/state")
+async def api_state(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    body = await _body(request)
+    try:
+        target = MeetingState(str(body.get("to", "")))
+    except ValueError:
+        raise ValidationFailed("Trạng thái hội nghị không hợp lệ", code="state_invalid", field="to") from None
+    new = await meeting_ops.change_state(request.app, p, _meeting_id(request), target, client_ip(request))
+    return web.json_response({"state": new.value})
+
+
+@routes.post("/api/meetings/{meeting_id:\\d+}/rollcall")
+async def api_mark(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    body = await _body(request)
+    try:
+        status = Attendance(str(body.get("status", "")))
+    except ValueError:
+        raise ValidationFailed("Trạng thái điểm danh không hợp lệ", code="status_invalid", field="status") from None
+    await meeting_ops.mark(request.app, p, _meeting_id(request), str(body.get("unit", "")), status,
+                           str(body.get("reason", "")), client_ip(request))
+    return _ok()
+
+
+@routes.post("/api/meetings/{meeting_id:\\d+}/hand")
+async def api_hand(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    body = await _body(request)
+    unit_id = body.get("unit_id")
+    await meeting_ops.set_hand(request.app, p, _meeting_id(request), bool(body.get("up", True)),
+                               unit_id if isinstance(unit_id, int) else None)
+    return _ok()
+
+
+@routes.post("/api/meetings/{meeting_id:\\d+}/floor")
+async def api_floor(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    body = await _body(request)
+    action = body.get("action")
+    mid = _meeting_id(request)
+    if action == "grant":
+        raw_id = body.get("unit_id")
+        unit: str | int = raw_id if isinstance(raw_id, int) else str(body.get("unit", ""))
+        await meeting_ops.grant(request.app, p, mid, unit, client_ip(request))
+    elif action == "next":
+        await meeting_ops.next_speaker(request.app, p, mid, client_ip(request))
+    elif action == "revoke":
+        await meeting_ops.revoke(request.app, p, mid, client_ip(request))
+    else:
+        raise ValidationFailed("'action' phải là grant, next hoặc revoke", code="unknown_action", field="action")
+    return _ok()
+
+
+@routes.post("/api/meetings/{meeting_id:\\d+}/mute")
+async def api_mute(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    body = await _body(request)
+    unit = body.get("unit")
+    await meeting_ops.set_muted(request.app, p, _meeting_id(request), bool(body.get("muted", True)),
+                                str(unit) if unit is not None else None)
+    return _ok()

@@ -1,0 +1,285 @@
+"""Live meeting state: roll call, presence, hands, floor, mutes — and the events they emit.
+
+Every change takes the meeting's next sequence number first (``bump_seq``), applies a rule from
+``sessions.meetings`` and returns events carrying *whole rows* stamped with that number. A client
+that loads a snapshot (stamped with the seq it saw) and applies later events row by row, keeping
+the higher seq, ends with exactly a fresh snapshot — whatever order events arrive in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sessions.errors import NotFound, ValidationFailed
+from sessions.meetings import (
+    ATTENDANCE_LABEL_VI,
+    STATE_LABEL_VI,
+    Attendance,
+    Floor,
+    MeetingState,
+    Seat,
+    require_open,
+)
+from sessions.models import AttendanceInterval, FloorTurn, Meeting, Participant, Unit, UnitClosure
+from sessions.store.meetings import bump_seq, close_floor_turn
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    meeting_id: int
+    seq: int
+    kind: str  # "meeting" | "seat"
+    data: dict[str, Any]
+    unit_path: tuple[int, ...] = field(default=())  # seat events: the unit and all its ancestors
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": "event", "meeting": self.meeting_id, "seq": self.seq, "kind": self.kind,
+                "data": self.data}
+
+
+class NotParticipant(ValidationFailed):
+    code = "not_participant"
+
+
+_SEAT_COLS = (Participant.unit_id, Unit.code, Unit.name, Participant.level, Participant.province_id,
+              Participant.status, Participant.reason, Participant.online, Participant.hand_at, Participant.muted,
+              Participant.spoke_seconds, Participant.seq)
+
+
+def _seat_dict(r: Any) -> dict[str, Any]:
+    return {"unit_id": r[0], "code": r[1], "name": r[2], "level": r[3], "province_id": r[4], "status": r[5],
+            "reason": r[6], "online": r[7], "hand_at": r[8].isoformat() if r[8] else None, "muted": bool(r[9]),
+            "spoke_seconds": r[10], "seq": r[11]}
+
+
+async def seat_row(db: AsyncSession, meeting_id: int, unit_id: int) -> dict[str, Any]:
+    row = (await db.execute(select(*_SEAT_COLS).join(Unit, Unit.id == Participant.unit_id)
+                            .where(Participant.meeting_id == meeting_id, Participant.unit_id == unit_id))).first()
+    if row is None:
+        raise NotParticipant("Đơn vị không tham dự hội nghị này", unit_id=unit_id)
+    return _seat_dict(row)
+
+
+async def meeting_state(db: AsyncSession, meeting_id: int) -> dict[str, Any]:
+    row = (await db.execute(select(Meeting.id, Meeting.title, Meeting.state, Meeting.floor_unit_id, Meeting.seq)
+                            .where(Meeting.id == meeting_id))).first()
+    if row is None:
+        raise NotFound("Không tìm thấy hội nghị", code="meeting_not_found")
+    floor = None
+    if row[3] is not None:
+        u = (await db.execute(select(Unit.code, Unit.name).where(Unit.id == row[3]))).one()
+        since = (await db.execute(select(FloorTurn.started_at).where(
+            FloorTurn.meeting_id == meeting_id, FloorTurn.ended_at.is_(None)))).scalar_one_or_none()
+        floor = {"unit_id": row[3], "code": u[0], "name": u[1], "since": since.isoformat() if since else None}
+    state = MeetingState(row[2])
+    return {"id": row[0], "title": row[1], "state": state.value, "state_label": STATE_LABEL_VI[state],
+            "floor": floor, "seq": row[4]}
+
+
+async def _path(db: AsyncSession, unit_id: int) -> tuple[int, ...]:
+    rows = await db.execute(select(UnitClosure.ancestor_id).where(UnitClosure.descendant_id == unit_id))
+    return tuple(rows.scalars().all())
+
+
+async def seat_event(db: AsyncSession, meeting_id: int, unit_id: int, seq: int) -> LiveEvent:
+    return LiveEvent(meeting_id, seq, "seat", await seat_row(db, meeting_id, unit_id), await _path(db, unit_id))
+
+
+async def meeting_event(db: AsyncSession, meeting_id: int, seq: int) -> LiveEvent:
+    data = await meeting_state(db, meeting_id)
+    data["seq"] = seq
+    return LiveEvent(meeting_id, seq, "meeting", data)
+
+
+async def _state(db: AsyncSession, meeting_id: int) -> MeetingState:
+    return MeetingState((await db.execute(select(Meeting.state).where(Meeting.id == meeting_id))).scalar_one())
+
+
+async def _load(db: AsyncSession, meeting_id: int, unit_id: int) -> tuple[Participant, Seat]:
+    p = (await db.execute(select(Participant).where(Participant.meeting_id == meeting_id,
+                                                    Participant.unit_id == unit_id))).scalar_one_or_none()
+    if p is None:
+        raise NotParticipant("Đơn vị không tham dự hội nghị này", unit_id=unit_id)
+    return p, Seat(p.unit_id, Attendance(p.status), p.reason, p.online, p.hand_at, p.muted)
+
+
+def _store(p: Participant, seat: Seat, seq: int, marked_by: str | None = None) -> None:
+    p.status, p.reason, p.online, p.hand_at, p.muted, p.seq = (seat.status.value, seat.reason, seat.online,
+                                                              seat.hand_at, seat.muted, seq)
+    if marked_by is not None:
+        p.marked_by = marked_by
+
+
+async def connect(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime) -> list[LiveEvent]:
+    """A site's connection opened (page, or its bridge). Opens an attendance interval if it was offline."""
+    seq = await bump_seq(db, meeting_id)
+    require_open(await _state(db, meeting_id), "kết nối")
+    p, seat = await _load(db, meeting_id, unit_id)
+    if seat.connect(at):
+        db.add(AttendanceInterval(meeting_id=meeting_id, unit_id=unit_id, joined_at=at))
+    _store(p, seat, seq)
+    await db.flush()
+    return [await seat_event(db, meeting_id, unit_id, seq)]
+
+
+async def disconnect(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime) -> list[LiveEvent]:
+    seq = await bump_seq(db, meeting_id)
+    p, seat = await _load(db, meeting_id, unit_id)
+    if seat.disconnect(at):
+        await db.execute(update(AttendanceInterval).where(
+            AttendanceInterval.meeting_id == meeting_id, AttendanceInterval.unit_id == unit_id,
+            AttendanceInterval.left_at.is_(None)).values(left_at=at))
+    _store(p, seat, seq)
+    await db.flush()
+    return [await seat_event(db, meeting_id, unit_id, seq)]
+
+
+async def mark(db: AsyncSession, meeting_id: int, unit_id: int, status: Attendance, reason: str,
+               by_name: str) -> list[LiveEvent]:
+    """In person, absent (reason required) or reset to not called — by the bridge operator or chair."""
+    seq = await bump_seq(db, meeting_id)
+    require_open(await _state(db, meeting_id), "điểm danh")
+    p, seat = await _load(db, meeting_id, unit_id)
+    if status is Attendance.PRESENT_IN_PERSON:
+        seat.mark_in_person()
+    elif status is Attendance.ABSENT:
+        seat.mark_absent(reason)
+    elif status is Attendance.NOT_CALLED:
+        seat.reset()
+    else:
+        raise ValidationFailed(f"Trạng thái '{ATTENDANCE_LABEL_VI[status]}' do kết nối tự ghi nhận, không đặt tay",
+                               code="status_invalid", field="status")
+    _store(p, seat, seq, marked_by=by_name)
+    await db.flush()
+    return [await seat_event(db, meeting_id, unit_id, seq)]
+
+
+async def _floor(db: AsyncSession, meeting_id: int) -> Floor:
+    holder = (await db.execute(select(Meeting.floor_unit_id).where(Meeting.id == meeting_id))).scalar_one()
+    hands = (await db.execute(select(Participant.unit_id).where(
+        Participant.meeting_id == meeting_id, Participant.hand_at.is_not(None))
+        .order_by(Participant.hand_at, Participant.unit_id))).scalars().all()
+    return Floor(holder, list(hands))
+
+
+async def set_hand(db: AsyncSession, meeting_id: int, unit_id: int, up: bool, at: datetime) -> list[LiveEvent]:
+    seq = await bump_seq(db, meeting_id)
+    require_open(await _state(db, meeting_id), "giơ tay")
+    p, seat = await _load(db, meeting_id, unit_id)
+    floor = await _floor(db, meeting_id)
+    changed = floor.raise_hand(unit_id) if up else floor.lower_hand(unit_id)
+    if not changed:
+        return []
+    seat.hand_at = at if up else None
+    _store(p, seat, seq)
+    await db.flush()
+    return [await seat_event(db, meeting_id, unit_id, seq)]
+
+
+async def _give_floor(db: AsyncSession, meeting_id: int, floor: Floor, previous: int | None, new: int | None,
+                      seq: int, at: datetime, by_name: str) -> list[LiveEvent]:
+    touched: list[int] = []
+    if previous is not None and previous != new:
+        await close_floor_turn(db, meeting_id, at)
+        touched.append(previous)
+    if new is not None and new != previous:
+        db.add(FloorTurn(meeting_id=meeting_id, unit_id=new, started_at=at, granted_by=by_name))
+        touched.append(new)
+    await db.execute(update(Meeting).where(Meeting.id == meeting_id).values(floor_unit_id=floor.holder))
+    for uid in touched:
+        await db.execute(update(Participant).where(Participant.meeting_id == meeting_id, Participant.unit_id == uid)
+                         .values(hand_at=None if uid == new else Participant.hand_at, seq=seq))
+    await db.flush()
+    events = [await meeting_event(db, meeting_id, seq)]
+    events += [await seat_event(db, meeting_id, uid, seq) for uid in touched]
+    return events
+
+
+async def grant(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime, by_name: str) -> list[LiveEvent]:
+    seq = await bump_seq(db, meeting_id)
+    require_open(await _state(db, meeting_id), "trao quyền phát biểu")
+    await _load(db, meeting_id, unit_id)  # must take part
+    floor = await _floor(db, meeting_id)
+    previous = floor.grant(unit_id)
+    return await _give_floor(db, meeting_id, floor, previous, unit_id, seq, at, by_name)
+
+
+async def next_speaker(db: AsyncSession, meeting_id: int, at: datetime, by_name: str) -> list[LiveEvent]:
+    seq = await bump_seq(db, meeting_id)
+    require_open(await _state(db, meeting_id), "trao quyền phát biểu")
+    floor = await _floor(db, meeting_id)
+    previous, new = floor.next()
+    return await _give_floor(db, meeting_id, floor, previous, new, seq, at, by_name)
+
+
+async def revoke(db: AsyncSession, meeting_id: int, at: datetime, by_name: str) -> list[LiveEvent]:
+    seq = await bump_seq(db, meeting_id)
+    require_open(await _state(db, meeting_id), "thu hồi quyền phát biểu")
+    floor = await _floor(db, meeting_id)
+    previous = floor.revoke()
+    if previous is None:
+        raise ValidationFailed("Chưa có điểm cầu nào giữ quyền phát biểu", code="floor_empty")
+    return await _give_floor(db, meeting_id, floor, previous, None, seq, at, by_name)
+
+
+async def set_muted(db: AsyncSession, meeting_id: int, unit_id: int, muted: bool) -> list[LiveEvent]:
+    seq = await bump_seq(db, meeting_id)
+    require_open(await _state(db, meeting_id), "tắt/bật tiếng")
+    p, seat = await _load(db, meeting_id, unit_id)
+    if seat.muted == muted:
+        return []
+    seat.muted = muted
+    _store(p, seat, seq)
+    await db.flush()
+    return [await seat_event(db, meeting_id, unit_id, seq)]
+
+
+async def meeting_snapshot(db: AsyncSession, meeting_id: int, own_unit_id: int | None) -> dict[str, Any]:
+    state = await meeting_state(db, meeting_id)
+    seat = None
+    if own_unit_id is not None:
+        try:
+            seat = await seat_row(db, meeting_id, own_unit_id)
+        except NotParticipant:
+            seat = None
+    return {"seq": state["seq"], "meeting": state, "seat": seat}
+
+
+async def rollcall_snapshot(db: AsyncSession, meeting_id: int, within_unit_id: int) -> dict[str, Any]:
+    seq = (await db.execute(select(Meeting.seq).where(Meeting.id == meeting_id))).scalar_one()
+    rows = (await db.execute(
+        select(*_SEAT_COLS).join(Unit, Unit.id == Participant.unit_id)
+        .join(UnitClosure, UnitClosure.descendant_id == Participant.unit_id)
+        .where(Participant.meeting_id == meeting_id, UnitClosure.ancestor_id == within_unit_id)
+        .order_by(Unit.code))).all()
+    seats = [_seat_dict(r) for r in rows]
+    pids = {s["province_id"] for s in seats if s["province_id"] is not None}
+    provinces = {}
+    if pids:
+        provinces = {str(i): {"code": c, "name": n} for i, c, n in (await db.execute(
+            select(Unit.id, Unit.code, Unit.name).where(Unit.id.in_(pids)))).all()}
+    return {"seq": seq, "seats": seats, "provinces": provinces}
+
+
+async def attendance_rows(db: AsyncSession, meeting_id: int) -> list[dict[str, Any]]:
+    """One row per participant with its intervals — the attendance export's source."""
+    prov = {i: (c, n) for i, c, n in (await db.execute(
+        select(Unit.id, Unit.code, Unit.name).where(Unit.level == "province"))).all()}
+    intervals: dict[int, list[tuple[datetime, datetime | None]]] = {}
+    for uid, joined, left in (await db.execute(
+            select(AttendanceInterval.unit_id, AttendanceInterval.joined_at, AttendanceInterval.left_at)
+            .where(AttendanceInterval.meeting_id == meeting_id).order_by(AttendanceInterval.joined_at))).all():
+        intervals.setdefault(uid, []).append((joined, left))
+    out = []
+    for r in (await db.execute(select(*_SEAT_COLS).join(Unit, Unit.id == Participant.unit_id)
+                               .where(Participant.meeting_id == meeting_id).order_by(Unit.code))).all():
+        seat = _seat_dict(r)
+        seat["province"] = prov.get(seat["province_id"], ("", ""))
+        seat["intervals"] = intervals.get(seat["unit_id"], [])
+        out.append(seat)
+    return out

@@ -1,0 +1,265 @@
+// The chair console, the province console and the site page: render live state, send actions.
+import { Live, SeatStore, STATE_LABEL, STATUS_LABEL } from "/static/live.js";
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, ...kids) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== false && v != null) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const kid of kids) node.append(kid);
+  return node;
+};
+const PRESENT = new Set(["present_online", "present_in_person"]);
+
+function flash(message) {
+  const box = $("#flash");
+  box.textContent = message;
+  box.hidden = false;
+  clearTimeout(flash.timer);
+  flash.timer = setTimeout(() => { box.hidden = true; }, 6000);
+}
+
+function connStatus(state) {
+  const node = $("#conn");
+  node.dataset.state = state;
+  node.textContent = { open: "Đã kết nối", connecting: "Đang kết nối…", closed: "Mất kết nối — đang thử lại…" }[state];
+}
+
+class MeetingView {
+  constructor(meetingId) { this.meetingId = meetingId; this.meeting = null; }
+  apply(data) {
+    if (this.meeting && data.seq < this.meeting.seq) return;
+    this.meeting = data;
+    const st = $("#state");
+    st.textContent = STATE_LABEL[data.state];
+    st.dataset.state = data.state;
+    st.className = `badge state-${data.state}`;
+    const holder = $("#floor-holder");
+    holder.textContent = data.floor ? `${data.floor.name} (${data.floor.code})` : "Chủ trì";
+    holder.dataset.unit = data.floor ? data.floor.code : "";
+    document.querySelectorAll(".state-btn").forEach((b) => {
+      const allowed = { scheduled: ["rehearsal", "cancelled"], rehearsal: ["live", "cancelled"], live: ["concluded"] };
+      b.disabled = !(allowed[data.state] || []).includes(b.dataset.to);
+    });
+  }
+}
+
+function counts(seats) {
+  const c = { expected: 0, present: 0, online: 0, absent: 0, not_called: 0 };
+  for (const s of seats) {
+    c.expected++;
+    if (PRESENT.has(s.status)) c.present++;
+    if (s.online) c.online++;
+    if (s.status === "absent") c.absent++;
+    if (s.status === "not_called") c.not_called++;
+  }
+  return c;
+}
+
+function levelSummary(seats) {
+  const names = { province: "tỉnh", district: "huyện", commune: "xã" };
+  return Object.entries(names).map(([lv, name]) => {
+    const c = counts(seats.filter((s) => s.level === lv));
+    return c.expected ? `${name}: ${c.present}/${c.expected} có mặt (${c.online} trực tuyến)` : "";
+  }).filter(Boolean).join(" · ");
+}
+
+// One seat table (province console, chair drill-down), with in-person / absent marking.
+class SeatTable {
+  constructor(live, meetingId, { chair }) {
+    this.live = live; this.meetingId = meetingId; this.chair = chair;
+    this.dialog = $("#absent-dialog");
+    this.dialog?.addEventListener("close", () => this.absentClosed());
+  }
+  act(action, params) {
+    return this.live.action(this.meetingId, action, params).catch((e) => { flash(e.message); throw e; });
+  }
+  render(seats) {
+    const body = $("#seats tbody");
+    body.replaceChildren(...seats.map((s) => this.row(s)));
+  }
+  row(s) {
+    const actions = el("td", {});
+    if (!s.online) {
+      actions.append(el("button", { class: "link", onclick: () => this.act("mark", { unit_id: s.unit_id, status: "present_in_person" }) }, "Có mặt trực tiếp"), " ");
+      actions.append(el("button", { class: "link", onclick: () => this.askAbsent(s) }, "Vắng…"), " ");
+    }
+    if (s.status !== "not_called" && !s.online) {
+      actions.append(el("button", { class: "link", onclick: () => this.act("mark", { unit_id: s.unit_id, status: "not_called" }) }, "Đặt lại"), " ");
+    }
+    if (this.chair) {
+      actions.append(el("button", { class: "link", onclick: () => this.act("grant", { unit_id: s.unit_id }) }, "Trao quyền"), " ");
+      if (!s.muted) actions.append(el("button", { class: "link", onclick: () => this.act("mute", { unit_id: s.unit_id }) }, "Tắt tiếng"));
+    }
+    const status = STATUS_LABEL[s.status] + (s.status === "absent" && s.reason ? ` — ${s.reason}` : "");
+    return el("tr", { "data-unit": s.code, "data-status": s.status, "data-online": s.online ? "1" : "0" },
+      el("td", {}, s.code), el("td", {}, s.name), el("td", { class: `st-${s.status}` }, status),
+      el("td", {}, s.online ? "● trực tuyến" : (PRESENT.has(s.status) && s.status === "present_online" ? "○ mất kết nối" : "—")),
+      el("td", {}, s.hand_at ? "✋" : ""), actions);
+  }
+  askAbsent(s) {
+    this.absentSeat = s;
+    $("#absent-unit").textContent = s.name;
+    $("#absent-reason").value = "";
+    $("#absent-error").hidden = true;
+    this.dialog.showModal();
+  }
+  absentClosed() {
+    if (this.dialog.returnValue !== "ok" || !this.absentSeat) return;
+    const reason = $("#absent-reason").value;
+    const seat = this.absentSeat;
+    this.act("mark", { unit_id: seat.unit_id, status: "absent", reason }).catch(() => {
+      // Keep what was typed: reopen with the message.
+      $("#absent-error").textContent = "Cần ghi lý do vắng mặt.";
+      $("#absent-error").hidden = false;
+      this.dialog.showModal();
+      $("#absent-reason").value = reason;
+    });
+  }
+}
+
+function renderHands(store, live, meetingId, chair) {
+  const hands = store.hands();
+  $("#hand-count").textContent = hands.length ? `(${hands.length})` : "";
+  $("#hands").replaceChildren(...hands.map((s) => el("li", { "data-unit": s.code }, `${s.name} (${s.code}) `,
+    chair ? el("button", { class: "link", onclick: () => live.action(meetingId, "grant", { unit_id: s.unit_id }).catch((e) => flash(e.message)) }, "Trao quyền") : "",
+    chair ? " " : "",
+    chair ? el("button", { class: "link", onclick: () => live.action(meetingId, "lower_hand", { unit_id: s.unit_id }).catch((e) => flash(e.message)) }, "Hạ tay") : "")));
+}
+
+export function chairConsole(meetingId, rootCode) {
+  const view = new MeetingView(meetingId);
+  const store = new SeatStore();
+  let drill = null;
+  let table;
+  const live = new Live({
+    onStatus: connStatus,
+    onError: (e) => flash(e.message),
+    onSnapshot: (m) => {
+      if (m.topic.startsWith("meeting:")) view.apply(m.data.meeting);
+      else { store.load(m.data); render(); }
+    },
+    onEvent: (m) => {
+      if (m.kind === "meeting") view.apply(m.data);
+      else { store.apply(m.data); render(); }
+    },
+  });
+  table = new SeatTable(live, meetingId, { chair: true });
+  const render = () => {
+    const seats = [...store.seats.values()];
+    const all = counts(seats);
+    $("#totals").textContent = `${all.present}/${all.expected} có mặt · ${all.online} trực tuyến · ${all.absent} vắng`;
+    $("#level-counts").textContent = levelSummary(seats);
+    const byProv = new Map();
+    for (const s of seats) {
+      const key = s.province_id ?? 0;
+      if (!byProv.has(key)) byProv.set(key, []);
+      byProv.get(key).push(s);
+    }
+    const rows = [...byProv.entries()].map(([pid, list]) => {
+      const p = store.provinces[pid] || { code: "—", name: "Trung ương" };
+      const c = counts(list);
+      return el("tr", { "data-province": p.code, tabindex: "0", class: "clickable",
+        onclick: () => { drill = pid; render(); },
+        onkeydown: (e) => { if (e.key === "Enter") { drill = pid; render(); } } },
+        el("td", {}, p.code), el("td", {}, p.name), el("td", { class: "num present" }, `${c.present}/${c.expected}`),
+        el("td", { class: "num" }, String(c.online)), el("td", { class: "num" }, String(c.absent)),
+        el("td", { class: "num" }, String(c.not_called)));
+    }).sort((a, b) => a.dataset.province.localeCompare(b.dataset.province));
+    $("#provinces tbody").replaceChildren(...rows);
+    renderHands(store, live, meetingId, true);
+    if (drill !== null) {
+      const p = store.provinces[drill] || { name: "Trung ương" };
+      $("#drill").hidden = false;
+      $("#drill-title").textContent = `Điểm danh: ${p.name}`;
+      table.render((byProv.get(drill) || []).sort((a, b) => a.code.localeCompare(b.code)));
+    }
+  };
+  live.subscribe(`meeting:${meetingId}`);
+  live.subscribe(`rollcall:${meetingId}:${rootCode}`);
+  document.querySelectorAll(".state-btn").forEach((b) => b.addEventListener("click", () => {
+    if (b.dataset.to === "concluded" && !confirm("Kết thúc hội nghị?")) return;
+    if (b.dataset.to === "cancelled" && !confirm("Huỷ hội nghị?")) return;
+    live.action(meetingId, "state", { to: b.dataset.to }).catch((e) => flash(e.message));
+  }));
+  $("#next-btn").addEventListener("click", () => live.action(meetingId, "next").catch((e) => flash(e.message)));
+  $("#revoke-btn").addEventListener("click", () => live.action(meetingId, "revoke").catch((e) => flash(e.message)));
+  $("#grant-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const unit = e.target.unit.value.trim();
+    live.action(meetingId, "grant", { unit }).then(() => { e.target.reset(); }).catch((err) => flash(err.message));
+  });
+}
+
+export function provinceConsole(meetingId, unitCode) {
+  const view = new MeetingView(meetingId);
+  const store = new SeatStore();
+  const live = new Live({
+    onStatus: connStatus,
+    onError: (e) => flash(e.message),
+    onSnapshot: (m) => {
+      if (m.topic.startsWith("meeting:")) view.apply(m.data.meeting);
+      else { store.load(m.data); render(); }
+    },
+    onEvent: (m) => {
+      if (m.kind === "meeting") view.apply(m.data);
+      else { store.apply(m.data); render(); }
+    },
+  });
+  const table = new SeatTable(live, meetingId, { chair: false });
+  const render = () => {
+    const seats = [...store.seats.values()].sort((a, b) => a.code.localeCompare(b.code));
+    const c = counts(seats);
+    $("#totals").textContent = `${c.present}/${c.expected} có mặt · ${c.online} trực tuyến · ${c.absent} vắng`;
+    $("#level-counts").textContent = levelSummary(seats);
+    table.render(seats);
+    renderHands(store, live, meetingId, false);
+  };
+  live.subscribe(`meeting:${meetingId}`);
+  live.subscribe(`rollcall:${meetingId}:${unitCode}`);
+  live.join(meetingId);
+}
+
+export function sitePage(meetingId, unitId, canOperate) {
+  const view = new MeetingView(meetingId);
+  let seat = null;
+  const renderSeat = () => {
+    const holding = view.meeting?.floor?.unit_id === unitId;
+    $("#my-floor").hidden = !holding;
+    document.body.dataset.hasFloor = holding ? "1" : "0";
+    if (!seat) return;
+    $("#my-status").textContent = STATUS_LABEL[seat.status];
+    $("#my-status").dataset.status = seat.status;
+    $("#my-mute").textContent = seat.muted ? "Đang tắt tiếng (chủ trì đã tắt)" : "Đang bật";
+    $("#my-mute").dataset.muted = seat.muted ? "1" : "0";
+    $("#unmute-btn").hidden = !seat.muted || !canOperate;
+    $("#mute-btn").hidden = seat.muted || !canOperate;
+    const btn = $("#hand-btn");
+    if (btn) {
+      const open = ["rehearsal", "live"].includes(view.meeting?.state);
+      btn.disabled = !open || holding;
+      btn.textContent = seat.hand_at ? "Hạ tay" : "Giơ tay xin phát biểu";
+      btn.dataset.hand = seat.hand_at ? "up" : "down";
+    }
+  };
+  const live = new Live({
+    onStatus: connStatus,
+    onError: (e) => flash(e.message),
+    onSnapshot: (m) => { view.apply(m.data.meeting); seat = m.data.seat; renderSeat(); },
+    onEvent: (m) => {
+      if (m.kind === "meeting") view.apply(m.data);
+      else if (!seat || m.data.seq >= seat.seq) seat = m.data;
+      renderSeat();
+    },
+  });
+  live.subscribe(`meeting:${meetingId}`);
+  if (canOperate) live.join(meetingId);
+  $("#hand-btn")?.addEventListener("click", () => {
+    const up = !(seat && seat.hand_at);
+    live.action(meetingId, up ? "raise_hand" : "lower_hand").catch((e) => flash(e.message));
+  });
+  $("#unmute-btn").addEventListener("click", () => live.action(meetingId, "unmute").catch((e) => flash(e.message)));
+  $("#mute-btn").addEventListener("click", () => live.action(meetingId, "mute").catch((e) => flash(e.message)));
+}

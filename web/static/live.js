@@ -1,0 +1,96 @@
+// Live connection to /ws: subscribe to topics, join meetings as a site, send actions.
+// Reconnects by itself (backoff up to 10 s) and re-subscribes, getting a fresh snapshot each time.
+
+export class Live {
+  constructor({ onSnapshot, onEvent, onStatus, onError }) {
+    this.handlers = { onSnapshot, onEvent, onStatus, onError };
+    this.topics = new Set();
+    this.joined = new Set();
+    this.pending = new Map();
+    this.nextId = 1;
+    this.backoff = 500;
+    this.connect();
+  }
+
+  connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${proto}//${location.host}/ws`);
+    this.ws = ws;
+    this.handlers.onStatus?.("connecting");
+    ws.onopen = () => {
+      this.backoff = 500;
+      this.handlers.onStatus?.("open");
+      for (const topic of this.topics) this.raw({ type: "subscribe", topic });
+      for (const meeting of this.joined) this.raw({ type: "join", meeting });
+    };
+    ws.onmessage = (e) => this.receive(JSON.parse(e.data));
+    ws.onclose = () => {
+      this.handlers.onStatus?.("closed");
+      for (const [, p] of this.pending) p.reject({ code: "disconnected", message: "Mất kết nối" });
+      this.pending.clear();
+      setTimeout(() => this.connect(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, 10000);
+    };
+  }
+
+  receive(msg) {
+    if (msg.type === "snapshot") this.handlers.onSnapshot?.(msg);
+    else if (msg.type === "event") this.handlers.onEvent?.(msg);
+    else if (msg.type === "result" || msg.type === "error") {
+      const p = this.pending.get(msg.id);
+      if (p) {
+        this.pending.delete(msg.id);
+        msg.type === "result" ? p.resolve(msg) : p.reject(msg);
+      } else if (msg.type === "error") this.handlers.onError?.(msg);
+    }
+  }
+
+  raw(msg) {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  request(msg) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.ws.readyState !== WebSocket.OPEN) {
+        reject({ code: "disconnected", message: "Chưa kết nối tới máy chủ, vui lòng thử lại" });
+        return;
+      }
+      this.pending.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ ...msg, id }));
+    });
+  }
+
+  subscribe(topic) { this.topics.add(topic); this.raw({ type: "subscribe", topic }); }
+  join(meeting) { this.joined.add(meeting); this.raw({ type: "join", meeting }); }
+  action(meeting, action, params = {}) { return this.request({ type: "action", meeting, action, ...params }); }
+}
+
+// Rows replace rows; an older row (lower seq) never overwrites a newer one.
+export class SeatStore {
+  constructor() { this.seats = new Map(); this.provinces = {}; }
+  load(snapshot) {
+    this.seats.clear();
+    for (const s of snapshot.seats) this.seats.set(s.unit_id, s);
+    this.provinces = snapshot.provinces || {};
+  }
+  apply(row) {
+    const old = this.seats.get(row.unit_id);
+    if (!old || row.seq >= old.seq) this.seats.set(row.unit_id, row);
+  }
+  hands() {
+    return [...this.seats.values()].filter((s) => s.hand_at)
+      .sort((a, b) => (a.hand_at < b.hand_at ? -1 : a.hand_at > b.hand_at ? 1 : a.unit_id - b.unit_id));
+  }
+}
+
+export const STATUS_LABEL = {
+  not_called: "Chưa điểm danh",
+  present_online: "Có mặt trực tuyến",
+  present_in_person: "Có mặt trực tiếp",
+  absent: "Vắng",
+};
+export const STATE_LABEL = {
+  scheduled: "Đã lên lịch", rehearsal: "Chạy thử kết nối", live: "Đang diễn ra",
+  concluded: "Đã kết thúc", cancelled: "Đã huỷ",
+};
