@@ -78,7 +78,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         engine = db.make_engine(url)
         app[ENGINE] = engine
         app[DB] = db.sessionmaker(engine)
-        bus = make_bus(settings.bus_url.reveal())
+        bus = make_bus(settings.bus_url.reveal(), settings.bus_channel_prefix)
         await bus.start()
         hub = Hub(settings.ws_queue_size)
         bus.subscribe("meeting.", hub.on_bus)

@@ -183,6 +183,42 @@ async def demo_setup(settings: Settings) -> list[tuple[str, str, str, str]]:
     return created
 
 
+DEMO_MEETING_TITLE = ("Hội nghị trực tuyến toàn quốc sơ kết 6 tháng triển khai Đề án 06 "
+                      "theo chức năng của lực lượng Công an")
+DEMO_MEETING_AGENDA = [
+    "Báo cáo sơ kết 6 tháng triển khai Đề án 06",
+    "Phát biểu của các điểm cầu tỉnh, thành phố",
+    "Kết luận của Bộ trưởng",
+]
+
+
+async def demo_meeting(settings: Settings) -> int:
+    """The seed report's nationwide conference (all provinces and communes), scheduled for
+    tomorrow 14:00 Hanoi time — created once; later runs reuse it."""
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import select
+
+    from server.timefmt import VN
+    from sessions.models import Meeting
+    from sessions.store import meetings, units
+    from sessions.units import Level
+
+    async def work(session: AsyncSession) -> int:
+        found = (await session.execute(select(Meeting.id).where(Meeting.title == DEMO_MEETING_TITLE)
+                                       .order_by(Meeting.id.desc()))).scalars().first()
+        if found is not None:
+            return int(found)
+        root = await units.get_by_code(session, DEFAULT_ROOT_CODE)
+        tomorrow = (datetime.now(VN) + timedelta(days=1)).replace(hour=14, minute=0, second=0, microsecond=0)
+        return await meetings.schedule(session, title=DEMO_MEETING_TITLE, agenda=DEMO_MEETING_AGENDA,
+                                       start=tomorrow, chair_unit_id=root.id, created_by_id=None,
+                                       selectors=[meetings.Selector(DEFAULT_ROOT_CODE,
+                                                                    (Level.PROVINCE, Level.COMMUNE))])
+
+    return await _with_db(settings, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hoinghi", description="Hội nghị trực tuyến toàn quốc")
     parser.add_argument("--config", help="tệp cấu hình TOML (hoặc biến HOINGHI_CONFIG)")
@@ -279,7 +315,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _tokens(args, settings)
     elif args.command == "demo":
         created = asyncio.run(demo_setup(settings))
-        _print_demo(created)
+        meeting_id = asyncio.run(demo_meeting(settings))
+        _print_demo(created, settings, meeting_id)
         if not args.no_serve:
             serve(settings)
     return 0
@@ -324,7 +361,7 @@ def _tokens(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _print_demo(created: list[tuple[str, str, str, str]]) -> None:
+def _print_demo(created: list[tuple[str, str, str, str]], settings: Settings, meeting_id: int) -> None:
     bar = "=" * 64
     print(bar)
     if created:
@@ -334,7 +371,14 @@ def _print_demo(created: list[tuple[str, str, str, str]]) -> None:
     else:
         print("Tài khoản mẫu đã có từ lần chạy trước (quantri, chutri, hanoi, phutho, vinhyen).")
         print("Quên mật khẩu? .venv/bin/hoinghi users passwd chutri")
-    print("Mở http://127.0.0.1:8080 và đăng nhập bằng 'chutri' để xem Bộ và 34 tỉnh/thành.")
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"Mở {base} và đăng nhập bằng 'chutri' để xem Bộ và 34 tỉnh/thành.")
+    print(f"Hội nghị mẫu #{meeting_id}: {DEMO_MEETING_TITLE}")
+    print(f"  chutri  → bàn điều khiển chủ trì   {base}/meetings/{meeting_id}/chair")
+    print(f"  phutho  → bàn điều khiển tỉnh      {base}/meetings/{meeting_id}/province/25")
+    print(f"  hanoi   → bàn điều khiển tỉnh      {base}/meetings/{meeting_id}/province/01")
+    print(f"  vinhyen → trang điểm cầu xã        {base}/meetings/{meeting_id}/site")
+    print("  (mở mỗi tài khoản trong một cửa sổ ẩn danh riêng)")
     print(bar, flush=True)
 
 

@@ -84,6 +84,9 @@ class Settings:
         default_factory=lambda: Secret(""),
         metadata=_meta("Event bus: empty = in-process; `redis://host:6379/0` to share live state between processes.",
                        secret=True))
+    bus_channel_prefix: str = field(
+        default="hoinghi", metadata=_meta("Prefix of the Redis pub/sub channels; deployments sharing one Redis need "
+                                          "different prefixes (Redis pub/sub ignores database numbers)."))
     ws_queue_size: int = field(
         default=1024, metadata=_meta("Outbound frames buffered per websocket client before it is dropped as slow."))
     trust_forwarded_for: bool = field(

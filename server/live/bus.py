@@ -15,7 +15,6 @@ from typing import Protocol
 
 log = logging.getLogger("hoinghi.bus")
 Handler = Callable[[str, bytes], Awaitable[None]]
-CHANNEL_PREFIX = "hoinghi:"
 
 
 class Bus(Protocol):
@@ -49,8 +48,9 @@ class LocalBus:
 class RedisBus:
     """Redis pub/sub: one pattern subscription per process, one reader task."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = "hoinghi") -> None:
         self._url = url
+        self._prefix = prefix + ":"
         self._handlers: list[tuple[str, Handler]] = []
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -62,7 +62,7 @@ class RedisBus:
         self._pub = Redis.from_url(self._url)
         await self._redis.ping()
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.psubscribe(CHANNEL_PREFIX + "*")
+        await self._pubsub.psubscribe(self._prefix + "*")
         self._task = asyncio.create_task(self._reader(), name="redis-bus-reader")
 
     async def _reader(self) -> None:
@@ -78,7 +78,7 @@ class RedisBus:
             if msg is None or msg.get("type") != "pmessage":
                 continue
             channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else str(msg["channel"])
-            topic = channel[len(CHANNEL_PREFIX):]
+            topic = channel[len(self._prefix):]
             for prefix, handler in list(self._handlers):
                 if topic.startswith(prefix):
                     try:
@@ -90,7 +90,7 @@ class RedisBus:
         self._handlers.append((prefix, handler))
 
     async def publish(self, topic: str, message: bytes) -> None:
-        await self._pub.publish(CHANNEL_PREFIX + topic, message)
+        await self._pub.publish(self._prefix + topic, message)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -103,9 +103,9 @@ class RedisBus:
         await self._pub.aclose()
 
 
-def make_bus(url: str) -> Bus:
+def make_bus(url: str, prefix: str = "hoinghi") -> Bus:
     if not url:
         return LocalBus()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisBus(url)
+        return RedisBus(url, prefix)
     raise ValueError(f"bus_url không hỗ trợ: {url.split('://')[0]}://")
