@@ -136,7 +136,8 @@ async def _handle(request: web.Request, conn: Connection, msg: dict[str, Any]) -
         meeting_id = _int(msg, "meeting")
         if meeting_id not in conn.joined:
             p = conn.principal
-            if not (p.can(Permission.OPERATE_SITE) or p.can(Permission.CHAIR_MEETINGS)):
+            # A bridge (machine token with scope "bridge") reports its own site connected.
+            if not (p.can(Permission.OPERATE_SITE) or p.can(Permission.CHAIR_MEETINGS) or p.has_scope("bridge")):
                 raise Forbidden("Tài khoản không vận hành điểm cầu", code="forbidden")
             async with request.app[DB]() as db:
                 await meeting_ops.ensure_visible(db, p, meeting_id)
