@@ -105,8 +105,21 @@ async def check_import_scope(db: AsyncSession, principal: Principal, rows: list[
             raise Forbidden(f"Dòng {row.line}: đơn vị '{row.code}' nằm ngoài phạm vi của bạn", code="out_of_scope")
         if row.code not in stored:
             parent = row.parent_code
-            if parent is None or (parent not in batch and stored.get(parent) not in in_scope):
+            # An unknown parent is not a scope question: validation refuses it with its line.
+            if parent is None or (parent not in batch and parent in stored and stored[parent] not in in_scope):
                 raise Forbidden(f"Dòng {row.line}: chỉ được thêm đơn vị dưới đơn vị thuộc phạm vi của bạn",
+                                code="out_of_scope")
+        elif stored[row.code] == principal.unit_id:
+            # The principal's own unit may be renamed, not moved: its parent lies outside the scope.
+            chain = await units.ancestors(db, principal.unit_id)
+            if row.parent_code != (chain[-2].code if len(chain) > 1 else None):
+                raise Forbidden(f"Dòng {row.line}: không được chuyển đơn vị '{row.code}' sang cấp trên khác",
+                                code="out_of_scope")
+        else:
+            # A stored unit may move only under a unit that is (or stays) inside the scope.
+            parent = row.parent_code
+            if parent is None or (parent not in batch and parent in stored and stored[parent] not in in_scope):
+                raise Forbidden(f"Dòng {row.line}: không được chuyển đơn vị '{row.code}' ra ngoài phạm vi của bạn",
                                 code="out_of_scope")
 
 

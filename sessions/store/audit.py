@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sessions.models import AuditEntry, UnitClosure
+from sessions.models import AuditEntry, UnitClosure, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,11 +24,12 @@ ANONYMOUS = Actor("anonymous")
 CLI = Actor("cli", name="cli")
 
 
-async def record(db: AsyncSession, actor: Actor, action: str, target: str = "", ip: str = "",
-                 **detail: Any) -> None:
+async def record(db: AsyncSession, actor: Actor, action: str, target: str = "", ip: str = "", *,
+                 at: datetime | None = None, **detail: Any) -> None:
+    """``at`` defaults to the wall clock; pass the application's clock where rows are counted by time."""
     db.add(AuditEntry(actor_kind=actor.kind, actor_id=actor.id, actor_name=actor.name[:100],
                       actor_unit_id=actor.unit_id, action=action, target=target[:200], ip=ip[:64],
-                      detail=detail))
+                      detail=detail, at=at or utcnow()))
 
 
 async def count_since(db: AsyncSession, action: str, since: datetime, *, target: str | None = None,

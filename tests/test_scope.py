@@ -1,0 +1,930 @@
+"""Scope: a province account reads or changes nothing outside its province, through any page or
+API route, and an anonymous request reaches only login, health, metrics, language and static files.
+
+``ROUTES`` classifies every route of the live application. ``test_every_route_is_classified``
+fails when a route exists that the matrix does not know (or the matrix names a route that is
+gone), so each new route must come with its anonymous sample and its out-of-province probe.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import make_mocked_request
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from server import meeting_ops
+from server.auth import SESSION_COOKIE, issue_machine_token
+from server.db import transaction
+from server.state import DB
+from sessions.meetings import MeetingState
+from sessions.models import MachineToken, Meeting, Participant, Unit, UnitClosure, User
+from sessions.roles import Principal, Role
+from sessions.store import auth as auth_store
+from sessions.store import meetings as meetings_store
+from sessions.store import units as units_store
+from sessions.store import users as users_store
+from tests.conftest import ACCOUNTS, PASSWORD, Client, LiveServer
+from tests.live_util import WsClient
+
+# Everything below is outside Thành phố Hà Nội (01): two other provinces (one with a legacy
+# district), their communes, and the ministry itself.
+OUTSIDE_UNITS = ("25", "08707", "79", "760", "26734", "BCA")
+OUTSIDE_USERS = ("phutho", "vinhyen", "quantri", "chutri")
+HANOI_USERS = {"hanoi", "qt_hanoi", "xem_hanoi", "hoankiem"}
+HANOI_UNITS = {"01", "00070", "00004"}
+# Strings that would show data from outside the province: none may appear in any answer.
+LEAKS = ("Phú Thọ", "Vĩnh Yên", "Phúc Yên", "Hồ Chí Minh", "Sài Gòn", "Quận 1", "Bộ Công an",
+         *OUTSIDE_USERS, "cau-25", "cau-BCA")
+MISSING_ID = 987654
+
+# CSV imports a Hà Nội admin must not be able to run: each touches a unit outside province 01.
+CSV_HEADER = "code,name,level,parent_code\n"
+OUTSIDE_CSV = {
+    "rename another province": "25,Tỉnh Phú Thọ (đổi tên),province,BCA\n",
+    "rename a commune of another province": "08707,Phường Vĩnh Yên mới,commune,25\n",
+    "add a commune under another province": "99001,Xã Mới,commune,25\n",
+    "add a commune under another province's district": "99002,Phường Mới,commune,760\n",
+    "rename the ministry": "BCA,Bộ Công an (sửa),central,\n",
+    "move an own commune into another province": "00070,Phường Hoàn Kiếm,commune,25\n",
+    "detach the own province from the ministry": "01,Thành phố Hà Nội,central,\n",
+    "turn an own commune into a new root": "00004,Phường Ba Đình,central,\n",
+    "in-scope row together with an out-of-scope row": "99003,Phường Mới,commune,01\n25,Phú Thọ X,province,BCA\n",
+    "new chain hung under another province": "99004,Huyện Mới,district,79\n99005,Xã Mới,commune,99004\n",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests, expectations, database snapshots
+
+
+@dataclass(frozen=True)
+class Req:
+    """One request. ``path`` may name fixture ids: ``{user_phutho}``, ``{token_25}``."""
+
+    method: str
+    path: str
+    form: dict[str, str] | None = None
+    json: Any = None
+    csv: str | None = None  # raw text/csv body (API import)
+    upload: str | None = None  # multipart field "file" (import page)
+    ws: bool = False  # a websocket endpoint: logged in, the sample opens a real websocket
+
+
+async def send(http: aiohttp.ClientSession, req: Req, csrf: str = "", ids: dict[str, int] | None = None,
+               headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+    """Send ``req``; with ``csrf`` the token rides the form field or the X-CSRF-Token header."""
+    path = req.path.format(**(ids or {}))
+    hdrs = dict(headers or {})
+    kw: dict[str, Any] = {}
+    if req.form is not None:
+        kw["data"] = {**req.form, **({"csrf_token": csrf} if csrf else {})}
+    elif req.upload is not None:
+        form = aiohttp.FormData()
+        if csrf:
+            form.add_field("csrf_token", csrf)
+        form.add_field("file", (CSV_HEADER + req.upload).encode(), filename="don-vi.csv", content_type="text/csv")
+        kw["data"] = form
+    else:
+        if req.csv is not None:
+            kw["data"] = (CSV_HEADER + req.csv).encode()
+            hdrs["Content-Type"] = "text/csv"
+        elif req.json is not None:
+            kw["json"] = req.json
+        if csrf:
+            hdrs["X-CSRF-Token"] = csrf
+    return await http.request(req.method, path, headers=hdrs, allow_redirects=False, **kw)
+
+
+def no_leak(text: str, where: str, allow: tuple[str, ...] = ()) -> None:
+    found = [word for word in LEAKS if word in text and word not in allow]
+    assert not found, f"{where}: answer shows data from outside the province: {found}"
+
+
+# A nationwide meeting is chaired by the ministry: its name is part of the meeting, not a leak.
+CHAIR_NAME = ("Bộ Công an",)
+
+
+async def expect(resp: aiohttp.ClientResponse, status: int, code: str | None = None,
+                 allow: tuple[str, ...] = ()) -> Any:
+    """Check status (and the API error code); no answer may show outside data. Returns the body."""
+    where = f"{resp.method} {resp.url.path_qs}"
+    if resp.content_type.startswith("application/vnd.openxmlformats"):
+        assert resp.status == status, f"{where}: {resp.status}, expected {status}"
+        sheet = load_workbook(io.BytesIO(await resp.read())).active
+        assert sheet is not None
+        rows = [[str(v) for v in row if v is not None] for row in sheet.iter_rows(values_only=True)]
+        no_leak(json.dumps(rows, ensure_ascii=False), where, allow)
+        return rows
+    text = await resp.text()
+    assert resp.status == status, f"{where}: {resp.status}, expected {status}: {text[:400]}"
+    if resp.content_type == "application/json":
+        body = json.loads(text)
+        no_leak(json.dumps(body, ensure_ascii=False), where, allow)
+        if code is not None:
+            assert body["error"]["code"] == code, f"{where}: {body}"
+        return body
+    assert code is None, f"{where}: expected a JSON error {code}, got {resp.content_type}"
+    no_leak(text, where, allow)
+    return text
+
+
+Snapshot = dict[tuple[str, str], Any]
+
+
+async def snapshot(live: LiveServer) -> Snapshot:
+    """Everything a request could change that matters for scope: units, tree, accounts, tokens.
+    (Sessions and the audit trail are left out: logging in and being refused write there.)"""
+    state: Snapshot = {}
+    async with live.app[DB]() as db:
+        for code, name, level, parent in (await db.execute(
+                select(Unit.code, Unit.name, Unit.level, Unit.parent_id))).all():
+            state[("unit", code)] = (name, level, parent)
+        state[("closure", "*")] = frozenset(tuple(r) for r in (await db.execute(
+            select(UnitClosure.ancestor_id, UnitClosure.descendant_id, UnitClosure.depth))).all())
+        for username, *rest in (await db.execute(
+                select(User.username, User.unit_id, User.role, User.is_active, User.password_hash))).all():
+            state[("user", username)] = tuple(rest)
+        for tid, *rest in (await db.execute(select(MachineToken.id, MachineToken.unit_id, MachineToken.scopes,
+                                                   MachineToken.expires_at, MachineToken.revoked_at))).all():
+            state[("token", str(tid))] = tuple(rest)
+        for mid, *rest in (await db.execute(select(Meeting.id, Meeting.title, Meeting.state, Meeting.seq,
+                                                   Meeting.floor_unit_id))).all():
+            state[("meeting", str(mid))] = tuple(rest)
+        for mid, uid, *rest in (await db.execute(select(
+                Participant.meeting_id, Participant.unit_id, Participant.status, Participant.reason,
+                Participant.online, Participant.hand_at, Participant.muted, Participant.seq))).all():
+            state[("seat", f"{mid}:{uid}")] = tuple(rest)
+    return state
+
+
+def changed(before: Snapshot, after: Snapshot) -> set[tuple[str, str]]:
+    return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+
+
+@dataclass
+class World:
+    """The seeded server with the objects of ``fixture_ids`` (tokens, meetings), and a Phú Thọ
+    operator who stays logged in throughout: nothing done from Hà Nội may end that."""
+
+    live: LiveServer
+    ids: dict[str, int]
+    outsider: Client
+
+
+async def issue_token(live: LiveServer, code: str, scopes: frozenset[str] = frozenset({"units:read"}),
+                      days: int = 30) -> tuple[int, str]:
+    async with transaction(live.app[DB]) as db:
+        unit = await units_store.get_by_code(db, code)
+        return await issue_machine_token(live.app, db, name=f"cau-{code}", unit_id=unit.id, scopes=scopes,
+                                         days=days, created_by_id=None)
+
+
+async def fixture_ids(live: LiveServer) -> dict[str, int]:
+    """Ids for request paths, and the objects they name: ``user_<username>``, ``unit_<code>``,
+    ``token_<unit code>`` (tokens bound to 25, BCA, 00070), ``meeting_shared`` (nationwide, live,
+    chaired by the ministry) and ``meeting_outside`` (the ministry with Phú Thọ only, scheduled)."""
+    async with live.app[DB]() as db:
+        ids = {f"user_{name}": uid for name, uid in (await db.execute(select(User.username, User.id))).all()}
+        ids |= {f"unit_{code}": uid for code, uid in (await db.execute(select(Unit.code, Unit.id))).all()}
+        chair_user = await users_store.get_by_username(db, "chutri")
+    for code in ("25", "BCA", "00070"):
+        ids[f"token_{code}"] = (await issue_token(live, code))[0]
+    assert chair_user is not None
+    chair = Principal("user", chair_user.id, chair_user.username, chair_user.unit_id, chair_user.unit_code, Role.CHAIR)
+    start = live.clock() + timedelta(days=1)
+    ids["meeting_shared"] = await meeting_ops.schedule(
+        live.app, chair, title="Hội nghị toàn quốc", agenda=["Khai mạc"], start=start,
+        selectors=meetings_store.parse_selectors([{"unit": "BCA", "levels": ["province", "district", "commune"]}]))
+    for state in (MeetingState.REHEARSAL, MeetingState.LIVE):
+        await meeting_ops.change_state(live.app, chair, ids["meeting_shared"], state)
+    ids["meeting_outside"] = await meeting_ops.schedule(
+        live.app, chair, title="Hội nghị riêng Phú Thọ", agenda=[], start=start,
+        selectors=meetings_store.parse_selectors([{"unit": "25", "levels": ["province", "commune"]}]))
+    ids["missing"] = MISSING_ID
+    return ids
+
+
+async def session_client(live: LiveServer, username: str) -> Client:
+    """A logged-in browser without the login form (the form is tested in test_auth.py and by the
+    accounts under test here): saves an argon2 verification per account."""
+    secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    async with transaction(live.app[DB]) as db:
+        user = await users_store.get_by_username(db, username)
+        assert user is not None
+        await auth_store.create_session(db, secret, user.id, csrf, live.clock() + timedelta(hours=1), "127.0.0.1")
+    http = live.client()
+    http.cookie_jar.update_cookies({SESSION_COOKIE: secret})
+    return Client(http, csrf, username)
+
+
+async def build_world(live: LiveServer) -> World:
+    return World(live, await fixture_ids(live), await session_client(live, "phutho"))
+
+
+def is_admin(c: Client) -> bool:
+    return ACCOUNTS[c.username][0] == "admin"
+
+
+# ---------------------------------------------------------------------------------------------
+# Out-of-province probes, one per route. Each returns the snapshot keys it may legitimately
+# change (only ever the caller's own account); everything else must stay as it was.
+
+Probe = Callable[[World, Client], Awaitable[set[tuple[str, str]] | None]]
+
+
+async def outside_public(w: World, c: Client) -> None:
+    for path in ("/healthz", "/metrics", "/static/app.css"):
+        await expect(await c.get(path), 200)
+
+
+async def outside_login_page(w: World, c: Client) -> None:
+    await expect_redirect(await c.get("/login"), "/")  # already logged in
+
+
+async def outside_login_submit(w: World, c: Client) -> None:
+    # Logged in as Hà Nội, posting Phú Thọ's credentials: refused, and the session stays Hà Nội's.
+    await expect(await send(c.http, Req("POST", "/login", form={"username": "phutho", "password": PASSWORD}),
+                            c.csrf), 403)
+    assert (await expect(await c.get("/api/me"), 200))["name"] == c.username
+
+
+async def outside_lang(w: World, c: Client) -> None:
+    await expect_redirect(await c.get("/lang/en?next=/units/25"), "/units/25")
+    await expect_redirect(await c.get("/lang/vi"), "/")
+    await expect(await c.get("/units/25"), 403)
+
+
+async def outside_home(w: World, c: Client) -> None:
+    page = await expect(await c.get("/"), 200)
+    assert "Thành phố Hà Nội" in page
+
+
+async def outside_unit_page(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        page = await expect(await c.get(f"/units/{code}"), 403)
+        assert "ngoài phạm vi" in page
+    await expect(await c.get("/units/99999"), 404)
+
+
+async def outside_api_unit(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/api/units/{code}"), 403, "out_of_scope")
+    await expect(await c.get("/api/units/99999"), 404, "unit_not_found")
+
+
+async def outside_api_subtree(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/api/units/{code}/subtree"), 403, "out_of_scope")
+        await expect(await c.get(f"/api/units/{code}/subtree?level=commune"), 403, "out_of_scope")
+
+
+async def outside_api_me(w: World, c: Client) -> None:
+    me = await expect(await c.get("/api/me"), 200)
+    assert (me["name"], me["unit"]["code"]) == (c.username, "01")
+
+
+async def outside_password_page(w: World, c: Client) -> None:
+    await expect(await c.get("/account/password"), 200)
+
+
+async def outside_password_submit(w: World, c: Client) -> set[tuple[str, str]]:
+    # The form has no target: extra fields naming another account must not redirect the change.
+    form = {"current": PASSWORD, "new": PASSWORD, "username": "phutho", "user_id": str(w.ids["user_phutho"])}
+    assert "Đã đổi mật khẩu" in await expect(await send(c.http, Req("POST", "/account/password", form=form),
+                                                         c.csrf), 200)
+    return {("user", c.username)}
+
+
+async def outside_logout(w: World, c: Client) -> None:
+    # Logging out ends that one session only: not this user's other session, not Phú Thọ's.
+    second = await session_client(w.live, c.username)
+    form = {"user_id": str(w.ids["user_phutho"]), "username": "phutho"}
+    await expect_redirect(await send(second.http, Req("POST", "/logout", form=form), second.csrf), "/login?m=out")
+    await expect(await second.get("/api/me"), 401, "unauthenticated")
+    await expect(await c.get("/api/me"), 200)
+    assert (await (await w.outsider.get("/api/me")).json())["name"] == "phutho"
+
+
+async def outside_users_page(w: World, c: Client) -> None:
+    if not is_admin(c):
+        await expect(await c.get("/admin/users"), 403)
+        return
+    page = await expect(await c.get("/admin/users"), 200)  # no outside username (checked by expect)
+    assert all(f"<td>{name}</td>" in page for name in HANOI_USERS)
+
+
+def new_user(code: str) -> dict[str, str]:
+    return {"username": f"moi-{code.lower()}", "full_name": "Người mới", "unit_code": code, "role": "viewer",
+            "password": PASSWORD}
+
+
+async def outside_users_create(w: World, c: Client) -> None:
+    # Creating an account hashes its password before the scope check (~0.1–0.3 s), so one target
+    # per route: Phú Thọ here, the ministry through the API.
+    page = await expect(await send(c.http, Req("POST", "/admin/users", form=new_user("25")), c.csrf), 403)
+    if is_admin(c):
+        assert "ngoài phạm vi" in page
+
+
+async def outside_users_lock(w: World, c: Client) -> None:
+    for name in OUTSIDE_USERS:
+        for action in ("lock", "unlock"):
+            req = Req("POST", f"/admin/users/{{user_{name}}}/{action}", form={})
+            await expect(await send(c.http, req, c.csrf, w.ids), 403)
+    await expect(await send(c.http, Req("POST", "/admin/users/{missing}/lock", form={}), c.csrf, w.ids),
+                 404 if is_admin(c) else 403)
+
+
+async def outside_tokens_page(w: World, c: Client) -> None:
+    if not is_admin(c):
+        await expect(await c.get("/admin/tokens"), 403)
+        return
+    assert "cau-00070" in await expect(await c.get("/admin/tokens"), 200)
+
+
+def new_token(code: str) -> dict[str, Any]:
+    return {"name": f"moi-{code}", "unit_code": code, "scopes": ["units:read"], "days": 1}
+
+
+async def outside_tokens_create(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        form = {**new_token(code), "scopes": "units:read", "days": "1"}
+        await expect(await send(c.http, Req("POST", "/admin/tokens", form=form), c.csrf), 403)
+
+
+async def outside_tokens_revoke(w: World, c: Client) -> None:
+    for code in ("25", "BCA"):
+        req = Req("POST", f"/admin/tokens/{{token_{code}}}/revoke", form={})
+        await expect(await send(c.http, req, c.csrf, w.ids), 403)
+    req = Req("POST", "/admin/tokens/{missing}/revoke", form={})
+    await expect(await send(c.http, req, c.csrf, w.ids), 404 if is_admin(c) else 403)
+
+
+async def outside_import_page(w: World, c: Client) -> None:
+    await expect(await c.get("/admin/units/import"), 200 if is_admin(c) else 403)
+
+
+async def outside_import_upload(w: World, c: Client) -> None:
+    for label, rows in OUTSIDE_CSV.items():
+        resp = await send(c.http, Req("POST", "/admin/units/import", upload=rows), c.csrf)
+        assert resp.status == 403, f"import page, {label}: {resp.status}"
+        await expect(resp, 403)
+
+
+async def outside_audit_page(w: World, c: Client) -> None:
+    if not is_admin(c):
+        await expect(await c.get("/admin/audit"), 403)
+        return
+    assert f"<td>{c.username}</td><td>login</td>" in await expect(await c.get("/admin/audit"), 200)
+
+
+async def outside_api_users(w: World, c: Client) -> None:
+    if not is_admin(c):
+        await expect(await c.get("/api/users"), 403, "forbidden")
+        return
+    users = (await expect(await c.get("/api/users"), 200))["users"]
+    assert {u["username"] for u in users} == HANOI_USERS
+
+
+async def outside_api_users_create(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("POST", "/api/users", json=new_user("BCA")), c.csrf), 403,
+                 "out_of_scope" if is_admin(c) else "forbidden")
+
+
+async def outside_api_users_lock(w: World, c: Client) -> None:
+    code = "out_of_scope" if is_admin(c) else "forbidden"
+    for name in OUTSIDE_USERS:
+        for action in ("lock", "unlock"):
+            req = Req("POST", f"/api/users/{{user_{name}}}/{action}")
+            await expect(await send(c.http, req, c.csrf, w.ids), 403, code)
+    req = Req("POST", "/api/users/{missing}/lock")
+    if is_admin(c):
+        await expect(await send(c.http, req, c.csrf, w.ids), 404, "user_not_found")
+    else:
+        await expect(await send(c.http, req, c.csrf, w.ids), 403, "forbidden")
+
+
+async def outside_api_tokens(w: World, c: Client) -> None:
+    if not is_admin(c):
+        await expect(await c.get("/api/tokens"), 403, "forbidden")
+        return
+    tokens = (await expect(await c.get("/api/tokens"), 200))["tokens"]
+    assert [t["unit_code"] for t in tokens] == ["00070"]
+
+
+async def outside_api_tokens_create(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await send(c.http, Req("POST", "/api/tokens", json=new_token(code)), c.csrf), 403,
+                     "out_of_scope" if is_admin(c) else "forbidden")
+
+
+async def outside_api_tokens_revoke(w: World, c: Client) -> None:
+    code = "out_of_scope" if is_admin(c) else "forbidden"
+    for unit in ("25", "BCA"):
+        await expect(await send(c.http, Req("DELETE", f"/api/tokens/{{token_{unit}}}"), c.csrf, w.ids), 403, code)
+    missing = await send(c.http, Req("DELETE", "/api/tokens/{missing}"), c.csrf, w.ids)
+    await expect(missing, *((404, "token_not_found") if is_admin(c) else (403, "forbidden")))
+
+
+async def outside_api_import(w: World, c: Client) -> None:
+    for label, rows in OUTSIDE_CSV.items():
+        resp = await send(c.http, Req("POST", "/api/units/import", csv=rows), c.csrf)
+        assert resp.status == 403, f"API import, {label}: {resp.status} {await resp.text()}"
+        await expect(resp, 403, "out_of_scope" if is_admin(c) else "forbidden")
+
+
+async def outside_api_audit(w: World, c: Client) -> None:
+    if not is_admin(c):
+        await expect(await c.get("/api/audit"), 403, "forbidden")
+        return
+    entries = (await expect(await c.get("/api/audit"), 200))["entries"]
+    assert entries, "the province admin's own login is in its audit view"
+    assert {e["actor"] for e in entries} <= HANOI_USERS
+
+
+# Meetings. The nationwide meeting is visible to Hà Nội (it takes part) but only the ministry's
+# chair runs it; the Phú Thọ meeting does not exist as far as Hà Nội can tell (404, not 403).
+
+def operates_bridge(c: Client) -> bool:
+    return ACCOUNTS[c.username][0] == "bridge_operator"
+
+
+async def outside_meetings_page(w: World, c: Client) -> None:
+    page = await expect(await c.get("/meetings"), 200, allow=CHAIR_NAME)
+    assert "Hội nghị toàn quốc" in page  # and, checked by expect, not the Phú Thọ meeting
+
+
+async def outside_meetings_create(w: World, c: Client) -> None:
+    form = {"title": "Họp riêng", "agenda": "", "start": "2030-01-01T08:00", "unit_0": "25", "levels_0": "province"}
+    page = await expect(await send(c.http, Req("POST", "/meetings", form=form), c.csrf), 403, allow=CHAIR_NAME)
+    assert "Chỉ chủ trì" in page
+
+
+async def outside_meeting_home(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/meetings/{meeting_outside}"), ids=w.ids), 404)
+    console = "province/01" if operates_bridge(c) else "site"
+    await expect_redirect(await send(c.http, Req("GET", "/meetings/{meeting_shared}"), ids=w.ids),
+                          f"/meetings/{w.ids['meeting_shared']}/{console}")
+
+
+async def outside_meeting_page(w: World, c: Client, suffix: str, shared_status: int) -> None:
+    await expect(await send(c.http, Req("GET", "/meetings/{meeting_outside}" + suffix), ids=w.ids), 404)
+    await expect(await send(c.http, Req("GET", "/meetings/{meeting_missing}" + suffix),
+                            ids={**w.ids, "meeting_missing": MISSING_ID}), 404)
+    await expect(await send(c.http, Req("GET", "/meetings/{meeting_shared}" + suffix), ids=w.ids), shared_status,
+                 allow=CHAIR_NAME)
+
+
+async def outside_chair_console(w: World, c: Client) -> None:
+    await outside_meeting_page(w, c, "/chair", 403)
+
+
+async def outside_province_console(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/meetings/{meeting_outside}/province/25"), ids=w.ids), 404)
+    for code in ("25", "79", "BCA"):
+        await expect(await send(c.http, Req("GET", f"/meetings/{{meeting_shared}}/province/{code}"), ids=w.ids), 403,
+                     allow=CHAIR_NAME)
+    await outside_meeting_page(w, c, "/province/01", 200 if operates_bridge(c) else 403)
+
+
+async def outside_site_page(w: World, c: Client) -> None:
+    await outside_meeting_page(w, c, "/site", 200)
+
+
+async def outside_attendance(w: World, c: Client, ext: str) -> None:
+    await outside_meeting_page(w, c, f"/attendance.{ext}", 200 if operates_bridge(c) else 403)
+    if operates_bridge(c):  # the export holds Hà Nội's rows only (checked by expect), and all of them
+        resp = await send(c.http, Req("GET", f"/meetings/{{meeting_shared}}/attendance.{ext}"), ids=w.ids)
+        body = await expect(resp, 200, allow=CHAIR_NAME)
+        lines = body.splitlines()[1:] if ext == "csv" else body[2:]
+        codes = {(line.split(",")[0] if ext == "csv" else line[0]) for line in lines}
+        assert codes == HANOI_UNITS, codes
+
+
+async def outside_attendance_csv(w: World, c: Client) -> None:
+    await outside_attendance(w, c, "csv")
+
+
+async def outside_attendance_xlsx(w: World, c: Client) -> None:
+    await outside_attendance(w, c, "xlsx")
+
+
+async def outside_api_meetings(w: World, c: Client) -> None:
+    meetings = (await expect(await c.get("/api/meetings"), 200, allow=CHAIR_NAME))["meetings"]
+    assert [m["id"] for m in meetings] == [w.ids["meeting_shared"]]
+
+
+def new_meeting(code: str) -> dict[str, Any]:
+    return {"title": "Họp riêng", "agenda": [], "start": "2030-01-01T08:00:00+07:00",
+            "participants": [{"unit": code, "levels": ["province", "commune"]}]}
+
+
+async def outside_api_meetings_create(w: World, c: Client) -> None:
+    for code in ("25", "01"):  # not even inside Hà Nội: no Hà Nội account chairs meetings
+        await expect(await send(c.http, Req("POST", "/api/meetings", json=new_meeting(code)), c.csrf), 403,
+                     "chair_only")
+
+
+async def outside_api_meeting(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_outside}"), ids=w.ids), 404,
+                 "meeting_not_found")
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_shared}"), ids=w.ids), 200, allow=CHAIR_NAME)
+
+
+async def outside_api_rollcall(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_outside}/rollcall?unit=01"), ids=w.ids),
+                 404, "meeting_not_found")
+    for code in ("25", "08707", "BCA"):
+        req = Req("GET", f"/api/meetings/{{meeting_shared}}/rollcall?unit={code}")
+        await expect(await send(c.http, req, ids=w.ids), 403, "out_of_scope")
+    own = await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_shared}/rollcall"), ids=w.ids), 200)
+    assert {seat["code"] for seat in own["seats"]} == HANOI_UNITS
+
+
+async def refused_on_both_meetings(w: World, c: Client, action: str, body: dict[str, Any], status: int,
+                                   code: str | tuple[str, ...]) -> None:
+    """``action`` on the Phú Thọ meeting: 404; on the nationwide one: ``status`` with ``code``."""
+    for name in ("meeting_outside", "meeting_shared"):
+        resp = await send(c.http, Req("POST", f"/api/meetings/{{{name}}}/{action}", json=body), c.csrf, w.ids)
+        if name == "meeting_outside":
+            await expect(resp, 404, "meeting_not_found")
+            continue
+        error = (await expect(resp, status, allow=CHAIR_NAME))["error"]
+        assert error["code"] in ((code,) if isinstance(code, str) else code), f"{action} {body}: {error}"
+
+
+async def outside_api_state(w: World, c: Client) -> None:
+    for target in ("concluded", "cancelled"):
+        await refused_on_both_meetings(w, c, "state", {"to": target}, 403, "chair_only")
+
+
+async def outside_api_mark(w: World, c: Client) -> None:
+    for code in ("25", "08707", "26734"):
+        await refused_on_both_meetings(w, c, "rollcall", {"unit": code, "status": "absent", "reason": "x"},
+                                       403, "forbidden")
+
+
+async def outside_api_hand(w: World, c: Client) -> None:
+    for up in (True, False):
+        body = {"up": up, "unit_id": w.ids["unit_08707"]}
+        await refused_on_both_meetings(w, c, "hand", body, 403, "forbidden")
+
+
+async def outside_api_floor(w: World, c: Client) -> None:
+    for body in ({"action": "grant", "unit": "25"}, {"action": "grant", "unit_id": w.ids["unit_08707"]},
+                 {"action": "next"}, {"action": "revoke"}):
+        await refused_on_both_meetings(w, c, "floor", body, 403, "chair_only")
+
+
+async def outside_api_mute(w: World, c: Client) -> None:
+    await refused_on_both_meetings(w, c, "mute", {"muted": True, "unit": "25"}, 403, "chair_only")
+    # Unmuting is a site's own act: another unit's never.
+    await refused_on_both_meetings(w, c, "mute", {"muted": False, "unit": "25"}, 403,
+                                   ("unmute_self_only", "forbidden"))
+
+
+async def outside_websocket(w: World, c: Client) -> None:
+    ws = await WsClient.open(c)
+    try:
+        shared, outside = w.ids["meeting_shared"], w.ids["meeting_outside"]
+        refused = [
+            ({"type": "subscribe", "topic": f"meeting:{outside}"}, "meeting_not_found"),
+            ({"type": "subscribe", "topic": f"rollcall:{outside}:01"}, "meeting_not_found"),
+            ({"type": "subscribe", "topic": f"rollcall:{shared}:25"}, "out_of_scope"),
+            ({"type": "subscribe", "topic": f"rollcall:{shared}:BCA"}, "out_of_scope"),
+            ({"type": "join", "meeting": outside}, "meeting_not_found" if operates_bridge(c) else "forbidden"),
+            ({"type": "action", "meeting": outside, "action": "raise_hand"}, "meeting_not_found"),
+            ({"type": "action", "meeting": shared, "action": "grant", "unit": "25"}, "chair_only"),
+            ({"type": "action", "meeting": shared, "action": "state", "to": "concluded"}, "chair_only"),
+            ({"type": "action", "meeting": shared, "action": "mark", "unit": "08707", "status": "absent"},
+             "forbidden"),
+            ({"type": "action", "meeting": shared, "action": "mute", "unit": "25"}, "chair_only"),
+            ({"type": "action", "meeting": shared, "action": "lower_hand", "unit_id": w.ids["unit_25"]}, "forbidden"),
+        ]
+        for msg, code in refused:
+            answer = await ws.request(msg)
+            assert (answer["type"], answer.get("code")) == ("error", code), f"websocket {msg}: {answer}"
+        ok = await ws.request({"type": "subscribe", "topic": f"meeting:{shared}"})
+        assert ok["type"] == "result"
+        for message in ws.messages:
+            no_leak(json.dumps(message, ensure_ascii=False), f"websocket message {message.get('type')}",
+                    CHAIR_NAME)
+    finally:
+        await ws.close()
+
+
+async def expect_redirect(resp: aiohttp.ClientResponse, location: str) -> aiohttp.ClientResponse:
+    assert resp.status == 303, f"{resp.method} {resp.url.path_qs}: {resp.status}, expected 303"
+    assert resp.headers["Location"] == location, resp.headers["Location"]
+    return resp
+
+
+# ---------------------------------------------------------------------------------------------
+# The route matrix
+
+
+@dataclass(frozen=True)
+class Route:
+    """``access``: public (anyone), page (HTML; anonymous → 303 /login) or api (anonymous → 401).
+    ``sample``: a request account ``by`` may make (answered ``ok``); anonymous, it must fail.
+    ``outside``: what a Hà Nội account gets when it aims at anything outside province 01."""
+
+    access: str
+    sample: Req
+    ok: int
+    outside: Probe
+    by: str = "quantri"
+
+
+def _user_json(name: str, code: str) -> dict[str, str]:
+    return {**new_user(code), "username": name}
+
+
+ROUTES: dict[tuple[str, str], Route] = {
+    # Public
+    ("GET", "/healthz"): Route("public", Req("GET", "/healthz"), 200, outside_public),
+    ("GET", "/metrics"): Route("public", Req("GET", "/metrics"), 200, outside_public),
+    ("GET", "/static"): Route("public", Req("GET", "/static/app.css"), 200, outside_public),
+    ("GET", "/login"): Route("public", Req("GET", "/login"), 200, outside_login_page),
+    # Without the login form's double-submit cookie the form is refused (see test_auth.py).
+    ("POST", "/login"): Route("public", Req("POST", "/login", form={"username": "quantri", "password": PASSWORD}),
+                              403, outside_login_submit),
+    ("GET", "/lang/{lang}"): Route("public", Req("GET", "/lang/en"), 303, outside_lang),
+    # Pages
+    ("GET", "/"): Route("page", Req("GET", "/"), 200, outside_home),
+    ("GET", "/units/{code}"): Route("page", Req("GET", "/units/25"), 200, outside_unit_page),
+    ("GET", "/account/password"): Route("page", Req("GET", "/account/password"), 200, outside_password_page),
+    ("POST", "/account/password"): Route(
+        "page", Req("POST", "/account/password", form={"current": PASSWORD, "new": PASSWORD}), 200,
+        outside_password_submit),
+    ("POST", "/logout"): Route("page", Req("POST", "/logout", form={}), 303, outside_logout),
+    ("GET", "/admin/users"): Route("page", Req("GET", "/admin/users"), 200, outside_users_page),
+    ("POST", "/admin/users"): Route("page", Req("POST", "/admin/users", form=new_user("25")), 200,
+                                    outside_users_create),
+    ("POST", "/admin/users/{user_id}/{action}"): Route(
+        "page", Req("POST", "/admin/users/{user_phutho}/lock", form={}), 303, outside_users_lock),
+    ("GET", "/admin/tokens"): Route("page", Req("GET", "/admin/tokens"), 200, outside_tokens_page),
+    ("POST", "/admin/tokens"): Route(
+        "page", Req("POST", "/admin/tokens", form={"name": "mau", "unit_code": "25", "scopes": "units:read",
+                                                   "days": "1"}), 200, outside_tokens_create),
+    ("POST", "/admin/tokens/{token_id}/revoke"): Route(
+        "page", Req("POST", "/admin/tokens/{token_25}/revoke", form={}), 303, outside_tokens_revoke),
+    ("GET", "/admin/units/import"): Route("page", Req("GET", "/admin/units/import"), 200, outside_import_page),
+    ("POST", "/admin/units/import"): Route(
+        "page", Req("POST", "/admin/units/import", upload="99101,Phường Mẫu,commune,25\n"), 200,
+        outside_import_upload),
+    ("GET", "/admin/audit"): Route("page", Req("GET", "/admin/audit"), 200, outside_audit_page),
+    # JSON API
+    ("GET", "/api/me"): Route("api", Req("GET", "/api/me"), 200, outside_api_me),
+    ("GET", "/api/units/{code}"): Route("api", Req("GET", "/api/units/25"), 200, outside_api_unit),
+    ("GET", "/api/units/{code}/subtree"): Route("api", Req("GET", "/api/units/25/subtree"), 200,
+                                                outside_api_subtree),
+    ("GET", "/api/users"): Route("api", Req("GET", "/api/users"), 200, outside_api_users),
+    ("POST", "/api/users"): Route("api", Req("POST", "/api/users", json=_user_json("mau-api", "25")), 201,
+                                  outside_api_users_create),
+    ("POST", "/api/users/{user_id}/{action}"): Route(
+        "api", Req("POST", "/api/users/{user_hoankiem}/lock"), 200, outside_api_users_lock),
+    ("GET", "/api/tokens"): Route("api", Req("GET", "/api/tokens"), 200, outside_api_tokens),
+    ("POST", "/api/tokens"): Route("api", Req("POST", "/api/tokens", json=new_token("25")), 201,
+                                   outside_api_tokens_create),
+    ("DELETE", "/api/tokens/{token_id}"): Route("api", Req("DELETE", "/api/tokens/{token_BCA}"), 200,
+                                                outside_api_tokens_revoke),
+    ("POST", "/api/units/import"): Route("api", Req("POST", "/api/units/import", csv="99102,Phường Mẫu,commune,25\n"),
+                                         200, outside_api_import),
+    ("GET", "/api/audit"): Route("api", Req("GET", "/api/audit"), 200, outside_api_audit),
+    # Meetings (pages, JSON API, websocket): the samples are the ministry chair's, or a site's.
+    ("GET", "/meetings"): Route("page", Req("GET", "/meetings"), 200, outside_meetings_page, "chutri"),
+    ("POST", "/meetings"): Route(
+        "page", Req("POST", "/meetings", form={"title": "Họp mẫu", "agenda": "Khai mạc", "start": "2030-01-01T08:00",
+                                               "unit_0": "25", "levels_0": "province"}), 303,
+        outside_meetings_create, "chutri"),
+    ("GET", "/meetings/{meeting_id}"): Route("page", Req("GET", "/meetings/{meeting_shared}"), 303,
+                                             outside_meeting_home, "chutri"),
+    ("GET", "/meetings/{meeting_id}/chair"): Route("page", Req("GET", "/meetings/{meeting_shared}/chair"), 200,
+                                                   outside_chair_console, "chutri"),
+    ("GET", "/meetings/{meeting_id}/province/{code}"): Route(
+        "page", Req("GET", "/meetings/{meeting_shared}/province/25"), 200, outside_province_console, "chutri"),
+    ("GET", "/meetings/{meeting_id}/site"): Route("page", Req("GET", "/meetings/{meeting_shared}/site"), 200,
+                                                  outside_site_page, "vinhyen"),
+    ("GET", "/meetings/{meeting_id}/attendance.csv"): Route(
+        "page", Req("GET", "/meetings/{meeting_shared}/attendance.csv"), 200, outside_attendance_csv, "chutri"),
+    ("GET", "/meetings/{meeting_id}/attendance.xlsx"): Route(
+        "page", Req("GET", "/meetings/{meeting_shared}/attendance.xlsx"), 200, outside_attendance_xlsx, "chutri"),
+    ("GET", "/ws"): Route("page", Req("GET", "/ws", ws=True), 101, outside_websocket, "vinhyen"),
+    ("GET", "/api/meetings"): Route("api", Req("GET", "/api/meetings"), 200, outside_api_meetings, "chutri"),
+    ("POST", "/api/meetings"): Route("api", Req("POST", "/api/meetings", json=new_meeting("25")), 201,
+                                     outside_api_meetings_create, "chutri"),
+    ("GET", "/api/meetings/{meeting_id}"): Route("api", Req("GET", "/api/meetings/{meeting_shared}"), 200,
+                                                 outside_api_meeting, "vinhyen"),
+    ("GET", "/api/meetings/{meeting_id}/rollcall"): Route(
+        "api", Req("GET", "/api/meetings/{meeting_shared}/rollcall?unit=25"), 200, outside_api_rollcall, "chutri"),
+    ("POST", "/api/meetings/{meeting_id}/state"): Route(
+        "api", Req("POST", "/api/meetings/{meeting_outside}/state", json={"to": "rehearsal"}), 200,
+        outside_api_state, "chutri"),
+    ("POST", "/api/meetings/{meeting_id}/rollcall"): Route(
+        "api", Req("POST", "/api/meetings/{meeting_shared}/rollcall", json={"unit": "25", "status": "absent",
+                                                                              "reason": "Mất điện"}), 200,
+        outside_api_mark, "chutri"),
+    ("POST", "/api/meetings/{meeting_id}/hand"): Route(
+        "api", Req("POST", "/api/meetings/{meeting_shared}/hand", json={"up": True}), 200, outside_api_hand,
+        "vinhyen"),
+    ("POST", "/api/meetings/{meeting_id}/floor"): Route(
+        "api", Req("POST", "/api/meetings/{meeting_shared}/floor", json={"action": "grant", "unit": "25"}), 200,
+        outside_api_floor, "chutri"),
+    ("POST", "/api/meetings/{meeting_id}/mute"): Route(
+        "api", Req("POST", "/api/meetings/{meeting_shared}/mute", json={"muted": True, "unit": "25"}), 200,
+        outside_api_mute, "chutri"),
+}
+PUBLIC_PREFIXES = ("/login", "/healthz", "/metrics", "/static/", "/lang/")
+
+
+def route_keys(app: Any) -> set[tuple[str, str]]:
+    """(method, canonical path) of every route; HEAD rides along with its GET."""
+    keys = set()
+    for route in app.router.routes():
+        method = "GET" if route.method == "HEAD" else route.method
+        keys.add((method, route.resource.canonical))
+    return keys
+
+
+async def test_every_route_is_classified(live_sqlite: LiveServer) -> None:
+    keys = route_keys(live_sqlite.app)
+    unclassified = sorted(keys - ROUTES.keys())
+    assert not unclassified, f"routes missing from the scope matrix in tests/test_scope.py: {unclassified}"
+    stale = sorted(ROUTES.keys() - keys)
+    assert not stale, f"the scope matrix names routes that no longer exist: {stale}"
+    for (_method, canonical), route in ROUTES.items():
+        assert route.access in ("public", "page", "api") and route.by in ACCOUNTS
+        assert (route.access == "api") == canonical.startswith("/api/"), canonical
+        assert (route.access == "public") == route.sample.path.startswith(PUBLIC_PREFIXES), canonical
+
+
+async def test_samples_hit_their_routes(live_sqlite: LiveServer) -> None:
+    """Each sample request resolves to the route it stands for (anonymous answers alone could not tell)."""
+    class AnyId(dict[str, int]):
+        def __missing__(self, key: str) -> int:
+            return 7
+
+    for (method, canonical), route in ROUTES.items():
+        req = make_mocked_request(route.sample.method, route.sample.path.format_map(AnyId()), app=live_sqlite.app)
+        match = await live_sqlite.app.router.resolve(req)
+        resource = match.route.resource
+        assert resource is not None and resource.canonical == canonical, f"{method} {canonical}: {match}"
+        assert route.sample.method == method
+
+
+# ---------------------------------------------------------------------------------------------
+# Anonymous
+
+
+async def test_anonymous_reaches_only_public_routes(live: LiveServer) -> None:
+    ids = await fixture_ids(live)
+    anon = live.client()
+    before = await snapshot(live)
+    for (method, _canonical), route in ROUTES.items():
+        for m in (method, "HEAD") if method == "GET" else (method,):
+            resp = await send(anon, replace(route.sample, method=m), ids=ids)
+            where = f"anonymous {m} {resp.url.path_qs}"
+            if route.access == "public":
+                assert resp.status == route.ok, f"{where}: {resp.status}"
+            elif route.access == "page":
+                assert resp.status == 303, f"{where}: {resp.status}"
+                assert resp.headers["Location"] == f"/login?next={resp.url.path_qs}", where
+            else:
+                assert resp.status == 401, f"{where}: {resp.status}"
+                assert resp.headers.get("WWW-Authenticate", "").startswith("Bearer"), where
+                if m != "HEAD":
+                    assert (await resp.json())["error"]["code"] == "unauthenticated", where
+    # Paths no route serves are not revealed either: the answer is the same as for a real route.
+    resp = await anon.get("/khong-co-trang-nay", allow_redirects=False)
+    assert (resp.status, resp.headers.get("Location")) == (303, "/login?next=/khong-co-trang-nay")
+    resp = await anon.get("/api/khong-co", allow_redirects=False)
+    assert resp.status == 401 and (await resp.json())["error"]["code"] == "unauthenticated"
+    assert changed(before, await snapshot(live)) == set(), "anonymous requests changed the database"
+
+    # Positive control: the very same samples, sent with a session of the account named in the
+    # matrix, are accepted; so the refusals above came from the missing login, not broken samples.
+    sessions = {name: await session_client(live, name) for name in {r.by for r in ROUTES.values()}}
+    ordered = sorted(ROUTES.items(), key=lambda kv: kv[0] == ("POST", "/logout"))  # logout last
+    for (method, canonical), route in ordered:
+        if route.access == "public":
+            continue
+        who = sessions[route.by]
+        if route.sample.ws:
+            ws = await WsClient.open(who)
+            assert (await ws.request({"type": "ping"}))["type"] == "pong", canonical
+            await ws.close()
+            continue
+        resp = await send(who.http, route.sample, who.csrf, ids)
+        assert resp.status == route.ok, f"{route.by} {method} {canonical}: {resp.status} {await resp.text()}"
+        if resp.status == 303 and canonical != "/logout":
+            assert not resp.headers["Location"].startswith("/login"), canonical
+    after = changed(before, await snapshot(live))
+    expected = [("user", "moi-25"), ("user", "mau-api"), ("user", "phutho"), ("user", "hoankiem"),
+                ("unit", "99101"), ("unit", "99102"), ("token", str(ids["token_25"])), ("token", str(ids["token_BCA"])),
+                ("meeting", str(ids["meeting_outside"])), ("seat", f"{ids['meeting_shared']}:{ids['unit_25']}"),
+                ("seat", f"{ids['meeting_shared']}:{ids['unit_08707']}")]
+    assert [key for key in expected if key not in after] == [], "samples that changed nothing"
+    assert len([key for key in after if key[0] == "meeting"]) == 4  # two scheduled, two changed
+
+
+# ---------------------------------------------------------------------------------------------
+# Province accounts
+
+
+@pytest.mark.parametrize("username", ["hanoi", "qt_hanoi", "xem_hanoi"])
+async def test_province_account_reaches_nothing_outside(live: LiveServer, username: str) -> None:
+    world = await build_world(live)
+    client = await live.login(username)
+    for (method, canonical), route in ROUTES.items():
+        before = await snapshot(live)
+        allowed = await route.outside(world, client) or set()
+        diff = changed(before, await snapshot(live))
+        assert diff <= allowed, f"{username} via {method} {canonical} changed {sorted(diff - allowed)}"
+    # Phú Thọ's operator was never logged out or locked by anything above.
+    assert (await (await world.outsider.get("/api/me")).json())["unit"]["code"] == "25"
+
+
+async def test_inside_the_province_works(live: LiveServer) -> None:
+    """The same routes succeed inside Hà Nội, so the refusals above are about scope alone."""
+    qt = await live.login("qt_hanoi")
+    hanoi = await live.login("hanoi")
+
+    created = await expect(await send(qt.http, Req("POST", "/api/users", json=new_user("00070")), qt.csrf), 201)
+    assert created["user"]["unit_code"] == "00070"
+    page = await expect(await send(qt.http, Req("POST", "/admin/users", form={**new_user("00004"),
+                                                                                "username": "moi-badinh"}),
+                                   qt.csrf), 200)
+    assert "Đã tạo tài khoản moi-badinh" in page
+    users = (await expect(await qt.get("/api/users"), 200))["users"]
+    assert {u["username"] for u in users} == HANOI_USERS | {"moi-00070", "moi-badinh"}
+    assert {u["unit_code"] for u in users} <= HANOI_UNITS
+
+    subtree = await expect(await hanoi.get("/api/units/01/subtree"), 200)
+    assert {u["code"] for u in subtree["units"]} == HANOI_UNITS and subtree["count"] == 3
+    communes = await expect(await hanoi.get("/api/units/01/subtree?level=commune"), 200)
+    assert {u["code"] for u in communes["units"]} == {"00070", "00004"}
+    assert (await expect(await hanoi.get("/api/units/00070"), 200))["unit"]["name"] == "Phường Hoàn Kiếm"
+    await expect(await hanoi.get("/api/units/BCA"), 403, "out_of_scope")
+    await expect(await hanoi.get("/units/25"), 403)
+    page = await expect(await hanoi.get("/units/00070"), 200)
+    assert "Thành phố Hà Nội" in page and "Phường Hoàn Kiếm" in page
+
+    token = await expect(await send(qt.http, Req("POST", "/api/tokens", json=new_token("00070")), qt.csrf), 201)
+    await expect(await send(qt.http, Req("DELETE", f"/api/tokens/{token['id']}"), qt.csrf), 200)
+    assert [t["status"] for t in (await expect(await qt.get("/api/tokens"), 200))["tokens"]] == ["revoked"]
+
+    hoankiem = await session_client(live, "hoankiem")
+    ids = {"user_hoankiem": next(u["id"] for u in users if u["username"] == "hoankiem")}
+    await expect(await send(qt.http, Req("POST", "/api/users/{user_hoankiem}/lock"), qt.csrf, ids), 200)
+    await expect(await hoankiem.get("/api/me"), 401, "unauthenticated")  # locking ends its sessions
+    await expect(await send(qt.http, Req("POST", "/api/users/{user_hoankiem}/unlock"), qt.csrf, ids), 200)
+
+    # The own province may be re-imported unchanged (same parent) and its communes renamed.
+    rows = "99010,Phường Mới,commune,01\n00070,Phường Hoàn Kiếm (mới),commune,01\n01,Thành phố Hà Nội,province,BCA\n"
+    result = await expect(await send(qt.http, Req("POST", "/api/units/import", csv=rows), qt.csrf), 200)
+    assert result == {"added": 1, "updated": 1, "unchanged": 1}
+    subtree = await expect(await hanoi.get("/api/units/01/subtree"), 200)
+    assert {u["code"] for u in subtree["units"]} == HANOI_UNITS | {"99010"}
+
+    # In the nationwide meeting Hà Nội's bridge runs its own roll call and console.
+    ids = await fixture_ids(live)
+    mark = Req("POST", "/api/meetings/{meeting_shared}/rollcall", json={"unit": "00070", "status": "absent",
+                                                                         "reason": "Mất điện"})
+    await expect(await send(hanoi.http, mark, hanoi.csrf, ids), 200)
+    seats = await expect(await send(hanoi.http, Req("GET", "/api/meetings/{meeting_shared}/rollcall?unit=00070"),
+                                    ids=ids), 200)
+    assert [(s["code"], s["status"], s["reason"]) for s in seats["seats"]] == [("00070", "absent", "Mất điện")]
+    await expect(await send(hanoi.http, Req("GET", "/meetings/{meeting_shared}/province/01"), ids=ids), 200,
+                 allow=CHAIR_NAME)
+
+    # And the ministry reaches the provinces Hà Nội may not.
+    ministry = await session_client(live, "quantri")
+    assert (await (await ministry.get("/api/units/25")).json())["unit"]["name"] == "Phú Thọ"
+
+
+# ---------------------------------------------------------------------------------------------
+# Error shape
+
+
+async def test_unknown_routes_answer_404_in_vietnamese(live_sqlite: LiveServer) -> None:
+    c = await live_sqlite.login("hanoi")
+    resp = await c.get("/api/khong-co")
+    assert resp.status == 404 and resp.content_type == "application/json"
+    assert await resp.json() == {"error": {"code": "not_found", "message": "Không tìm thấy trang."}}
+    resp = await c.get("/khong-co-trang-nay")
+    assert resp.status == 404 and resp.content_type == "text/html"
+    page = await resp.text()
+    assert 'lang="vi"' in page and "Lỗi 404" in page and "Không tìm thấy trang." in page
+    resp = await c.api("PUT", "/api/users", json={})
+    assert resp.status == 405 and (await resp.json())["error"]["code"] == "method_not_allowed"
