@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -65,6 +66,18 @@ class UnitClosure(Base):
     depth: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __table_args__ = (Index("ix_unit_closure_descendant", "descendant_id", "depth"),)
+
+
+class UnitTreeVersion(Base):
+    """One row (id 1): bumped in the same transaction as every unit import that changes the tree, so
+    a process holding the tree in memory (``sessions.store.units.subtree``) knows when to reload it."""
+
+    __tablename__ = "unit_tree_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (CheckConstraint("id = 1", name="ck_unit_tree_version_one_row"),)
 
 
 class User(Base):
@@ -208,4 +221,5 @@ class FloorTurn(Base):
 
 
 __all__ = ["AttendanceInterval", "AuditEntry", "Base", "FloorTurn", "MachineToken", "Meeting", "MeetingTransition",
-           "Participant", "UTCDateTime", "Unit", "UnitClosure", "User", "WebSession", "utcnow"]
+           "Participant", "UTCDateTime", "Unit", "UnitClosure", "UnitTreeVersion", "User", "WebSession",
+           "utcnow"]

@@ -131,6 +131,19 @@ def validate_tree(rows: list[UnitRow], existing: Mapping[str, tuple[Level, str |
         for c in path:
             state[c] = 2
 
+    # A row may change the level of a stored unit: its stored children must stay below it.
+    batch_line = {row.code: row.line for row in rows}
+    reported: set[str] = set()
+    for code, (lv, up, _line) in merged.items():
+        if up is None or code in batch_line or up not in batch_line or up in reported:
+            continue
+        if merged[up][0].rank >= lv.rank:
+            reported.add(up)
+            errors.append((batch_line[up], f"cấp '{merged[up][0].value}' của '{up}' phải cao hơn cấp "
+                                           f"'{lv.value}' của đơn vị cấp dưới đã có '{code}'"))
+    if errors:
+        raise ImportRejected(sorted(errors))
+
 
 def closure_pairs(parent_of: Mapping[int, int | None]) -> Iterable[tuple[int, int, int]]:
     """Every (ancestor id, descendant id, depth) pair, depth 0 for a unit and itself.

@@ -122,6 +122,10 @@ async def import_submit(request: web.Request) -> web.StreamResponse:
         ctx["errors"] = [(0, "Chưa chọn tệp CSV")]
         return render(request, "admin_import.html", ctx, status=400)
     data = upload.file.read()
+    limit = request.app[SETTINGS].max_upload_bytes
+    if len(data) > limit:  # aiohttp's own body limit leaves room for the form's other fields
+        ctx["errors"] = [(0, f"Tệp quá lớn ({len(data)} byte); giới hạn là {limit} byte")]
+        return render(request, "admin_import.html", ctx, status=413)
     try:
         ctx["result"] = await admin_ops.import_units_csv(request.app, principal, data, upload.filename,
                                                          client_ip(request))

@@ -1,32 +1,28 @@
-"""Units: idempotent bulk import, and subtree/ancestor/child queries over the closure table."""
+"""Units: idempotent bulk import, and subtree/ancestor/child queries over the closure table.
+
+Subtrees are served from an in-memory ``UnitTree`` kept per database engine and validated against
+``unit_tree_version`` on every call (one primary-key read); ``import_units`` bumps that version in
+its own transaction whenever it changes the tree. Anything else that ever writes ``units`` must
+bump it too (``_bump_tree_version``), or other processes keep serving their old tree.
+"""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.errors import NotFound
-from sessions.models import Unit, UnitClosure, utcnow
+from sessions.models import Unit, UnitClosure, UnitTreeVersion, utcnow
+from sessions.unit_tree import UnitTree, UnitTuple, UnitView
 from sessions.units import Level, UnitRow, closure_pairs, validate_tree
 
 Progress = Callable[[int, int], None]
 _BATCH = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class UnitView:
-    id: int
-    code: str
-    name: str
-    level: Level
-    parent_id: int | None
-
-    def as_dict(self) -> dict[str, object]:
-        return {"id": self.id, "code": self.code, "name": self.name, "level": self.level.value,
-                "parent_id": self.parent_id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +37,9 @@ class ImportResult:
 
 
 _COLS = (Unit.id, Unit.code, Unit.name, Unit.level, Unit.parent_id)
+_UNITS = cast(Table, Unit.__table__)
+_CLOSURE = cast(Table, UnitClosure.__table__)
+_VERSION = cast(Table, UnitTreeVersion.__table__)
 
 
 def _view(row: Sequence[object]) -> UnitView:
@@ -110,13 +109,14 @@ async def import_units(db: AsyncSession, rows: list[UnitRow], progress: Progress
             else:
                 unchanged += 1
         if changes:
+            # A Core UPDATE executed per parameter set (an ORM entity here would be "bulk UPDATE by
+            # primary key", which requires an "id" key in every record and refuses this statement).
             await db.execute(
-                update(Unit).where(Unit.id == bindparam("uid")).values(
+                update(_UNITS).where(_UNITS.c.id == bindparam("uid")).values(
                     name=bindparam("name"), level=bindparam("level"), parent_id=bindparam("parent_id"),
                     updated_at=bindparam("updated_at"),
                 ),
                 changes,
-                execution_options={"synchronize_session": False},
             )
             updated += len(changes)
         done += len(tier) - len(fresh)
@@ -136,6 +136,8 @@ async def import_units(db: AsyncSession, rows: list[UnitRow], progress: Progress
             insert(UnitClosure),
             [{"ancestor_id": a, "descendant_id": d, "depth": dep} for a, d, dep in pairs[start:start + 5 * _BATCH]],
         )
+    if added or updated:
+        await _bump_tree_version(db)
     return ImportResult(added, updated, unchanged)
 
 
@@ -158,16 +160,88 @@ async def root(db: AsyncSession) -> UnitView | None:
     return _view(row) if row else None
 
 
+_LEVELS = {lv.value: lv for lv in Level}
+
+
+# ---------------------------------------------------------------------------------------------
+# The tree cache: one UnitTree per engine (so per database and per process), keyed weakly so a
+# disposed and dropped engine takes its tree with it, and tests with many databases never share.
+
+_TREES: weakref.WeakKeyDictionary[Engine, tuple[int, UnitTree]] = weakref.WeakKeyDictionary()
+_WROTE_TREE = "hoinghi.units.wrote_tree"  # session.info key: the transaction that bumped the version
+
+
+async def _bump_tree_version(db: AsyncSession) -> None:
+    await db.execute(update(_VERSION).where(_VERSION.c.id == 1).values(version=_VERSION.c.version + 1))
+    # Until this transaction ends, this session sees a tree nobody else does (and that may yet be
+    # rolled back): its subtree reads go to SQL and never fill the shared cache.
+    db.info[_WROTE_TREE] = db.sync_session.get_transaction()
+
+
+def _wrote_tree(db: AsyncSession) -> bool:
+    txn = db.info.get(_WROTE_TREE)
+    return txn is not None and txn is db.sync_session.get_transaction()
+
+
+async def tree_version(db: AsyncSession) -> int | None:
+    """The stored tree version (None only if its row is missing: then nothing is cached)."""
+    return cast("int | None", (await db.execute(
+        select(_VERSION.c.version).where(_VERSION.c.id == 1)
+    )).scalar_one_or_none())
+
+
+async def load_tree(db: AsyncSession) -> UnitTree:
+    """Every unit, in one query, as a fresh (uncached) tree."""
+    u = _UNITS.c
+    rows = await db.execute(select(u.id, u.code, u.name, u.level, u.parent_id))
+    return UnitTree(cast("list[UnitTuple]", rows.all()))  # Rows unpack like tuples
+
+
+async def unit_tree(db: AsyncSession) -> UnitTree:
+    """The whole tree as this session sees it: this engine's cached tree when its version is the
+    stored one, else loaded (one query) and cached. Inside a transaction that changed the tree,
+    a private tree of that transaction's view, never cached."""
+    if _wrote_tree(db):
+        return await load_tree(db)
+    # Version first, tree second: if an import commits in between, the tree is newer than the
+    # version it is cached under, which costs one extra rebuild and is never stale.
+    version = await tree_version(db)
+    engine = db.get_bind().engine
+    cached = _TREES.get(engine)
+    if cached is not None and version is not None and cached[0] == version:
+        return cached[1]
+    tree = await load_tree(db)
+    if version is not None:
+        _TREES[engine] = (version, tree)
+    return tree
+
+
 async def subtree(db: AsyncSession, unit_id: int, level: Level | None = None) -> list[UnitView]:
-    """The unit and everything below it, in one indexed query on the closure table."""
+    """The unit and everything below it (only ``level`` if given), by depth below the unit then
+    code; ``[]`` for an unknown id. Served from this engine's cached tree after one primary-key
+    read of the tree version; the first call after a change reloads the tree (one query). Same
+    rows in the same order as ``subtree_sql``; a new list every call."""
+    if _wrote_tree(db):
+        return await subtree_sql(db, unit_id, level)
+    return (await unit_tree(db)).subtree(unit_id, level)
+
+
+async def subtree_sql(db: AsyncSession, unit_id: int, level: Level | None = None) -> list[UnitView]:
+    """The unit and everything below it, in one indexed query on the closure table.
+
+    The whole nation is ~10k rows, so this is written for speed: a Core select (no ORM row
+    processing), rows fetched in one batch, views built straight from them (levels by dict lookup)."""
+    u, c = _UNITS.c, _CLOSURE.c
     stmt = (
-        select(*_COLS)
-        .join(UnitClosure, UnitClosure.descendant_id == Unit.id)
-        .where(UnitClosure.ancestor_id == unit_id)
+        select(u.id, u.code, u.name, u.level, u.parent_id)
+        .join_from(_UNITS, _CLOSURE, c.descendant_id == u.id)
+        .where(c.ancestor_id == unit_id)
     )
     if level is not None:
-        stmt = stmt.where(Unit.level == level.value)
-    return [_view(r) for r in (await db.execute(stmt.order_by(UnitClosure.depth, Unit.code))).all()]
+        stmt = stmt.where(u.level == level.value)
+    rows = await db.execute(stmt.order_by(c.depth, u.code))
+    levels, make = _LEVELS, tuple.__new__
+    return [make(UnitView, (uid, code, name, levels[lv], pid)) for uid, code, name, lv, pid in rows.all()]
 
 
 async def subtree_ids(db: AsyncSession, unit_id: int) -> set[int]:
