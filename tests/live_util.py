@@ -78,13 +78,13 @@ class WsClient:
                     and data["seq"] >= self.own_seat["seq"]:
                 self.own_seat = data
 
-    async def request(self, msg: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    async def request(self, msg: dict[str, Any], within: float = 5.0) -> dict[str, Any]:
         rid = self.next_id
         self.next_id += 1
         await self.ws.send_str(json.dumps({**msg, "id": rid}))
-        return await self.until(lambda: self.results.get(rid), timeout)
+        return await self.until(lambda: self.results.get(rid), within)
 
-    async def until(self, predicate: Any, timeout: float = 5.0) -> Any:
+    async def until(self, predicate: Any, within: float = 5.0) -> Any:
         async def wait() -> Any:
             while True:
                 value = predicate()
@@ -92,7 +92,7 @@ class WsClient:
                     return value
                 self.changed.clear()
                 await self.changed.wait()
-        return await asyncio.wait_for(wait(), timeout)
+        return await asyncio.wait_for(wait(), within)
 
     def seat(self, code: str) -> dict[str, Any] | None:
         return next((s for s in self.seats.values() if s["code"] == code), None)

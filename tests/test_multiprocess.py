@@ -48,6 +48,12 @@ def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def _spawn_server(env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+                            env={**env, "HOINGHI_HOST": "127.0.0.1"}, cwd=ROOT, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 @pytest.fixture
 def pg_url(pg_database: str | BaseException) -> Iterator[str]:
     if isinstance(pg_database, BaseException):
@@ -93,9 +99,7 @@ async def two_servers(tmp_path: Path, pg_url: str) -> AsyncIterator[tuple[str, s
     try:
         for _ in range(2):
             port = _free_port()
-            proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-                                    env={**env, "HOINGHI_HOST": "127.0.0.1"}, cwd=ROOT, text=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            proc = _spawn_server(env, port)
             procs.append(proc)
             urls.append(f"http://127.0.0.1:{port}")
             await _wait_healthy(urls[-1], proc)
@@ -129,15 +133,15 @@ async def test_hand_raised_on_a_reaches_console_on_b(two_servers: tuple[str, str
         site = await WsClient.open(site_http)  # on A
         await site.request({"type": "subscribe", "topic": f"meeting:{mid}"})
         await site.request({"type": "join", "meeting": mid})
-        await console.until(lambda: (s := console.seat("08707")) and s["online"] == 1, timeout=5)
+        await console.until(lambda: (s := console.seat("08707")) and s["online"] == 1, within=5)
 
         await site.request({"type": "action", "meeting": mid, "action": "raise_hand"})
-        seat = await console.until(lambda: (s := console.seat("08707")) and s["hand_at"] and s, timeout=2)
+        seat = await console.until(lambda: (s := console.seat("08707")) and s["hand_at"] and s, within=2)
         assert seat["status"] == "present_online"
 
         await console.request({"type": "action", "meeting": mid, "action": "grant", "unit": "08707"})
         await site.until(lambda: site.meeting and site.meeting["floor"] and site.meeting["floor"]["code"] == "08707",
-                         timeout=2)
+                         within=2)
         await site.close()
         await console.close()
     finally:
