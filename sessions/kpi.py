@@ -1,0 +1,175 @@
+"""KPI rules: the indicator catalog, roll-up arithmetic and status colours. Plain Python.
+
+Roll-up is additive: a unit's value for a period is its own reports plus the sum of its
+children's. A ratio rolls up as Σ numerators ÷ Σ denominators at every level — never as an
+average of the children's ratios (a commune with 3 dossiers must not weigh like a city with
+30,000).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sessions.errors import ValidationFailed
+
+
+class Kind(StrEnum):
+    COUNT = "count"
+    RATIO = "ratio"
+
+
+class Direction(StrEnum):
+    HIGHER = "higher"  # higher is better
+    LOWER = "lower"
+
+
+class Colour(StrEnum):
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+    NONE = "none"  # no data, or no thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """For ``higher`` indicators: green ≥ green_at, amber ≥ amber_at, else red (reversed for
+    ``lower``). Ratios are compared as fractions (0.95 = 95 %)."""
+
+    green_at: float
+    amber_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    code: str
+    name: str
+    kind: Kind
+    unit: str
+    direction: Direction = Direction.HIGHER
+    target: float | None = None
+    thresholds: Thresholds | None = None
+    by_level: Mapping[str, Thresholds] = field(default_factory=dict)
+    period: str = "campaign"  # month | quarter | campaign (to date)
+
+    def thresholds_for(self, level: str) -> Thresholds | None:
+        return self.by_level.get(level, self.thresholds)
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """Additive pair: counts use ``num`` only; ratios are num ÷ den."""
+
+    num: int = 0
+    den: int = 0
+
+    def __add__(self, other: Value) -> Value:
+        return Value(self.num + other.num, self.den + other.den)
+
+    def __sub__(self, other: Value) -> Value:
+        return Value(self.num - other.num, self.den - other.den)
+
+    def ratio(self) -> float | None:
+        return self.num / self.den if self.den else None
+
+
+def validate_value(ind: Indicator, num: int, den: int | None) -> Value:
+    if isinstance(num, bool) or not isinstance(num, int):
+        raise ValidationFailed(f"{ind.code}: giá trị phải là số nguyên", code="value_invalid", field="value")
+    if num < 0:
+        raise ValidationFailed(f"{ind.code}: giá trị không được âm", code="value_negative", field="value")
+    if ind.kind is Kind.COUNT:
+        if den not in (None, 0):
+            raise ValidationFailed(f"{ind.code}: chỉ tiêu đếm không có mẫu số", code="denominator_unexpected",
+                                   field="denominator")
+        return Value(num, 0)
+    if den is None or isinstance(den, bool) or not isinstance(den, int):
+        raise ValidationFailed(f"{ind.code}: cần mẫu số (số nguyên)", code="denominator_required",
+                               field="denominator")
+    if den < 0:
+        raise ValidationFailed(f"{ind.code}: mẫu số không được âm", code="value_negative", field="denominator")
+    if num > den:
+        raise ValidationFailed(f"{ind.code}: tử số ({num}) lớn hơn mẫu số ({den})", code="numerator_above_denominator",
+                               field="value")
+    return Value(num, den)
+
+
+def display(ind: Indicator, v: Value) -> float | None:
+    return v.ratio() if ind.kind is Kind.RATIO else float(v.num)
+
+
+def colour(ind: Indicator, v: Value, level: str) -> Colour:
+    t = ind.thresholds_for(level)
+    x = display(ind, v)
+    if t is None or x is None:
+        return Colour.NONE
+    if ind.direction is Direction.HIGHER:
+        return Colour.GREEN if x >= t.green_at else Colour.AMBER if x >= t.amber_at else Colour.RED
+    return Colour.GREEN if x <= t.green_at else Colour.AMBER if x <= t.amber_at else Colour.RED
+
+
+def rollup(parent_of: Mapping[int, int | None], own: Mapping[int, Value]) -> dict[int, Value]:
+    """Full roll-up of one indicator/period: every unit's own value plus all descendants'.
+    Children are summed into parents in order of decreasing depth (no recursion)."""
+    depth: dict[int, int] = {}
+    for uid in parent_of:
+        chain: list[int] = []
+        cur: int | None = uid
+        while cur is not None and cur not in depth:
+            chain.append(cur)
+            cur = parent_of.get(cur)
+        d = depth[cur] if cur is not None else -1
+        for node in reversed(chain):
+            d += 1
+            depth[node] = d
+    total = {uid: own.get(uid, Value()) for uid in parent_of}
+    for uid in sorted(parent_of, key=lambda u: -depth[u]):
+        parent = parent_of[uid]
+        if parent is not None:
+            total[parent] = total[parent] + total[uid]
+    return total
+
+
+def apply_delta(totals: dict[int, Value], ancestors_and_self: Iterable[int], delta: Value) -> None:
+    """Incremental: one report changes its unit and each ancestor by the same delta."""
+    for uid in ancestors_and_self:
+        totals[uid] = totals.get(uid, Value()) + delta
+
+
+def rank(values: Mapping[int, float | None], direction: Direction) -> dict[int, int]:
+    """1-based competition rank among siblings; units with no data rank last."""
+    known = sorted((v, u) for u, v in values.items() if v is not None)
+    if direction is Direction.HIGHER:
+        known.sort(key=lambda p: -p[0])
+    out: dict[int, int] = {}
+    prev, place = None, 0
+    for i, (v, u) in enumerate(known, 1):
+        if v != prev:
+            place, prev = i, v
+        out[u] = place
+    for u, v in values.items():
+        if v is None:
+            out[u] = len(values)
+    return out
+
+
+RATE = Thresholds(0.95, 0.80)
+CATALOG: tuple[Indicator, ...] = (
+    Indicator("DVC_TIEP_NHAN", "Hồ sơ dịch vụ công trực tuyến tiếp nhận", Kind.COUNT, "hồ sơ"),
+    Indicator("DVC_GIAI_QUYET", "Hồ sơ đã giải quyết", Kind.COUNT, "hồ sơ"),
+    Indicator("DVC_DUNG_HAN", "Hồ sơ trả kết quả đúng hạn", Kind.COUNT, "hồ sơ"),
+    Indicator("DVC_TY_LE_DUNG_HAN", "Tỷ lệ hồ sơ giải quyết đúng hạn", Kind.RATIO, "%", target=0.95,
+              thresholds=Thresholds(0.95, 0.90)),
+    Indicator("CU_TRU_TRUC_TUYEN", "Hồ sơ đăng ký cư trú trực tuyến / tổng số", Kind.RATIO, "%", target=0.8,
+              thresholds=Thresholds(0.80, 0.60)),
+    Indicator("HO_CHIEU_TRUC_TUYEN", "Hồ sơ cấp hộ chiếu phổ thông trực tuyến / tổng số", Kind.RATIO, "%",
+              target=0.9, thresholds=Thresholds(0.90, 0.70)),
+    Indicator("DVC_HOAN_THANH", "Dịch vụ công trực tuyến hoàn thành / kế hoạch", Kind.RATIO, "%", target=1.0,
+              thresholds=Thresholds(1.0, 0.75)),
+    Indicator("NV_CHAM_TIEN_DO", "Nhiệm vụ chậm tiến độ", Kind.COUNT, "nhiệm vụ", direction=Direction.LOWER,
+              target=0, thresholds=Thresholds(0, 5), by_level={"commune": Thresholds(0, 1)}),
+    Indicator("NV_HOAN_THANH", "Nhiệm vụ hoàn thành / tổng số", Kind.RATIO, "%", target=1.0,
+              thresholds=Thresholds(0.9, 0.7)),
+)
+CATALOG_BY_CODE = {i.code: i for i in CATALOG}
