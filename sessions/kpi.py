@@ -139,22 +139,21 @@ def apply_delta(totals: dict[int, Value], ancestors_and_self: Iterable[int], del
 
 def rank(values: Mapping[int, float | None], direction: Direction) -> dict[int, int]:
     """1-based competition rank among siblings; units with no data rank last."""
-    known = sorted((v, u) for u, v in values.items() if v is not None)
-    if direction is Direction.HIGHER:
-        known.sort(key=lambda p: -p[0])
+    known = sorted(((x, u) for u, x in values.items() if x is not None),
+                   key=lambda p: -p[0] if direction is Direction.HIGHER else p[0])
     out: dict[int, int] = {}
-    prev, place = None, 0
-    for i, (v, u) in enumerate(known, 1):
-        if v != prev:
-            place, prev = i, v
+    prev: float | None = None
+    place = 0
+    for i, (x, u) in enumerate(known, 1):
+        if x != prev:
+            place, prev = i, x
         out[u] = place
-    for u, v in values.items():
-        if v is None:
+    for u, maybe in values.items():
+        if maybe is None:
             out[u] = len(values)
     return out
 
 
-RATE = Thresholds(0.95, 0.80)
 CATALOG: tuple[Indicator, ...] = (
     Indicator("DVC_TIEP_NHAN", "Hồ sơ dịch vụ công trực tuyến tiếp nhận", Kind.COUNT, "hồ sơ"),
     Indicator("DVC_GIAI_QUYET", "Hồ sơ đã giải quyết", Kind.COUNT, "hồ sơ"),
