@@ -6,19 +6,22 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import auth, db
+from server import auth, db, meeting_ops
+from server.batching import Coalescer
 from server.errors import error_middleware
 from server.live.bus import make_bus
 from server.live.hub import Hub
+from server.live.presence import Presence
 from server.metrics import Metrics
 from server.settings import Settings
-from server.state import BUS, CLOCK, DB, ENGINE, HUB, METRICS, SETTINGS, SIGNING_KEY
+from server.state import BUS, CLOCK, DB, ENGINE, HUB, METRICS, PRESENCE, SETTINGS, SIGNING_KEY, SNAPSHOTS, TOKEN_CHECKS
 from server.views import account, admin, api, live_ws, meetings, ops, pages
 from server.web_util import principal_of
 from sessions.models import utcnow
@@ -83,8 +86,13 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         hub = Hub(settings.ws_queue_size)
         bus.subscribe("meeting.", hub.on_bus)
         app[BUS], app[HUB] = bus, hub
+        app[PRESENCE] = Presence(partial(meeting_ops.write_presence, app))
+        app[TOKEN_CHECKS] = Coalescer(partial(auth.check_tokens, app))
+        app[SNAPSHOTS] = Coalescer(partial(live_ws.meeting_snapshots, app))
         yield
         await hub.close_all()
+        for batches in (app[PRESENCE], app[TOKEN_CHECKS], app[SNAPSHOTS]):
+            await batches.close()
         await bus.close()
         await engine.dispose()
 

@@ -12,14 +12,14 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import signing
 from server.db import transaction
-from server.state import CLOCK, CSRF_TOKEN, DB, METRICS, PRINCIPAL, SESSION_INFO, SETTINGS, SIGNING_KEY
+from server.state import CLOCK, CSRF_TOKEN, DB, METRICS, PRINCIPAL, SESSION_INFO, SETTINGS, SIGNING_KEY, TOKEN_CHECKS
 from server.web_util import client_ip, is_api
 from sessions.errors import Forbidden, ValidationFailed
 from sessions.passwords import DUMMY_HASH, verify_password
@@ -50,18 +50,32 @@ def is_public(path: str) -> bool:
 async def _machine_principal(request: web.Request, token: str) -> Principal:
     now = request.app[CLOCK]()
     claims = signing.verify(request.app[SIGNING_KEY], token, MACHINE_TOKEN_TYPE, now)
-    async with transaction(request.app[DB]) as db:
-        tid = int(claims.get("tid", 0))
-        tok = await auth_store.get_token(db, tid) if tid else None
-        if tok is None or not await auth_store.token_hash_matches(db, tid, token):
-            raise signing.BadToken("token_invalid", "Mã truy cập không hợp lệ")
-        if tok.revoked_at is not None:
-            raise signing.BadToken("token_revoked", "Mã truy cập đã bị thu hồi")
-        if tok.expires_at <= now:
-            raise signing.BadToken("token_expired", "Mã truy cập đã hết hạn")
-        await auth_store.touch_token(db, tid, now)
-    return Principal(kind="machine", id=tok.id, name=tok.name, unit_id=tok.unit_id, unit_code=tok.unit_code,
-                     scopes=tok.scopes)
+    # Checked against the database with the other bearers arriving now (one query for all).
+    return await request.app[TOKEN_CHECKS].call(None, (int(claims.get("tid", 0)), token, now))
+
+
+async def check_tokens(app: web.Application, _key: None,
+                       items: list[tuple[int, str, datetime]]) -> list[Principal | Exception]:
+    """Signed bearer tokens (token id, token, now) against the database: known, same secret, not
+    revoked, not expired; each use is recorded. One result (principal or error) per item."""
+    results: list[Principal | Exception] = []
+    async with transaction(app[DB]) as db:
+        found = await auth_store.tokens_with_digest(db, {tid for tid, _token, _now in items if tid})
+        used: dict[int, datetime] = {}
+        for tid, token, now in items:
+            tok, secret_digest = found.get(tid, (None, ""))
+            if tok is None or not secrets.compare_digest(secret_digest, auth_store.digest(token)):
+                results.append(signing.BadToken("token_invalid", "Mã truy cập không hợp lệ"))
+            elif tok.revoked_at is not None:
+                results.append(signing.BadToken("token_revoked", "Mã truy cập đã bị thu hồi"))
+            elif tok.expires_at <= now:
+                results.append(signing.BadToken("token_expired", "Mã truy cập đã hết hạn"))
+            else:
+                used[tid] = max(now, used.get(tid, now))
+                results.append(Principal(kind="machine", id=tok.id, name=tok.name, unit_id=tok.unit_id,
+                                         unit_code=tok.unit_code, scopes=tok.scopes))
+        await auth_store.touch_tokens(db, used)
+    return results
 
 
 @web.middleware

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import secrets
@@ -149,6 +150,11 @@ def serve(settings: Settings) -> None:
     configure(settings.log_level, settings.log_format)
     log.info("starting", extra={"settings": str(settings.public_items())})
     app = create_app(settings)
+    # Each live websocket keeps ~130 objects tracked by the garbage collector. With the default
+    # young-generation threshold (700), a fan-out to thousands of sites runs young collections
+    # mid-flight that promote in-flight objects, so every few dozen fan-outs a full collection
+    # stalls the event loop (~0.3 s at 3,355 sites, ~0.7 s at 10,810). Collect less often.
+    gc.set_threshold(50_000)
     print(f"hoinghi đang chạy tại http://{settings.host}:{settings.port}  (Ctrl+C để dừng)", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth import actor_of
 from server.db import transaction
 from server.live.wire import encode
-from server.state import BUS, CLOCK, DB
+from server.state import BUS, CLOCK, DB, PRESENCE
 from sessions.errors import Forbidden, NotFound
 from sessions.meetings import Attendance, MeetingState
 from sessions.roles import Permission, Principal
@@ -29,10 +29,15 @@ async def publish(app: web.Application, events: list[LiveEvent]) -> None:
 
 async def ensure_visible(db: AsyncSession, principal: Principal, meeting_id: int) -> store.MeetingView:
     meeting = await store.get(db, meeting_id)
+    await check_visible(db, principal, meeting_id)
+    return meeting
+
+
+async def check_visible(db: AsyncSession, principal: Principal, meeting_id: int) -> None:
+    """``ensure_visible`` without loading the meeting: one query (a missing meeting is not visible)."""
     if not await store.visible_to(db, meeting_id, principal.unit_id):
         # Same answer as a missing meeting: do not reveal meetings outside one's reach.
         raise NotFound("Không tìm thấy hội nghị", code="meeting_not_found")
-    return meeting
 
 
 async def is_chair_of(db: AsyncSession, principal: Principal, meeting: store.MeetingView) -> bool:
@@ -171,12 +176,17 @@ async def set_muted(app: web.Application, principal: Principal, meeting_id: int,
 
 
 async def connect(app: web.Application, meeting_id: int, unit_id: int) -> None:
-    async with transaction(app[DB]) as db:
-        events = await live.connect(db, meeting_id, unit_id, app[CLOCK]())
-    await publish(app, events)
+    """A site's connection opened; joins and leaves arriving together are written in one batch
+    (``server.live.presence``)."""
+    await app[PRESENCE].connect(meeting_id, unit_id)
 
 
 async def disconnect(app: web.Application, meeting_id: int, unit_id: int) -> None:
+    await app[PRESENCE].disconnect(meeting_id, unit_id)
+
+
+async def write_presence(app: web.Application, meeting_id: int, changes: list[tuple[int, bool]]) -> None:
+    """One batch of connections (True) and disconnections (False) of one meeting's sites."""
     async with transaction(app[DB]) as db:
-        events = await live.disconnect(db, meeting_id, unit_id, app[CLOCK]())
+        events = await live.presence_many(db, meeting_id, changes, app[CLOCK]())
     await publish(app, events)

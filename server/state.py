@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from server.batching import Coalescer
 from server.live.bus import Bus
-from server.live.hub import Hub
+from server.live.hub import Hub, Subscription
+from server.live.presence import Presence
 from server.metrics import Metrics
 from server.settings import Settings
+from sessions.roles import Principal
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -28,3 +32,8 @@ CSRF_TOKEN = web.RequestKey("csrf_token", str)
 
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
+PRESENCE: web.AppKey[Presence] = web.AppKey("presence")
+# Snapshots of ``meeting:`` subscriptions, batched per meeting (see server.views.live_ws).
+SNAPSHOTS: web.AppKey[Coalescer[int, Subscription, dict[str, Any]]] = web.AppKey("snapshots")
+# Bearer token checks, batched: (token id, token, now) → principal (see server.auth.check_tokens).
+TOKEN_CHECKS: web.AppKey[Coalescer[None, tuple[int, str, datetime], Principal]] = web.AppKey("token_checks")

@@ -125,32 +125,71 @@ class Subscription:
                 self.conn.send(r.frame)
 
 
+@dataclass(eq=False)
+class MeetingSubs:
+    """The subscriptions of one meeting, indexed so that a seat event touches only the sites it
+    concerns: ``meeting:`` subscriptions by their own unit, ``rollcall:`` ones (few) scanned."""
+
+    all: set[Subscription] = field(default_factory=set)
+    by_unit: dict[int, set[Subscription]] = field(default_factory=dict)
+    rollcall: set[Subscription] = field(default_factory=set)
+
+    def add(self, sub: Subscription) -> None:
+        self.all.add(sub)
+        if sub.kind == "meeting":
+            self.by_unit.setdefault(sub.unit_id, set()).add(sub)
+        else:
+            self.rollcall.add(sub)
+
+    def discard(self, sub: Subscription) -> None:
+        self.all.discard(sub)
+        if sub.kind == "meeting":
+            same = self.by_unit.get(sub.unit_id)
+            if same is not None:
+                same.discard(sub)
+                if not same:
+                    del self.by_unit[sub.unit_id]
+        else:
+            self.rollcall.discard(sub)
+
+    def matching(self, r: Routed) -> list[Subscription]:
+        if r.kind == "meeting":
+            return list(self.all)
+        subs = [s for s in self.rollcall if s.wants(r)]
+        if r.unit_id is not None:
+            subs += self.by_unit.get(r.unit_id, ())
+        return subs
+
+
 class Hub:
     def __init__(self, queue_size: int = 1024) -> None:
         self.queue_size = queue_size
-        self.by_meeting: dict[int, set[Subscription]] = {}
+        self.by_meeting: dict[int, MeetingSubs] = {}
         self.connections: set[Connection] = set()
         self.delivered = 0
 
     async def on_bus(self, topic: str, message: bytes) -> None:
         r = decode(message)
-        for sub in list(self.by_meeting.get(r.meeting_id, ())):
-            if sub.wants(r):
-                sub.deliver(r)
-                self.delivered += 1
+        subs = self.by_meeting.get(r.meeting_id)
+        if subs is None:
+            return
+        matching = subs.matching(r)
+        for sub in matching:
+            sub.deliver(r)
+        self.delivered += len(matching)
 
     def add(self, sub: Subscription) -> None:
         old = sub.conn.subs.pop(sub.topic, None)
         if old is not None:
             self.remove(old)
         sub.conn.subs[sub.topic] = sub
-        self.by_meeting.setdefault(sub.meeting_id, set()).add(sub)
+        self.by_meeting.setdefault(sub.meeting_id, MeetingSubs()).add(sub)
 
     def remove(self, sub: Subscription) -> None:
         subs = self.by_meeting.get(sub.meeting_id)
         if subs is not None:
             subs.discard(sub)
-            if not subs:
+            if not subs.all:
                 del self.by_meeting[sub.meeting_id]
         if sub.conn.subs.get(sub.topic) is sub:
             del sub.conn.subs[sub.topic]

@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 
 from server import meeting_ops
 from server.live.hub import CLOSE_ABUSE, Connection, Subscription
-from server.state import DB, HUB
+from server.state import DB, HUB, SNAPSHOTS
 from server.web_util import client_ip, require_principal
 from sessions.errors import DomainError, Forbidden, ValidationFailed
 from sessions.meetings import Attendance, MeetingState
@@ -52,11 +52,17 @@ async def _subscribe(request: web.Request, conn: Connection, topic: str) -> None
         meeting_id = int(parts[1])
     except (IndexError, ValueError):
         raise BadMessage(f"Chủ đề không hợp lệ: {topic[:60]}", code="bad_topic") from None
+    if parts[0] == "meeting" and len(parts) == 2:
+        # Batched with the other sites subscribing now: see meeting_snapshots.
+        sub = Subscription(conn, topic, meeting_id, "meeting", p.unit_id)
+        snap = await app[SNAPSHOTS].call(meeting_id, sub)
+        conn.send_obj({"type": "snapshot", "topic": topic, "meeting": meeting_id, "seq": snap["seq"], "data": snap})
+        sub.snapshot_sent(snap["seq"])
+        return
+    hub = app[HUB]
     async with app[DB]() as db:
-        await meeting_ops.ensure_visible(db, p, meeting_id)
-        if parts[0] == "meeting" and len(parts) == 2:
-            sub = Subscription(conn, topic, meeting_id, "meeting", p.unit_id)
-        elif parts[0] == "rollcall" and len(parts) == 3:
+        await meeting_ops.check_visible(db, p, meeting_id)
+        if parts[0] == "rollcall" and len(parts) == 3:
             unit = await units.get_by_code(db, parts[2])
             if not await units.is_within(db, p.unit_id, unit.id):
                 raise Forbidden("Không được theo dõi điểm danh ngoài phạm vi của mình", code="out_of_scope")
@@ -65,19 +71,51 @@ async def _subscribe(request: web.Request, conn: Connection, topic: str) -> None
             sub = Subscription(conn, topic, meeting_id, "rollcall", unit.id)
         else:
             raise BadMessage(f"Chủ đề không hợp lệ: {topic[:60]}", code="bad_topic")
-    hub = app[HUB]
-    hub.add(sub)  # registered before the snapshot is read: nothing can fall between the two
-    try:
-        async with app[DB]() as db:
-            if sub.kind == "meeting":
-                snap = await live.meeting_snapshot(db, meeting_id, p.unit_id)
-            else:
-                snap = await live.rollcall_snapshot(db, meeting_id, sub.unit_id)
-    except BaseException:
-        hub.remove(sub)
-        raise
+        hub.add(sub)  # registered before the snapshot is read: nothing can fall between the two
+        try:
+            snap = await live.rollcall_snapshot(db, meeting_id, sub.unit_id)
+        except BaseException:
+            hub.remove(sub)
+            raise
     conn.send_obj({"type": "snapshot", "topic": topic, "meeting": meeting_id, "seq": snap["seq"], "data": snap})
     sub.snapshot_sent(snap["seq"])
+
+
+async def meeting_snapshots(app: web.Application, meeting_id: int,
+                            subs: list[Subscription]) -> list[dict[str, Any] | Exception]:
+    """Snapshots for the ``meeting:`` subscriptions of one meeting that arrived together (sites
+    connecting at once): visibility checked, every subscription registered, *then* the meeting and
+    all their seats read — a few queries for the whole batch. One snapshot or error per item."""
+    hub = app[HUB]
+    results: list[dict[str, Any] | Exception | None] = [None] * len(subs)
+    added: list[Subscription] = []
+    try:
+        async with app[DB]() as db:
+            taking_part = await live.participating(db, meeting_id, {s.unit_id for s in subs})
+            for i, sub in enumerate(subs):
+                if sub.conn not in hub.connections:  # closed while waiting: nothing to register
+                    results[i] = ConnectionResetError("connection closed")
+                    continue
+                if sub.unit_id not in taking_part:  # e.g. the chair, or a bridge above the sites
+                    try:
+                        await meeting_ops.check_visible(db, sub.conn.principal, meeting_id)
+                    except DomainError as exc:
+                        results[i] = exc
+                        continue
+                hub.add(sub)  # registered before the snapshot is read: nothing can fall between the two
+                added.append(sub)
+            if added:
+                state = await live.meeting_state(db, meeting_id)
+                seats = await live.seat_rows(db, meeting_id, {s.unit_id for s in added})
+    except BaseException:
+        for sub in added:
+            hub.remove(sub)
+        raise
+    out: list[dict[str, Any] | Exception] = []
+    for sub, result in zip(subs, results, strict=True):
+        out.append(result if result is not None else
+                   {"seq": state["seq"], "meeting": state, "seat": seats.get(sub.unit_id)})
+    return out
 
 
 Action = Callable[[web.Request, Principal, int, dict[str, Any]], Awaitable[None]]
@@ -139,8 +177,9 @@ async def _handle(request: web.Request, conn: Connection, msg: dict[str, Any]) -
             # A bridge (machine token with scope "bridge") reports its own site connected.
             if not (p.can(Permission.OPERATE_SITE) or p.can(Permission.CHAIR_MEETINGS) or p.has_scope("bridge")):
                 raise Forbidden("Tài khoản không vận hành điểm cầu", code="forbidden")
-            async with request.app[DB]() as db:
-                await meeting_ops.ensure_visible(db, p, meeting_id)
+            if f"meeting:{meeting_id}" not in conn.subs:  # subscribing checked it already
+                async with request.app[DB]() as db:
+                    await meeting_ops.ensure_visible(db, p, meeting_id)
             await meeting_ops.connect(request.app, meeting_id, p.unit_id)
             conn.joined.add(meeting_id)
     elif kind == "leave":

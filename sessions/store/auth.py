@@ -120,6 +120,21 @@ async def token_hash_matches(db: AsyncSession, token_id: int, token: str) -> boo
     return row is not None and row[0] == digest(token)
 
 
+async def tokens_with_digest(db: AsyncSession, token_ids: set[int]) -> dict[int, tuple[TokenView, str]]:
+    """Tokens and their secret digests, to check many bearers in one query."""
+    if not token_ids:
+        return {}
+    rows = (await db.execute(select(*_TCOLS, MachineToken.secret_hash).join(Unit, Unit.id == MachineToken.unit_id)
+                             .where(MachineToken.id.in_(token_ids)))).all()
+    return {r[0]: (_tview(r), r[9]) for r in rows}
+
+
+async def touch_tokens(db: AsyncSession, used: dict[int, datetime]) -> None:
+    """``touch_token`` for many tokens in one statement."""
+    if used:
+        await db.execute(update(MachineToken), [{"id": tid, "last_used_at": at} for tid, at in used.items()])
+
+
 async def touch_token(db: AsyncSession, token_id: int, now: datetime | None = None) -> None:
     await db.execute(update(MachineToken).where(MachineToken.id == token_id).values(last_used_at=now or utcnow()))
 

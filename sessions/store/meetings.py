@@ -174,10 +174,11 @@ async def list_for_unit(db: AsyncSession, unit_id: int, limit: int = 100) -> lis
     return [_mview(r) for r in (await db.execute(stmt)).all()]
 
 
-async def bump_seq(db: AsyncSession, meeting_id: int) -> int:
+async def bump_seq(db: AsyncSession, meeting_id: int, count: int = 1) -> int:
     """Take the next sequence number (and, on PostgreSQL, the meeting row's lock) first, so every
-    change of one meeting is serialised and numbered in commit order."""
-    result = await db.execute(update(Meeting).where(Meeting.id == meeting_id).values(seq=Meeting.seq + 1)
+    change of one meeting is serialised and numbered in commit order. ``count`` > 1 takes that
+    many at once (a batch of changes) and returns the last."""
+    result = await db.execute(update(Meeting).where(Meeting.id == meeting_id).values(seq=Meeting.seq + count)
                               .returning(Meeting.seq))
     seq = result.scalar_one_or_none()
     if seq is None:
@@ -198,26 +199,33 @@ async def change_state(db: AsyncSession, meeting_id: int, target: MeetingState, 
         values["floor_unit_id"] = None
         await db.execute(update(AttendanceInterval).where(AttendanceInterval.meeting_id == meeting_id,
                                                           AttendanceInterval.left_at.is_(None)).values(left_at=at))
-        await close_floor_turn(db, meeting_id, at)
+        holder = await close_floor_turn(db, meeting_id, at)
         touched = list((await db.execute(
             update(Participant).where(Participant.meeting_id == meeting_id, Participant.hand_at.is_not(None))
             .values(hand_at=None, seq=seq).returning(Participant.unit_id))).scalars().all())
+        if holder is not None and holder not in touched:
+            # Its speaking time just grew: its row changed, so it gets an event too.
+            await db.execute(update(Participant).where(Participant.meeting_id == meeting_id,
+                                                       Participant.unit_id == holder).values(seq=seq))
+            touched.append(holder)
     await db.execute(update(Meeting).where(Meeting.id == meeting_id).values(**values))
     db.add(MeetingTransition(meeting_id=meeting_id, from_state=current.value, to_state=new.value, at=at,
                              by_user_id=by_user_id, by_name=by_name))
     return seq, current, new, touched
 
 
-async def close_floor_turn(db: AsyncSession, meeting_id: int, at: datetime) -> None:
+async def close_floor_turn(db: AsyncSession, meeting_id: int, at: datetime) -> int | None:
+    """End the open floor turn (adding its length to the speaker's total); returns the speaker."""
     open_turn = (await db.execute(select(FloorTurn).where(FloorTurn.meeting_id == meeting_id,
                                                           FloorTurn.ended_at.is_(None)))).scalars().first()
     if open_turn is None:
-        return
+        return None
     open_turn.ended_at = at
     spoke = max(0, int((at - open_turn.started_at).total_seconds()))
     await db.execute(update(Participant).where(Participant.meeting_id == meeting_id,
                                                Participant.unit_id == open_turn.unit_id)
                      .values(spoke_seconds=Participant.spoke_seconds + spoke))
+    return open_turn.unit_id
 
 
 async def transitions(db: AsyncSession, meeting_id: int) -> list[MeetingTransition]:
