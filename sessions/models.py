@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -220,6 +222,44 @@ class FloorTurn(Base):
     granted_by: Mapped[str] = mapped_column(String(100), nullable=False, default="")
 
 
-__all__ = ["AttendanceInterval", "AuditEntry", "Base", "FloorTurn", "MachineToken", "Meeting", "MeetingTransition",
-           "Participant", "UTCDateTime", "Unit", "UnitClosure", "UnitTreeVersion", "User", "WebSession",
-           "utcnow"]
+class KpiReport(Base):
+    """One received KPI report. A correction (same report id, other values) adds the next version
+    and marks the previous one superseded: history is kept, only the current version counts."""
+
+    __tablename__ = "kpi_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    superseded: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), nullable=False)
+    indicator: Mapped[str] = mapped_column(String(32), nullable=False)
+    period: Mapped[str] = mapped_column(String(16), nullable=False)
+    num: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    den: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    reporter: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+
+    __table_args__ = (
+        UniqueConstraint("report_id", "version", name="uq_kpi_reports_report_version"),
+        Index("ix_kpi_reports_key", "unit_id", "indicator", "period"),
+    )
+
+
+class KpiTotal(Base):
+    """Rolled-up value of one unit (its own reports plus all its descendants'), per indicator and period."""
+
+    __tablename__ = "kpi_totals"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
+    indicator: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    num: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    den: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_kpi_totals_period", "period", "indicator"),)
+
+
+__all__ = ["AttendanceInterval", "AuditEntry", "Base", "FloorTurn", "KpiReport", "KpiTotal", "MachineToken",
+           "Meeting", "MeetingTransition", "Participant", "UTCDateTime", "Unit", "UnitClosure", "UnitTreeVersion",
+           "User", "WebSession", "utcnow"]

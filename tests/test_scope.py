@@ -27,9 +27,10 @@ from server.auth import SESSION_COOKIE, issue_machine_token
 from server.db import transaction
 from server.state import DB
 from sessions.meetings import MeetingState
-from sessions.models import MachineToken, Meeting, Participant, Unit, UnitClosure, User
+from sessions.models import KpiReport, KpiTotal, MachineToken, Meeting, Participant, Unit, UnitClosure, User
 from sessions.roles import Principal, Role
 from sessions.store import auth as auth_store
+from sessions.store import kpi as kpi_store
 from sessions.store import meetings as meetings_store
 from sessions.store import units as units_store
 from sessions.store import users as users_store
@@ -164,6 +165,12 @@ async def snapshot(live: LiveServer) -> Snapshot:
                 Participant.meeting_id, Participant.unit_id, Participant.status, Participant.reason,
                 Participant.online, Participant.hand_at, Participant.muted, Participant.seq))).all():
             state[("seat", f"{mid}:{uid}")] = tuple(rest)
+        for uid, ind, period, num, den in (await db.execute(select(
+                KpiTotal.unit_id, KpiTotal.indicator, KpiTotal.period, KpiTotal.num, KpiTotal.den))).all():
+            state[("kpi", f"{uid}:{ind}:{period}")] = (num, den)
+        for rid, version, superseded in (await db.execute(select(
+                KpiReport.report_id, KpiReport.version, KpiReport.superseded))).all():
+            state[("kpi_report", f"{rid}:{version}")] = superseded
     return state
 
 
@@ -210,6 +217,8 @@ async def fixture_ids(live: LiveServer) -> dict[str, int]:
     ids["meeting_outside"] = await meeting_ops.schedule(
         live.app, chair, title="Hội nghị riêng Phú Thọ", agenda=[], start=start,
         selectors=meetings_store.parse_selectors([{"unit": "25", "levels": ["province", "commune"]}]))
+    async with transaction(live.app[DB]) as db:  # a KPI report of Phú Thọ, by its own source system
+        await kpi_store.ingest(db, [kpi_report("08707", "ngoai-25")], ids["unit_25"], "cau-25", live.clock())
     ids["missing"] = MISSING_ID
     return ids
 
@@ -623,6 +632,34 @@ async def outside_websocket(w: World, c: Client) -> None:
         await ws.close()
 
 
+# KPI: Hà Nội's operators report for Hà Nội only (a batch naming any outside unit is refused whole);
+# the viewer may not report at all. Reading another province's figures is refused for everyone.
+
+def kpi_report(code: str, rid: str = "") -> dict[str, Any]:
+    return {"report_id": rid or f"mau-{code}", "unit": code, "indicator": "DVC_TY_LE_DUNG_HAN", "period": "2022-06",
+            "value": 9, "denominator": 10}
+
+
+async def outside_api_kpi_reports(w: World, c: Client) -> None:
+    code = "forbidden" if ACCOUNTS[c.username][0] == "viewer" else "out_of_scope"
+    for unit in OUTSIDE_UNITS:
+        for batch in ([kpi_report(unit)], [kpi_report("00070", "trong-01"), kpi_report(unit)]):
+            await expect(await send(c.http, Req("POST", "/api/kpi/reports", json={"reports": batch}), c.csrf), 403,
+                         code)
+    # Reusing a report id of another province's report (a "correction" of it) is refused as well.
+    await expect(await send(c.http, Req("POST", "/api/kpi/reports",
+                                        json={"reports": [kpi_report("00070", "ngoai-25")]}), c.csrf),
+                 403 if code == "forbidden" else 400, code if code == "forbidden" else "kpi_report_id_conflict")
+
+
+async def outside_api_kpi_unit(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/api/kpi/{code}?period=2022-06"), 403, "out_of_scope")
+    await expect(await c.get("/api/kpi/99999"), 404, "unit_not_found")
+    own = await expect(await c.get("/api/kpi/01?period=2022-06"), 200)
+    assert own["unit"]["code"] == "01"
+
+
 async def expect_redirect(resp: aiohttp.ClientResponse, location: str) -> aiohttp.ClientResponse:
     assert resp.status == 303, f"{resp.method} {resp.url.path_qs}: {resp.status}, expected 303"
     assert resp.headers["Location"] == location, resp.headers["Location"]
@@ -702,6 +739,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/units/import"): Route("api", Req("POST", "/api/units/import", csv="99102,Phường Mẫu,commune,25\n"),
                                          200, outside_api_import),
     ("GET", "/api/audit"): Route("api", Req("GET", "/api/audit"), 200, outside_api_audit),
+    ("POST", "/api/kpi/reports"): Route("api", Req("POST", "/api/kpi/reports", json={"reports": [kpi_report("25")]}),
+                                        200, outside_api_kpi_reports),
+    ("GET", "/api/kpi/{unit_code}"): Route("api", Req("GET", "/api/kpi/25?period=2022-06"), 200,
+                                           outside_api_kpi_unit),
     # Meetings (pages, JSON API, websocket): the samples are the ministry chair's, or a site's.
     ("GET", "/meetings"): Route("page", Req("GET", "/meetings"), 200, outside_meetings_page, "chutri"),
     ("POST", "/meetings"): Route(
@@ -833,7 +874,8 @@ async def test_anonymous_reaches_only_public_routes(live: LiveServer) -> None:
     expected = [("user", "moi-25"), ("user", "mau-api"), ("user", "phutho"), ("user", "hoankiem"),
                 ("unit", "99101"), ("unit", "99102"), ("token", str(ids["token_25"])), ("token", str(ids["token_BCA"])),
                 ("meeting", str(ids["meeting_outside"])), ("seat", f"{ids['meeting_shared']}:{ids['unit_25']}"),
-                ("seat", f"{ids['meeting_shared']}:{ids['unit_08707']}")]
+                ("seat", f"{ids['meeting_shared']}:{ids['unit_08707']}"), ("kpi_report", "mau-25:1"),
+                ("kpi", f"{ids['unit_25']}:DVC_TY_LE_DUNG_HAN:2022-06")]
     assert [key for key in expected if key not in after] == [], "samples that changed nothing"
     assert len([key for key in after if key[0] == "meeting"]) == 4  # two scheduled, two changed
 

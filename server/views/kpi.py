@@ -1,0 +1,113 @@
+"""KPI intake and read-out under /api/kpi/ (see docs/protocol.md): reports from source systems
+(machine tokens with ``kpi:write``) and operators, always limited to the caller's subtree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from server.auth import actor_of, ensure_reaches
+from server.db import transaction
+from server.state import CLOCK, DB
+from server.web_util import client_ip, json_error, require_principal
+from sessions.errors import Conflict, Forbidden, ValidationFailed
+from sessions.kpi import CATALOG, Kind, Value, colour, display, rank
+from sessions.models import Unit
+from sessions.roles import Permission, Principal, Role
+from sessions.store import audit, units
+from sessions.store import kpi as kpi_store
+
+routes = web.RouteTableDef()
+
+REPORTING_PERMISSIONS = (Permission.OPERATE_SITE, Permission.OPERATE_BRIDGE, Permission.CHAIR_MEETINGS)
+
+
+def can_report(p: Principal) -> bool:
+    return p.has_scope("kpi:write") or p.role is Role.ADMIN or any(p.can(perm) for perm in REPORTING_PERMISSIONS)
+
+
+def can_read(p: Principal) -> bool:
+    return p.can(Permission.VIEW_UNITS) or p.has_scope("units:read") or p.has_scope("kpi:write")
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ValidationFailed("Cần gửi JSON (Content-Type: application/json)", code="json_required")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValidationFailed("Nội dung JSON không hợp lệ", code="json_invalid") from None
+    if not isinstance(body, dict):
+        raise ValidationFailed("Nội dung JSON phải là một đối tượng", code="json_invalid")
+    return body
+
+
+@routes.post("/api/kpi/reports")
+async def kpi_reports(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    if not can_report(p):
+        raise Forbidden("Bạn không có quyền gửi số liệu chỉ tiêu", code="forbidden")
+    body = await _json_body(request)
+    reports = body.get("reports")
+    if not isinstance(reports, list) or not reports:
+        raise ValidationFailed("Cần danh sách 'reports' (ít nhất một báo cáo)", code="kpi_reports_required",
+                               field="reports")
+    ip = client_ip(request)
+    try:
+        async with transaction(request.app[DB]) as db:
+            result = await kpi_store.ingest(db, reports, p.unit_id, p.name, request.app[CLOCK]())
+            await audit.record(db, actor_of(p), "kpi_reported", f"{len(reports)} báo cáo", ip,
+                               accepted=result.accepted, duplicates=result.duplicates,
+                               corrected=result.corrected, affected=len(result.affected))
+    except kpi_store.KpiRejected as exc:
+        async with transaction(request.app[DB]) as db:
+            await audit.record(db, actor_of(p), "kpi_rejected", f"{len(reports)} báo cáo", ip, code=exc.code,
+                               errors=len(exc.errors))
+        return json_error(exc.status, exc.code, exc.message, errors=[e.as_dict() for e in exc.errors[:200]],
+                          error_count=len(exc.errors))
+    except IntegrityError:
+        # Another request stored the same report id at the same moment: nothing of this one was kept.
+        raise Conflict("Báo cáo đang được gửi đồng thời từ nơi khác; hãy gửi lại", code="conflict") from None
+    return web.json_response(result.counts())
+
+
+def _indicator_row(code: str, values: dict[int, dict[str, Value]], unit_id: int, level: str,
+                   siblings: list[int]) -> dict[str, Any]:
+    ind = next(i for i in CATALOG if i.code == code)
+    has = code in values.get(unit_id, {})
+    v = values.get(unit_id, {}).get(code, Value())
+    ranks = rank({s: display(ind, values[s][code]) if code in values.get(s, {}) else None for s in siblings},
+                 ind.direction)
+    shown = display(ind, v) if has else None
+    ratio = v.ratio() if ind.kind is Kind.RATIO else None
+    return {
+        "code": ind.code, "name": ind.name, "kind": ind.kind.value, "unit": ind.unit,
+        "direction": ind.direction.value, "target": ind.target, "has_data": has,
+        "num": v.num, "den": v.den if ind.kind is Kind.RATIO else None, "value": shown,
+        "ratio": ratio, "percent": round(ratio * 100, 2) if ratio is not None else None,
+        "colour": colour(ind, v, level).value if has else "none",
+        "rank": ranks[unit_id], "siblings": len(siblings),
+    }
+
+
+@routes.get("/api/kpi/{unit_code}")
+async def kpi_unit(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    if not can_read(p):
+        raise Forbidden("Bạn không có quyền xem số liệu chỉ tiêu", code="forbidden")
+    period = kpi_store.check_period(request.query.get("period", "campaign"))
+    async with request.app[DB]() as db:
+        unit = await units.get_by_code(db, request.match_info["unit_code"])
+        await ensure_reaches(db, p, unit.id)
+        if unit.parent_id is None:
+            siblings = [unit.id]
+        else:
+            siblings = list((await db.execute(select(Unit.id).where(Unit.parent_id == unit.parent_id))).scalars())
+        values = await kpi_store.totals_of(db, siblings, period)
+    return web.json_response({
+        "unit": unit.as_dict(), "period": period,
+        "indicators": [_indicator_row(i.code, values, unit.id, unit.level.value, siblings) for i in CATALOG],
+    })
