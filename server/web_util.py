@@ -9,6 +9,7 @@ from aiohttp import web
 
 from server.i18n import LANGUAGES, translator
 from server.state import CSRF_TOKEN, PRINCIPAL, SESSION_INFO, SETTINGS
+from sessions.errors import ValidationFailed
 from sessions.roles import Permission, Principal
 
 LANG_COOKIE = "hn_lang"
@@ -77,6 +78,19 @@ def render(request: web.Request, template: str, context: dict[str, Any], status:
     response = aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or a stable validation error (nothing else is accepted)."""
+    if request.content_type != "application/json":
+        raise ValidationFailed("Cần gửi JSON (Content-Type: application/json)", code="json_required")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValidationFailed("Nội dung JSON không hợp lệ", code="json_invalid") from None
+    if not isinstance(body, dict):
+        raise ValidationFailed("Nội dung JSON phải là một đối tượng", code="json_invalid")
+    return body
 
 
 def json_error(status: int, code: str, message: str, **extra: Any) -> web.Response:

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from server import admin_ops
 from server.auth import ensure_reaches
 from server.state import CLOCK, DB, SETTINGS
-from server.web_util import client_ip, require_principal
+from server.web_util import client_ip, json_body, require_principal
 from sessions.errors import Forbidden, ValidationFailed
 from sessions.roles import Permission, Principal
 from sessions.store import audit, units
@@ -28,18 +26,6 @@ def _can_read_units(p: Principal) -> bool:
 def _need_units(p: Principal) -> None:
     if not _can_read_units(p):
         raise Forbidden("Bạn không có quyền xem đơn vị", code="forbidden")
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ValidationFailed("Cần gửi JSON (Content-Type: application/json)", code="json_required")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ValidationFailed("Nội dung JSON không hợp lệ", code="json_invalid") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("Nội dung JSON phải là một đối tượng", code="json_invalid")
-    return body
 
 
 @routes.get("/api/me")
@@ -99,7 +85,7 @@ async def users_list(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/users")
 async def users_create(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     spec = admin_ops.NewUser(**{k: str(body.get(k, "")) for k in ("username", "full_name", "unit_code", "role",
                                                                    "password")})
     user = await admin_ops.create_user(request.app, p, spec, client_ip(request))
@@ -128,7 +114,7 @@ async def tokens_list(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/tokens")
 async def tokens_create(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     scopes = body.get("scopes", [])
     days = body.get("days", 30)
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from server.auth import actor_of, ensure_reaches
 from server.db import transaction
 from server.state import CLOCK, DB
-from server.web_util import client_ip, json_error, require_principal
+from server.web_util import client_ip, json_body, json_error, require_principal
 from sessions.errors import Conflict, Forbidden, ValidationFailed
 from sessions.kpi import CATALOG, Kind, Value, colour, display, rank
 from sessions.models import Unit
@@ -33,24 +33,12 @@ def can_read(p: Principal) -> bool:
     return p.can(Permission.VIEW_UNITS) or p.has_scope("units:read") or p.has_scope("kpi:write")
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ValidationFailed("Cần gửi JSON (Content-Type: application/json)", code="json_required")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ValidationFailed("Nội dung JSON không hợp lệ", code="json_invalid") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("Nội dung JSON phải là một đối tượng", code="json_invalid")
-    return body
-
-
 @routes.post("/api/kpi/reports")
 async def kpi_reports(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     if not can_report(p):
         raise Forbidden("Bạn không có quyền gửi số liệu chỉ tiêu", code="forbidden")
-    body = await _json_body(request)
+    body = await json_body(request)
     reports = body.get("reports")
     if not isinstance(reports, list) or not reports:
         raise ValidationFailed("Cần danh sách 'reports' (ít nhất một báo cáo)", code="kpi_reports_required",

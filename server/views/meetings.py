@@ -13,7 +13,7 @@ from aiohttp import web
 from server import meeting_ops
 from server.state import CLOCK, DB
 from server.timefmt import local, parse_local
-from server.web_util import client_ip, render, require_principal
+from server.web_util import client_ip, json_body, render, require_principal
 from sessions.errors import DomainError, Forbidden, ValidationFailed
 from sessions.meetings import ATTENDANCE_LABEL_VI, STATE_LABEL_VI, Attendance, MeetingState
 from sessions.roles import Permission, Principal
@@ -209,18 +209,6 @@ async def attendance_xlsx(request: web.Request) -> web.StreamResponse:
 
 # ---------------------------------------------------------------- JSON API
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ValidationFailed("Cần gửi JSON (Content-Type: application/json)", code="json_required")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ValidationFailed("Nội dung JSON không hợp lệ", code="json_invalid") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("Nội dung JSON phải là một đối tượng", code="json_invalid")
-    return body
-
-
 def _ok() -> web.Response:
     return web.json_response({"ok": True})
 
@@ -236,7 +224,7 @@ async def api_list(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/meetings")
 async def api_create(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    body = await _body(request)
+    body = await json_body(request)
     agenda = body.get("agenda", [])
     if not isinstance(agenda, list) or not all(isinstance(a, str) for a in agenda):
         raise ValidationFailed("'agenda' phải là danh sách chuỗi", code="agenda_invalid", field="agenda")
@@ -277,7 +265,7 @@ async def api_rollcall(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/meetings/{meeting_id:\\d+}/state")
 async def api_state(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    body = await _body(request)
+    body = await json_body(request)
     try:
         target = MeetingState(str(body.get("to", "")))
     except ValueError:
@@ -289,7 +277,7 @@ async def api_state(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/meetings/{meeting_id:\\d+}/rollcall")
 async def api_mark(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    body = await _body(request)
+    body = await json_body(request)
     try:
         status = Attendance(str(body.get("status", "")))
     except ValueError:
@@ -302,7 +290,7 @@ async def api_mark(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/meetings/{meeting_id:\\d+}/hand")
 async def api_hand(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    body = await _body(request)
+    body = await json_body(request)
     unit_id = body.get("unit_id")
     await meeting_ops.set_hand(request.app, p, _meeting_id(request), bool(body.get("up", True)),
                                unit_id if isinstance(unit_id, int) else None)
@@ -312,7 +300,7 @@ async def api_hand(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/meetings/{meeting_id:\\d+}/floor")
 async def api_floor(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    body = await _body(request)
+    body = await json_body(request)
     action = body.get("action")
     mid = _meeting_id(request)
     if action == "grant":
@@ -331,7 +319,7 @@ async def api_floor(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/meetings/{meeting_id:\\d+}/mute")
 async def api_mute(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    body = await _body(request)
+    body = await json_body(request)
     unit = body.get("unit")
     await meeting_ops.set_muted(request.app, p, _meeting_id(request), bool(body.get("muted", True)),
                                 str(unit) if unit is not None else None)
