@@ -166,6 +166,7 @@ async def login(app: web.Application, username: str, password: str, ip: str) -> 
             app[METRICS].logins.labels("failed").inc()
             return LoginOutcome(False, "failed")
         secret = secrets.token_urlsafe(32)
+        await auth_store.purge_expired_sessions(db, now)  # housekeeping rides on logins
         await auth_store.create_session(db, secret, user.id, secrets.token_urlsafe(32),
                                         now + timedelta(minutes=settings.session_ttl_minutes), ip)
         await audit.record(db, actor_of_user(user.id, user.username, user.unit_id), "login", name, ip, at=now)

@@ -43,11 +43,6 @@ async def count_since(db: AsyncSession, action: str, since: datetime, *, target:
     return int((await db.execute(stmt)).scalar_one())
 
 
-async def last_success_at(db: AsyncSession, action: str, target: str) -> datetime | None:
-    stmt = select(func.max(AuditEntry.at)).where(AuditEntry.action == action, AuditEntry.target == target)
-    return (await db.execute(stmt)).scalar_one()
-
-
 async def list_in_subtree(db: AsyncSession, unit_id: int, limit: int = 200) -> list[AuditEntry]:
     """Entries by actors within the subtree (anonymous failures are visible to the root's admins)."""
     within = select(UnitClosure.descendant_id).where(UnitClosure.ancestor_id == unit_id)

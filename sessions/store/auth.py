@@ -115,11 +115,6 @@ async def get_token(db: AsyncSession, token_id: int) -> TokenView:
     return _tview(row)
 
 
-async def token_hash_matches(db: AsyncSession, token_id: int, token: str) -> bool:
-    row = (await db.execute(select(MachineToken.secret_hash).where(MachineToken.id == token_id))).first()
-    return row is not None and row[0] == digest(token)
-
-
 async def tokens_with_digest(db: AsyncSession, token_ids: set[int]) -> dict[int, tuple[TokenView, str]]:
     """Tokens and their secret digests, to check many bearers in one query."""
     if not token_ids:
@@ -130,13 +125,9 @@ async def tokens_with_digest(db: AsyncSession, token_ids: set[int]) -> dict[int,
 
 
 async def touch_tokens(db: AsyncSession, used: dict[int, datetime]) -> None:
-    """``touch_token`` for many tokens in one statement."""
+    """Record the last use of many tokens in one statement."""
     if used:
         await db.execute(update(MachineToken), [{"id": tid, "last_used_at": at} for tid, at in used.items()])
-
-
-async def touch_token(db: AsyncSession, token_id: int, now: datetime | None = None) -> None:
-    await db.execute(update(MachineToken).where(MachineToken.id == token_id).values(last_used_at=now or utcnow()))
 
 
 async def revoke_token(db: AsyncSession, token_id: int, now: datetime) -> None:
