@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.errors import NotFound
-from sessions.models import MachineToken, Unit, UnitClosure, User, WebSession, utcnow
+from sessions.models import MachineToken, Unit, UnitClosure, User, WebSession
 from sessions.roles import Principal, Role
 
 
