@@ -85,6 +85,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         await bus.start()
         hub = Hub(settings.ws_queue_size)
         bus.subscribe("meeting.", hub.on_bus)
+        bus.subscribe("kpi.", hub.on_kpi)
         app[BUS], app[HUB] = bus, hub
         app[PRESENCE] = Presence(partial(meeting_ops.write_presence, app))
         app[TOKEN_CHECKS] = Coalescer(partial(auth.check_tokens, app))

@@ -225,6 +225,14 @@ async def demo_meeting(settings: Settings) -> int:
     return await _with_db(settings, work)
 
 
+async def demo_kpi(settings: Settings) -> dict[str, int]:
+    """The seed report's KPI figures for every unit of the tree (idempotent: see server.demo_kpi)."""
+    from server import demo_kpi
+    from sessions.models import utcnow
+
+    return await _with_db(settings, lambda session: demo_kpi.load(session, DEFAULT_ROOT_CODE, utcnow()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hoinghi", description="Hội nghị trực tuyến toàn quốc")
     parser.add_argument("--config", help="tệp cấu hình TOML (hoặc biến HOINGHI_CONFIG)")
@@ -322,6 +330,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     elif args.command == "demo":
         created = asyncio.run(demo_setup(settings))
         meeting_id = asyncio.run(demo_meeting(settings))
+        figures = asyncio.run(demo_kpi(settings))
+        print(f"Số liệu chỉ tiêu mẫu: nhận {figures['accepted']} báo cáo, trùng {figures['duplicates']}.")
         _print_demo(created, settings, meeting_id)
         if not args.no_serve:
             serve(settings)

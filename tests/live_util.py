@@ -36,6 +36,7 @@ class WsClient:
         self.meeting: dict[str, Any] | None = None
         self.seats: dict[int, dict[str, Any]] = {}
         self.own_seat: dict[str, Any] | None = None
+        self.slides: dict[str, dict[str, Any]] = {}  # kpi:<unit code> → the unit's slide
         self.messages: list[dict[str, Any]] = []
         self.results: dict[int, dict[str, Any]] = {}
         self.next_id = 1
@@ -55,7 +56,9 @@ class WsClient:
             self.messages.append(msg)
             if msg["type"] == "snapshot":
                 data = msg["data"]
-                if msg["topic"].startswith("meeting:"):
+                if msg["topic"].startswith("kpi:"):
+                    self.slides[msg["topic"][4:]] = data
+                elif msg["topic"].startswith("meeting:"):
                     self.meeting, self.own_seat = data["meeting"], data["seat"]
                 else:
                     self.seats = {s["unit_id"]: s for s in data["seats"]}
@@ -67,7 +70,9 @@ class WsClient:
 
     def apply(self, msg: dict[str, Any]) -> None:
         data = msg["data"]
-        if msg["kind"] == "meeting":
+        if msg["kind"] == "kpi":
+            self.slides[msg["unit"]] = data
+        elif msg["kind"] == "meeting":
             if self.meeting is None or data["seq"] >= self.meeting["seq"]:
                 self.meeting = data
         else:

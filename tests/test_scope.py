@@ -79,6 +79,7 @@ class Req:
     csv: str | None = None  # raw text/csv body (API import)
     upload: str | None = None  # multipart field "file" (import page)
     ws: bool = False  # a websocket endpoint: logged in, the sample opens a real websocket
+    header: str = CSV_HEADER  # first line of ``csv`` / ``upload`` (KPI files: KPI_CSV_HEADER)
 
 
 async def send(http: aiohttp.ClientSession, req: Req, csrf: str = "", ids: dict[str, int] | None = None,
@@ -93,11 +94,11 @@ async def send(http: aiohttp.ClientSession, req: Req, csrf: str = "", ids: dict[
         form = aiohttp.FormData()
         if csrf:
             form.add_field("csrf_token", csrf)
-        form.add_field("file", (CSV_HEADER + req.upload).encode(), filename="don-vi.csv", content_type="text/csv")
+        form.add_field("file", (req.header + req.upload).encode(), filename="don-vi.csv", content_type="text/csv")
         kw["data"] = form
     else:
         if req.csv is not None:
-            kw["data"] = (CSV_HEADER + req.csv).encode()
+            kw["data"] = (req.header + req.csv).encode()
             hdrs["Content-Type"] = "text/csv"
         elif req.json is not None:
             kw["json"] = req.json
@@ -283,6 +284,13 @@ async def outside_unit_page(w: World, c: Client) -> None:
         page = await expect(await c.get(f"/units/{code}"), 403)
         assert "ngoài phạm vi" in page
     await expect(await c.get("/units/99999"), 404)
+
+
+async def outside_slides_page(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        page = await expect(await c.get(f"/slides/{code}"), 403)
+        assert "ngoài phạm vi" in page
+    await expect(await c.get("/slides/99999"), 404)
 
 
 async def outside_api_unit(w: World, c: Client) -> None:
@@ -611,6 +619,7 @@ async def outside_websocket(w: World, c: Client) -> None:
             ({"type": "subscribe", "topic": f"rollcall:{outside}:01"}, "meeting_not_found"),
             ({"type": "subscribe", "topic": f"rollcall:{shared}:25"}, "out_of_scope"),
             ({"type": "subscribe", "topic": f"rollcall:{shared}:BCA"}, "out_of_scope"),
+            *(({"type": "subscribe", "topic": f"kpi:{code}"}, "out_of_scope") for code in OUTSIDE_UNITS),
             ({"type": "join", "meeting": outside}, "meeting_not_found" if operates_bridge(c) else "forbidden"),
             ({"type": "action", "meeting": outside, "action": "raise_hand"}, "meeting_not_found"),
             ({"type": "action", "meeting": shared, "action": "grant", "unit": "25"}, "chair_only"),
@@ -660,6 +669,46 @@ async def outside_api_kpi_unit(w: World, c: Client) -> None:
     assert own["unit"]["code"] == "01"
 
 
+KPI_CSV_HEADER = "unit_code,indicator,period,value,denominator,report_id\n"
+
+
+def kpi_csv(code: str, rid: str = "") -> str:
+    r = kpi_report(code, rid)
+    return f"{code},{r['indicator']},{r['period']},{r['value']},{r['denominator']},{r['report_id']}\n"
+
+
+async def outside_kpi_csv(c: Client, path: str, upload: bool) -> None:
+    """The CSV intake (page or API) refuses exactly what the JSON intake refuses."""
+    viewer = ACCOUNTS[c.username][0] == "viewer"
+    code = None if upload else "forbidden" if viewer else "out_of_scope"
+
+    def req(rows: str) -> Req:
+        return Req("POST", path, upload=rows, header=KPI_CSV_HEADER) if upload else \
+            Req("POST", path, csv=rows, header=KPI_CSV_HEADER)
+
+    for unit in OUTSIDE_UNITS:
+        for rows in (kpi_csv(unit), kpi_csv("00070", "trong-01") + kpi_csv(unit)):
+            body = await expect(await send(c.http, req(rows), c.csrf), 403, code)
+            if upload and not viewer:
+                assert "nằm ngoài phạm vi" in body
+    await expect(await send(c.http, req(kpi_csv("00070", "ngoai-25")), c.csrf), 403 if viewer else 400,
+                 None if upload else "forbidden" if viewer else "kpi_report_id_conflict")
+
+
+async def outside_kpi_upload_page(w: World, c: Client) -> None:
+    page = await expect(await c.get("/kpi/upload"), 403 if ACCOUNTS[c.username][0] == "viewer" else 200)
+    if ACCOUNTS[c.username][0] != "viewer":
+        assert 'name="csrf_token"' in page
+
+
+async def outside_kpi_upload(w: World, c: Client) -> None:
+    await outside_kpi_csv(c, "/kpi/upload", upload=True)
+
+
+async def outside_api_kpi_csv(w: World, c: Client) -> None:
+    await outside_kpi_csv(c, "/api/kpi/reports.csv", upload=False)
+
+
 async def expect_redirect(resp: aiohttp.ClientResponse, location: str) -> aiohttp.ClientResponse:
     assert resp.status == 303, f"{resp.method} {resp.url.path_qs}: {resp.status}, expected 303"
     assert resp.headers["Location"] == location, resp.headers["Location"]
@@ -700,6 +749,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     # Pages
     ("GET", "/"): Route("page", Req("GET", "/"), 200, outside_home),
     ("GET", "/units/{code}"): Route("page", Req("GET", "/units/25"), 200, outside_unit_page),
+    ("GET", "/slides/{unit_code}"): Route("page", Req("GET", "/slides/25"), 200, outside_slides_page),
     ("GET", "/account/password"): Route("page", Req("GET", "/account/password"), 200, outside_password_page),
     ("POST", "/account/password"): Route(
         "page", Req("POST", "/account/password", form={"current": PASSWORD, "new": PASSWORD}), 200,
@@ -741,6 +791,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/audit"): Route("api", Req("GET", "/api/audit"), 200, outside_api_audit),
     ("POST", "/api/kpi/reports"): Route("api", Req("POST", "/api/kpi/reports", json={"reports": [kpi_report("25")]}),
                                         200, outside_api_kpi_reports),
+    ("POST", "/api/kpi/reports.csv"): Route(
+        "api", Req("POST", "/api/kpi/reports.csv", csv=kpi_csv("25", "mau-csv-25"), header=KPI_CSV_HEADER), 200,
+        outside_api_kpi_csv),
+    ("GET", "/kpi/upload"): Route("page", Req("GET", "/kpi/upload"), 200, outside_kpi_upload_page),
+    ("POST", "/kpi/upload"): Route(
+        "page", Req("POST", "/kpi/upload", upload=kpi_csv("08707", "mau-tai-08707"), header=KPI_CSV_HEADER), 200,
+        outside_kpi_upload, "vinhyen"),
     ("GET", "/api/kpi/{unit_code}"): Route("api", Req("GET", "/api/kpi/25?period=2022-06"), 200,
                                            outside_api_kpi_unit),
     # Meetings (pages, JSON API, websocket): the samples are the ministry chair's, or a site's.
@@ -875,6 +932,7 @@ async def test_anonymous_reaches_only_public_routes(live: LiveServer) -> None:
                 ("unit", "99101"), ("unit", "99102"), ("token", str(ids["token_25"])), ("token", str(ids["token_BCA"])),
                 ("meeting", str(ids["meeting_outside"])), ("seat", f"{ids['meeting_shared']}:{ids['unit_25']}"),
                 ("seat", f"{ids['meeting_shared']}:{ids['unit_08707']}"), ("kpi_report", "mau-25:1"),
+                ("kpi_report", "mau-csv-25:1"), ("kpi_report", "mau-tai-08707:1"),
                 ("kpi", f"{ids['unit_25']}:DVC_TY_LE_DUNG_HAN:2022-06")]
     assert [key for key in expected if key not in after] == [], "samples that changed nothing"
     assert len([key for key in after if key[0] == "meeting"]) == 4  # two scheduled, two changed

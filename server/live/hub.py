@@ -98,8 +98,8 @@ class Subscription:
     conn: Connection
     topic: str
     meeting_id: int
-    kind: str  # "meeting" | "rollcall"
-    unit_id: int  # own unit (meeting) or the subtree root (rollcall)
+    kind: str  # "meeting" | "rollcall" | "kpi" (meeting_id 0: a unit's slide, any meeting)
+    unit_id: int  # own unit (meeting), the subtree root (rollcall) or the slide's unit (kpi)
     snapshot_seq: int = -1
     buffer: list[Routed] | None = field(default_factory=list)
 
@@ -165,6 +165,7 @@ class Hub:
     def __init__(self, queue_size: int = 1024) -> None:
         self.queue_size = queue_size
         self.by_meeting: dict[int, MeetingSubs] = {}
+        self.by_slide: dict[int, set[Subscription]] = {}  # kpi: subscriptions by unit id
         self.connections: set[Connection] = set()
         self.delivered = 0
 
@@ -178,15 +179,32 @@ class Hub:
             sub.deliver(r)
         self.delivered += len(matching)
 
+    async def on_kpi(self, topic: str, message: bytes) -> None:
+        """``kpi.<unit id>``: a unit's whole slide, to the ``kpi:`` subscriptions of that unit."""
+        r = decode(message)
+        matching = list(self.by_slide.get(r.unit_id, ())) if r.unit_id is not None else []
+        for sub in matching:
+            sub.deliver(r)
+        self.delivered += len(matching)
+
     def add(self, sub: Subscription) -> None:
         old = sub.conn.subs.pop(sub.topic, None)
         if old is not None:
             self.remove(old)
         sub.conn.subs[sub.topic] = sub
-        self.by_meeting.setdefault(sub.meeting_id, MeetingSubs()).add(sub)
+        if sub.kind == "kpi":
+            self.by_slide.setdefault(sub.unit_id, set()).add(sub)
+        else:
+            self.by_meeting.setdefault(sub.meeting_id, MeetingSubs()).add(sub)
 
     def remove(self, sub: Subscription) -> None:
-        subs = self.by_meeting.get(sub.meeting_id)
+        if sub.kind == "kpi":
+            slide = self.by_slide.get(sub.unit_id)
+            if slide is not None:
+                slide.discard(sub)
+                if not slide:
+                    del self.by_slide[sub.unit_id]
+        subs = self.by_meeting.get(sub.meeting_id) if sub.kind != "kpi" else None
         if subs is not None:
             subs.discard(sub)
             if not subs.all:

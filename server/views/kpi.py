@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from server import kpi_slides
 from server.auth import actor_of, ensure_reaches
 from server.db import transaction
+from server.kpi_slides import indicator_row
 from server.state import CLOCK, DB
-from server.web_util import client_ip, json_body, json_error, require_principal
+from server.web_util import client_ip, json_body, json_error, render, require_permission, require_principal
 from sessions.errors import Conflict, Forbidden, ValidationFailed
-from sessions.kpi import CATALOG, Kind, Value, colour, display, rank
+from sessions.kpi import CATALOG
 from sessions.models import Unit
 from sessions.roles import Permission, Principal, Role
 from sessions.store import audit, units
@@ -59,26 +59,10 @@ async def kpi_reports(request: web.Request) -> web.StreamResponse:
     except IntegrityError:
         # Another request stored the same report id at the same moment: nothing of this one was kept.
         raise Conflict("Báo cáo đang được gửi đồng thời từ nơi khác; hãy gửi lại", code="conflict") from None
+    if result.affected:
+        async with request.app[DB]() as db:  # after the commit: every reader sees what subscribers get
+            await kpi_slides.publish(request.app, db, result.affected)
     return web.json_response(result.counts())
-
-
-def _indicator_row(code: str, values: dict[int, dict[str, Value]], unit_id: int, level: str,
-                   siblings: list[int]) -> dict[str, Any]:
-    ind = next(i for i in CATALOG if i.code == code)
-    has = code in values.get(unit_id, {})
-    v = values.get(unit_id, {}).get(code, Value())
-    ranks = rank({s: display(ind, values[s][code]) if code in values.get(s, {}) else None for s in siblings},
-                 ind.direction)
-    shown = display(ind, v) if has else None
-    ratio = v.ratio() if ind.kind is Kind.RATIO else None
-    return {
-        "code": ind.code, "name": ind.name, "kind": ind.kind.value, "unit": ind.unit,
-        "direction": ind.direction.value, "target": ind.target, "has_data": has,
-        "num": v.num, "den": v.den if ind.kind is Kind.RATIO else None, "value": shown,
-        "ratio": ratio, "percent": round(ratio * 100, 2) if ratio is not None else None,
-        "colour": colour(ind, v, level).value if has else "none",
-        "rank": ranks[unit_id], "siblings": len(siblings),
-    }
 
 
 @routes.get("/api/kpi/{unit_code}")
@@ -97,5 +81,40 @@ async def kpi_unit(request: web.Request) -> web.StreamResponse:
         values = await kpi_store.totals_of(db, siblings, period)
     return web.json_response({
         "unit": unit.as_dict(), "period": period,
-        "indicators": [_indicator_row(i.code, values, unit.id, unit.level.value, siblings) for i in CATALOG],
+        "indicators": [indicator_row(i.code, values, unit.id, unit.level.value, siblings) for i in CATALOG],
     })
+
+
+@routes.get("/slides/{unit_code}")
+async def slide_page(request: web.Request) -> web.StreamResponse:
+    """A unit's live KPI slide (campaign to date): rendered from the data below, then kept current
+    over the websocket topic ``kpi:<unit code>``."""
+    p = require_permission(request, Permission.VIEW_UNITS)
+    async with request.app[DB]() as db:
+        unit = await units.get_by_code(db, request.match_info["unit_code"])
+        await ensure_reaches(db, p, unit.id)
+        data = (await kpi_slides.slides(db, [unit.id]))[unit.id]
+    return render(request, "slides.html", {"unit": unit, "slide": data})
+
+
+# CSV intake (server/kpi_upload.py): the operators' upload page and the scripts' text/csv API.
+
+@routes.get("/kpi/upload")
+async def kpi_upload_page(request: web.Request) -> web.StreamResponse:
+    from server import kpi_upload
+
+    return await kpi_upload.upload_page(request)
+
+
+@routes.post("/kpi/upload")
+async def kpi_upload_submit(request: web.Request) -> web.StreamResponse:
+    from server import kpi_upload
+
+    return await kpi_upload.upload_submit(request)
+
+
+@routes.post("/api/kpi/reports.csv")
+async def kpi_reports_csv(request: web.Request) -> web.StreamResponse:
+    from server import kpi_upload
+
+    return await kpi_upload.api_reports_csv(request)

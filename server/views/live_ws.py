@@ -11,9 +11,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from server import meeting_ops
+from server import kpi_slides, meeting_ops
 from server.live.hub import CLOSE_ABUSE, Connection, Subscription
 from server.state import DB, HUB, SNAPSHOTS
+from server.views import kpi as kpi_views
 from server.web_util import client_ip, require_principal
 from sessions.errors import DomainError, Forbidden, ValidationFailed
 from sessions.meetings import Attendance, MeetingState
@@ -45,9 +46,13 @@ def _str(msg: dict[str, Any], key: str, default: str | None = None) -> str:
 
 
 async def _subscribe(request: web.Request, conn: Connection, topic: str) -> None:
-    """``meeting:<id>`` (state, floor, own seat) or ``rollcall:<id>:<unit code>`` (seats of a subtree)."""
+    """``meeting:<id>`` (state, floor, own seat), ``rollcall:<id>:<unit code>`` (seats of a subtree) or
+    ``kpi:<unit code>`` (a unit's live KPI slide)."""
     app, p = request.app, conn.principal
     parts = topic.split(":")
+    if parts[0] == "kpi" and len(parts) == 2:
+        await _subscribe_slide(request, conn, topic, parts[1])
+        return
     try:
         meeting_id = int(parts[1])
     except (IndexError, ValueError):
@@ -79,6 +84,26 @@ async def _subscribe(request: web.Request, conn: Connection, topic: str) -> None
             raise
     conn.send_obj({"type": "snapshot", "topic": topic, "meeting": meeting_id, "seq": snap["seq"], "data": snap})
     sub.snapshot_sent(snap["seq"])
+
+
+async def _subscribe_slide(request: web.Request, conn: Connection, topic: str, code: str) -> None:
+    """``kpi:<unit code>``: the unit's live KPI slide; the unit must lie in the caller's subtree."""
+    p, hub = conn.principal, request.app[HUB]
+    if not kpi_views.can_read(p):
+        raise Forbidden("Bạn không có quyền xem số liệu chỉ tiêu", code="forbidden")
+    async with request.app[DB]() as db:
+        unit = await units.get_by_code(db, code)
+        if not await units.is_within(db, p.unit_id, unit.id):
+            raise Forbidden("Không được xem số liệu ngoài phạm vi của mình", code="out_of_scope")
+        sub = Subscription(conn, topic, 0, "kpi", unit.id)
+        hub.add(sub)  # registered before the snapshot is read: nothing can fall between the two
+        try:
+            snap = (await kpi_slides.slides(db, [unit.id]))[unit.id]
+        except BaseException:
+            hub.remove(sub)
+            raise
+    conn.send_obj({"type": "snapshot", "topic": topic, "unit": unit.code, "seq": 0, "data": snap})
+    sub.snapshot_sent(-1)  # slides are whole: what arrived meanwhile is applied after the snapshot
 
 
 async def meeting_snapshots(app: web.Application, meeting_id: int,

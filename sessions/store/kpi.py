@@ -6,7 +6,9 @@ and the rolled-up totals (a unit's own reports plus all its descendants') kept i
 change ``kpi_totals`` of their unit and every ancestor by the report's delta (a correction by
 new minus old): the ancestors of all units of a batch come from the closure table in one query
 per chunk, deltas are summed per (ancestor, indicator, period) in Python and written as one
-batched upsert. ``recompute_all`` rebuilds the same totals from scratch (the reference).
+batched upsert. ``recompute_all`` rebuilds the same totals from scratch (the reference): the
+same additive roll-up as ``sessions.kpi.rollup`` (deepest units first, along ``parent_id``, not
+the closure table), its rows written through the driver's executemany.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -25,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.errors import DomainError, ValidationFailed
-from sessions.kpi import CATALOG_BY_CODE, Value, rollup, validate_value
+from sessions.kpi import CATALOG_BY_CODE, Value, validate_value
 from sessions.models import KpiReport, KpiTotal, Unit, UnitClosure
 
 MAX_REPORTS = 10_000
@@ -155,31 +158,19 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start:start + size]
 
 
-async def _unit_ids(db: AsyncSession, codes: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
+async def _resolve(db: AsyncSession, codes: Iterable[str]) -> tuple[dict[str, int], dict[int, list[int]]]:
+    """Unit ids by code and each unit's ancestors and itself: one query per chunk of codes (the
+    units' closure rows), so a single report costs one round trip here, not three."""
+    ids: dict[str, int] = {}
+    chains: dict[int, list[int]] = defaultdict(list)
     for chunk in _chunks(sorted(set(codes))):
-        out |= {c: i for c, i in (await db.execute(select(Unit.code, Unit.id).where(Unit.code.in_(chunk)))).all()}
-    return out
-
-
-async def _in_subtree(db: AsyncSession, root_id: int, unit_ids: Iterable[int]) -> set[int]:
-    out: set[int] = set()
-    for chunk in _chunks(sorted(set(unit_ids))):
-        rows = await db.execute(select(UnitClosure.descendant_id).where(
-            UnitClosure.ancestor_id == root_id, UnitClosure.descendant_id.in_(chunk)))
-        out |= set(rows.scalars().all())
-    return out
-
-
-async def _ancestors(db: AsyncSession, unit_ids: Iterable[int]) -> dict[int, list[int]]:
-    """Each unit's ancestors and itself (closure table; one query per chunk of units)."""
-    out: dict[int, list[int]] = defaultdict(list)
-    for chunk in _chunks(sorted(set(unit_ids))):
-        rows = await db.execute(select(UnitClosure.descendant_id, UnitClosure.ancestor_id).where(
-            UnitClosure.descendant_id.in_(chunk)))
-        for desc, anc in rows.all():
-            out[desc].append(anc)
-    return out
+        rows = await db.execute(select(Unit.code, Unit.id, UnitClosure.ancestor_id)
+                                .join(UnitClosure, UnitClosure.descendant_id == Unit.id)
+                                .where(Unit.code.in_(chunk)))
+        for code, uid, anc in rows.all():
+            ids[code] = uid
+            chains[uid].append(anc)
+    return ids, chains
 
 
 @dataclass(slots=True)
@@ -208,8 +199,8 @@ async def ingest(db: AsyncSession, reports: Sequence[object], reporter_unit_id: 
     def line_of(i: int) -> int | None:
         return lines[i] if lines else None
 
-    unit_of = await _unit_ids(db, (p.unit_code for p in parsed))
-    reach = await _in_subtree(db, reporter_unit_id, unit_of.values())
+    unit_of, chains = await _resolve(db, (p.unit_code for p in parsed))
+    reach = {uid for uid, ancestors in chains.items() if reporter_unit_id in ancestors}
     good: list[tuple[_Parsed, int]] = []
     for p in parsed:
         uid = unit_of.get(p.unit_code)
@@ -271,7 +262,6 @@ async def ingest(db: AsyncSession, reports: Sequence[object], reporter_unit_id: 
     for chunk in _chunks(inserts):
         await db.execute(_REPORTS.insert(), list(chunk))
     rolled: dict[Key, Value] = defaultdict(Value)
-    chains = await _ancestors(db, {k[0] for k in deltas})
     for (uid, ind, period), delta in deltas.items():
         for anc in chains[uid]:
             rolled[(anc, ind, period)] = rolled[(anc, ind, period)] + delta
@@ -280,16 +270,21 @@ async def ingest(db: AsyncSession, reports: Sequence[object], reporter_unit_id: 
     return result
 
 
+@cache
+def _upsert_statement(dialect: str) -> Any:
+    """Built once per dialect: constructing it costs about as much as running it for one report."""
+    ins = pg_insert(_TOTALS) if dialect == "postgresql" else sqlite_insert(_TOTALS)
+    return ins.on_conflict_do_update(
+        index_elements=[_TOTALS.c.unit_id, _TOTALS.c.indicator, _TOTALS.c.period],
+        set_={"num": _TOTALS.c.num + ins.excluded.num, "den": _TOTALS.c.den + ins.excluded.den},
+    )
+
+
 async def _upsert_add(db: AsyncSession, deltas: Mapping[Key, Value]) -> None:
     """Add each delta to its totals row (created at zero when missing): one batched upsert."""
     if not deltas:
         return
-    dialect = db.get_bind().dialect.name
-    ins = pg_insert(_TOTALS) if dialect == "postgresql" else sqlite_insert(_TOTALS)
-    stmt = ins.on_conflict_do_update(
-        index_elements=[_TOTALS.c.unit_id, _TOTALS.c.indicator, _TOTALS.c.period],
-        set_={"num": _TOTALS.c.num + ins.excluded.num, "den": _TOTALS.c.den + ins.excluded.den},
-    )
+    stmt = _upsert_statement(db.get_bind().dialect.name)
     # Sorted: concurrent batches lock rows in the same order (no deadlock on PostgreSQL).
     rows = [{"unit_id": u, "indicator": i, "period": p, "num": v.num, "den": v.den}
             for (u, i, p), v in sorted(deltas.items())]
@@ -302,30 +297,65 @@ async def recompute_all(db: AsyncSession) -> int:
     number of rows written. Rows exist for each unit with a report of that indicator and period in
     its subtree — exactly the rows ``ingest`` creates."""
     await db.execute(delete(_TOTALS))
-    own: dict[tuple[str, str], dict[int, Value]] = defaultdict(dict)
+    own: dict[tuple[str, str], dict[int, tuple[int, int]]] = defaultdict(dict)
+    r = _REPORTS.c  # Core columns: no ORM row processing for ~100,000 rows
     rows = await db.execute(
-        select(KpiReport.unit_id, KpiReport.indicator, KpiReport.period, func.sum(KpiReport.num),
-               func.sum(KpiReport.den))
-        .where(KpiReport.superseded.is_(False))
-        .group_by(KpiReport.unit_id, KpiReport.indicator, KpiReport.period))
-    for uid, ind, period, num, den in rows.all():
-        own[(ind, period)][uid] = Value(int(num), int(den))
+        select(r.unit_id, r.indicator, r.period, func.sum(r.num), func.sum(r.den))
+        .where(r.superseded.is_(False))
+        .group_by(r.unit_id, r.indicator, r.period))
+    for uid, ind, period, n_sum, d_sum in rows.all():
+        own[(ind, period)][uid] = (int(n_sum), int(d_sum))
     if not own:
         return 0
-    parent_of: dict[int, int | None] = dict((await db.execute(select(Unit.id, Unit.parent_id))).all())
-    out: list[dict[str, Any]] = []
+    units_t = cast(Table, Unit.__table__)
+    parent_of: dict[int, int | None] = dict((await db.execute(select(units_t.c.id, units_t.c.parent_id))).all())
+    # Every unit once, deepest first (as sessions.kpi.rollup orders them): a child is added to its
+    # parent before the parent is added to its own.
+    depth: dict[int, int] = {}
+    for uid in parent_of:
+        chain: list[int] = []
+        cur: int | None = uid
+        while cur is not None and cur not in depth:
+            chain.append(cur)
+            cur = parent_of.get(cur)
+        d = depth[cur] if cur is not None else -1
+        for node in reversed(chain):
+            d += 1
+            depth[node] = d
+    order = sorted(parent_of, key=lambda u: -depth[u])
+    out: list[tuple[int, str, str, int, int]] = []
     for (ind, period), values in sorted(own.items()):
-        marked: dict[int, int | None] = {}
-        for uid in values:
-            cur: int | None = uid
-            while cur is not None and cur not in marked:
-                marked[cur] = parent_of.get(cur)
-                cur = marked[cur]
-        for uid, v in rollup(marked, values).items():
-            out.append({"unit_id": uid, "indicator": ind, "period": period, "num": v.num, "den": v.den})
-    for chunk in _chunks(out):
-        await db.execute(_TOTALS.insert(), list(chunk))
+        num: dict[int, int] = {}
+        den: dict[int, int] = {}
+        for uid, (n, dn) in values.items():
+            num[uid], den[uid] = n, dn
+        for uid in order:  # units without a report in their subtree stay out (no row)
+            if uid in num:
+                parent = parent_of[uid]
+                if parent is not None:
+                    num[parent] = num.get(parent, 0) + num[uid]
+                    den[parent] = den.get(parent, 0) + den[uid]
+        out += [(uid, ind, period, n, den[uid]) for uid, n in num.items()]
+    await _insert_totals(db, out)
     return len(out)
+
+
+_MARKS = {"qmark": "?, ?, ?, ?, ?", "numeric_dollar": "$1, $2, $3, $4, $5", "format": "%s, %s, %s, %s, %s"}
+
+
+async def _insert_totals(db: AsyncSession, rows: list[tuple[int, str, str, int, int]]) -> None:
+    """Plain inserts of many totals rows through the driver's executemany (a full roll-up writes
+    ~100,000 rows: SQLAlchemy's per-row parameter processing would be most of its time)."""
+    conn = await db.connection()
+    marks = _MARKS.get(conn.dialect.paramstyle)
+    if marks is None:  # an unexpected driver: the portable (slower) way
+        names = ("unit_id", "indicator", "period", "num", "den")
+        for chunk in _chunks(rows):
+            await db.execute(_TOTALS.insert(), [dict(zip(names, r, strict=True)) for r in chunk])
+        return
+    sql = f"INSERT INTO {_TOTALS.name} (unit_id, indicator, period, num, den) VALUES ({marks})"
+    for chunk in _chunks(rows, 20_000):
+        await conn.exec_driver_sql(sql, list(chunk))
 
 
 async def totals_of(db: AsyncSession, unit_ids: Iterable[int], period: str) -> dict[int, dict[str, Value]]:

@@ -1,0 +1,124 @@
+"""KPI reports from CSV: ``unit_code,indicator,period,value,denominator,report_id``. Plain Python.
+
+The file is UTF-8 (a BOM is allowed); the header names exactly those columns (any order, case
+and surrounding spaces ignored). Lines count the header as line 1. The result is the list of
+report objects ``sessions.store.kpi.ingest`` takes plus each one's line, so the store's errors
+name CSV lines; problems of the file itself (encoding, header, column count, numbers that are
+not integers) are collected here, every bad line at once, and refuse the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sessions.errors import DomainError
+
+CSV_COLUMNS = ("unit_code", "indicator", "period", "value", "denominator", "report_id")
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+@dataclass(frozen=True, slots=True)
+class CsvProblem:
+    line: int
+    field: str  # a column name, or "" for the file or the whole line
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "code": "kpi_csv_invalid", "message": self.message}
+
+
+class KpiCsvRejected(DomainError):
+    """The file as a whole is refused (400); ``problems`` lists every bad line."""
+
+    def __init__(self, problems: list[CsvProblem]) -> None:
+        first = problems[0]
+        more = f" (và {len(problems) - 1} lỗi khác)" if len(problems) > 1 else ""
+        super().__init__(f"Dòng {first.line}: {first.message}{more}", code="kpi_csv_invalid")
+        self.status = 400
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCsv:
+    reports: list[dict[str, Any]]  # items for sessions.store.kpi.ingest
+    lines: list[int]  # the CSV line of each report
+
+
+def _number(raw: str) -> int | str | None:
+    """``""`` → None; an integer (spaces and ``.``/``,`` thousands separators are not accepted) →
+    int; anything else stays a string so the store refuses it with its field."""
+    text = raw.strip()
+    if not text:
+        return None
+    return int(text) if _INT.match(text) else text
+
+
+def parse_kpi_csv(data: bytes) -> ParsedCsv:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise KpiCsvRejected([CsvProblem(line, "", "tệp không phải UTF-8 (từ dòng này); hãy lưu lại dưới dạng "
+                                                   "CSV UTF-8")]) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise KpiCsvRejected([CsvProblem(1, "", "tệp trống")]) from None
+    except csv.Error as exc:
+        raise KpiCsvRejected([CsvProblem(1, "", f"dòng tiêu đề không đọc được ({exc})")]) from None
+    cols = [h.strip().lower() for h in header]
+    unknown = [c for c in cols if c not in CSV_COLUMNS]
+    missing = [c for c in CSV_COLUMNS if c not in cols]
+    repeated = sorted({c for c in cols if cols.count(c) > 1})
+    if unknown or missing or repeated:
+        parts = []
+        if unknown:
+            parts.append("cột không xác định: " + ", ".join(c or "(trống)" for c in unknown))
+        if missing:
+            parts.append("thiếu cột: " + ", ".join(missing))
+        if repeated:
+            parts.append("cột bị lặp: " + ", ".join(repeated))
+        raise KpiCsvRejected([CsvProblem(1, "", "; ".join(parts) + f" (cần đúng các cột {','.join(CSV_COLUMNS)})")])
+    idx = {c: cols.index(c) for c in CSV_COLUMNS}
+    problems: list[CsvProblem] = []
+    reports: list[dict[str, Any]] = []
+    lines: list[int] = []
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(CsvProblem(reader.line_num, "", f"dòng CSV không đọc được ({exc})"))
+            break
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) != len(cols):
+            problems.append(CsvProblem(line, "", f"có {len(record)} cột, cần {len(cols)}"))
+            continue
+        item: dict[str, Any] = {
+            "unit": record[idx["unit_code"]].strip(),
+            "indicator": record[idx["indicator"]].strip(),
+            "period": record[idx["period"]].strip(),
+            "value": _number(record[idx["value"]]),
+            "denominator": _number(record[idx["denominator"]]),
+            "report_id": record[idx["report_id"]].strip(),
+        }
+        if item["value"] is None:
+            problems.append(CsvProblem(line, "value", "thiếu giá trị (value)"))
+        for col in ("value", "denominator"):
+            if isinstance(item[col], str):
+                problems.append(CsvProblem(line, col, f"{col} '{item[col]}' không phải số nguyên"))
+        reports.append(item)
+        lines.append(line)
+    if problems:
+        raise KpiCsvRejected(problems)
+    if not reports:
+        raise KpiCsvRejected([CsvProblem(2, "", "tệp không có dòng dữ liệu nào")])
+    return ParsedCsv(reports, lines)
