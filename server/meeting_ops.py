@@ -16,7 +16,7 @@ from server.state import BUS, CLOCK, DB, PRESENCE
 from sessions.errors import Forbidden, NotFound
 from sessions.meetings import Attendance, MeetingState
 from sessions.roles import Permission, Principal
-from sessions.store import audit, live, units
+from sessions.store import audit, kpi_snapshots, live, units
 from sessions.store import meetings as store
 from sessions.store.live import LiveEvent
 
@@ -75,6 +75,9 @@ async def change_state(app: web.Application, principal: Principal, meeting_id: i
         await ensure_chair(db, principal, meeting_id)
         seq, old, new, touched = await store.change_state(db, meeting_id, target, at=now, by_user_id=principal.id,
                                                           by_name=principal.name)
+        if new in (MeetingState.LIVE, MeetingState.CONCLUDED):
+            # The KPI record of the meeting: what the slides showed at the start and at the end.
+            await kpi_snapshots.freeze(db, meeting_id, new.value, now)
         events = [await live.meeting_event(db, meeting_id, seq)]
         events += [await live.seat_event(db, meeting_id, uid, seq) for uid in touched]
         await audit.record(db, actor_of(principal), "meeting_state", f"meeting:{meeting_id}", ip, old=old.value,

@@ -260,6 +260,39 @@ class KpiTotal(Base):
     __table_args__ = (Index("ix_kpi_totals_period", "period", "indicator"),)
 
 
-__all__ = ["AttendanceInterval", "AuditEntry", "Base", "FloorTurn", "KpiReport", "KpiTotal", "MachineToken",
-           "Meeting", "MeetingTransition", "Participant", "UTCDateTime", "Unit", "UnitClosure", "UnitTreeVersion",
-           "User", "WebSession", "utcnow"]
+class MeetingKpiSnapshot(Base):
+    """KPI values of the chair's unit and every participating unit, frozen when the meeting goes
+    live ("live") and when it concludes ("concluded") — the minutes' KPI record."""
+
+    __tablename__ = "meeting_kpi_snapshots"
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True)
+    phase: Mapped[str] = mapped_column(String(16), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
+    indicator: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    num: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    den: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+__all__ = [
+    "AttendanceInterval",
+    "AuditEntry",
+    "Base",
+    "FloorTurn",
+    "KpiReport",
+    "KpiTotal",
+    "MachineToken",
+    "Meeting",
+    "MeetingKpiSnapshot",
+    "MeetingTransition",
+    "Participant",
+    "UTCDateTime",
+    "Unit",
+    "UnitClosure",
+    "UnitTreeVersion",
+    "User",
+    "WebSession",
+    "utcnow",
+]
