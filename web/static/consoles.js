@@ -32,6 +32,11 @@ class MeetingView {
   apply(data) {
     if (this.meeting && data.seq < this.meeting.seq) return;
     this.meeting = data;
+    // A site connects (roll call) only once the meeting is open: rehearsal or live.
+    if (["rehearsal", "live"].includes(data.state) && this.onOpen && !this.joined) {
+      this.joined = true;
+      this.onOpen();
+    }
     const st = $("#state");
     st.textContent = STATE_LABEL[data.state];
     st.dataset.state = data.state;
@@ -219,7 +224,7 @@ export function provinceConsole(meetingId, unitCode) {
   };
   live.subscribe(`meeting:${meetingId}`);
   live.subscribe(`rollcall:${meetingId}:${unitCode}`);
-  live.join(meetingId);
+  view.onOpen = () => live.join(meetingId);
 }
 
 export function sitePage(meetingId, unitId, canOperate) {
@@ -255,7 +260,7 @@ export function sitePage(meetingId, unitId, canOperate) {
     },
   });
   live.subscribe(`meeting:${meetingId}`);
-  if (canOperate) live.join(meetingId);
+  if (canOperate) view.onOpen = () => live.join(meetingId);
   $("#hand-btn")?.addEventListener("click", () => {
     const up = !(seat && seat.hand_at);
     live.action(meetingId, up ? "raise_hand" : "lower_hand").catch((e) => flash(e.message));

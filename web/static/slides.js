@@ -28,14 +28,16 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-const badge = (colour) => el("span", { class: `badge kpi-${colour}`, "data-colour": colour }, COLOUR[colour] || colour);
+// "none" means no data — or, for indicators without thresholds (plain counts), nothing to judge.
+const badge = (colour, hasData = false) => el("span", { class: `badge kpi-${colour}`, "data-colour": colour },
+  colour === "none" && hasData ? "Theo dõi" : COLOUR[colour] || colour);
 
 export function render(root, data) {
   const rows = data.indicators.map((ind) => el("tr", { "data-code": ind.code },
     el("th", { scope: "row" }, ind.name),
     el("td", { class: "num", "data-field": "value" }, valueText(ind)),
     el("td", { class: "num" }, targetText(ind)),
-    el("td", {}, badge(ind.colour)),
+    el("td", {}, badge(ind.colour, ind.has_data)),
     el("td", { class: "num", "data-field": "rank" }, ind.has_data ? `${ind.rank}/${ind.siblings}` : "—")));
   const table = el("table", { class: "kpi-slide" },
     el("thead", {}, el("tr", {}, el("th", {}, "Chỉ tiêu"), el("th", {}, "Giá trị"), el("th", {}, "Mục tiêu"),
@@ -45,7 +47,7 @@ export function render(root, data) {
   if (data.children) {
     const kids = data.children.rows.map((r) => el("tr", { "data-code": r.code, class: r.colour === "red" ? "laggard" : "" },
       el("td", { class: "num" }, String(r.rank)), el("th", { scope: "row" }, r.name),
-      el("td", { class: "num" }, pct(r.percent)), el("td", {}, badge(r.colour))));
+      el("td", { class: "num" }, pct(r.percent)), el("td", {}, badge(r.colour, r.percent != null))));
     parts.push(el("h2", {}, `Xếp hạng đơn vị trực thuộc · ${data.children.name}`),
       el("table", { class: "kpi-ranking" },
         el("thead", {}, el("tr", {}, el("th", {}, "Hạng"), el("th", {}, "Đơn vị"), el("th", {}, "Tỷ lệ"),
