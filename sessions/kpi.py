@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sessions.errors import ValidationFailed
+from sessions.units import deepest_first
 
 
 class Kind(StrEnum):
@@ -112,19 +113,8 @@ def colour(ind: Indicator, v: Value, level: str) -> Colour:
 def rollup(parent_of: Mapping[int, int | None], own: Mapping[int, Value]) -> dict[int, Value]:
     """Full roll-up of one indicator/period: every unit's own value plus all descendants'.
     Children are summed into parents in order of decreasing depth (no recursion)."""
-    depth: dict[int, int] = {}
-    for uid in parent_of:
-        chain: list[int] = []
-        cur: int | None = uid
-        while cur is not None and cur not in depth:
-            chain.append(cur)
-            cur = parent_of.get(cur)
-        d = depth[cur] if cur is not None else -1
-        for node in reversed(chain):
-            d += 1
-            depth[node] = d
     total = {uid: own.get(uid, Value()) for uid in parent_of}
-    for uid in sorted(parent_of, key=lambda u: -depth[u]):
+    for uid in deepest_first(parent_of):
         parent = parent_of[uid]
         if parent is not None:
             total[parent] = total[parent] + total[uid]

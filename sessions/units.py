@@ -168,3 +168,20 @@ def closure_pairs(parent_of: Mapping[int, int | None]) -> Iterable[tuple[int, in
     for uid in parent_of:
         for depth, anc in enumerate(chain(uid)):
             yield anc, uid, depth
+
+
+def deepest_first(parent_of: Mapping[int, int | None]) -> list[int]:
+    """Every unit once, children before their parents (decreasing depth), without recursion:
+    the order in which bottom-up sums add each child into its parent before the parent moves on."""
+    depth: dict[int, int] = {}
+    for uid in parent_of:
+        chain: list[int] = []
+        cur: int | None = uid
+        while cur is not None and cur not in depth:
+            chain.append(cur)
+            cur = parent_of.get(cur)
+        d = depth[cur] if cur is not None else -1
+        for node in reversed(chain):
+            d += 1
+            depth[node] = d
+    return sorted(parent_of, key=lambda u: -depth[u])

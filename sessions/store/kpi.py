@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sessions.errors import DomainError, ValidationFailed
 from sessions.kpi import CATALOG_BY_CODE, Value, validate_value
 from sessions.models import KpiReport, KpiTotal, Unit, UnitClosure
+from sessions.units import deepest_first
 
 MAX_REPORTS = 10_000
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -309,20 +310,7 @@ async def recompute_all(db: AsyncSession) -> int:
         return 0
     units_t = cast(Table, Unit.__table__)
     parent_of: dict[int, int | None] = dict((await db.execute(select(units_t.c.id, units_t.c.parent_id))).all())
-    # Every unit once, deepest first (as sessions.kpi.rollup orders them): a child is added to its
-    # parent before the parent is added to its own.
-    depth: dict[int, int] = {}
-    for uid in parent_of:
-        chain: list[int] = []
-        cur: int | None = uid
-        while cur is not None and cur not in depth:
-            chain.append(cur)
-            cur = parent_of.get(cur)
-        d = depth[cur] if cur is not None else -1
-        for node in reversed(chain):
-            d += 1
-            depth[node] = d
-    order = sorted(parent_of, key=lambda u: -depth[u])
+    order = deepest_first(parent_of)
     out: list[tuple[int, str, str, int, int]] = []
     for (ind, period), values in sorted(own.items()):
         num: dict[int, int] = {}

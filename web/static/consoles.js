@@ -134,12 +134,9 @@ function renderHands(store, live, meetingId, chair) {
     chair ? el("button", { class: "link", onclick: () => live.action(meetingId, "lower_hand", { unit_id: s.unit_id }).catch((e) => flash(e.message)) }, "Hạ tay") : "")));
 }
 
-export function chairConsole(meetingId, rootCode) {
-  const view = new MeetingView(meetingId);
-  const store = new SeatStore();
-  let drill = null;
-  let table;
-  const live = new Live({
+// The chair and province consoles both follow a meeting topic and a roll-call topic.
+function rollcallLive(view, store, render) {
+  return new Live({
     onStatus: connStatus,
     onError: (e) => flash(e.message),
     onSnapshot: (m) => {
@@ -151,7 +148,14 @@ export function chairConsole(meetingId, rootCode) {
       else { store.apply(m.data); render(); }
     },
   });
-  table = new SeatTable(live, meetingId, { chair: true });
+}
+
+export function chairConsole(meetingId, rootCode) {
+  const view = new MeetingView(meetingId);
+  const store = new SeatStore();
+  let drill = null;
+  const live = rollcallLive(view, store, () => render());
+  const table = new SeatTable(live, meetingId, { chair: true });
   const render = () => {
     const seats = [...store.seats.values()];
     const all = counts(seats);
@@ -201,18 +205,7 @@ export function chairConsole(meetingId, rootCode) {
 export function provinceConsole(meetingId, unitCode) {
   const view = new MeetingView(meetingId);
   const store = new SeatStore();
-  const live = new Live({
-    onStatus: connStatus,
-    onError: (e) => flash(e.message),
-    onSnapshot: (m) => {
-      if (m.topic.startsWith("meeting:")) view.apply(m.data.meeting);
-      else { store.load(m.data); render(); }
-    },
-    onEvent: (m) => {
-      if (m.kind === "meeting") view.apply(m.data);
-      else { store.apply(m.data); render(); }
-    },
-  });
+  const live = rollcallLive(view, store, () => render());
   const table = new SeatTable(live, meetingId, { chair: false });
   const render = () => {
     const seats = [...store.seats.values()].sort((a, b) => a.code.localeCompare(b.code));
