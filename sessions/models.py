@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -276,11 +277,32 @@ class MeetingKpiSnapshot(Base):
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
+class KpiIndicator(Base):
+    """An indicator an admin added to the catalog; the built-in Đề án 06 ones live in code."""
+
+    __tablename__ = "kpi_indicators"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)
+    unit: Mapped[str] = mapped_column(String(32), nullable=False)
+    direction: Mapped[str] = mapped_column(String(8), nullable=False)
+    target: Mapped[float | None] = mapped_column(Float, nullable=True)
+    green_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    amber_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    by_level: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    period: Mapped[str] = mapped_column(String(16), nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
 __all__ = [
     "AttendanceInterval",
     "AuditEntry",
     "Base",
     "FloorTurn",
+    "KpiIndicator",
     "KpiReport",
     "KpiTotal",
     "MachineToken",
