@@ -27,7 +27,17 @@ from server.auth import SESSION_COOKIE, issue_machine_token
 from server.db import transaction
 from server.state import DB
 from sessions.meetings import MeetingState
-from sessions.models import KpiReport, KpiTotal, MachineToken, Meeting, Participant, Unit, UnitClosure, User
+from sessions.models import (
+    KpiIndicator,
+    KpiReport,
+    KpiTotal,
+    MachineToken,
+    Meeting,
+    Participant,
+    Unit,
+    UnitClosure,
+    User,
+)
 from sessions.roles import Principal, Role
 from sessions.store import auth as auth_store
 from sessions.store import kpi as kpi_store
@@ -169,6 +179,8 @@ async def snapshot(live: LiveServer) -> Snapshot:
         for uid, ind, period, num, den in (await db.execute(select(
                 KpiTotal.unit_id, KpiTotal.indicator, KpiTotal.period, KpiTotal.num, KpiTotal.den))).all():
             state[("kpi", f"{uid}:{ind}:{period}")] = (num, den)
+        for code, name in (await db.execute(select(KpiIndicator.code, KpiIndicator.name))).all():
+            state[("indicator", code)] = name
         for rid, version, superseded in (await db.execute(select(
                 KpiReport.report_id, KpiReport.version, KpiReport.superseded))).all():
             state[("kpi_report", f"{rid}:{version}")] = superseded
@@ -709,6 +721,29 @@ async def outside_api_kpi_csv(w: World, c: Client) -> None:
     await outside_kpi_csv(c, "/api/kpi/reports.csv", upload=False)
 
 
+def indicator_form(code: str) -> dict[str, str]:
+    return {"code": code, "name": f"Chỉ tiêu {code}", "kind": "ratio", "unit": "%", "direction": "higher",
+            "target": "90", "green_at": "90", "amber_at": "70", "period": "month", "level_thresholds": ""}
+
+
+INDICATOR_CSV_HEADER = "code,name,kind,unit,target\n"
+
+
+async def outside_indicators_page(w: World, c: Client) -> None:
+    """The catalog is national: a province's admin may not change it (nor see the admin page)."""
+    await expect(await c.get("/admin/indicators"), 403)
+
+
+async def outside_indicators_add(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("POST", "/admin/indicators", form=indicator_form("HN_THEM")), c.csrf), 403)
+
+
+async def outside_indicators_upload(w: World, c: Client) -> None:
+    req = Req("POST", "/admin/indicators/upload", upload="HN_TEP,Chỉ tiêu tệp,count,hồ sơ,\n",
+              header=INDICATOR_CSV_HEADER)
+    await expect(await send(c.http, req, c.csrf), 403)
+
+
 async def expect_redirect(resp: aiohttp.ClientResponse, location: str) -> aiohttp.ClientResponse:
     assert resp.status == 303, f"{resp.method} {resp.url.path_qs}: {resp.status}, expected 303"
     assert resp.headers["Location"] == location, resp.headers["Location"]
@@ -771,6 +806,12 @@ ROUTES: dict[tuple[str, str], Route] = {
         "page", Req("POST", "/admin/units/import", upload="99101,Phường Mẫu,commune,25\n"), 200,
         outside_import_upload),
     ("GET", "/admin/audit"): Route("page", Req("GET", "/admin/audit"), 200, outside_audit_page),
+    ("GET", "/admin/indicators"): Route("page", Req("GET", "/admin/indicators"), 200, outside_indicators_page),
+    ("POST", "/admin/indicators"): Route("page", Req("POST", "/admin/indicators", form=indicator_form("MAU_FORM")),
+                                         200, outside_indicators_add),
+    ("POST", "/admin/indicators/upload"): Route(
+        "page", Req("POST", "/admin/indicators/upload", upload="MAU_TEP,Chỉ tiêu mẫu,count,hồ sơ,\n",
+                    header=INDICATOR_CSV_HEADER), 200, outside_indicators_upload),
     # JSON API
     ("GET", "/api/me"): Route("api", Req("GET", "/api/me"), 200, outside_api_me),
     ("GET", "/api/units/{code}"): Route("api", Req("GET", "/api/units/25"), 200, outside_api_unit),
