@@ -94,7 +94,13 @@ async def previous_meeting(db: AsyncSession, unit_ids: Sequence[int], period: st
     meetings = {r.id: r for r in (await db.execute(
         select(Meeting.id, Meeting.title, Meeting.scheduled_start)
         .where(Meeting.id.in_({r.meeting_id for r in rows})))).all()}
+    # Two meetings concluded at the same instant: the later one (higher id) is the reference.
+    latest: dict[int, int] = {}
     for r in rows:
+        latest[r.unit_id] = max(latest.get(r.unit_id, 0), r.meeting_id)
+    for r in rows:
+        if r.meeting_id != latest[r.unit_id]:
+            continue
         m = meetings[r.meeting_id]
         prev = out.get(r.unit_id)
         if prev is None:

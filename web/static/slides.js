@@ -47,7 +47,7 @@ const charts = new WeakMap();
 function trendCell(ind) {
   const td = el("td", { class: "trend", "data-field": "trend" });
   const pts = ind.trend || [];
-  if (pts.length < 2) { td.append(el("span", { class: "muted" }, "—")); return td; }
+  if (pts.filter((p) => p.value !== null).length < 2) { td.append(el("span", { class: "muted" }, "—")); return td; }
   td.setAttribute("title", pts.map((p) => `${p.period}: ${ind.kind === "ratio" ? pct(p.value) : vnInt.format(p.value)}`).join("\n"));
   td.setAttribute("aria-label", `Xu hướng ${pts.length} tháng gần nhất`);
   const xs = pts.map((_, i) => i);
@@ -79,10 +79,13 @@ export function render(root, data) {
   const table = el("table", { class: "kpi-slide" },
     el("thead", {}, el("tr", {}, el("th", {}, "Chỉ tiêu"), el("th", {}, "Giá trị"), el("th", {}, "Mục tiêu"),
       el("th", {}, "Đánh giá"), el("th", {}, "Xếp hạng"),
-      el("th", {}, data.previous ? `Thay đổi so với ${data.previous.meeting} (${data.previous.date})` : "Thay đổi so với hội nghị trước"),
+      el("th", {}, "So với hội nghị trước"),
       el("th", {}, "Xu hướng (tháng)"))),
     el("tbody", {}, ...rows));
   const parts = [table];
+  parts.push(el("p", { class: "muted", id: "slide-previous" }, data.previous
+    ? `Hội nghị trước: ${data.previous.meeting} (${data.previous.date}). Tỷ lệ thay đổi tính bằng điểm phần trăm.`
+    : "Đơn vị chưa dự hội nghị nào đã kết thúc: chưa có số liệu để so sánh."));
   if (data.children) {
     const kids = data.children.rows.map((r) => el("tr", { "data-code": r.code, class: r.colour === "red" ? "laggard" : "" },
       el("td", { class: "num" }, String(r.rank)), el("th", { scope: "row" }, r.name),
