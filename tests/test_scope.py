@@ -570,6 +570,16 @@ async def outside_api_meeting(w: World, c: Client) -> None:
     await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_shared}"), ids=w.ids), 200, allow=CHAIR_NAME)
 
 
+async def outside_api_media(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_outside}/media"), ids=w.ids), 404,
+                 "meeting_not_found")
+    operates = ACCOUNTS[c.username][0] in ("bridge_operator", "site_operator")
+    body = await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_shared}/media"), ids=w.ids),
+                        200 if operates else 403, None if operates else "forbidden")
+    if operates:  # its own unit, never another's
+        assert body["unit"] == "01"
+
+
 async def outside_api_rollcall(w: World, c: Client) -> None:
     await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_outside}/rollcall?unit=01"), ids=w.ids),
                  404, "meeting_not_found")
@@ -865,6 +875,8 @@ ROUTES: dict[tuple[str, str], Route] = {
                                      outside_api_meetings_create, "chutri"),
     ("GET", "/api/meetings/{meeting_id}"): Route("api", Req("GET", "/api/meetings/{meeting_shared}"), 200,
                                                  outside_api_meeting, "vinhyen"),
+    ("GET", "/api/meetings/{meeting_id}/media"): Route(
+        "api", Req("GET", "/api/meetings/{meeting_shared}/media"), 200, outside_api_media, "vinhyen"),
     ("GET", "/api/meetings/{meeting_id}/rollcall"): Route(
         "api", Req("GET", "/api/meetings/{meeting_shared}/rollcall?unit=25"), 200, outside_api_rollcall, "chutri"),
     ("POST", "/api/meetings/{meeting_id}/state"): Route(
