@@ -4,12 +4,22 @@ notices of conclusions checked through the text extracted from the files."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from docx import Document as DocxReader
+from docx.document import Document as DocxDocument
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from pypdf import PdfReader
 
+from bench.minutes_pdf import synthetic_minutes
+from server import minutes_export as export
+from server import minutes_notice as notice
 from sessions import minutes as m
 from sessions.errors import ValidationFailed
 from sessions.meetings import Attendance
@@ -69,7 +79,6 @@ def test_json_round_trip_is_canonical(seed_doc: m.Minutes) -> None:
 def test_same_content_same_hash_whatever_the_input_form() -> None:
     from_objects = m.build_minutes(**small_inputs())
     # Same content given as plain strings, another time zone, and decomposed Unicode (NFD).
-    import unicodedata
     plain = small_inputs(started_at="2022-08-17T14:00:00+07:00", ended_at=(T0 + timedelta(hours=2)).isoformat(),
                          title=unicodedata.normalize("NFD", "  Hội nghị giao ban trực tuyến quý III "),
                          chair={"name": "Nguyễn Văn Bình", "title": "Thứ trưởng", "unit": "Bộ Công an"},
@@ -188,3 +197,141 @@ def test_floor_durations_and_directive_order(seed_doc: m.Minutes) -> None:
     texts = [d.text for d in seed_doc.directives]
     assert texts[0].startswith("Tiếp tục tham mưu lãnh đạo Bộ")
     assert re.search(r"“Luồng nộp trực tuyến” và “Luồng nộp trực tiếp”", texts[1])
+
+
+# --- the notice of conclusions: PDF and DOCX --------------------------------------------------
+
+
+def _flat(text: str) -> str:
+    """Extracted text as one line: wrapping and justification only ever change whitespace."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def pdf_text(data: bytes) -> tuple[list[str], PdfReader]:
+    reader = PdfReader(io.BytesIO(data))
+    return [_flat(page.extract_text() or "") for page in reader.pages], reader
+
+
+def docx_text(document: DocxDocument) -> str:
+    parts = [p.text for p in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            parts.extend(cell.text for cell in row.cells)
+    return _flat("\n".join(parts))
+
+
+def expected_strings(doc: m.Minutes) -> list[str]:
+    total = m.total_attendance(doc)
+    out = [notice.TITLE, notice.NATION, notice.MOTTO, "Nơi nhận:", f"Số: /{doc.symbol}", _flat(doc.title),
+           f"Kết luận của {doc.chair.title} {doc.chair.name} tại", "Phụ lục I: Danh sách điểm cầu",
+           f"Thành phần: {total.total} điểm cầu, trong đó có mặt trực tuyến {total.online}, "
+           f"có mặt trực tiếp {total.in_person}, vắng {total.absent}",
+           f"{doc.place}, ngày {doc.issued_on.day:02d} tháng {doc.issued_on.month} năm {doc.issued_on.year}"]
+    for d in doc.directives:
+        out += [_flat(d.text), f"trước ngày {d.deadline:%d/%m/%Y}", *d.assignees]
+    out += [s.unit_name for s in doc.attendance] + [s.reason for s in doc.attendance if s.reason]
+    out += [k.name for k in doc.kpis]
+    return out
+
+
+def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str) -> None:
+    data = export.render_pdf(seed_doc)
+    pages, reader = pdf_text(data)
+    text = " ".join(pages)
+    missing = [s for s in expected_strings(seed_doc) if s not in text]
+    assert not missing, missing
+    # The seed's own figures, formatted the Vietnamese way, exactly as the report prints them.
+    assert "99,66%" in seed_text and "74.336/74.587 (99,66%)" in text
+    assert "201.884 hồ sơ" in text and "trước ngày 31/12/2022" in text
+    assert "Kết luận của Bộ trưởng Tô Lâm tại Hội nghị trực tuyến toàn quốc sơ kết 6 tháng" in text
+    # A4 portrait, a serif font with Vietnamese glyphs embedded, page numbers from page 2.
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (595, 842)
+    fonts = {str(f["/BaseFont"]) for p in reader.pages for f in p["/Resources"]["/Font"].values()}
+    assert any("LiberationSerif" in f or "DejaVuSerif" in f for f in fonts), fonts
+    assert pages[1].startswith("2 ")
+    assert not pages[0].startswith("1 ")
+    # The body comes before the appendix, the signature block on the last body page.
+    appendix_at = next(i for i, p in enumerate(pages) if "Phụ lục I: Danh sách điểm cầu" in p)
+    assert "Nơi nhận:" in pages[appendix_at - 1] and "CHÁNH VĂN PHÒNG" in pages[appendix_at - 1]
+
+
+def test_docx_notice_carries_the_seed_minutes(seed_doc: m.Minutes) -> None:
+    document = DocxReader(io.BytesIO(export.render_docx(seed_doc)))
+    text = docx_text(document)
+    missing = [s for s in expected_strings(seed_doc) if s not in text]
+    assert not missing, missing
+    assert "74.336/74.587 (99,66%)" in text
+    normal = document.styles["Normal"]
+    assert normal.font.name == "Times New Roman" and normal.font.size.pt == 14  # type: ignore[attr-defined]
+    section = document.sections[0]
+    assert round(section.page_width.mm) == 210 and round(section.page_height.mm) == 297  # type: ignore[union-attr]
+    margins = [section.top_margin, section.bottom_margin, section.left_margin, section.right_margin]
+    assert [round(x.mm) for x in margins] == [20, 20, 30, 15]  # type: ignore[union-attr]
+    title = next(p for p in document.paragraphs if p.text == notice.TITLE)
+    assert title.runs[0].bold and title.alignment == WD_ALIGN_PARAGRAPH.CENTER
+    motto = [r for t in document.tables for row in t.rows for c in row.cells for p in c.paragraphs
+             for r in p.runs if r.text == notice.MOTTO]
+    assert motto and motto[0].underline
+
+
+def test_a_corrected_version_says_so(seed_doc: m.Minutes) -> None:
+    v2 = m.correct(seed_doc, {"number": "125"}, "Cấp số văn bản", at=datetime(2022, 8, 20, tzinfo=UTC))
+    pages, _ = pdf_text(export.render_pdf(v2))
+    assert "Số: 125/TB-BCA" in pages[0]
+    assert "phiên bản 2: Cấp số văn bản" in pages[0]
+
+
+def test_a_national_meeting_is_summarised_by_level_with_the_list_in_the_appendix() -> None:
+    doc = synthetic_minutes(3355, 20)
+    pages, _ = pdf_text(export.render_pdf(doc))
+    appendix_at = next(i for i, p in enumerate(pages) if "Phụ lục I: Danh sách điểm cầu" in p)
+    body = " ".join(pages[:appendix_at])
+    levels = {s.level: s for s in m.attendance_by_level(doc)}
+    communes, total = levels[Level.COMMUNE], m.total_attendance(doc)
+    assert total.total == 3355
+    assert appendix_at <= 6, f"body runs to {appendix_at} pages"
+    # The level table: commune row and totals, thousands grouped with dots.
+    v = notice.number_vi
+    assert f"Xã/Phường {v(communes.total)} {v(communes.online)} {v(communes.in_person)} {v(communes.absent)}" in body
+    assert f"Tổng cộng {notice.number_vi(total.total)} {notice.number_vi(total.online)}" in body
+    assert f"và {total.absent - notice.ABSENT_IN_BODY} điểm cầu khác (xem Phụ lục I)" in body
+    appendix = " ".join(pages[appendix_at:])
+    assert all(s.unit_name in appendix for s in doc.attendance[:: 97]) and doc.attendance[-1].unit_name in appendix
+    assert len(pages) < 120
+    assert len(doc.directives) == 20 and all(_flat(d.text) in body for d in doc.directives)
+
+
+def test_font_lookup_refuses_clearly_when_no_vietnamese_serif(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(export.FONT_DIRS_ENV, raising=False)
+    with pytest.raises(export.FontMissing) as err:
+        export.find_serif_font([tmp_path], system=False)
+    assert "fonts-liberation2" in err.value.message and err.value.status == 503
+
+
+def test_font_lookup_skips_fonts_without_vietnamese(tmp_path: Path) -> None:
+    good = export.find_serif_font()
+    assert export.covers_vietnamese(good.files[""])
+    # A folder whose only candidate lacks Vietnamese letters (here: a real font cut down to ASCII).
+    from fontTools import subset
+
+    cut = tmp_path / "LiberationSerif-Regular.ttf"
+    options = subset.Options()
+    font = subset.load_font(str(good.files[""]), options)
+    sub = subset.Subsetter(options)
+    sub.populate(text="ABCabc ")
+    sub.subset(font)
+    font.save(str(cut))
+    (tmp_path / "LiberationSerif-Bold.ttf").write_bytes(cut.read_bytes())
+    assert not export.covers_vietnamese(cut)
+    with pytest.raises(export.FontMissing):
+        export.find_serif_font([tmp_path], system=False)
+    # Regular and bold only (DejaVu's italics live in another package): italic falls back to upright.
+    solo = tmp_path / "solo"
+    solo.mkdir()
+    (solo / "LiberationSerif-Regular.ttf").write_bytes(good.files[""].read_bytes())
+    (solo / "LiberationSerif-Bold.ttf").write_bytes(good.files["B"].read_bytes())
+    found = export.find_serif_font([solo], system=False)
+    assert found.files["I"] == solo / "LiberationSerif-Regular.ttf"
+    assert found.files["BI"] == solo / "LiberationSerif-Bold.ttf"
