@@ -318,8 +318,12 @@ def correct(doc: Minutes, changes: Mapping[str, Any], reason: str, *, at: dateti
 # Coercion helpers
 
 
+_CONTROL = {c: None for c in range(32) if chr(c) not in "\n\t"} | {0x7F: None}
+
+
 def _norm(value: str) -> str:
-    return unicodedata.normalize("NFC", value).strip()
+    # Control characters have no place in a document (and are not allowed in XML): dropped.
+    return unicodedata.normalize("NFC", value).translate(_CONTROL).strip()
 
 
 def _text(value: Any, name: str, *, limit: int = MAX_TEXT) -> str:

@@ -186,6 +186,11 @@ def test_bad_input_is_refused_in_vietnamese(over: dict[str, Any], code: str, wor
     assert words in err.value.message
 
 
+def test_control_characters_are_dropped() -> None:
+    doc = m.build_minutes(**small_inputs(title="Hội nghị\x00 giao ban\x0b <quý> & III"))
+    assert doc.title == "Hội nghị giao ban <quý> & III"
+
+
 def test_from_json_refuses_garbage_and_other_schemas(seed_doc: m.Minutes) -> None:
     for text in ("{", "[]", m.to_json(seed_doc).replace('"schema":1', '"schema":99')):
         with pytest.raises(ValidationFailed):
@@ -300,6 +305,14 @@ def test_a_national_meeting_is_summarised_by_level_with_the_list_in_the_appendix
     assert all(s.unit_name in appendix for s in doc.attendance[:: 97]) and doc.attendance[-1].unit_name in appendix
     assert len(pages) < 120
     assert len(doc.directives) == 20 and all(_flat(d.text) in body for d in doc.directives)
+    document = DocxReader(io.BytesIO(export.render_docx(doc)))
+    appendix_table = next(t for t in document.tables if [c.text for c in t.rows[0].cells][-2:] == ["Tình trạng",
+                                                                                                 "Lý do vắng"])
+    assert len(appendix_table.rows) == 3355 + 1
+    last = appendix_table.rows[-1].cells
+    assert (last[0].text, last[1].text) == ("3355", doc.attendance[-1].unit_name)
+    absent = next(s for s in doc.attendance if s.reason)
+    assert absent.reason in docx_text(document)
 
 
 def test_font_lookup_refuses_clearly_when_no_vietnamese_serif(tmp_path: Path,
