@@ -8,6 +8,7 @@ import io
 import re
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +349,49 @@ def test_font_lookup_skips_fonts_without_vietnamese(tmp_path: Path) -> None:
     found = export.find_serif_font([solo], system=False)
     assert found.files["I"] == solo / "LiberationSerif-Regular.ttf"
     assert found.files["BI"] == solo / "LiberationSerif-Bold.ttf"
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.skip += tag in ("style", "script")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.skip -= tag in ("style", "script")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+
+def html_text(page: str) -> str:
+    parser = _Text()
+    parser.feed(page)
+    return _flat(" ".join(parser.parts))
+
+
+def test_html_page_carries_the_same_notice(seed_doc: m.Minutes) -> None:
+    page = export.render_html(seed_doc, pdf_url="/minutes/7.pdf", docx_url="/minutes/7.docx",
+                              versions=[("1", ""), ("2", "/minutes/7?v=2")])
+    text = html_text(page)
+    missing = [s for s in expected_strings(seed_doc) if s not in text]
+    assert not missing, missing
+    assert '<html lang="vi">' in page and '<article class="notice" lang="vi">' in page
+    assert 'href="/minutes/7.pdf"' in page and 'href="/minutes/7?v=2"' in page
+    assert "@page { size: A4; margin: 20mm 15mm 20mm 30mm; }" in page
+    assert page.count('<section class="appendix">') == 2
+
+
+def test_html_escapes_and_lists_every_site() -> None:
+    doc = synthetic_minutes(400, 3)
+    doc = m.correct(dataclasses.replace(doc), {"title": "Hội nghị <b>giao ban</b> & sơ kết"}, "Sửa tên",
+                    at=doc.ended_at + timedelta(days=3))
+    page = export.render_html(doc, lang="en")
+    assert "Hội nghị &lt;b&gt;giao ban&lt;/b&gt; &amp; sơ kết" in page and "<b>giao ban</b>" not in page
+    assert "Version 2" in page and "phiên bản 2: Sửa tên" in page
+    appendix = page.split('<section class="appendix">')[1]
+    assert appendix.count("<tr>") == 400 + 1
