@@ -61,9 +61,11 @@ def synthetic_minutes(sites: int = 3355, directives: int = 20, provinces: int = 
     for c in range((directives + per - 1) // per):
         items = []
         for d in range(c * per, min(directives, (c + 1) * per)):
+            # One directive to every province (a group), one to a dozen named ones, the rest to two.
             pair = [province_names[d % provinces], province_names[(d + 5) % provinces]]
-            assignees = province_names if d == 0 else pair
-            items.append({"text": f"Chỉ đạo số {d + 1}: khẩn trương số hóa hồ sơ, kết quả giải quyết thủ tục hành "
+            assignees = province_names if d == 0 else province_names[:12] if d == 1 else pair
+            items.append({"assignee_group": "Công an các tỉnh, thành phố" if d == 0 else "",
+                          "text": f"Chỉ đạo số {d + 1}: khẩn trương số hóa hồ sơ, kết quả giải quyết thủ tục hành "
                                   "chính; bảo đảm người dân không phải khai báo lại giấy tờ đã số hóa.",
                           "assignees": assignees, "lead": assignees[0], "deadline": date(2022, 12, 31),
                           "priority": "high" if d % 3 == 0 else "normal"})

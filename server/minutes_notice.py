@@ -36,6 +36,7 @@ NATION = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
 MOTTO = "Độc lập - Tự do - Hạnh phúc"
 TITLE = "THÔNG BÁO"
 ABSENT_IN_BODY = 10  # absent sites named in the body; the rest are in the appendix
+ASSIGNEES_IN_BODY = 10  # assignees named under a directive; a longer list goes to an appendix
 # Short labels keep the 3,355-row appendix to one line a site.
 LEVEL_SHORT_VI = {Level.CENTRAL: "Trung ương", Level.PROVINCE: "Tỉnh", Level.DISTRICT: "Huyện", Level.COMMUNE: "Xã"}
 STATUS_SHORT_VI = {Attendance.PRESENT_ONLINE: "Trực tuyến", Attendance.PRESENT_IN_PERSON: "Trực tiếp",
@@ -155,10 +156,16 @@ def chair_phrase(doc: Minutes) -> str:
 
 def notice_of(doc: Minutes) -> Notice:
     """Every string of the notice of conclusions for ``doc``."""
-    ref = f"{doc.number or '…'}/{doc.symbol} {date_words(doc.issued_on)} của {doc.agency}"
-    appendices = [_attendance_appendix(doc, f"(Kèm theo Thông báo số {ref})")]
-    if doc.floor:
-        appendices.append(_floor_appendix(doc, f"(Kèm theo Thông báo số {ref})"))
+    caption = f"(Kèm theo Thông báo số {doc.number or '…'}/{doc.symbol} {date_words(doc.issued_on)} của {doc.agency})"
+    # Appendices are numbered in the order they occur; the body refers to them by that number.
+    builders = [("attendance", _attendance_appendix, bool(doc.attendance)), ("floor", _floor_appendix, bool(doc.floor)),
+                ("assignees", _assignee_appendix, any(_listed_apart(d) for d in doc.directives))]
+    refs: dict[str, str] = {}
+    appendices: list[Appendix] = []
+    for key, build, present in builders:
+        if present:
+            refs[key] = f"Phụ lục {_roman(len(appendices) + 1)}"
+            appendices.append(build(doc, refs[key], caption))
     signer = doc.signer
     recipients = [f"- {r.rstrip(';.')};" for r in doc.recipients]
     recipients.append("- Lưu: VT.")
@@ -175,7 +182,7 @@ def notice_of(doc: Minutes) -> Notice:
         title=TITLE,
         subtitle=f"Kết luận của {chair_phrase(doc)} tại {meeting_phrase(doc)}",
         correction_note=note,
-        body=tuple(_body(doc, has_floor_appendix=bool(doc.floor))),
+        body=tuple(_body(doc, refs)),
         recipients=tuple(recipients),
         signer_authority=signer.authority.upper() if signer else "",
         signer_title=(signer.title if signer else doc.chair.title).upper(),
@@ -184,7 +191,7 @@ def notice_of(doc: Minutes) -> Notice:
     )
 
 
-def _body(doc: Minutes, *, has_floor_appendix: bool) -> list[Block]:
+def _body(doc: Minutes, refs: dict[str, str]) -> list[Block]:
     start, end = doc.started_at, doc.ended_at
     blocks = [Block(BlockKind.PARA, f"Ngày {short_date_vi(start)}, {doc.agency} tổ chức {meeting_phrase(doc)} "
                                     f"theo hình thức {doc.venue}. {chair_phrase(doc)} chủ trì hội nghị.")]
@@ -195,12 +202,12 @@ def _body(doc: Minutes, *, has_floor_appendix: bool) -> list[Block]:
     blocks.append(Block(BlockKind.PARA, f"Thời gian: {when}."))
     blocks.append(Block(BlockKind.PARA, f"Hình thức: {doc.venue}."))
     blocks.append(Block(BlockKind.PARA, f"Chủ trì: {chair_phrase(doc)}, {doc.chair.unit}."))
-    blocks.extend(_attendance_blocks(doc))
+    if doc.attendance:
+        blocks.extend(_attendance_blocks(doc, refs["attendance"]))
     if doc.floor:
         minutes_spoken = round(sum(t.duration.total_seconds() for t in doc.floor) / 60)
-        where = " (chi tiết tại Phụ lục II)" if has_floor_appendix else ""
         blocks.append(Block(BlockKind.PARA, f"Tại hội nghị có {len(doc.floor)} lượt phát biểu từ các điểm cầu, "
-                                            f"tổng thời lượng {minutes_spoken} phút{where}."))
+                                            f"tổng thời lượng {minutes_spoken} phút (chi tiết tại {refs['floor']})."))
     section = 1
     if doc.kpis:
         blocks.append(Block(BlockKind.HEADING, f"{_roman(section)}. KẾT QUẢ CÁC CHỈ TIÊU"))
@@ -216,16 +223,35 @@ def _body(doc: Minutes, *, has_floor_appendix: bool) -> list[Block]:
     for i, conclusion in enumerate(doc.conclusions, 1):
         blocks.append(Block(BlockKind.ITEM, f"{i}. {conclusion.text}".rstrip()))
         for j, directive in enumerate(conclusion.directives):
-            letter = LETTERS[j] if j < len(LETTERS) else f"{j + 1}"
-            blocks.append(Block(BlockKind.SUBITEM, f"{letter}) {directive.text}"))
-            blocks.append(Block(BlockKind.DETAIL, directive_detail(directive)))
+            blocks.append(Block(BlockKind.SUBITEM, f"{_letter(j)}) {directive.text}"))
+            blocks.append(Block(BlockKind.DETAIL, directive_detail(directive, refs.get("assignees", ""))))
     blocks.append(Block(BlockKind.PARA, f"{doc.agency} thông báo để các đơn vị, địa phương biết, thực hiện./."))
     return blocks
 
 
-def directive_detail(d: DirectiveEntry) -> str:
-    assignees = ", ".join(f"{a} (chủ trì)" if a == d.lead and len(d.assignees) > 1 else a for a in d.assignees)
-    parts = [f"Đơn vị thực hiện: {assignees}"]
+def _letter(j: int) -> str:
+    return LETTERS[j] if j < len(LETTERS) else str(j + 1)
+
+
+def _listed_apart(d: DirectiveEntry) -> bool:
+    """A group of assignees, or a long list, is named in the body and listed in an appendix."""
+    return bool(d.assignee_group) or len(d.assignees) > ASSIGNEES_IN_BODY
+
+
+def directive_detail(d: DirectiveEntry, appendix: str = "") -> str:
+    """"Đơn vị thực hiện: A (chủ trì), B; phối hợp: C. Thời hạn: trước ngày 31/12/2022." """
+    ordered = sorted(d.assignees, key=lambda a: a != d.lead)  # the lead first, the rest in their order
+    named = [f"{a} (chủ trì)" if a == d.lead and len(ordered) > 1 else a for a in ordered]
+    where = f", danh sách tại {appendix}" if appendix else ""
+    if d.assignee_group:
+        lead = f", {d.lead} chủ trì" if d.lead and len(ordered) > 1 else ""
+        who = f"{d.assignee_group} ({number_vi(len(ordered))} đơn vị{lead}{where})"
+    elif len(named) > ASSIGNEES_IN_BODY:
+        rest = len(named) - ASSIGNEES_IN_BODY
+        who = f"{', '.join(named[:ASSIGNEES_IN_BODY])} và {number_vi(rest)} đơn vị khác ({where.lstrip(', ')})"
+    else:
+        who = ", ".join(named)
+    parts = [f"Đơn vị thực hiện: {who}"]
     if d.cooperating:
         parts.append(f"phối hợp: {', '.join(d.cooperating)}")
     text = "; ".join(parts) + f". Thời hạn: {deadline_vi(d.deadline)}."
@@ -234,13 +260,13 @@ def directive_detail(d: DirectiveEntry) -> str:
     return text
 
 
-def _attendance_blocks(doc: Minutes) -> list[Block]:
+def _attendance_blocks(doc: Minutes, appendix: str) -> list[Block]:
     total = total_attendance(doc)
     text = (f"Thành phần: {number_vi(total.total)} điểm cầu, trong đó có mặt trực tuyến {number_vi(total.online)}, "
             f"có mặt trực tiếp {number_vi(total.in_person)}, vắng {number_vi(total.absent)}")
     if total.not_called:
         text += f", không điểm danh {number_vi(total.not_called)}"
-    text += " (tổng hợp theo cấp dưới đây; danh sách đầy đủ tại Phụ lục I)."
+    text += f" (tổng hợp theo cấp dưới đây; danh sách đầy đủ tại {appendix})."
     rows = tuple((s.level.label_vi, number_vi(s.total), number_vi(s.online), number_vi(s.in_person),
                   number_vi(s.absent), number_vi(s.not_called)) for s in attendance_by_level(doc))
     footer = ("Tổng cộng", number_vi(total.total), number_vi(total.online), number_vi(total.in_person),
@@ -252,27 +278,39 @@ def _attendance_blocks(doc: Minutes) -> list[Block]:
     if absent:
         named = "; ".join(f"{s.unit_name} ({s.reason})" for s in absent[:ABSENT_IN_BODY])
         more = len(absent) - ABSENT_IN_BODY
-        tail = f"; và {number_vi(more)} điểm cầu khác (xem Phụ lục I)" if more > 0 else ""
+        tail = f"; và {number_vi(more)} điểm cầu khác (xem {appendix})" if more > 0 else ""
         blocks.append(Block(BlockKind.PARA, f"Điểm cầu vắng mặt: {named}{tail}."))
     return blocks
 
 
-def _attendance_appendix(doc: Minutes, caption: str) -> Appendix:
+def _attendance_appendix(doc: Minutes, label: str, caption: str) -> Appendix:
     rows = tuple((str(i), s.unit_name, LEVEL_SHORT_VI[s.level], s.parent, STATUS_SHORT_VI[s.status], s.reason)
                  for i, s in enumerate(doc.attendance, 1))
     table = Table(("STT", "Điểm cầu", "Cấp", "Trực thuộc", "Tình trạng", "Lý do vắng"), rows,
                   (1.3, 6.4, 1.6, 3.4, 2.3, 3.0), None, ("R", "L", "L", "L", "L", "L"))
-    return Appendix("Phụ lục I: Danh sách điểm cầu", caption, table)
+    return Appendix(f"{label}: Danh sách điểm cầu", caption, table)
 
 
-def _floor_appendix(doc: Minutes, caption: str) -> Appendix:
+def _floor_appendix(doc: Minutes, label: str, caption: str) -> Appendix:
     rows = tuple((str(i), t.speaker, t.unit_name,
                   f"{t.started_at.astimezone(VN):%H:%M}–{t.ended_at.astimezone(VN):%H:%M}",
                   f"{round(t.duration.total_seconds() / 60)} phút") for i, t in enumerate(doc.floor, 1))
     table = Table(("STT", "Người phát biểu", "Điểm cầu", "Thời gian", "Thời lượng"), rows, (1.2, 5, 5, 2.6, 2.4), None,
                   ("C", "L", "L", "C", "R"))
-    return Appendix("Phụ lục II: Diễn biến phát biểu", caption, table)
+    return Appendix(f"{label}: Diễn biến phát biểu", caption, table)
+
+
+def _assignee_appendix(doc: Minutes, label: str, caption: str) -> Appendix:
+    rows: list[tuple[str, str, str]] = []
+    for i, conclusion in enumerate(doc.conclusions, 1):
+        for j, d in enumerate(conclusion.directives):
+            if _listed_apart(d):
+                ref = f"{i}.{_letter(j)}"
+                ordered = sorted(d.assignees, key=lambda a: a != d.lead)
+                rows += [(ref, a, "Chủ trì" if a == d.lead else "") for a in ordered]
+    table = Table(("Chỉ đạo", "Đơn vị được giao", "Vai trò"), tuple(rows), (1.6, 10, 2.4), None, ("C", "L", "L"))
+    return Appendix(f"{label}: Đơn vị được giao theo chỉ đạo", caption, table)
 
 
 def _roman(n: int) -> str:
-    return ("I", "II", "III", "IV", "V", "VI")[n - 1]
+    return ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")[n - 1]

@@ -110,7 +110,9 @@ class KpiRow:
 
 @dataclass(frozen=True, slots=True)
 class DirectiveEntry:
-    """A directive as the minutes record it: assignee unit names, the lead among them, a deadline."""
+    """A directive as the minutes record it: assignee unit names, the lead among them, a deadline.
+    ``assignee_group`` names the assignees when they were chosen by a rule ("Công an các xã thuộc
+    tỉnh Vĩnh Phúc"): the notice then prints the group and lists the units in an appendix."""
 
     text: str
     assignees: tuple[str, ...]
@@ -118,6 +120,7 @@ class DirectiveEntry:
     lead: str = ""
     cooperating: tuple[str, ...] = ()
     priority: Priority = Priority.NORMAL
+    assignee_group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +449,8 @@ def _directive(value: Any) -> DirectiveEntry:
         lead=_text(m.get("lead", ""), "directives.lead", limit=MAX_NAME),
         cooperating=tuple(_text(a, "directives.cooperating", limit=MAX_NAME)
                           for a in _items(m.get("cooperating", ()), "directives.cooperating")),
-        priority=_enum(Priority, m.get("priority", Priority.NORMAL), "directives.priority", "Mức độ ưu tiên"))
+        priority=_enum(Priority, m.get("priority", Priority.NORMAL), "directives.priority", "Mức độ ưu tiên"),
+        assignee_group=_text(m.get("assignee_group", ""), "directives.assignee_group", limit=MAX_NAME))
 
 
 def _conclusion(value: Any) -> Conclusion:

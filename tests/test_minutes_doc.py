@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import re
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
@@ -240,8 +241,25 @@ def expected_strings(doc: m.Minutes) -> list[str]:
     return out
 
 
-def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str) -> None:
-    data = export.render_pdf(seed_doc)
+def _dejavu() -> export.SerifFont | None:
+    folders = sorted({str(p.parent) for root in export.SYSTEM_FONT_DIRS if Path(root).is_dir()
+                      for p in Path(root).rglob("DejaVuSerif.ttf")})
+    try:
+        return export.find_serif_font(folders, system=False) if folders else None
+    except export.FontMissing:
+        return None
+
+
+@pytest.mark.parametrize("family", ["default", "DejaVuSerif"])
+def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str, family: str,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    font = export.find_serif_font() if family == "default" else _dejavu()
+    if font is None:
+        pytest.skip("DejaVu Serif is not installed (fonts-dejavu-core)")
+    assert family in ("default", font.family)
+    with caplog.at_level(logging.WARNING, logger="fpdf"):
+        data = export.render_pdf(seed_doc, font=font)
+    assert not [r for r in caplog.records if "missing" in r.getMessage()], "glyphs missing from the font"
     pages, reader = pdf_text(data)
     text = " ".join(pages)
     missing = [s for s in expected_strings(seed_doc) if s not in text]
@@ -254,7 +272,7 @@ def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str
     box = reader.pages[0].mediabox
     assert (round(float(box.width)), round(float(box.height))) == (595, 842)
     fonts = {str(f["/BaseFont"]) for p in reader.pages for f in p["/Resources"]["/Font"].values()}
-    assert any("LiberationSerif" in f or "DejaVuSerif" in f for f in fonts), fonts
+    assert all(font.family in f for f in fonts), fonts
     assert pages[1].startswith("2 ")
     assert not pages[0].startswith("1 ")
     # The body comes before the appendix, the signature block on the last body page.
@@ -388,10 +406,39 @@ def test_html_page_carries_the_same_notice(seed_doc: m.Minutes) -> None:
 
 def test_html_escapes_and_lists_every_site() -> None:
     doc = synthetic_minutes(400, 3)
-    doc = m.correct(dataclasses.replace(doc), {"title": "Hội nghị <b>giao ban</b> & sơ kết"}, "Sửa tên",
+    doc = m.correct(doc, {"title": "Hội nghị <b>giao ban</b> & sơ kết"}, "Sửa tên",
                     at=doc.ended_at + timedelta(days=3))
     page = export.render_html(doc, lang="en")
     assert "Hội nghị &lt;b&gt;giao ban&lt;/b&gt; &amp; sơ kết" in page and "<b>giao ban</b>" not in page
     assert "Version 2" in page and "phiên bản 2: Sửa tên" in page
     appendix = page.split('<section class="appendix">')[1]
     assert appendix.count("<tr>") == 400 + 1
+
+
+def test_long_assignee_lists_go_to_an_appendix() -> None:
+    doc = synthetic_minutes(200, 6)
+    everyone, dozen = doc.directives[0], doc.directives[1]
+    assert everyone.assignee_group and len(everyone.assignees) == 34 and len(dozen.assignees) == 12
+    n = notice.notice_of(doc)
+    labels = [a.label for a in n.appendices]
+    assert labels == ["Phụ lục I: Danh sách điểm cầu", "Phụ lục II: Diễn biến phát biểu",
+                      "Phụ lục III: Đơn vị được giao theo chỉ đạo"]
+    details = [b.text for b in n.body if b.kind is notice.BlockKind.DETAIL]
+    assert details[0].startswith(f"Đơn vị thực hiện: Công an các tỉnh, thành phố (34 đơn vị, {everyone.lead} chủ trì, "
+                                 "danh sách tại Phụ lục III)")
+    assert "và 2 đơn vị khác (danh sách tại Phụ lục III)" in details[1]
+    assert everyone.assignees[-1] not in details[0] and dozen.assignees[-1] not in details[1]
+    rows = n.appendices[2].table.rows
+    assert len(rows) == 34 + 12
+    assert rows[0] == ("1.a", everyone.lead, "Chủ trì") and {r[0] for r in rows} == {"1.a", "1.b"}
+    # Short lists stay in the body, lead first.
+    assert details[2].startswith(f"Đơn vị thực hiện: {doc.directives[2].lead} (chủ trì), ")
+
+
+def test_appendices_are_numbered_by_what_exists() -> None:
+    doc = m.build_minutes(**small_inputs())  # attendance, no floor, short lists
+    n = notice.notice_of(doc)
+    assert [a.label for a in n.appendices] == ["Phụ lục I: Danh sách điểm cầu"]
+    bare = m.build_minutes(**small_inputs(attendance=[]))
+    assert notice.notice_of(bare).appendices == ()
+    assert not any("Thành phần" in b.text for b in notice.notice_of(bare).body)
