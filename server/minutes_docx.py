@@ -11,6 +11,7 @@ from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
 from docx.oxml import OxmlElement, parse_xml
 from docx.oxml.ns import nsdecls, qn
+from docx.section import Section
 from docx.shared import Cm, Mm, Pt
 from docx.table import Table as DocxTable
 from docx.text.paragraph import Paragraph
@@ -103,10 +104,10 @@ def _base_font(doc: DocxDocument, size: float) -> None:
         fonts.set(qn(slot), FONT)
 
 
-def _page_numbers(section: object, size: float) -> None:
+def _page_numbers(section: Section, size: float) -> None:
     # Decree 30: page numbers centred at the top, not on the first page.
-    section.different_first_page_header_footer = True  # type: ignore[attr-defined]
-    p = section.header.paragraphs[0]  # type: ignore[attr-defined]
+    section.different_first_page_header_footer = True
+    p = section.header.paragraphs[0]
     p.alignment = CENTER
     run = p.add_run()
     run.font.size = Pt(size)
@@ -122,11 +123,11 @@ def _page_numbers(section: object, size: float) -> None:
 
 
 def _para(p: Paragraph, text: str, size: float, *, bold: bool = False, italic: bool = False,
-          align: object = JUSTIFY, before: float = 0) -> Paragraph:
+          align: WD_ALIGN_PARAGRAPH = JUSTIFY, before: float = 0) -> Paragraph:
     run = p.add_run(text)
     run.bold, run.italic = bold, italic
     run.font.size = Pt(size)
-    p.alignment = align  # type: ignore[assignment]
+    p.alignment = align
     p.paragraph_format.space_before = Pt(before)
     p.paragraph_format.space_after = Pt(0)
     return p

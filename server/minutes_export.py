@@ -14,7 +14,6 @@ The DOCX names Times New Roman and lets the reader's Word substitute as it does 
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -47,7 +46,6 @@ from server.timefmt import local
 from sessions.errors import DomainError
 from sessions.minutes import Minutes
 
-FONT_DIRS_ENV = "HOINGHI_FONT_DIRS"  # extra folders to search, ':'-separated
 SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
 FONT_FAMILIES: tuple[tuple[str, Mapping[str, str]], ...] = (
     ("LiberationSerif", {"": "LiberationSerif-Regular.ttf", "B": "LiberationSerif-Bold.ttf",
@@ -72,12 +70,11 @@ class SerifFont:
 
 def find_serif_font(extra_dirs: Iterable[str | Path] = (), *, system: bool = True) -> SerifFont:
     """The first family of :data:`FONT_FAMILIES` whose regular and bold faces exist under the
-    given folders, ``$HOINGHI_FONT_DIRS`` or (``system``) the system font folders, and cover the
+    given folders or (``system``) the system and per-user font folders, and cover the
     Vietnamese alphabet. Liberation Serif 1.x (Debian ``fonts-liberation``, which Chromium pulls
     in) lacks most Vietnamese letters and is skipped; 2.x (``fonts-liberation2``) has them. A
     missing italic falls back to the upright face (DejaVu's italics are in ``fonts-dejavu-extra``)."""
-    env = [d for d in os.environ.get(FONT_DIRS_ENV, "").split(":") if d]
-    dirs = (*extra_dirs, *env, *(SYSTEM_FONT_DIRS if system else ()))
+    dirs = (*extra_dirs, *(SYSTEM_FONT_DIRS if system else ()))
     return _find(tuple(str(Path(d).expanduser()) for d in dirs))
 
 
@@ -114,8 +111,8 @@ def _find(dirs: tuple[str, ...]) -> SerifFont:
                      "BI": found.get(files["BI"]) or bold}
             return SerifFont(family, faces)
     raise FontMissing("Không tìm thấy phông chữ có đủ dấu tiếng Việt để xuất PDF (Liberation Serif 2 hoặc "
-                      "DejaVu Serif). Cài gói: apt-get install fonts-liberation2 fonts-dejavu-core, hoặc đặt "
-                      f"{FONT_DIRS_ENV} trỏ tới thư mục chứa LiberationSerif-Regular.ttf")
+                      "DejaVu Serif). Cài gói: apt-get install fonts-liberation2 fonts-dejavu-core, hoặc chép "
+                      "các tệp LiberationSerif-*.ttf vào ~/.local/share/fonts")
 
 
 # --- PDF ---------------------------------------------------------------------------------------------

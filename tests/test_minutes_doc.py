@@ -8,7 +8,7 @@ import io
 import logging
 import re
 import unicodedata
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ import pytest
 from docx import Document as DocxReader
 from docx.document import Document as DocxDocument
 from docx.enum.text import WD_ALIGN_PARAGRAPH
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from bench.minutes_pdf import synthetic_minutes
@@ -334,9 +336,7 @@ def test_a_national_meeting_is_summarised_by_level_with_the_list_in_the_appendix
     assert absent.reason in docx_text(document)
 
 
-def test_font_lookup_refuses_clearly_when_no_vietnamese_serif(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(export.FONT_DIRS_ENV, raising=False)
+def test_font_lookup_refuses_clearly_when_no_vietnamese_serif(tmp_path: Path) -> None:
     with pytest.raises(export.FontMissing) as err:
         export.find_serif_font([tmp_path], system=False)
     assert "fonts-liberation2" in err.value.message and err.value.status == 503
@@ -442,3 +442,46 @@ def test_appendices_are_numbered_by_what_exists() -> None:
     bare = m.build_minutes(**small_inputs(attendance=[]))
     assert notice.notice_of(bare).appendices == ()
     assert not any("Thành phần" in b.text for b in notice.notice_of(bare).body)
+
+
+_letters = st.text(alphabet=st.sampled_from("aăâbcdđeêghiklmnoôơpqrstuưvxyÀÁẠẢÃẦẤỆỘỮỲ ,.;:“”-/()&<>\"'0123456789"),
+                   min_size=1, max_size=40).filter(lambda s: s.strip() != "" and "/" not in s)
+_offsets = st.sampled_from([UTC, timezone(timedelta(hours=7)), timezone(timedelta(hours=-5, minutes=-30))])
+
+
+@st.composite
+def minutes_inputs(draw: st.DrawFn) -> dict[str, Any]:
+    start = draw(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=_offsets))
+    end = start + draw(st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=9)))
+    day = start.astimezone(m.VN).date()
+    sites = draw(st.lists(st.tuples(st.sampled_from(list(Level)), st.sampled_from(list(Attendance)), _letters),
+                          max_size=6))
+    directive = st.fixed_dictionaries({
+        "text": _letters, "assignees": st.lists(_letters, min_size=1, max_size=3, unique_by=lambda s: s.strip()),
+        "deadline": st.dates(min_value=day, max_value=day + timedelta(days=900)),
+        "priority": st.sampled_from(list(m.Priority)), "cooperating": st.lists(_letters, max_size=2)})
+    return {
+        "title": draw(_letters), "started_at": start, "ended_at": end,
+        "chair": {"name": draw(_letters), "title": draw(_letters), "unit": draw(_letters)},
+        "agency": draw(_letters), "symbol": draw(_letters),
+        "attendance": [{"unit_code": f"U{i}", "unit_name": name, "level": level, "status": status,
+                        "reason": "vắng" if status is Attendance.ABSENT else ""}
+                       for i, (level, status, name) in enumerate(sites)],
+        "kpis": draw(st.lists(st.builds(lambda num, extra, ratio: {
+            "code": "K", "name": "Chỉ tiêu", "unit": "%", "num": num, "den": num + extra if ratio else None,
+            "phase": "live"}, st.integers(0, 10**9), st.integers(0, 10**6), st.booleans()), max_size=3)),
+        "conclusions": draw(st.lists(st.fixed_dictionaries({"text": _letters,
+                                                             "directives": st.lists(directive, max_size=3)}),
+                                     max_size=3)),
+        "published_at": end + draw(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10))),
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(minutes_inputs())
+def test_any_document_round_trips_byte_for_byte(data: dict[str, Any]) -> None:
+    doc = m.build_minutes(**data)
+    text = m.to_json(doc)
+    back = m.from_json(text)
+    assert back == doc and m.to_json(back) == text and m.content_hash(back) == m.content_hash(doc)
+    assert back.started_at.utcoffset() == timedelta(0) and back.started_at == data["started_at"]
