@@ -11,6 +11,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
@@ -40,7 +41,8 @@ class Received:
 
 
 def clean_filename(raw: str) -> str:
-    name = PurePath(raw.replace("\\", "/")).name
+    # Some clients (aiohttp among them) percent-encode non-ASCII names; browsers send UTF-8 as is.
+    name = PurePath(unquote(raw).replace("\\", "/")).name
     name = "".join(ch for ch in unicodedata.normalize("NFC", name) if ch.isprintable() and ch not in '"<>|')
     return name.strip()[:200] or "tep-dinh-kem"
 

@@ -68,9 +68,10 @@ async def add_vinh_phuc(live: LiveServer) -> None:
                                           unit_id=unit.id, role=role)
 
 
-async def start_seed_server(server_factory: Callable[..., Any], db_url: str) -> LiveServer:
+async def start_seed_server(server_factory: Callable[..., Any], db_url: str, **overrides: Any) -> LiveServer:
     """A server at the meeting's hour, whose sessions outlive the months the test walks through."""
-    live: LiveServer = await server_factory(db_url, FakeClock(MEETING_AT), session_ttl_minutes=1_000_000)
+    live: LiveServer = await server_factory(db_url, FakeClock(MEETING_AT), session_ttl_minutes=1_000_000,
+                                            **overrides)
     await add_vinh_phuc(live)
     return live
 
