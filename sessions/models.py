@@ -337,7 +337,7 @@ class Directive(Base):
 
 class Assignment(Base):
     """One unit's part of a directive. ``province_id`` and ``due_at`` are copied from the unit's
-    province and the directive's deadline so the chair's dashboard is one grouped scan."""
+    province and the directive's deadline so the chair's dashboard is one grouped index scan."""
 
     __tablename__ = "directive_assignments"
 
@@ -351,12 +351,16 @@ class Assignment(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     percent: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "done_on_time" / "done_late", fixed when marked done (a done bucket never changes); NULL while
+    # open — then only ``due_at`` against the clock tells within from overdue.
+    outcome: Mapped[str | None] = mapped_column(String(16))
     completed_by: Mapped[str] = mapped_column(String(100), nullable=False, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
     __table_args__ = (
         UniqueConstraint("directive_id", "unit_id", name="uq_assignments_directive_unit"),
-        Index("ix_assignments_province_due", "province_id", "due_at", "completed_at"),
+        # The dashboard's scan: (province, outcome) groups in index order, due_at read from the index.
+        Index("ix_assignments_dashboard", "province_id", "outcome", "due_at"),
         Index("ix_assignments_unit_due", "unit_id", "due_at"),
         CheckConstraint("percent >= 0 AND percent <= 100", name="ck_assignments_percent"),
     )

@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.directives import (
@@ -49,11 +49,11 @@ def directive_not_found() -> NotFound:
 
 
 def bucket_sql(now: datetime) -> ColumnElement[str]:
-    """``sessions.directives.bucket`` as a SQL expression (the same comparisons, in the database)."""
+    """``sessions.directives.bucket`` as a SQL expression: a done assignment's bucket was fixed
+    when it was marked done (``outcome``); an open one is within until ``due_at``."""
     a = Assignment
     return case(
-        (and_(a.completed_at.is_not(None), a.completed_at < a.due_at), Bucket.DONE_ON_TIME.value),
-        (a.completed_at.is_not(None), Bucket.DONE_LATE.value),
+        (a.outcome.is_not(None), a.outcome),
         (a.due_at > now, Bucket.OPEN_WITHIN.value),
         else_=Bucket.OPEN_OVERDUE.value,
     )
@@ -116,8 +116,10 @@ async def dashboard(db: AsyncSession, root_unit_id: int, now: datetime, *, meeti
     root = tree.get(root_unit_id)
     if root is None:
         raise NotFound("Không tìm thấy đơn vị", code="unit_not_found")
-    b = bucket_sql(now).label("bucket")
-    stmt = select(Assignment.province_id, b, func.count()).group_by(Assignment.province_id, b)
+    # Grouped by (province, outcome) in the dashboard index's order; open rows split by the clock.
+    within = func.sum(case((Assignment.due_at > now, 1), else_=0))
+    stmt = (select(Assignment.province_id, Assignment.outcome, within, func.count())
+            .group_by(Assignment.province_id, Assignment.outcome))
     if root.parent_id is not None:  # the whole tree needs no filter
         stmt = stmt.where(Assignment.unit_id.in_(
             select(UnitClosure.descendant_id).where(UnitClosure.ancestor_id == root_unit_id)))
@@ -126,8 +128,12 @@ async def dashboard(db: AsyncSession, root_unit_id: int, now: datetime, *, meeti
     if depth is not None:
         stmt = stmt.where(Assignment.depth == depth)
     counts: dict[int | None, dict[str, int]] = defaultdict(lambda: {bk.value: 0 for bk in BUCKET_ORDER})
-    for pid, bk, n in (await db.execute(stmt)).all():
-        counts[pid][bk] += int(n)
+    for pid, outcome, n_within, n in (await db.execute(stmt)).all():
+        if outcome is None:
+            counts[pid][Bucket.OPEN_WITHIN] += int(n_within or 0)
+            counts[pid][Bucket.OPEN_OVERDUE] += int(n) - int(n_within or 0)
+        else:
+            counts[pid][outcome] += int(n)
     if root.level.rank >= Level.PROVINCE.rank:
         # Below the ministry there is one row: the reader's own unit, whatever province it is in.
         merged = {bk.value: sum(c[bk.value] for c in counts.values()) for bk in BUCKET_ORDER}

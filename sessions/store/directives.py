@@ -21,6 +21,7 @@ from sessions.directives import (
     AssigneeSpec,
     DirectiveInput,
     assignee_roles,
+    bucket,
     check_can_complete,
     check_deadline,
     check_percent,
@@ -155,7 +156,7 @@ async def _insert_directive(db: AsyncSession, *, meeting_id: int | None, conclus
     due = due_at(deadline)
     depth = parent.depth + 1 if parent is not None else 0
     rows = [{"directive_id": d.id, "unit_id": uid, "province_id": province_of(tree, uid), "depth": depth,
-             "role": role.value, "due_at": due, "percent": 0, "completed_at": None, "completed_by": "",
+             "role": role.value, "due_at": due, "percent": 0, "completed_at": None, "outcome": None, "completed_by": "",
              "updated_at": now} for uid, role in roles.items()]
     for start in range(0, len(rows), 2000):
         await db.execute(insert(Assignment), rows[start:start + 2000])
@@ -251,6 +252,7 @@ async def complete(db: AsyncSession, assignment_id: int, *, actor: Actor, now: d
     check_can_complete(bool(required), await open_children(db, a.id))
     before = _state(a)
     a.completed_at, a.completed_by, a.percent, a.updated_at = now, actor.name[:100], 100, now
+    a.outcome = bucket(a.due_at, now, now).value
     await db.flush()
     await audit.record(db, actor, "assignment_done", f"assignment:{a.id}", at=now, before=before, after=_state(a))
     return a

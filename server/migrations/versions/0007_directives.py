@@ -57,13 +57,14 @@ def upgrade() -> None:
         sa.Column("due_at", sa.DateTime(), nullable=False),
         sa.Column("percent", sa.Integer(), nullable=False),
         sa.Column("completed_at", sa.DateTime(), nullable=True),
+        sa.Column("outcome", sa.String(length=16), nullable=True),
         sa.Column("completed_by", sa.String(length=100), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.UniqueConstraint("directive_id", "unit_id", name="uq_assignments_directive_unit"),
         sa.CheckConstraint("percent >= 0 AND percent <= 100", name="ck_assignments_percent"),
     )
     op.create_index("ix_directive_assignments_directive_id", "directive_assignments", ["directive_id"])
-    op.create_index("ix_assignments_province_due", "directive_assignments", ["province_id", "due_at", "completed_at"])
+    op.create_index("ix_assignments_dashboard", "directive_assignments", ["province_id", "outcome", "due_at"])
     op.create_index("ix_assignments_unit_due", "directive_assignments", ["unit_id", "due_at"])
 
     with op.batch_alter_table("directives") as batch:  # SQLite: the table is rebuilt with the key
