@@ -184,3 +184,32 @@ async def test_who_records_conclusions(server_factory: Callable[..., Any], sqlit
     assert [len(c["directives"]) for c in listed] == [2]
     assert {a["unit"]["code"]: a["role"] for a in listed[0]["directives"][1]["assignments"]} == {
         "26": "lead", "01": "cooperate"}
+
+
+async def test_pages(server_factory: Callable[..., Any], sqlite_url: str) -> None:
+    live, chair, meeting_id = await setup(server_factory, sqlite_url)
+    created = await ok(await chair.api("POST", f"/api/meetings/{meeting_id}/conclusions", json={
+        "text": CONCLUSION, "directives": [every_province(INSTRUCTIONS[1]),
+                                           every_province(INSTRUCTIONS[2], deadline="2022-08-31")]}), 201)
+    vp = await live.login("vinhphuc")
+    mine = (await ok(await vp.get("/api/directives")))["assignments"]
+    training = next(a for a in mine if a["directive_id"] == created["directives"][0]["id"])
+    await ok(await vp.api("POST", f"/api/assignments/{training['id']}/breakdown", json={
+        "text": "Kế hoạch của các huyện", "deadline": "2022-09-30", "every": {"unit": "26", "level": "district"}}),
+        201)
+    page = await (await vp.get("/directives")).text()
+    assert "overdue-reminder" not in page and "Nhiệm vụ được giao · Tỉnh Vĩnh Phúc" in page
+    live.clock.advance(days=20)  # 6/9: instruction 3 (due 31/8) is overdue, the district plans are not yet
+    page = await (await vp.get("/directives")).text()
+    assert 'id="overdue-reminder"' in page and "<strong>1</strong> nhiệm vụ" in page
+    assert page.index('id="bucket-open_overdue"') < page.index('id="bucket-open_within"')
+    assert "quá 6 ngày" in page
+
+    tree = await (await chair.get(f"/directives/{created['directives'][0]['id']}")).text()
+    assert "Kế hoạch của các huyện" in tree and "Thành phố Phúc Yên" in tree and "Tỉnh Vĩnh Phúc" in tree
+    board = await (await chair.get("/directives/dashboard")).text()
+    assert 'data-unit="26"' in board and "Quá hạn chưa hoàn thành" in board and "/static/directives.js" in board
+    detail = await (await vp.get(f"/assignments/{training['id']}")).text()
+    assert 'id="report-form"' in detail and "directive_created" not in detail
+    viewer = await (await (await live.login("xem_vinhphuc")).get(f"/assignments/{training['id']}")).text()
+    assert 'id="report-form"' not in viewer  # a viewer reads only

@@ -876,6 +876,34 @@ async def outside_api_directive(w: World, c: Client) -> None:
     assert [a["unit"]["code"] for a in shared["directive"]["assignments"]] == ["01"]
 
 
+async def outside_directives_page(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/directives?unit={code}"), 403)
+    page = await expect(await c.get("/directives"), 200, allow=CHAIR_NAME)
+    assert "Số hoá hồ sơ thủ tục hành chính" in page
+
+
+async def outside_dashboard_page(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/directives/dashboard?unit={code}"), 403)
+    page = await expect(await c.get("/directives/dashboard"), 200)
+    assert 'data-unit="01"' in page
+
+
+async def outside_directive_page(w: World, c: Client) -> None:
+    for name in ("directive_25", "missing"):
+        await expect(await send(c.http, Req("GET", f"/directives/{{{name}}}"), ids=w.ids), 404)
+    page = await expect(await send(c.http, Req("GET", "/directives/{directive_shared}"), ids=w.ids), 200,
+                        allow=CHAIR_NAME)
+    assert f'data-assignment="{w.ids["assignment_01"]}"' in page
+
+
+async def outside_assignment_page(w: World, c: Client) -> None:
+    for name in ("assignment_25", "assignment_08707", "assignment_79", "missing"):
+        await expect(await send(c.http, Req("GET", f"/assignments/{{{name}}}"), ids=w.ids), 404)
+    await expect(await send(c.http, Req("GET", "/assignments/{assignment_01}"), ids=w.ids), 200, allow=CHAIR_NAME)
+
+
 async def expect_redirect(resp: aiohttp.ClientResponse, location: str) -> aiohttp.ClientResponse:
     assert resp.status == 303, f"{resp.method} {resp.url.path_qs}: {resp.status}, expected 303"
     assert resp.headers["Location"] == location, resp.headers["Location"]
@@ -1038,6 +1066,13 @@ ROUTES: dict[tuple[str, str], Route] = {
                                                 outside_api_dashboard, "chutri"),
     ("GET", "/api/directives/{directive_id}"): Route(
         "api", Req("GET", "/api/directives/{directive_shared}"), 200, outside_api_directive, "chutri"),
+    ("GET", "/directives"): Route("page", Req("GET", "/directives?unit=25"), 200, outside_directives_page, "chutri"),
+    ("GET", "/directives/dashboard"): Route("page", Req("GET", "/directives/dashboard"), 200, outside_dashboard_page,
+                                            "chutri"),
+    ("GET", "/directives/{directive_id}"): Route("page", Req("GET", "/directives/{directive_shared}"), 200,
+                                                 outside_directive_page, "chutri"),
+    ("GET", "/assignments/{assignment_id}"): Route("page", Req("GET", "/assignments/{assignment_25}"), 200,
+                                                   outside_assignment_page, "chutri"),
 }
 PUBLIC_PREFIXES = ("/login", "/healthz", "/metrics", "/static/", "/lang/")
 
