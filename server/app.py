@@ -22,7 +22,7 @@ from server.live.presence import Presence
 from server.metrics import Metrics
 from server.settings import Settings
 from server.state import BUS, CLOCK, DB, ENGINE, HUB, METRICS, PRESENCE, SETTINGS, SIGNING_KEY, SNAPSHOTS, TOKEN_CHECKS
-from server.views import account, admin, api, kpi, live_ws, meetings, ops, pages
+from server.views import account, admin, api, directive_pages, directives, kpi, live_ws, meetings, ops, pages
 from server.web_util import principal_of
 from sessions.models import utcnow
 
@@ -61,7 +61,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
 def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migrate: bool = True) -> web.Application:
     app = web.Application(
         middlewares=[observe_middleware, error_middleware, auth.auth_middleware],
-        client_max_size=settings.max_upload_bytes + 64 * 1024,
+        client_max_size=settings.max_upload_bytes + 64 * 1024,  # attachments stream past it
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
@@ -86,6 +86,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         hub = Hub(settings.ws_queue_size)
         bus.subscribe("meeting.", hub.on_bus)
         bus.subscribe("kpi.", hub.on_kpi)
+        bus.subscribe("directives.", hub.on_directives)
         app[BUS], app[HUB] = bus, hub
         app[PRESENCE] = Presence(partial(meeting_ops.write_presence, app))
         app[TOKEN_CHECKS] = Coalescer(partial(auth.check_tokens, app))
@@ -98,7 +99,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         await engine.dispose()
 
     app.cleanup_ctx.append(database)
-    for module in (ops, account, pages, admin, api, kpi, meetings, live_ws):
+    for module in (ops, account, pages, admin, api, kpi, meetings, directives, directive_pages, live_ws):
         app.add_routes(module.routes)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     return app

@@ -51,6 +51,9 @@ class Secret:
         return hash(self._value)
 
 
+DEFAULT_ATTACHMENT_TYPES = "pdf,docx,doc,xlsx,xls,odt,ods,jpg,jpeg,png,txt,zip"
+
+
 def _meta(doc: str, secret: bool = False) -> dict[str, Any]:
     return {"doc": doc, "secret": secret}
 
@@ -108,6 +111,13 @@ class Settings:
         default=10, metadata=_meta("Lifetime of the join tokens that let a site publish to or play from a bridge."))
     trust_forwarded_for: bool = field(
         default=False, metadata=_meta("Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."))
+    attachment_dir: str = field(
+        default="", metadata=_meta("Folder for progress-report attachments; empty = `<var_dir>/attachments`."))
+    attachment_max_bytes: int = field(
+        default=10_000_000, metadata=_meta("Largest accepted attachment of a progress report, in bytes."))
+    attachment_types: str = field(
+        default=DEFAULT_ATTACHMENT_TYPES,
+        metadata=_meta("Comma-separated file extensions a progress report may attach."))
 
     def __post_init__(self) -> None:
         if self.default_language not in ("vi", "en"):
@@ -121,13 +131,21 @@ class Settings:
         parse_bridges(self.bridges)
         parse_ice_servers(self.ice_servers)
         for name in ("session_ttl_minutes", "machine_token_max_days", "login_max_failures", "join_token_minutes",
-                     "login_max_failures_ip", "login_window_minutes", "max_upload_bytes"):
+                     "login_max_failures_ip", "login_window_minutes", "max_upload_bytes", "attachment_max_bytes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} phải là số dương")
 
     @property
     def var_path(self) -> Path:
         return Path(self.var_dir)
+
+    @property
+    def attachment_path(self) -> Path:
+        return Path(self.attachment_dir) if self.attachment_dir else self.var_path / "attachments"
+
+    @property
+    def attachment_extensions(self) -> frozenset[str]:
+        return frozenset(e.strip().lower().lstrip(".") for e in self.attachment_types.split(",") if e.strip())
 
     def effective_database_url(self) -> str:
         url = self.database_url.reveal()

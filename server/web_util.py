@@ -54,6 +54,7 @@ def is_api(request: web.Request) -> bool:
 NAV = (
     ("/", "nav.home", None),
     ("/meetings", "nav.meetings", None),
+    ("/directives", "nav.directives", None),
     ("/admin/users", "nav.users", Permission.MANAGE_USERS),
     ("/admin/tokens", "nav.tokens", Permission.MANAGE_TOKENS),
     ("/admin/units/import", "nav.import", Permission.MANAGE_UNITS),

@@ -38,6 +38,8 @@ class WsClient:
         self.own_seat: dict[str, Any] | None = None
         self.slides: dict[str, dict[str, Any]] = {}  # kpi:<unit code> → the unit's slide
         self.health: dict[str, dict[str, Any]] = {}  # unit code → its latest connection health
+        self.dashboards: dict[str, dict[str, Any]] = {}  # directives:<unit code> → its snapshot
+        self.directive_events = 0  # "counts moved" events of directives: subscriptions
         self.messages: list[dict[str, Any]] = []
         self.results: dict[int, dict[str, Any]] = {}
         self.next_id = 1
@@ -59,6 +61,8 @@ class WsClient:
                 data = msg["data"]
                 if msg["topic"].startswith("kpi:"):
                     self.slides[msg["topic"][4:]] = data
+                elif msg["topic"].startswith("directives:"):
+                    self.dashboards[msg["topic"][11:]] = data
                 elif msg["topic"].startswith("meeting:"):
                     self.meeting, self.own_seat = data["meeting"], data["seat"]
                 else:
@@ -70,6 +74,9 @@ class WsClient:
             self.changed.set()
 
     def apply(self, msg: dict[str, Any]) -> None:
+        if msg["kind"] == "directives":
+            self.directive_events += 1
+            return
         data = msg["data"]
         if msg["kind"] == "kpi":
             self.slides[msg["unit"]] = data

@@ -22,18 +22,24 @@ from aiohttp.test_utils import make_mocked_request
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from server import meeting_ops
+from server import directive_ops, meeting_ops
 from server.auth import SESSION_COOKIE, issue_machine_token
 from server.db import transaction
 from server.state import DB
+from sessions.directives import parse_directive
 from sessions.meetings import MeetingState
 from sessions.models import (
+    Assignment,
+    Attachment,
+    Conclusion,
+    Directive,
     KpiIndicator,
     KpiReport,
     KpiTotal,
     MachineToken,
     Meeting,
     Participant,
+    ProgressReport,
     Unit,
     UnitClosure,
     User,
@@ -44,6 +50,7 @@ from sessions.store import kpi as kpi_store
 from sessions.store import meetings as meetings_store
 from sessions.store import units as units_store
 from sessions.store import users as users_store
+from sessions.store.directives import StoredFile
 from tests.conftest import ACCOUNTS, PASSWORD, Client, LiveServer
 from tests.live_util import WsClient
 
@@ -184,6 +191,15 @@ async def snapshot(live: LiveServer) -> Snapshot:
         for rid, version, superseded in (await db.execute(select(
                 KpiReport.report_id, KpiReport.version, KpiReport.superseded))).all():
             state[("kpi_report", f"{rid}:{version}")] = superseded
+        for cid, text in (await db.execute(select(Conclusion.id, Conclusion.text))).all():
+            state[("conclusion", str(cid))] = text
+        for did, text, deadline in (await db.execute(select(Directive.id, Directive.text, Directive.deadline))).all():
+            state[("directive", str(did))] = (text, deadline)
+        for aid, *rest in (await db.execute(select(Assignment.id, Assignment.unit_id, Assignment.percent,
+                                                   Assignment.completed_at))).all():
+            state[("assignment", str(aid))] = tuple(rest)
+        for rid, aid in (await db.execute(select(ProgressReport.id, ProgressReport.assignment_id))).all():
+            state[("report", str(rid))] = aid
     return state
 
 
@@ -232,8 +248,36 @@ async def fixture_ids(live: LiveServer) -> dict[str, int]:
         selectors=meetings_store.parse_selectors([{"unit": "25", "levels": ["province", "commune"]}]))
     async with transaction(live.app[DB]) as db:  # a KPI report of Phú Thọ, by its own source system
         await kpi_store.ingest(db, [kpi_report("08707", "ngoai-25")], ids["unit_25"], "cau-25", live.clock())
+    ids |= await directive_ids(live, chair, ids)
     ids["missing"] = MISSING_ID
     return ids
+
+
+async def directive_ids(live: LiveServer, chair: Principal, ids: dict[str, int]) -> dict[str, int]:
+    """``conclusion_shared`` (in the nationwide meeting) with ``directive_shared`` to every province
+    (``assignment_01``, ``assignment_25``…); ``directive_25``: Phú Thọ's breakdown to its two wards
+    (``assignment_08707``, ``assignment_08740``); ``attachment_25``: a file on Phú Thọ's report."""
+    async with live.app[DB]() as db:
+        phutho_user = await users_store.get_by_username(db, "phutho")
+    assert phutho_user is not None
+    phutho = Principal("user", phutho_user.id, "phutho", phutho_user.unit_id, "25", Role.BRIDGE_OPERATOR)
+    cid, created = await directive_ops.record_conclusion(live.app, chair, ids["meeting_shared"], "Kết luận mẫu", [
+        parse_directive({"text": "Số hoá hồ sơ thủ tục hành chính", "deadline": "2099-12-31",
+                         "every": {"unit": "BCA", "level": "province"}})])
+    out = {"conclusion_shared": cid, "directive_shared": created[0].directive_id}
+    out |= {f"assignment_{code}": created[0].assignment_ids[ids[f"unit_{code}"]] for code in ("01", "25", "79")}
+    breakdown = await directive_ops.break_down(live.app, phutho, out["assignment_25"], parse_directive(
+        {"text": "Tập huấn cán bộ phường", "deadline": "2099-06-30", "units": ["08707", "08740"]}))
+    out["directive_25"] = breakdown.directive_id
+    out |= {f"assignment_{code}": breakdown.assignment_ids[ids[f"unit_{code}"]] for code in ("08707", "08740")}
+    stored = live.settings.attachment_path / "ab" / "bao-cao-25"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_bytes(b"%PDF-1.4 Phu Tho")
+    await directive_ops.report(live.app, phutho, out["assignment_25"], "Đã triển khai", 40, [
+        StoredFile("bao-cao.pdf", "application/pdf", stored.stat().st_size, "0" * 64, "ab/bao-cao-25")])
+    async with live.app[DB]() as db:
+        out["attachment_25"] = (await db.execute(select(Attachment.id))).scalar_one()
+    return out
 
 
 async def session_client(live: LiveServer, username: str) -> Client:
@@ -642,6 +686,7 @@ async def outside_websocket(w: World, c: Client) -> None:
             ({"type": "subscribe", "topic": f"rollcall:{shared}:25"}, "out_of_scope"),
             ({"type": "subscribe", "topic": f"rollcall:{shared}:BCA"}, "out_of_scope"),
             *(({"type": "subscribe", "topic": f"kpi:{code}"}, "out_of_scope") for code in OUTSIDE_UNITS),
+            *(({"type": "subscribe", "topic": f"directives:{code}"}, "out_of_scope") for code in OUTSIDE_UNITS),
             ({"type": "join", "meeting": outside}, "meeting_not_found" if operates_bridge(c) else "forbidden"),
             ({"type": "action", "meeting": outside, "action": "raise_hand"}, "meeting_not_found"),
             ({"type": "action", "meeting": shared, "action": "grant", "unit": "25"}, "chair_only"),
@@ -752,6 +797,145 @@ async def outside_indicators_upload(w: World, c: Client) -> None:
     req = Req("POST", "/admin/indicators/upload", upload="HN_TEP,Chỉ tiêu tệp,count,hồ sơ,\n",
               header=INDICATOR_CSV_HEADER)
     await expect(await send(c.http, req, c.csrf), 403)
+# Directives. The nationwide directive reaches Hà Nội (its own assignment only); Phú Thọ's part,
+# its breakdown, reports and files do not exist as far as Hà Nội can tell (404), and no Hà Nội
+# account records conclusions (chair_only) or gives work to units outside its subtree.
+
+def new_directive(*codes: str) -> dict[str, Any]:
+    return {"text": "Giao việc mẫu", "deadline": "2099-12-31", "units": list(codes)}
+
+
+def acts(c: Client) -> bool:
+    return ACCOUNTS[c.username][0] in ("bridge_operator", "site_operator", "chair")
+
+
+async def outside_api_conclude(w: World, c: Client) -> None:
+    body = {"text": "Kết luận riêng", "directives": [new_directive("25")]}
+    await expect(await send(c.http, Req("POST", "/api/meetings/{meeting_outside}/conclusions", json=body), c.csrf,
+                            w.ids), 404, "meeting_not_found")
+    for directive in (new_directive("25"), new_directive("01"), new_directive("00070")):
+        req = Req("POST", "/api/meetings/{meeting_shared}/conclusions", json={**body, "directives": [directive]})
+        await expect(await send(c.http, req, c.csrf, w.ids), 403, "chair_only", allow=CHAIR_NAME)
+
+
+async def outside_api_conclusions(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_outside}/conclusions"), ids=w.ids), 404,
+                 "meeting_not_found")
+    body = await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_shared}/conclusions"), ids=w.ids),
+                        200, allow=CHAIR_NAME)
+    codes = {a["unit"]["code"] for k in body["conclusions"] for d in k["directives"] for a in d["assignments"]}
+    assert codes == {"01"}, codes
+
+
+async def outside_api_add_directive(w: World, c: Client) -> None:
+    for codes in (("25",), ("01",)):
+        req = Req("POST", "/api/conclusions/{conclusion_shared}/directives", json=new_directive(*codes))
+        await expect(await send(c.http, req, c.csrf, w.ids), 403, "chair_only", allow=CHAIR_NAME)
+    await expect(await send(c.http, Req("POST", "/api/conclusions/{missing}/directives", json=new_directive("01")),
+                            c.csrf, w.ids), 404, "conclusion_not_found")
+
+
+async def outside_api_breakdown(w: World, c: Client) -> None:
+    for name in ("assignment_25", "assignment_08707", "assignment_79", "missing"):
+        req = Req("POST", f"/api/assignments/{{{name}}}/breakdown", json=new_directive("00070"))
+        await expect(await send(c.http, req, c.csrf, w.ids), 404, "assignment_not_found")
+    # The own assignment, broken down to units outside the own subtree (or to itself): refused.
+    for codes in (("25",), ("08707",), ("00070", "26734"), ("01",), ("BCA",)):
+        req = Req("POST", "/api/assignments/{assignment_01}/breakdown", json=new_directive(*codes))
+        await expect(await send(c.http, req, c.csrf, w.ids), 403,
+                     "breakdown_outside_subtree" if acts(c) else "forbidden")
+    every = {**new_directive(), "every": {"unit": "25", "level": "commune"}}
+    await expect(await send(c.http, Req("POST", "/api/assignments/{assignment_01}/breakdown", json=every), c.csrf,
+                            w.ids), 403, "breakdown_outside_subtree" if acts(c) else "forbidden")
+
+
+async def outside_api_report(w: World, c: Client) -> None:
+    for name in ("assignment_25", "assignment_08707", "missing"):
+        req = Req("POST", f"/api/assignments/{{{name}}}/reports", json={"text": "Xong", "percent": 100})
+        await expect(await send(c.http, req, c.csrf, w.ids), 404, "assignment_not_found")
+    form = aiohttp.FormData()
+    form.add_field("text", "Xong")
+    form.add_field("percent", "100")
+    form.add_field("files", b"%PDF-1.4", filename="bao-cao.pdf", content_type="application/pdf")
+    resp = await c.http.post(f"/api/assignments/{w.ids['assignment_25']}/reports", data=form,
+                             headers={"X-CSRF-Token": c.csrf})
+    await expect(resp, 404, "assignment_not_found")
+    stored = [p for p in w.live.settings.attachment_path.rglob("*") if p.is_file()]
+    assert len(stored) == 1, f"a refused report left files behind: {stored}"
+
+
+async def outside_api_done(w: World, c: Client) -> None:
+    for name in ("assignment_25", "assignment_08740", "assignment_79", "missing"):
+        await expect(await send(c.http, Req("POST", f"/api/assignments/{{{name}}}/done"), c.csrf, w.ids), 404,
+                     "assignment_not_found")
+
+
+async def outside_api_assignment(w: World, c: Client) -> None:
+    for name in ("assignment_25", "assignment_08707", "assignment_79", "missing"):
+        await expect(await send(c.http, Req("GET", f"/api/assignments/{{{name}}}"), ids=w.ids), 404,
+                     "assignment_not_found")
+    own = await expect(await send(c.http, Req("GET", "/api/assignments/{assignment_01}"), ids=w.ids), 200,
+                       allow=CHAIR_NAME)
+    assert own["assignment"]["unit"]["code"] == "01"
+
+
+async def outside_api_attachment(w: World, c: Client) -> None:
+    for name in ("attachment_25", "missing"):
+        await expect(await send(c.http, Req("GET", f"/api/attachments/{{{name}}}"), ids=w.ids), 404,
+                     "attachment_not_found")
+
+
+async def outside_api_directives(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/api/directives?unit={code}"), 403, "out_of_scope")
+    own = await expect(await c.get("/api/directives"), 200, allow=CHAIR_NAME)
+    assert [a["unit"]["code"] for a in own["assignments"]] == ["01"]
+
+
+async def outside_api_dashboard(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/api/directives/dashboard?unit={code}"), 403, "out_of_scope")
+    await expect(await send(c.http, Req("GET", "/api/directives/dashboard?meeting={meeting_outside}"), ids=w.ids),
+                 404, "meeting_not_found")
+    own = await expect(await c.get("/api/directives/dashboard"), 200)
+    assert [r["unit"]["code"] for r in own["rows"]] == ["01"] and own["total"] == 1
+
+
+async def outside_api_directive(w: World, c: Client) -> None:
+    for name in ("directive_25", "missing"):
+        await expect(await send(c.http, Req("GET", f"/api/directives/{{{name}}}"), ids=w.ids), 404,
+                     "directive_not_found")
+    shared = await expect(await send(c.http, Req("GET", "/api/directives/{directive_shared}"), ids=w.ids), 200,
+                          allow=CHAIR_NAME)
+    assert [a["unit"]["code"] for a in shared["directive"]["assignments"]] == ["01"]
+
+
+async def outside_directives_page(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/directives?unit={code}"), 403)
+    page = await expect(await c.get("/directives"), 200, allow=CHAIR_NAME)
+    assert "Số hoá hồ sơ thủ tục hành chính" in page
+
+
+async def outside_dashboard_page(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/directives/dashboard?unit={code}"), 403)
+    page = await expect(await c.get("/directives/dashboard"), 200)
+    assert 'data-unit="01"' in page
+
+
+async def outside_directive_page(w: World, c: Client) -> None:
+    for name in ("directive_25", "missing"):
+        await expect(await send(c.http, Req("GET", f"/directives/{{{name}}}"), ids=w.ids), 404)
+    page = await expect(await send(c.http, Req("GET", "/directives/{directive_shared}"), ids=w.ids), 200,
+                        allow=CHAIR_NAME)
+    assert f'data-assignment="{w.ids["assignment_01"]}"' in page
+
+
+async def outside_assignment_page(w: World, c: Client) -> None:
+    for name in ("assignment_25", "assignment_08707", "assignment_79", "missing"):
+        await expect(await send(c.http, Req("GET", f"/assignments/{{{name}}}"), ids=w.ids), 404)
+    await expect(await send(c.http, Req("GET", "/assignments/{assignment_01}"), ids=w.ids), 200, allow=CHAIR_NAME)
 
 
 async def expect_redirect(resp: aiohttp.ClientResponse, location: str) -> aiohttp.ClientResponse:
@@ -895,6 +1079,42 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/meetings/{meeting_id}/mute"): Route(
         "api", Req("POST", "/api/meetings/{meeting_shared}/mute", json={"muted": True, "unit": "25"}), 200,
         outside_api_mute, "chutri"),
+    # Conclusions and directives (JSON API): the samples are the ministry chair's or a ward's (Phú Thọ's
+    # operator is locked by an earlier sample).
+    ("POST", "/api/meetings/{meeting_id}/conclusions"): Route(
+        "api", Req("POST", "/api/meetings/{meeting_shared}/conclusions",
+                   json={"text": "Kết luận mẫu 2", "directives": [new_directive("25")]}), 201,
+        outside_api_conclude, "chutri"),
+    ("GET", "/api/meetings/{meeting_id}/conclusions"): Route(
+        "api", Req("GET", "/api/meetings/{meeting_shared}/conclusions"), 200, outside_api_conclusions, "chutri"),
+    ("POST", "/api/conclusions/{conclusion_id}/directives"): Route(
+        "api", Req("POST", "/api/conclusions/{conclusion_shared}/directives", json=new_directive("79")), 201,
+        outside_api_add_directive, "chutri"),
+    ("POST", "/api/assignments/{assignment_id}/breakdown"): Route(
+        "api", Req("POST", "/api/assignments/{assignment_25}/breakdown", json=new_directive("08740")), 201,
+        outside_api_breakdown, "chutri"),
+    ("POST", "/api/assignments/{assignment_id}/reports"): Route(
+        "api", Req("POST", "/api/assignments/{assignment_08707}/reports", json={"text": "Đang làm", "percent": 30}),
+        201, outside_api_report, "vinhyen"),
+    ("POST", "/api/assignments/{assignment_id}/done"): Route(
+        "api", Req("POST", "/api/assignments/{assignment_08740}/done"), 200, outside_api_done, "chutri"),
+    ("GET", "/api/assignments/{assignment_id}"): Route(
+        "api", Req("GET", "/api/assignments/{assignment_25}"), 200, outside_api_assignment, "chutri"),
+    ("GET", "/api/attachments/{attachment_id}"): Route(
+        "api", Req("GET", "/api/attachments/{attachment_25}"), 200, outside_api_attachment, "chutri"),
+    ("GET", "/api/directives"): Route("api", Req("GET", "/api/directives?unit=25"), 200, outside_api_directives,
+                                      "chutri"),
+    ("GET", "/api/directives/dashboard"): Route("api", Req("GET", "/api/directives/dashboard"), 200,
+                                                outside_api_dashboard, "chutri"),
+    ("GET", "/api/directives/{directive_id}"): Route(
+        "api", Req("GET", "/api/directives/{directive_shared}"), 200, outside_api_directive, "chutri"),
+    ("GET", "/directives"): Route("page", Req("GET", "/directives?unit=25"), 200, outside_directives_page, "chutri"),
+    ("GET", "/directives/dashboard"): Route("page", Req("GET", "/directives/dashboard"), 200, outside_dashboard_page,
+                                            "chutri"),
+    ("GET", "/directives/{directive_id}"): Route("page", Req("GET", "/directives/{directive_shared}"), 200,
+                                                 outside_directive_page, "chutri"),
+    ("GET", "/assignments/{assignment_id}"): Route("page", Req("GET", "/assignments/{assignment_25}"), 200,
+                                                   outside_assignment_page, "chutri"),
 }
 PUBLIC_PREFIXES = ("/login", "/healthz", "/metrics", "/static/", "/lang/")
 

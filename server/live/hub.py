@@ -98,8 +98,8 @@ class Subscription:
     conn: Connection
     topic: str
     meeting_id: int
-    kind: str  # "meeting" | "rollcall" | "kpi" (meeting_id 0: a unit's slide, any meeting)
-    unit_id: int  # own unit (meeting), the subtree root (rollcall) or the slide's unit (kpi)
+    kind: str  # "meeting" | "rollcall" | "kpi" | "directives" (meeting_id 0 for the last two: any meeting)
+    unit_id: int  # own unit (meeting), the subtree root (rollcall, directives) or the slide's unit (kpi)
     snapshot_seq: int = -1
     buffer: list[Routed] | None = field(default_factory=list)
 
@@ -166,6 +166,7 @@ class Hub:
         self.queue_size = queue_size
         self.by_meeting: dict[int, MeetingSubs] = {}
         self.by_slide: dict[int, set[Subscription]] = {}  # kpi: subscriptions by unit id
+        self.by_dashboard: dict[int, set[Subscription]] = {}  # directives: subscriptions by subtree root
         self.connections: set[Connection] = set()
         self.delivered = 0
 
@@ -187,24 +188,41 @@ class Hub:
             sub.deliver(r)
         self.delivered += len(matching)
 
+    async def on_directives(self, topic: str, message: bytes) -> None:
+        """``directives.changed``: counts moved under the units of the path (empty path: anywhere);
+        every ``directives:`` subscription rooted on one of them is told to refresh."""
+        r = decode(message)
+        if r.path:
+            matching = {s for uid in r.path for s in self.by_dashboard.get(uid, ())}
+        else:
+            matching = {s for subs in self.by_dashboard.values() for s in subs}
+        for sub in matching:
+            sub.deliver(r)
+        self.delivered += len(matching)
+
+    def _unit_index(self, kind: str) -> dict[int, set[Subscription]] | None:
+        return self.by_slide if kind == "kpi" else self.by_dashboard if kind == "directives" else None
+
     def add(self, sub: Subscription) -> None:
         old = sub.conn.subs.pop(sub.topic, None)
         if old is not None:
             self.remove(old)
         sub.conn.subs[sub.topic] = sub
-        if sub.kind == "kpi":
-            self.by_slide.setdefault(sub.unit_id, set()).add(sub)
+        index = self._unit_index(sub.kind)
+        if index is not None:
+            index.setdefault(sub.unit_id, set()).add(sub)
         else:
             self.by_meeting.setdefault(sub.meeting_id, MeetingSubs()).add(sub)
 
     def remove(self, sub: Subscription) -> None:
-        if sub.kind == "kpi":
-            slide = self.by_slide.get(sub.unit_id)
-            if slide is not None:
-                slide.discard(sub)
-                if not slide:
-                    del self.by_slide[sub.unit_id]
-        subs = self.by_meeting.get(sub.meeting_id) if sub.kind != "kpi" else None
+        index = self._unit_index(sub.kind)
+        if index is not None:
+            same = index.get(sub.unit_id)
+            if same is not None:
+                same.discard(sub)
+                if not same:
+                    del index[sub.unit_id]
+        subs = self.by_meeting.get(sub.meeting_id) if index is None else None
         if subs is not None:
             subs.discard(sub)
             if not subs.all:

@@ -19,7 +19,7 @@ from server.web_util import client_ip, require_principal
 from sessions.errors import DomainError, Forbidden, ValidationFailed
 from sessions.meetings import Attendance, MeetingState
 from sessions.roles import Permission, Principal
-from sessions.store import live, units
+from sessions.store import directive_views, live, units
 
 routes = web.RouteTableDef()
 log = logging.getLogger("hoinghi.ws")
@@ -52,6 +52,9 @@ async def _subscribe(request: web.Request, conn: Connection, topic: str) -> None
     parts = topic.split(":")
     if parts[0] == "kpi" and len(parts) == 2:
         await _subscribe_slide(request, conn, topic, parts[1])
+        return
+    if parts[0] == "directives" and len(parts) == 2:
+        await _subscribe_dashboard(request, conn, topic, parts[1])
         return
     try:
         meeting_id = int(parts[1])
@@ -104,6 +107,25 @@ async def _subscribe_slide(request: web.Request, conn: Connection, topic: str, c
             raise
     conn.send_obj({"type": "snapshot", "topic": topic, "unit": unit.code, "seq": 0, "data": snap})
     sub.snapshot_sent(-1)  # slides are whole: what arrived meanwhile is applied after the snapshot
+
+
+async def _subscribe_dashboard(request: web.Request, conn: Connection, topic: str, code: str) -> None:
+    """``directives:<unit code>``: the directive dashboard of a unit of the caller's subtree. The
+    snapshot is the counts; each later event only says "counts moved" (re-read them over HTTP)."""
+    p, hub = conn.principal, request.app[HUB]
+    async with request.app[DB]() as db:
+        unit = await units.get_by_code(db, code)
+        if not await units.is_within(db, p.unit_id, unit.id):
+            raise Forbidden("Không được theo dõi nhiệm vụ ngoài phạm vi của mình", code="out_of_scope")
+        sub = Subscription(conn, topic, 0, "directives", unit.id)
+        hub.add(sub)  # registered before the snapshot is read: nothing can fall between the two
+        try:
+            snap = await directive_views.dashboard(db, unit.id, request.app[CLOCK]())
+        except BaseException:
+            hub.remove(sub)
+            raise
+    conn.send_obj({"type": "snapshot", "topic": topic, "unit": unit.code, "seq": 0, "data": snap})
+    sub.snapshot_sent(-1)
 
 
 async def meeting_snapshots(app: web.Application, meeting_id: int,

@@ -1,0 +1,143 @@
+"""Benchmark of the chair's directive dashboard: 100,000 assignments across a legacy-sized tree
+(63 provinces, 700 districts, 10,000 communes; synthetic), counted per bucket per province.
+
+    python bench/directives.py                    # SQLite (a temporary file)
+    python bench/directives.py --db postgresql+asyncpg://postgres@127.0.0.1:5432/bench --wipe
+
+The assignments are made through the store (``create_directive`` with "every commune under the
+ministry", ten directives), then some are completed, some late, some overdue, so every bucket is
+populated. The dashboard (``sessions.store.directive_views.dashboard``, the function behind
+``GET /api/directives/dashboard``) is then timed, for the ministry and for one province.
+Target on this 2-core machine: ministry dashboard p99 < 200 ms. The minutes PDF figure of the
+issue's RESULT line belongs to the minutes work and is not measured here. Last line:
+
+    RESULT dashboard_p50_ms=… dashboard_p99_ms=… dashboard_province_p50_ms=… create_100k_s=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from sqlalchemy import func, select, update  # noqa: E402
+
+from server import db as dbmod  # noqa: E402
+from sessions.directives import AssigneeSpec, DirectiveInput, Priority  # noqa: E402
+from sessions.meetings import MeetingState  # noqa: E402
+from sessions.models import Assignment, Meeting  # noqa: E402
+from sessions.store import directive_views, units  # noqa: E402
+from sessions.store import directives as store  # noqa: E402
+from sessions.store.audit import CLI  # noqa: E402
+from sessions.unit_sources import root_row, synthetic  # noqa: E402
+from sessions.units import Level  # noqa: E402
+
+TARGET_P99_MS = 200.0
+NOW = datetime(2022, 8, 17, 8, 0, tzinfo=UTC)
+
+
+async def reset_postgres(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+async def prepare(url: str, directives: int) -> tuple[float, int, int]:
+    await dbmod.upgrade(url)
+    engine = dbmod.make_engine(url)
+    factory = dbmod.sessionmaker(engine)
+    async with dbmod.transaction(factory) as db:
+        root = root_row()
+        await units.import_units(db, synthetic(63, 700, 10_000, root))
+        ministry = await units.get_by_code(db, root.code)
+        meeting = Meeting(title="Bench", agenda=[], scheduled_start=NOW, chair_unit_id=ministry.id,
+                          selectors=[], state=MeetingState.LIVE.value, seq=0)
+        db.add(meeting)
+        await db.flush()
+        cid = await store.add_conclusion(db, meeting.id, "Kết luận", CLI, NOW)
+        province = (await units.subtree(db, ministry.id, Level.PROVINCE))[0].id
+    started = time.perf_counter()
+    for i in range(directives):
+        async with dbmod.transaction(factory) as db:
+            given = DirectiveInput(f"Chỉ đạo {i + 1}", date(2022, 9 + i % 4, 28), Priority.NORMAL,
+                                   AssigneeSpec(every_under=root.code, every_level=Level.COMMUNE), True)
+            await store.create_directive(db, cid, given, actor=CLI, now=NOW)
+    created = time.perf_counter() - started
+    async with dbmod.transaction(factory) as db:  # a third done on time, a tenth done late
+        await db.execute(update(Assignment).where(Assignment.id % 3 == 0)
+                         .values(completed_at=NOW + timedelta(days=5), percent=100, outcome="done_on_time"))
+        await db.execute(update(Assignment).where(Assignment.id % 10 == 1)
+                         .values(completed_at=NOW + timedelta(days=200), percent=100, outcome="done_late"))
+        total = int((await db.execute(select(func.count()).select_from(Assignment))).scalar_one())
+    await engine.dispose()
+    return created, total, province
+
+
+async def measure(url: str, unit_id: int | None, runs: int) -> list[float]:
+    engine = dbmod.make_engine(url)
+    factory = dbmod.sessionmaker(engine)
+    at = datetime(2022, 11, 1, 3, 0, tzinfo=UTC)  # some deadlines passed, some not
+    times = []
+    async with factory() as db:
+        root = unit_id if unit_id is not None else (await units.root(db)).id  # type: ignore[union-attr]
+        await directive_views.dashboard(db, root, at)  # warm: tree cache, statement cache
+    for _ in range(runs):
+        async with factory() as db:
+            t0 = time.perf_counter()
+            data = await directive_views.dashboard(db, root, at)
+            times.append((time.perf_counter() - t0) * 1000)
+    assert data["total"] > 0 and all(data["totals"].values()), data["totals"]
+    await engine.dispose()
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(args: argparse.Namespace) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        if args.db:
+            await reset_postgres(url)
+        created, total, province = await prepare(url, args.directives)
+        print(f"created {total:,} assignments in {created:.1f} s ({args.directives} directives to every commune)")
+        nation = await measure(url, None, args.runs)
+        prov = await measure(url, province, args.runs)
+    p50, p99 = statistics.median(nation), pct(nation, 0.99)
+    flag = "ok" if p99 < TARGET_P99_MS else "OVER TARGET"
+    print(f"ministry dashboard: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < {TARGET_P99_MS:.0f} ms: {flag})")
+    print(f"one province: p50 {statistics.median(prov):.1f} ms")
+    return (f"RESULT dashboard_p50_ms={p50:.1f} dashboard_p99_ms={p99:.1f} "
+            f"dashboard_province_p50_ms={statistics.median(prov):.1f} create_100k_s={created:.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="PostgreSQL URL (default: a temporary SQLite file)")
+    parser.add_argument("--wipe", action="store_true", help="allow dropping the PostgreSQL schema")
+    parser.add_argument("--directives", type=int, default=10, help="directives to every commune (10 → 100,000)")
+    parser.add_argument("--runs", type=int, default=100)
+    args = parser.parse_args(argv)
+    if args.db and not args.wipe:
+        parser.error("--db drops the public schema of that database: add --wipe")
+    print(asyncio.run(run(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

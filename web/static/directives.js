@@ -1,0 +1,79 @@
+// Directives: the dashboard kept current over the websocket topic directives:<unit code> (an
+// event only says "counts moved"; the counts are re-read over HTTP, at most once a second), and
+// the assignment page's forms, which post to the JSON API with the page's CSRF token.
+import { Live } from "/static/live.js";
+
+function fill(table, data) {
+  const rows = new Map(data.rows.map((r) => [r.unit.code, r]));
+  for (const tr of table.querySelectorAll("tr[data-unit]")) {
+    const row = tr.dataset.unit === "*" ? { counts: data.totals, total: data.total } : rows.get(tr.dataset.unit);
+    if (!row) continue;
+    for (const td of tr.querySelectorAll("td[data-bucket]")) td.textContent = String(row.counts[td.dataset.bucket]);
+    tr.querySelector('td[data-field="total"]').textContent = String(row.total);
+  }
+  table.dataset.updated = String(Date.now());
+}
+
+export function mountBoard(table, statusEl) {
+  const unit = table.dataset.unit;
+  const topic = `directives:${unit}`;
+  let timer = null;
+  let last = 0;
+  const refresh = async () => {
+    timer = null;
+    last = Date.now();
+    const resp = await fetch(`/api/directives/dashboard?unit=${encodeURIComponent(unit)}`, { credentials: "same-origin" });
+    if (resp.ok) fill(table, await resp.json());
+  };
+  const schedule = () => {
+    if (timer === null) timer = setTimeout(refresh, Math.max(0, 1000 - (Date.now() - last)));
+  };
+  const live = new Live({
+    onSnapshot: (msg) => { if (msg.topic === topic) fill(table, msg.data); },
+    onEvent: (msg) => { if (msg.kind === "directives") schedule(); },
+    onStatus: (s) => { if (statusEl) statusEl.textContent = s === "open" ? "đã kết nối" : "đang kết nối…"; },
+  });
+  live.subscribe(topic);
+  return live;
+}
+
+async function send(url, csrf, body) {
+  const init = { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
+  if (body instanceof FormData) init.body = body;
+  else { init.body = JSON.stringify(body || {}); init.headers["Content-Type"] = "application/json"; }
+  const resp = await fetch(url, init);
+  const data = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(data.error?.message || `Lỗi ${resp.status}`);
+  return data;
+}
+
+function guard(form, errorEl, action) {
+  return async (event) => {
+    event?.preventDefault();
+    errorEl.hidden = true;
+    try { await action(); location.reload(); } catch (err) { errorEl.textContent = err.message; errorEl.hidden = false; }
+  };
+}
+
+export function mountAssignment(doc) {
+  const report = doc.getElementById("report-form");
+  if (report) {
+    const id = report.dataset.assignment;
+    const err = doc.getElementById("report-error");
+    report.addEventListener("submit", guard(report, err, () => send(`/api/assignments/${id}/reports`, report.dataset.csrf, new FormData(report))));
+    doc.getElementById("done-button").addEventListener("click", guard(report, err, () => send(`/api/assignments/${id}/done`, report.dataset.csrf)));
+  }
+  const breakdown = doc.getElementById("breakdown-form");
+  if (breakdown) {
+    const id = breakdown.dataset.assignment;
+    const err = doc.getElementById("breakdown-error");
+    breakdown.addEventListener("submit", guard(breakdown, err, () => {
+      const f = new FormData(breakdown);
+      const body = { text: f.get("text"), deadline: f.get("deadline") };
+      const codes = String(f.get("units") || "").split(",").map((c) => c.trim()).filter(Boolean);
+      if (codes.length) body.units = codes;
+      if (f.get("level")) body.every = { unit: breakdown.closest("[data-unit-code]")?.dataset.unitCode || "", level: f.get("level") };
+      return send(`/api/assignments/${id}/breakdown`, breakdown.dataset.csrf, body);
+    }));
+  }
+}
