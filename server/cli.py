@@ -189,10 +189,9 @@ async def demo_setup(settings: Settings) -> list[tuple[str, str, str, str]]:
     return created
 
 
-DEMO_MEETING_TITLE = ("Hội nghị trực tuyến toàn quốc sơ kết 6 tháng triển khai Đề án 06 "
-                      "theo chức năng của lực lượng Công an")
+DEMO_MEETING_TITLE = "Hội nghị giao ban trực tuyến toàn quốc về triển khai Đề án 06"
 DEMO_MEETING_AGENDA = [
-    "Báo cáo sơ kết 6 tháng triển khai Đề án 06",
+    "Báo cáo tiến độ triển khai Đề án 06 và kết luận của hội nghị ngày 17/8/2022",
     "Phát biểu của các điểm cầu tỉnh, thành phố",
     "Kết luận của Bộ trưởng",
 ]
@@ -223,6 +222,13 @@ async def demo_meeting(settings: Settings) -> int:
                                                                     (Level.PROVINCE, Level.COMMUNE))])
 
     return await _with_db(settings, work)
+
+
+async def demo_concluded(settings: Settings) -> int:
+    """The seed report's conference, concluded, with its minutes and directives (server.demo_directives)."""
+    from server import demo_directives
+
+    return await _with_db(settings, lambda session: demo_directives.load(session, DEFAULT_ROOT_CODE))
 
 
 async def demo_kpi(settings: Settings) -> dict[str, int]:
@@ -330,9 +336,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     elif args.command == "demo":
         created = asyncio.run(demo_setup(settings))
         meeting_id = asyncio.run(demo_meeting(settings))
+        print("Đang nạp số liệu chỉ tiêu mẫu cho mọi đơn vị (lần đầu mất khoảng 20 giây)…", flush=True)
         figures = asyncio.run(demo_kpi(settings))
         print(f"Số liệu chỉ tiêu mẫu: nhận {figures['accepted']} báo cáo, trùng {figures['duplicates']}.")
-        _print_demo(created, settings, meeting_id)
+        concluded = asyncio.run(demo_concluded(settings))
+        _print_demo(created, settings, meeting_id, concluded)
         if not args.no_serve:
             serve(settings)
     return 0
@@ -377,7 +385,8 @@ def _tokens(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _print_demo(created: list[tuple[str, str, str, str]], settings: Settings, meeting_id: int) -> None:
+def _print_demo(created: list[tuple[str, str, str, str]], settings: Settings, meeting_id: int,
+                concluded: int) -> None:
     bar = "=" * 64
     print(bar)
     if created:
@@ -395,6 +404,10 @@ def _print_demo(created: list[tuple[str, str, str, str]], settings: Settings, me
     print(f"  hanoi   → bàn điều khiển tỉnh      {base}/meetings/{meeting_id}/province/01")
     print(f"  vinhyen → trang điểm cầu xã        {base}/meetings/{meeting_id}/site")
     print("  (mở mỗi tài khoản trong một cửa sổ ẩn danh riêng)")
+    print(f"Hội nghị đã kết thúc #{concluded} (17/8/2022, báo cáo mẫu): biên bản và các chỉ đạo")
+    print(f"  biên bản              {base}/meetings/{concluded}/minutes  (PDF, DOCX trên trang)")
+    print(f"  chutri  → bảng theo dõi chỉ đạo  {base}/directives/dashboard")
+    print(f"  phutho  → chỉ đạo của tỉnh       {base}/directives")
     print(bar, flush=True)
 
 

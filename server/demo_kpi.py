@@ -23,6 +23,7 @@ from sessions.meetings import MeetingState
 from sessions.models import KpiTotal, Meeting, MeetingKpiSnapshot, Unit
 from sessions.store import kpi as kpi_store
 from sessions.store import meetings
+from sessions.store import minutes as minutes_store
 from sessions.units import Level
 
 PERIOD = "campaign"
@@ -176,4 +177,5 @@ async def previous_meeting(db: AsyncSession, ministry_id: int, ministry_code: st
                              "period": PERIOD, "num": num, "den": den, "taken_at": at})
     for start in range(0, len(snapshot), 5000):
         await db.execute(insert(MeetingKpiSnapshot), snapshot[start:start + 5000])
+    await minutes_store.freeze(db, mid, PREVIOUS_END, "demo")  # a concluded meeting has its minutes
     return mid

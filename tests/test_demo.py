@@ -245,3 +245,34 @@ async def test_province_operator_sees_only_hanoi(http: aiohttp.ClientSession, se
     assert "Phú Thọ" not in refused
     async with http.get("/units/01", allow_redirects=False) as resp:
         assert resp.status == 200
+
+
+async def test_demo_has_the_concluded_seed_meeting(http: aiohttp.ClientSession, served: Served,
+                                                   demo: Demo) -> None:
+    """#6's demo: the seed conference concluded, its minutes carrying the minister's three
+    instructions as directives due 31/12/2022, and one of them broken down by Phú Thọ."""
+    from server import demo_directives
+
+    found = re.search(r"Hội nghị đã kết thúc #(\d+)", demo.first.stdout)
+    assert found, demo.first.stdout
+    mid = int(found.group(1))
+    await log_in(http, "chutri", served.passwords["chutri"])
+    async with http.get(f"/api/meetings/{mid}/minutes") as resp:
+        body = await resp.json()
+        assert resp.status == 200, body
+    doc = body["minutes"]
+    assert doc["chair"] == {"name": "Tô Lâm", "title": "Bộ trưởng", "unit": "Bộ Công an"}
+    [conclusion] = doc["conclusions"]
+    assert [d["text"] for d in conclusion["directives"]] == list(demo_directives.INSTRUCTIONS)
+    assert all(d["deadline"] == "2022-12-31" and len(d["assignees"]) == 34 for d in conclusion["directives"])
+    on_time = next(k for k in doc["kpis"] if k["code"] == "DVC_TY_LE_DUNG_HAN")
+    assert (on_time["num"], on_time["den"]) == (74_336, 74_587)
+    async with http.get("/api/directives/dashboard") as resp:
+        rows = {r["unit"]["code"]: r["counts"] for r in (await resp.json())["rows"]}
+    assert rows["25"]["open_overdue"] >= 3 and rows["01"]["done_on_time"] == 2 and rows["79"]["done_late"] == 1
+    db_file = demo.var_dir / "hoinghi.sqlite3"
+    with sqlite3.connect(db_file) as conn:
+        broken_down = conn.execute("SELECT count(*) FROM directives WHERE parent_assignment_id IS NOT NULL").fetchone()
+    assert broken_down[0] == 1
+    # A second demo run added nothing.
+    assert table_count(db_file, "meeting_minutes") == 2 and "Hội nghị đã kết thúc #" in demo.second.stdout

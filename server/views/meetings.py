@@ -101,6 +101,8 @@ def _page_ctx(meeting: store.MeetingView) -> dict[str, Any]:
 async def meeting_home(request: web.Request) -> web.StreamResponse:
     """Send each role to its console."""
     p, meeting, chair = await _context(request)
+    if meeting.state is MeetingState.CONCLUDED:  # what is left of a concluded meeting: its minutes
+        raise web.HTTPSeeOther(f"/meetings/{meeting.id}/minutes")
     if chair:
         raise web.HTTPSeeOther(f"/meetings/{meeting.id}/chair")
     if p.can(Permission.OPERATE_BRIDGE):
