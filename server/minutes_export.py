@@ -157,6 +157,8 @@ def render_pdf(doc: Minutes, *, font: SerifFont | None = None) -> bytes:
     pdf.set_title(f"{notice.title} {notice.subtitle}")
     pdf.set_author(notice.agency)
     pdf.set_creator("hoinghi")
+    # Dated by the minutes, not the clock: one version always renders to the same bytes.
+    pdf.set_creation_date(doc.published_at or doc.ended_at)
     pdf.add_page()
     _pdf_header(pdf, notice)
     _pdf_title(pdf, notice)
@@ -228,8 +230,9 @@ def _pdf_block(pdf: _NoticePdf, block: Block) -> None:
     pdf.set_font("Notice", style, BODY_PT)
     left = {BlockKind.SUBITEM: indent, BlockKind.DETAIL: indent}.get(block.kind, 0.0)
     if block.kind is BlockKind.PARA:
-        # Decree 30 indents the first line 1–1.27 cm; fpdf2 has no first-line indent, so pad with spaces.
-        text = "\u00a0" * 5 + block.text
+        # Decree 30 indents the first line 1–1.27 cm; fpdf2 has no first-line indent: pad with
+        # no-break spaces (which justification does not stretch) as wide as the indent.
+        text = "\u00a0" * round(indent / pdf.get_string_width("\u00a0")) + block.text
     else:
         text = block.text
     pdf.set_x(pdf.l_margin + left)

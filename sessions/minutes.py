@@ -219,7 +219,7 @@ def build_minutes(**data: Any) -> Minutes:
     and NFC-normalised so the same content always serialises the same way."""
     unknown = set(data) - {f.name for f in fields(Minutes)}
     if unknown:
-        raise ValidationFailed(f"Trường không hợp lệ: {', '.join(sorted(unknown))}", code="unknown_field")
+        raise ValidationFailed(f"Trường không hợp lệ: {', '.join(sorted(unknown))}", code="field_unknown")
     for name in ("title", "started_at", "ended_at", "chair", "agency", "symbol"):
         if name not in data:
             raise ValidationFailed(f"Thiếu trường bắt buộc '{name}'", code="field_required", field=name)
@@ -228,9 +228,9 @@ def build_minutes(**data: Any) -> Minutes:
     meeting_id = data.get("meeting_id")
     version = data.get("version", 1)
     if isinstance(version, bool) or not isinstance(version, int):
-        raise ValidationFailed("Số phiên bản phải là số nguyên", code="version_invalid", field="version")
+        raise ValidationFailed("Số phiên bản phải là số nguyên", code="field_invalid", field="version")
     if meeting_id is not None and (isinstance(meeting_id, bool) or not isinstance(meeting_id, int)):
-        raise ValidationFailed("Mã hội nghị phải là số nguyên", code="meeting_id_invalid", field="meeting_id")
+        raise ValidationFailed("Mã hội nghị phải là số nguyên", code="field_invalid", field="meeting_id")
     return Minutes(
         title=_text(data["title"], "title"),
         started_at=_when(data["started_at"], "started_at"),
@@ -330,7 +330,7 @@ def _norm(value: str) -> str:
 
 def _text(value: Any, name: str, *, limit: int = MAX_TEXT) -> str:
     if not isinstance(value, str):
-        raise ValidationFailed(f"Trường '{name}' phải là chuỗi ký tự", code="text_invalid", field=name)
+        raise ValidationFailed(f"Trường '{name}' phải là chuỗi ký tự", code="field_invalid", field=name)
     out = _norm(value)
     if len(out) > limit:
         raise ValidationFailed(f"Trường '{name}' dài quá {limit} ký tự", code="text_too_long", field=name)
@@ -342,9 +342,9 @@ def _when(value: Any, name: str) -> datetime:
         try:
             value = datetime.fromisoformat(value)
         except ValueError as exc:
-            raise ValidationFailed(f"Thời điểm '{name}' không hợp lệ", code="time_invalid", field=name) from exc
+            raise ValidationFailed(f"Thời điểm '{name}' không hợp lệ", code="field_invalid", field=name) from exc
     if not isinstance(value, datetime):
-        raise ValidationFailed(f"Thời điểm '{name}' không hợp lệ", code="time_invalid", field=name)
+        raise ValidationFailed(f"Thời điểm '{name}' không hợp lệ", code="field_invalid", field=name)
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationFailed(f"Thời điểm '{name}' phải có múi giờ", code="time_naive", field=name)
     return value.astimezone(UTC)
@@ -352,20 +352,20 @@ def _when(value: Any, name: str) -> datetime:
 
 def _day(value: Any, name: str) -> date:
     if isinstance(value, datetime):
-        raise ValidationFailed(f"'{name}' phải là ngày, không kèm giờ", code="date_invalid", field=name)
+        raise ValidationFailed(f"'{name}' phải là ngày, không kèm giờ", code="field_invalid", field=name)
     if isinstance(value, str):
         try:
             value = date.fromisoformat(value)
         except ValueError as exc:
-            raise ValidationFailed(f"Ngày '{name}' không hợp lệ", code="date_invalid", field=name) from exc
+            raise ValidationFailed(f"Ngày '{name}' không hợp lệ", code="field_invalid", field=name) from exc
     if not isinstance(value, date):
-        raise ValidationFailed(f"Ngày '{name}' không hợp lệ", code="date_invalid", field=name)
+        raise ValidationFailed(f"Ngày '{name}' không hợp lệ", code="field_invalid", field=name)
     return value
 
 
 def _items(value: Any, name: str) -> Iterable[Any]:
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ValidationFailed(f"Trường '{name}' phải là danh sách", code="list_invalid", field=name)
+        raise ValidationFailed(f"Trường '{name}' phải là danh sách", code="field_invalid", field=name)
     return value
 
 
@@ -373,10 +373,10 @@ def _mapping(value: Any, kind: type, name: str) -> Mapping[str, Any]:
     if isinstance(value, kind):
         return {f.name: getattr(value, f.name) for f in fields(kind)}
     if not isinstance(value, Mapping):
-        raise ValidationFailed(f"Trường '{name}' không hợp lệ", code="item_invalid", field=name)
+        raise ValidationFailed(f"Trường '{name}' không hợp lệ", code="field_invalid", field=name)
     unknown = set(value) - {f.name for f in fields(kind)}
     if unknown:
-        raise ValidationFailed(f"Trường '{name}' có khóa lạ: {', '.join(sorted(unknown))}", code="unknown_field",
+        raise ValidationFailed(f"Trường '{name}' có khóa lạ: {', '.join(sorted(unknown))}", code="field_unknown",
                                field=name)
     return value
 
@@ -385,12 +385,12 @@ def _enum(kind: Any, value: Any, name: str, label: str) -> Any:
     try:
         return kind(value)
     except ValueError as exc:
-        raise ValidationFailed(f"{label} không hợp lệ: {value!r}", code="enum_invalid", field=name) from exc
+        raise ValidationFailed(f"{label} không hợp lệ: {value!r}", code="field_invalid", field=name) from exc
 
 
 def _int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed(f"Trường '{name}' phải là số nguyên", code="number_invalid", field=name)
+        raise ValidationFailed(f"Trường '{name}' phải là số nguyên", code="field_invalid", field=name)
     return value
 
 

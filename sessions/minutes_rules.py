@@ -31,7 +31,7 @@ def check_minutes(doc: Minutes) -> None:
     if not doc.symbol:
         _fail("Thiếu ký hiệu văn bản (ví dụ TB-BCA)", "symbol_required", field="symbol")
     if "/" in doc.number or "/" in doc.symbol:
-        _fail("Số và ký hiệu văn bản không được chứa dấu '/'", "number_invalid", field="number")
+        _fail("Số và ký hiệu văn bản không được chứa dấu '/'", "document_number_invalid", field="number")
     for name in ("started_at", "ended_at", "published_at"):
         value = getattr(doc, name)
         if value is not None and (value.tzinfo is None or value.utcoffset() is None):

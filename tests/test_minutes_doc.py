@@ -169,7 +169,7 @@ def test_correction_refusals(seed_doc: m.Minutes) -> None:
     ({"attendance": [{"unit_code": "26", "unit_name": "Vĩnh Phúc", "level": "province", "status": "absent"}]},
      "reason_required", "lý do"),
     ({"attendance": [{"unit_code": "26", "unit_name": "Vĩnh Phúc", "level": "tinh", "status": "absent"}]},
-     "enum_invalid", "Cấp đơn vị"),
+     "field_invalid", "Cấp đơn vị"),
     ({"conclusions": [{"text": "a", "directives": [{"text": "b", "assignees": ["X"], "lead": "Y",
                                                    "deadline": "2022-12-31"}]}]}, "lead_invalid", "chủ trì"),
     ({"conclusions": [{"text": "a", "directives": [{"text": "b", "assignees": ["X"], "deadline": "2022-08-01"}]}]},
@@ -179,9 +179,9 @@ def test_correction_refusals(seed_doc: m.Minutes) -> None:
     ({"kpis": [{"code": "K", "name": "Tỷ lệ", "unit": "%", "num": 5, "den": 3, "phase": "live"}]},
      "numerator_above_denominator", "tử số"),
     ({"kpis": [{"code": "K", "name": "Tỷ lệ", "unit": "%", "num": 1, "den": 3, "phase": "sau"}]},
-     "enum_invalid", "Thời điểm"),
+     "field_invalid", "Thời điểm"),
     ({"version": 2}, "reason_required", "lý do"),
-    ({"colour": "red"}, "unknown_field", "colour"),
+    ({"colour": "red"}, "field_unknown", "colour"),
 ])
 def test_bad_input_is_refused_in_vietnamese(over: dict[str, Any], code: str, words: str) -> None:
     with pytest.raises(ValidationFailed) as err:
@@ -262,6 +262,7 @@ def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str
     with caplog.at_level(logging.WARNING, logger="fpdf"):
         data = export.render_pdf(seed_doc, font=font)
     assert not [r for r in caplog.records if "missing" in r.getMessage()], "glyphs missing from the font"
+    assert export.render_pdf(seed_doc, font=font) == data  # one version, one file: dated by the minutes
     pages, reader = pdf_text(data)
     text = " ".join(pages)
     missing = [s for s in expected_strings(seed_doc) if s not in text]
