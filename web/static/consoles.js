@@ -305,3 +305,54 @@ export function sitePage(meetingId, unitId, canOperate) {
   $("#unmute-btn").addEventListener("click", () => live.action(meetingId, "unmute").catch((e) => flash(e.message)));
   $("#mute-btn").addEventListener("click", () => live.action(meetingId, "mute").catch((e) => flash(e.message)));
 }
+
+// The chair's conclusions and the directives they give (POST /api/meetings/{id}/conclusions):
+// what was typed stays in the form until the server accepts it.
+export function conclusionsPanel(meetingId, rootCode) {
+  const form = $("#conclusion-form");
+  const error = $("#conclusion-error");
+  const list = $("#conclusions");
+  const load = async () => {
+    const resp = await fetch(`/api/meetings/${meetingId}/conclusions`, { credentials: "same-origin" });
+    if (!resp.ok) return;
+    const body = await resp.json();
+    list.replaceChildren(...body.conclusions.map((c) => el("li", { "data-conclusion": String(c.id) },
+      el("p", {}, c.text),
+      ...(c.directives.length ? [el("ul", {}, ...c.directives.map((d) => el("li", { "data-directive": String(d.id) },
+        el("a", { href: `/directives/${d.id}` }, d.text), ` — hạn ${d.deadline.split("-").reverse().join("/")}, `,
+        `${d.assignments.length} đơn vị`)))] : []))));
+  };
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    error.hidden = true;
+    const f = new FormData(form);
+    const body = { text: f.get("text").trim(), directives: [] };
+    const text = f.get("directive").trim();
+    if (text) {
+      const d = { text, deadline: f.get("deadline"), priority: f.get("priority") };
+      const units = f.get("units").split(",").map((u) => u.trim()).filter(Boolean);
+      if (units.length) d.units = units;
+      if (f.get("every_level")) d.every = { unit: rootCode, level: f.get("every_level") };
+      if (f.get("lead").trim()) d.lead = f.get("lead").trim();
+      body.directives.push(d);
+    }
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const resp = await fetch(`/api/meetings/${meetingId}/conclusions`, {
+        method: "POST", credentials: "same-origin", body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": form.dataset.csrf },
+      });
+      const answer = await resp.json().catch(() => ({}));
+      if (!resp.ok) throw new Error(answer.error?.message || `Lỗi ${resp.status}`);
+      form.reset();
+      await load();
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  load();
+}
