@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LEGACY_WHEEL_DIR := var/cache
 
-.PHONY: demo test lint install clean bench serve
+.PHONY: demo test lint install clean bench serve fonts
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,7 +17,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# Minutes PDFs embed a serif font with Vietnamese letters (Liberation Serif 2 or DejaVu Serif).
+fonts: $(STAMP)
+	@$(BIN)/python -c "from server.minutes_export import find_serif_font; find_serif_font()" 2>/dev/null || \
+	  (echo "Cài phông chữ tiếng Việt cho biên bản PDF (fonts-liberation2)…" && \
+	   (apt-get install -y -qq fonts-liberation2 fonts-dejavu-core >/dev/null 2>&1 || \
+	    (apt-get update -qq && apt-get install -y -qq fonts-liberation2 fonts-dejavu-core >/dev/null 2>&1)) || \
+	   echo "Không cài được phông: biên bản vẫn xem được dạng HTML và DOCX; PDF cần fonts-liberation2.")
+
+demo: $(STAMP) fonts
 	$(BIN)/hoinghi demo
 
 serve: $(STAMP)
