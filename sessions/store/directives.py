@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.directives import (
@@ -256,3 +256,18 @@ async def complete(db: AsyncSession, assignment_id: int, *, actor: Actor, now: d
     await db.flush()
     await audit.record(db, actor, "assignment_done", f"assignment:{a.id}", at=now, before=before, after=_state(a))
     return a
+
+
+async def flag_overdue(db: AsyncSession, now: datetime, *, actor: Actor) -> dict[int, int]:
+    """Flag every open assignment past its deadline that is not flagged yet (the daily reminder);
+    unit id → how many of its assignments were flagged now. Audited as one row per run."""
+    stmt = (update(Assignment)
+            .where(Assignment.outcome.is_(None), Assignment.due_at <= now, Assignment.overdue_flagged_at.is_(None))
+            .values(overdue_flagged_at=now).returning(Assignment.unit_id))
+    flagged: dict[int, int] = {}
+    for unit_id in (await db.execute(stmt)).scalars().all():
+        flagged[unit_id] = flagged.get(unit_id, 0) + 1
+    if flagged:
+        await audit.record(db, actor, "overdue_flagged", f"{sum(flagged.values())} nhiệm vụ", at=now,
+                           units=len(flagged))
+    return flagged
