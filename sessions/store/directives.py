@@ -198,7 +198,7 @@ async def break_down(db: AsyncSession, assignment_id: int, given: DirectiveInput
                      now: datetime) -> Created:
     """A directive from a unit's own assignment to units strictly below that unit."""
     check_deadline(given.deadline, now)
-    parent = await get_assignment(db, assignment_id)
+    parent = await get_assignment(db, assignment_id, lock=True)  # serialised with marking it done
     if parent.completed_at is not None:
         raise AssignmentDone("Nhiệm vụ đã hoàn thành, không thể giao tiếp cho cấp dưới")
     meeting_id = (await db.execute(select(Directive.meeting_id)
