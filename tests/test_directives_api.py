@@ -194,6 +194,11 @@ async def test_who_records_conclusions(server_factory: Callable[..., Any], sqlit
     assert [len(c["directives"]) for c in listed] == [0, 2]
     assert {a["unit"]["code"]: a["role"] for a in listed[1]["directives"][1]["assignments"]} == {
         "26": "lead", "01": "cooperate"}
+    # Once the meeting has concluded its record is closed: no more directives on its conclusions.
+    resp = await chair.api("POST", f"/api/meetings/{meeting_id}/state", json={"to": "concluded"})
+    assert resp.status == 200, await resp.text()
+    await refused(await chair.api("POST", f"/api/conclusions/{cid}/directives", json=every_province(INSTRUCTIONS[0])),
+                  409, "wrong_state")
 
 
 async def test_pages(server_factory: Callable[..., Any], sqlite_url: str) -> None:

@@ -173,12 +173,15 @@ async def create_directive(db: AsyncSession, conclusion_id: int, given: Directiv
                            now: datetime) -> Created:
     """A directive of a conclusion, to units within the meeting chair's unit's subtree."""
     check_deadline(given.deadline, now)
-    row = (await db.execute(select(Conclusion.meeting_id, Meeting.chair_unit_id)
+    row = (await db.execute(select(Conclusion.meeting_id, Meeting.chair_unit_id, Meeting.state)
                             .join(Meeting, Meeting.id == Conclusion.meeting_id)
                             .where(Conclusion.id == conclusion_id))).first()
     if row is None:
         raise NotFound("Không tìm thấy kết luận", code="conclusion_not_found")
-    meeting_id, chair_unit_id = row
+    meeting_id, chair_unit_id, state = row
+    if state != MeetingState.LIVE.value:  # once concluded, the record (and the minutes) are closed
+        raise WrongState(f"Chỉ giao nhiệm vụ theo kết luận khi hội nghị đang diễn ra "
+                         f"(hiện: {STATE_LABEL_VI[MeetingState(state)]})", state=state)
     roles = await resolve_assignees(db, given.assignees, chair_unit_id)
     return await _insert_directive(db, meeting_id=meeting_id, conclusion_id=conclusion_id, parent=None,
                                    assigner_unit_id=chair_unit_id, given=given, roles=roles, actor=actor, now=now)
