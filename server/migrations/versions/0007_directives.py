@@ -58,7 +58,6 @@ def upgrade() -> None:
         sa.Column("percent", sa.Integer(), nullable=False),
         sa.Column("completed_at", sa.DateTime(), nullable=True),
         sa.Column("outcome", sa.String(length=16), nullable=True),
-        sa.Column("overdue_flagged_at", sa.DateTime(), nullable=True),
         sa.Column("completed_by", sa.String(length=100), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.UniqueConstraint("directive_id", "unit_id", name="uq_assignments_directive_unit"),
