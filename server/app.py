@@ -22,7 +22,19 @@ from server.live.presence import Presence
 from server.metrics import Metrics
 from server.settings import Settings
 from server.state import BUS, CLOCK, DB, ENGINE, HUB, METRICS, PRESENCE, SETTINGS, SIGNING_KEY, SNAPSHOTS, TOKEN_CHECKS
-from server.views import account, admin, api, directive_pages, directives, kpi, live_ws, meetings, ops, pages
+from server.views import (
+    account,
+    admin,
+    api,
+    directive_pages,
+    directives,
+    kpi,
+    live_ws,
+    meetings,
+    minutes,
+    ops,
+    pages,
+)
 from server.web_util import principal_of
 from sessions.models import utcnow
 
@@ -100,7 +112,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
 
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(reminders.reminders_ctx)
-    for module in (ops, account, pages, admin, api, kpi, meetings, directives, directive_pages, live_ws):
+    for module in (ops, account, pages, admin, api, kpi, meetings, minutes, directives, directive_pages,
+                   live_ws):
         app.add_routes(module.routes)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     return app

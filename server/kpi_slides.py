@@ -4,42 +4,126 @@ the ministry, the ranking of its child units on the on-time rate. Built for many
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.live.wire import dumps
 from server.state import BUS
-from sessions.kpi import CATALOG_BY_CODE, Kind, Value, colour, display, rank
-from sessions.models import Unit
+from server.timefmt import local
+from sessions.kpi import Direction, Indicator, Kind, Value, colour, display, rank
+from sessions.models import KpiTotal, Meeting, MeetingKpiSnapshot, Unit
 from sessions.store import kpi as kpi_store
+from sessions.store import kpi_catalog
 
 PERIOD = "campaign"
 RANKED = "DVC_TY_LE_DUNG_HAN"  # the ministry's table of child units
+TREND_MONTHS = 6
+MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
-def indicator_row(code: str, values: dict[int, dict[str, Value]], unit_id: int, level: str,
-                   siblings: list[int]) -> dict[str, Any]:
-    ind = CATALOG_BY_CODE[code]
+def indicator_row(ind: Indicator, values: dict[int, dict[str, Value]], unit_id: int, level: str,
+                  siblings: list[int], previous: Previous | None = None,
+                  trend: dict[str, list[tuple[str, Value]]] | None = None) -> dict[str, Any]:
+    code = ind.code
     has = code in values.get(unit_id, {})
     v = values.get(unit_id, {}).get(code, Value())
     ranks = rank({s: display(ind, values[s][code]) if code in values.get(s, {}) else None for s in siblings},
                  ind.direction)
     shown = display(ind, v) if has else None
     ratio = v.ratio() if ind.kind is Kind.RATIO else None
-    return {
+    row: dict[str, Any] = {
         "code": ind.code, "name": ind.name, "kind": ind.kind.value, "unit": ind.unit,
         "direction": ind.direction.value, "target": ind.target, "has_data": has,
         "num": v.num, "den": v.den if ind.kind is Kind.RATIO else None, "value": shown,
         "ratio": ratio, "percent": round(ratio * 100, 2) if ratio is not None else None,
         "colour": colour(ind, v, level).value if has else "none",
-        "rank": ranks[unit_id], "siblings": len(siblings),
+        "rank": ranks[unit_id], "siblings": len(siblings), "change": None,
+        "trend": [{"period": period, "value": _shown(ind, x)} for period, x in (trend or {}).get(code, [])],
     }
+    before = previous.values.get(code) if previous is not None else None
+    if previous is not None and before is not None and has:
+        now_x, then_x = _shown(ind, v), _shown(ind, before)
+        delta = None if now_x is None or then_x is None else round(now_x - then_x, 2)
+        better = None if not delta else (delta > 0) == (ind.direction is Direction.HIGHER)
+        row["change"] = {"delta": delta, "points": ind.kind is Kind.RATIO, "better": better,
+                         "previous": then_x, "meeting": previous.title, "date": previous.date}
+    return row
 
 
+def _shown(ind: Indicator, v: Value) -> float | None:
+    """What a slide shows: a ratio in percent (2 decimals), a count as is."""
+    if ind.kind is Kind.RATIO:
+        r = v.ratio()
+        return round(r * 100, 2) if r is not None else None
+    return float(v.num)
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """A unit's campaign values frozen when its latest concluded meeting ended."""
+
+    meeting_id: int
+    title: str
+    date: str
+    values: dict[str, Value]
+
+
+async def previous_meeting(db: AsyncSession, unit_ids: Sequence[int], period: str = PERIOD) -> dict[int, Previous]:
+    """Per unit, the snapshot of the last concluded meeting that holds its values (one query per
+    chunk for the rows, one for the meetings' titles)."""
+    snap = MeetingKpiSnapshot
+    out: dict[int, Previous] = {}
+    rows: list[Any] = []
+    for start in range(0, len(unit_ids), 2000):
+        chunk = unit_ids[start:start + 2000]
+        last = (select(snap.unit_id, func.max(snap.taken_at).label("at"))
+                .where(snap.phase == "concluded", snap.period == period, snap.unit_id.in_(chunk))
+                .group_by(snap.unit_id).subquery())
+        rows += (await db.execute(
+            select(snap.unit_id, snap.meeting_id, snap.indicator, snap.num, snap.den)
+            .join(last, (last.c.unit_id == snap.unit_id) & (last.c.at == snap.taken_at))
+            .where(snap.phase == "concluded", snap.period == period))).all()
+    if not rows:
+        return out
+    meetings = {r.id: r for r in (await db.execute(
+        select(Meeting.id, Meeting.title, Meeting.scheduled_start)
+        .where(Meeting.id.in_({r.meeting_id for r in rows})))).all()}
+    # Two meetings concluded at the same instant: the later one (higher id) is the reference.
+    latest: dict[int, int] = {}
+    for r in rows:
+        latest[r.unit_id] = max(latest.get(r.unit_id, 0), r.meeting_id)
+    for r in rows:
+        if r.meeting_id != latest[r.unit_id]:
+            continue
+        m = meetings[r.meeting_id]
+        prev = out.get(r.unit_id)
+        if prev is None:
+            prev = out[r.unit_id] = Previous(m.id, m.title, local(m.scheduled_start, "%d/%m/%Y"), {})
+        prev.values[r.indicator] = Value(int(r.num), int(r.den))
+    return out
+
+
+async def monthly_trend(db: AsyncSession, unit_ids: Sequence[int],
+                        months: int = TREND_MONTHS) -> dict[int, dict[str, list[tuple[str, Value]]]]:
+    """Per unit and indicator, the last ``months`` monthly totals (oldest first)."""
+    found: dict[int, dict[str, list[tuple[str, Value]]]] = {}
+    for start in range(0, len(unit_ids), 2000):
+        rows = await db.execute(select(KpiTotal.unit_id, KpiTotal.indicator, KpiTotal.period, KpiTotal.num,
+                                       KpiTotal.den)
+                                .where(KpiTotal.unit_id.in_(unit_ids[start:start + 2000]),
+                                       KpiTotal.period.like("____-__"), KpiTotal.period.not_like("%Q%")))
+        for uid, ind, period, num, den in rows.all():
+            found.setdefault(uid, {}).setdefault(ind, []).append((period, Value(int(num), int(den))))
+    for per_unit in found.values():
+        for ind, series in per_unit.items():
+            per_unit[ind] = sorted(series)[-months:]
+    return found
 
 
 async def slides(db: AsyncSession, unit_ids: Iterable[int], period: str = PERIOD) -> dict[int, dict[str, Any]]:
@@ -67,16 +151,22 @@ async def slides(db: AsyncSession, unit_ids: Iterable[int], period: str = PERIOD
             children.setdefault(r.parent_id, []).append(r)
     ids = set(units) | {r.id for rs in family.values() for r in rs} | {r.id for rs in children.values() for r in rs}
     values = await kpi_store.totals_of(db, ids, period)
+    catalog = await kpi_catalog.load(db)
+    previous = await previous_meeting(db, wanted, period)
+    trends = await monthly_trend(db, wanted)
     out: dict[int, dict[str, Any]] = {}
     for uid, u in units.items():
         siblings = [r.id for r in family.get(u.parent_id, [])] if u.parent_id is not None else [uid]
         data: dict[str, Any] = {
             "unit": {"id": u.id, "code": u.code, "name": u.name, "level": str(u.level)}, "period": period,
-            "indicators": [indicator_row(code, values, uid, str(u.level), siblings) for code in CATALOG_BY_CODE],
+            "indicators": [indicator_row(ind, values, uid, str(u.level), siblings, previous.get(uid),
+                                         trends.get(uid)) for ind in catalog],
         }
+        if uid in previous:
+            data["previous"] = {"meeting": previous[uid].title, "date": previous[uid].date}
         kids = children.get(uid)
         if kids is not None:
-            ind = CATALOG_BY_CODE[RANKED]
+            ind = catalog.by_code[RANKED]
             shown = {k.id: display(ind, values[k.id][RANKED]) if RANKED in values.get(k.id, {}) else None
                      for k in kids}
             places = rank(shown, ind.direction)
@@ -106,7 +196,8 @@ def encode(unit_id: int, data: dict[str, Any]) -> bytes:
 
 async def publish(app: web.Application, db: AsyncSession, affected: Iterable[kpi_store.Key]) -> int:
     """One event per unit whose slide period changed; returns how many were published."""
-    unit_ids = {uid for uid, _ind, period in affected if period == PERIOD}
+    # The campaign figures, and the monthly ones (the trend charts), are on the slide.
+    unit_ids = {uid for uid, _ind, period in affected if period == PERIOD or MONTH.match(period)}
     if not unit_ids:
         return 0
     bus = app[BUS]

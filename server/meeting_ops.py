@@ -18,6 +18,7 @@ from sessions.meetings import Attendance, MeetingState
 from sessions.roles import Permission, Principal
 from sessions.store import audit, kpi_snapshots, live, units
 from sessions.store import meetings as store
+from sessions.store import minutes as minutes_store
 from sessions.store.live import LiveEvent
 
 
@@ -78,6 +79,9 @@ async def change_state(app: web.Application, principal: Principal, meeting_id: i
         if new in (MeetingState.LIVE, MeetingState.CONCLUDED):
             # The KPI record of the meeting: what the slides showed at the start and at the end.
             await kpi_snapshots.freeze(db, meeting_id, new.value, now)
+        if new is MeetingState.CONCLUDED:
+            # Its record freezes into the minutes (version 1, published), in the same transaction.
+            await minutes_store.freeze(db, meeting_id, now, principal.name)
         events = [await live.meeting_event(db, meeting_id, seq)]
         events += [await live.seat_event(db, meeting_id, uid, seq) for uid in touched]
         await audit.record(db, actor_of(principal), "meeting_state", f"meeting:{meeting_id}", ip, old=old.value,

@@ -92,6 +92,23 @@ class Settings:
                                           "different prefixes (Redis pub/sub ignores database numbers)."))
     ws_queue_size: int = field(
         default=1024, metadata=_meta("Outbound frames buffered per websocket client before it is dropped as slow."))
+    bridges: str = field(
+        default="", metadata=_meta("Media bridges: `UNIT=URL` pairs separated by commas, e.g. "
+                                   "`BCA=https://cau-bo.example, 25=https://cau-phutho.example`. A site plays from "
+                                   "(and publishes to) the bridge of its nearest unit up the tree that has one. "
+                                   "Empty = no media (roll call and slides only)."))
+    ice_servers: str = field(
+        default="[]", metadata=_meta("STUN/TURN servers given to browsers and bridges, as the JSON of "
+                                     "`RTCConfiguration.iceServers`: `[{\"urls\": [\"stun:stun.example:3478\"]}, "
+                                     "{\"urls\": \"turn:turn.example\", \"username\": \"u\", "
+                                     "\"credential\": \"p\"}]`."))
+    media_secret: Secret = field(
+        default_factory=lambda: Secret(""),
+        metadata=_meta("Key of the join tokens, shared with every bridge. Empty = derived from `secret_key` "
+                       "(bridges started by `hoinghi bridge` on the same machine derive it the same way).",
+                       secret=True))
+    join_token_minutes: int = field(
+        default=10, metadata=_meta("Lifetime of the join tokens that let a site publish to or play from a bridge."))
     trust_forwarded_for: bool = field(
         default=False, metadata=_meta("Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."))
     attachment_dir: str = field(
@@ -119,7 +136,9 @@ class Settings:
             raise SettingsError(f"reminder_hour phải từ 0 đến 23 (got {self.reminder_hour})")
         if not (0 <= self.port <= 65535):
             raise SettingsError(f"port không hợp lệ: {self.port}")
-        for name in ("session_ttl_minutes", "machine_token_max_days", "login_max_failures",
+        parse_bridges(self.bridges)
+        parse_ice_servers(self.ice_servers)
+        for name in ("session_ttl_minutes", "machine_token_max_days", "login_max_failures", "join_token_minutes",
                      "login_max_failures_ip", "login_window_minutes", "max_upload_bytes", "attachment_max_bytes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} phải là số dương")
@@ -158,6 +177,33 @@ class Settings:
 
 
 SETTING_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def parse_bridges(raw: str) -> dict[str, str]:
+    """``UNIT=URL, UNIT=URL`` → {unit code: base URL without a trailing slash}."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        code, sep, url = (x.strip() for x in part.partition("="))
+        if not sep or not code or not url.startswith(("http://", "https://")) or code in out:
+            raise SettingsError(f"bridges: '{part}' phải có dạng MÃ_ĐƠN_VỊ=http(s)://máy:cổng, mỗi đơn vị một lần")
+        out[code] = url.rstrip("/")
+    return out
+
+
+def parse_ice_servers(raw: str) -> list[dict[str, Any]]:
+    import json
+
+    try:
+        servers = json.loads(raw or "[]")
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"ice_servers không phải JSON hợp lệ: {exc}") from None
+    ok = isinstance(servers, list) and all(
+        isinstance(s, dict) and (isinstance(s.get("urls"), str) or (
+            isinstance(s.get("urls"), list) and s["urls"] and all(isinstance(u, str) for u in s["urls"])))
+        for s in servers)
+    if not ok:
+        raise SettingsError("ice_servers phải là danh sách [{\"urls\": …, \"username\"?, \"credential\"?}]")
+    return list(servers)
 
 
 def _coerce(name: str, raw: Any) -> Any:

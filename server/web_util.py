@@ -58,6 +58,7 @@ NAV = (
     ("/admin/users", "nav.users", Permission.MANAGE_USERS),
     ("/admin/tokens", "nav.tokens", Permission.MANAGE_TOKENS),
     ("/admin/units/import", "nav.import", Permission.MANAGE_UNITS),
+    ("/admin/indicators", "nav.indicators", Permission.MANAGE_UNITS),
     ("/admin/audit", "nav.audit", Permission.VIEW_AUDIT),
 )
 

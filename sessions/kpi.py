@@ -8,12 +8,14 @@ average of the children's ratios (a commune with 3 dossiers must not weigh like 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sessions.errors import ValidationFailed
-from sessions.units import deepest_first
+from sessions.units import Level, deepest_first
 
 
 class Kind(StrEnum):
@@ -162,3 +164,123 @@ CATALOG: tuple[Indicator, ...] = (
               thresholds=Thresholds(0.9, 0.7)),
 )
 CATALOG_BY_CODE = {i.code: i for i in CATALOG}
+
+
+class Catalog:
+    """The indicators in force: the built-in Đề án 06 ones first, then those an admin added (in the
+    order they were added). Immutable; the store builds a new one when the table changes."""
+
+    __slots__ = ("by_code", "items")
+
+    def __init__(self, extra: Iterable[Indicator] = ()) -> None:
+        self.items: tuple[Indicator, ...] = CATALOG + tuple(extra)
+        self.by_code: dict[str, Indicator] = {i.code: i for i in self.items}
+
+    def get(self, code: object) -> Indicator | None:
+        return self.by_code.get(code) if isinstance(code, str) else None
+
+    def __iter__(self) -> Iterator[Indicator]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and code in self.by_code
+
+
+BUILTIN = Catalog()
+LEVELS = tuple(level.value for level in Level)
+
+SPEC_FIELDS = ("code", "name", "kind", "unit", "direction", "target", "green_at", "amber_at", "period",
+               "level_thresholds")
+PERIODS = {"month": "tháng", "quarter": "quý", "campaign": "từ đầu đợt tới nay"}
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
+_LEVEL_T = re.compile(r"^\s*([a-z]+)\s*=\s*([0-9.,]+)\s*/\s*([0-9.,]+)\s*$")
+
+
+def _number(raw: str, fld: str, label: str, percent: bool) -> float | None:
+    text = raw.strip().replace(",", ".").rstrip("%").strip()
+    if not text:
+        return None
+    try:
+        x = float(text)
+    except ValueError:
+        raise ValidationFailed(f"{label}: '{raw}' không phải là số", code="kpi_indicator_invalid",
+                               field=fld) from None
+    if not math.isfinite(x) or x < 0:
+        raise ValidationFailed(f"{label}: phải là số không âm", code="kpi_indicator_invalid", field=fld)
+    if percent:
+        if x > 100:
+            raise ValidationFailed(f"{label}: tỷ lệ không quá 100 %", code="kpi_indicator_invalid", field=fld)
+        return x / 100
+    return x
+
+
+def indicator_from_spec(spec: Mapping[str, str], taken: Iterable[str] = ()) -> Indicator:
+    """A new indicator from the admin's form or file (all values as text; ratios' target and
+    thresholds in percent). ``level_thresholds``: ``commune=90/80; province=95/90``.
+    Raises ValidationFailed naming the field."""
+    unknown = sorted(set(spec) - set(SPEC_FIELDS))
+    if unknown:
+        raise ValidationFailed(f"Cột không được hỗ trợ: {', '.join(unknown)}", code="kpi_indicator_invalid",
+                               field=unknown[0])
+
+    def text(fld: str) -> str:
+        value = spec.get(fld) or ""
+        return value.strip() if isinstance(value, str) else str(value)
+
+    code = text("code").upper()
+    if not _CODE.match(code):
+        raise ValidationFailed("Mã chỉ tiêu: 2–32 ký tự A–Z, 0–9 hoặc _, bắt đầu bằng chữ",
+                               code="kpi_indicator_invalid", field="code")
+    if code in set(taken) or code in BUILTIN:
+        raise ValidationFailed(f"Mã chỉ tiêu '{code}' đã có trong danh mục", code="kpi_indicator_exists",
+                               field="code")
+    name = text("name")
+    if not name or len(name) > 255:
+        raise ValidationFailed("Tên chỉ tiêu: bắt buộc, tối đa 255 ký tự", code="kpi_indicator_invalid",
+                               field="name")
+    try:
+        kind = Kind(text("kind") or "count")
+    except ValueError:
+        raise ValidationFailed("Loại chỉ tiêu: count (đếm) hoặc ratio (tỷ lệ)", code="kpi_indicator_invalid",
+                               field="kind") from None
+    unit = text("unit") or ("%" if kind is Kind.RATIO else "")
+    if not unit or len(unit) > 32:
+        raise ValidationFailed("Đơn vị tính: bắt buộc, tối đa 32 ký tự", code="kpi_indicator_invalid",
+                               field="unit")
+    try:
+        direction = Direction(text("direction") or "higher")
+    except ValueError:
+        raise ValidationFailed("Chiều đánh giá: higher (càng cao càng tốt) hoặc lower (càng thấp càng tốt)",
+                               code="kpi_indicator_invalid", field="direction") from None
+    period = text("period") or "campaign"
+    if period not in PERIODS:
+        raise ValidationFailed("Kỳ: month, quarter hoặc campaign", code="kpi_indicator_invalid", field="period")
+    pct = kind is Kind.RATIO
+    target = _number(text("target"), "target", "Mục tiêu", pct)
+
+    def pair(green_raw: str, amber_raw: str, fld: str) -> Thresholds | None:
+        green = _number(green_raw, fld, "Ngưỡng đạt", pct)
+        amber = _number(amber_raw, fld, "Ngưỡng gần đạt", pct)
+        if green is None and amber is None:
+            return None
+        if green is None or amber is None:
+            raise ValidationFailed("Cần cả ngưỡng đạt và ngưỡng gần đạt", code="kpi_indicator_invalid", field=fld)
+        if (direction is Direction.HIGHER and amber > green) or (direction is Direction.LOWER and amber < green):
+            raise ValidationFailed("Ngưỡng gần đạt phải nằm phía kém hơn ngưỡng đạt", code="kpi_indicator_invalid",
+                                   field=fld)
+        return Thresholds(green, amber)
+
+    thresholds = pair(text("green_at"), text("amber_at"), "green_at")
+    by_level: dict[str, Thresholds] = {}
+    for part in filter(None, (p.strip() for p in text("level_thresholds").split(";"))):
+        m = _LEVEL_T.match(part)
+        if m is None or m.group(1) not in LEVELS:
+            raise ValidationFailed(f"Ngưỡng theo cấp '{part}': dạng commune=90/80; cấp: {', '.join(LEVELS)}",
+                                   code="kpi_indicator_invalid", field="level_thresholds")
+        t = pair(m.group(2), m.group(3), "level_thresholds")
+        assert t is not None
+        by_level[m.group(1)] = t
+    return Indicator(code, name, kind, unit, direction, target, thresholds, by_level, period)

@@ -122,3 +122,52 @@ def parse_kpi_csv(data: bytes) -> ParsedCsv:
     if not reports:
         raise KpiCsvRejected([CsvProblem(2, "", "tệp không có dòng dữ liệu nào")])
     return ParsedCsv(reports, lines)
+
+
+INDICATOR_REQUIRED = ("code", "name", "kind")
+
+
+def parse_indicator_csv(data: bytes) -> tuple[list[dict[str, str]], list[int]]:
+    """Indicators an admin adds from a file: UTF-8 (BOM allowed) CSV whose header has ``code,name,
+    kind`` and any of ``unit,direction,target,green_at,amber_at,period,level_thresholds``.
+    Returns the rows as text (checked by ``sessions.kpi.indicator_from_spec``) and their lines.
+    Raises ValidationFailed naming the line."""
+    from sessions.errors import ValidationFailed
+    from sessions.kpi import SPEC_FIELDS
+
+    def bad(line: int, message: str, fld: str = "file") -> ValidationFailed:
+        return ValidationFailed(f"Dòng {line}: {message}", code="kpi_indicator_invalid", field=fld, line=line)
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise bad(data[:exc.start].count(b"\n") + 1, "tệp không phải UTF-8; hãy lưu lại dưới dạng CSV UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise bad(1, "tệp trống") from None
+    except csv.Error as exc:
+        raise bad(1, f"dòng tiêu đề không đọc được ({exc})") from None
+    unknown = [c or "(trống)" for c in header if c not in SPEC_FIELDS]
+    missing = [c for c in INDICATOR_REQUIRED if c not in header]
+    if unknown or missing or len(set(header)) != len(header):
+        raise bad(1, f"tiêu đề cần các cột {','.join(INDICATOR_REQUIRED)} và có thể thêm "
+                     f"{','.join(c for c in SPEC_FIELDS if c not in INDICATOR_REQUIRED)}"
+                  + (f"; cột không xác định: {', '.join(unknown)}" if unknown else "")
+                  + (f"; thiếu cột: {', '.join(missing)}" if missing else ""))
+    specs: list[dict[str, str]] = []
+    lines: list[int] = []
+    try:
+        for record in reader:
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(record) != len(header):
+                raise bad(reader.line_num, f"có {len(record)} cột, cần {len(header)}")
+            specs.append(dict(zip(header, record, strict=True)))
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise bad(reader.line_num, f"dòng CSV không đọc được ({exc})") from None
+    if not specs:
+        raise bad(2, "tệp không có chỉ tiêu nào")
+    return specs, lines

@@ -396,6 +396,23 @@ class Attachment(Base):
     storage_path: Mapped[str] = mapped_column(String(300), nullable=False)
 
 
+class MeetingMinutes(Base):
+    """One published version of a meeting's minutes: never updated; a correction adds a row."""
+
+    __tablename__ = "meeting_minutes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    document: Mapped[str] = mapped_column(Text, nullable=False)  # sessions.minutes canonical JSON
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)  # "" for the first version
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    published_by: Mapped[str] = mapped_column(String(100), nullable=False)
+
+    __table_args__ = (UniqueConstraint("meeting_id", "version", name="uq_minutes_meeting_version"),)
+
+
 __all__ = [
     "Assignment",
     "Attachment",
@@ -411,6 +428,7 @@ __all__ = [
     "MachineToken",
     "Meeting",
     "MeetingKpiSnapshot",
+    "MeetingMinutes",
     "MeetingTransition",
     "Participant",
     "ProgressReport",

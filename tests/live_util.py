@@ -37,6 +37,7 @@ class WsClient:
         self.seats: dict[int, dict[str, Any]] = {}
         self.own_seat: dict[str, Any] | None = None
         self.slides: dict[str, dict[str, Any]] = {}  # kpi:<unit code> → the unit's slide
+        self.health: dict[str, dict[str, Any]] = {}  # unit code → its latest connection health
         self.dashboards: dict[str, dict[str, Any]] = {}  # directives:<unit code> → its snapshot
         self.directive_events = 0  # "counts moved" events of directives: subscriptions
         self.messages: list[dict[str, Any]] = []
@@ -79,6 +80,8 @@ class WsClient:
         data = msg["data"]
         if msg["kind"] == "kpi":
             self.slides[msg["unit"]] = data
+        elif msg["kind"] == "health":
+            self.health[data["code"]] = data
         elif msg["kind"] == "meeting":
             if self.meeting is None or data["seq"] >= self.meeting["seq"]:
                 self.meeting = data

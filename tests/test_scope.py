@@ -33,10 +33,12 @@ from sessions.models import (
     Attachment,
     Conclusion,
     Directive,
+    KpiIndicator,
     KpiReport,
     KpiTotal,
     MachineToken,
     Meeting,
+    MeetingMinutes,
     Participant,
     ProgressReport,
     Unit,
@@ -185,6 +187,11 @@ async def snapshot(live: LiveServer) -> Snapshot:
         for uid, ind, period, num, den in (await db.execute(select(
                 KpiTotal.unit_id, KpiTotal.indicator, KpiTotal.period, KpiTotal.num, KpiTotal.den))).all():
             state[("kpi", f"{uid}:{ind}:{period}")] = (num, den)
+        for mid, version, digest in (await db.execute(select(
+                MeetingMinutes.meeting_id, MeetingMinutes.version, MeetingMinutes.content_hash))).all():
+            state[("minutes", f"{mid}:{version}")] = digest
+        for code, name in (await db.execute(select(KpiIndicator.code, KpiIndicator.name))).all():
+            state[("indicator", code)] = name
         for rid, version, superseded in (await db.execute(select(
                 KpiReport.report_id, KpiReport.version, KpiReport.superseded))).all():
             state[("kpi_report", f"{rid}:{version}")] = superseded
@@ -246,6 +253,13 @@ async def fixture_ids(live: LiveServer) -> dict[str, int]:
     async with transaction(live.app[DB]) as db:  # a KPI report of Phú Thọ, by its own source system
         await kpi_store.ingest(db, [kpi_report("08707", "ngoai-25")], ids["unit_25"], "cau-25", live.clock())
     ids |= await directive_ids(live, chair, ids)
+    # Two concluded meetings, with their minutes: nationwide, and Phú Thọ's own.
+    for key, selector in (("meeting_done", {"unit": "BCA", "levels": ["province", "commune"]}),
+                          ("meeting_done_outside", {"unit": "25", "levels": ["province", "commune"]})):
+        ids[key] = await meeting_ops.schedule(live.app, chair, title=f"Hội nghị đã kết thúc {key}", agenda=[],
+                                              start=start, selectors=meetings_store.parse_selectors([selector]))
+        for state in (MeetingState.REHEARSAL, MeetingState.LIVE, MeetingState.CONCLUDED):
+            await meeting_ops.change_state(live.app, chair, ids[key], state)
     ids["missing"] = MISSING_ID
     return ids
 
@@ -591,7 +605,7 @@ async def outside_attendance_xlsx(w: World, c: Client) -> None:
 
 async def outside_api_meetings(w: World, c: Client) -> None:
     meetings = (await expect(await c.get("/api/meetings"), 200, allow=CHAIR_NAME))["meetings"]
-    assert [m["id"] for m in meetings] == [w.ids["meeting_shared"]]
+    assert sorted(m["id"] for m in meetings) == sorted([w.ids["meeting_shared"], w.ids["meeting_done"]])
 
 
 def new_meeting(code: str) -> dict[str, Any]:
@@ -609,6 +623,16 @@ async def outside_api_meeting(w: World, c: Client) -> None:
     await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_outside}"), ids=w.ids), 404,
                  "meeting_not_found")
     await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_shared}"), ids=w.ids), 200, allow=CHAIR_NAME)
+
+
+async def outside_api_media(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_outside}/media"), ids=w.ids), 404,
+                 "meeting_not_found")
+    operates = ACCOUNTS[c.username][0] in ("bridge_operator", "site_operator")
+    body = await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_shared}/media"), ids=w.ids),
+                        200 if operates else 403, None if operates else "forbidden")
+    if operates:  # its own unit, never another's
+        assert body["unit"] == "01"
 
 
 async def outside_api_rollcall(w: World, c: Client) -> None:
@@ -763,6 +787,79 @@ async def outside_api_kpi_csv(w: World, c: Client) -> None:
     await outside_kpi_csv(c, "/api/kpi/reports.csv", upload=False)
 
 
+# Minutes. The nationwide meeting's minutes are the official notice sent to every participant: the
+# names of the other sites in its attendance list are part of it, as the ministry's name is, and the
+# chair's (the test accounts' full name is their username).
+MINUTES_NAMES = ("Phú Thọ", "Vĩnh Yên", "Phúc Yên", "Hồ Chí Minh", "Sài Gòn", "Quận 1", "Bộ Công an", "chutri")
+CORRECTION = {"reason": "Ghi số văn bản", "number": "12", "title": "Hội nghị đã kết thúc meeting_done",
+              "chair_name": "Bộ Công an", "chair_title": "Chủ trì hội nghị", "recipients": "Các đơn vị dự hội nghị"}
+
+
+async def outside_minutes_page(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/meetings/{meeting_done_outside}/minutes"), ids=w.ids), 404)
+    page = await expect(await send(c.http, Req("GET", "/meetings/{meeting_done}/minutes"), ids=w.ids), 200,
+                        allow=MINUTES_NAMES)
+    assert "correction-form" not in page
+
+
+async def outside_minutes_file(w: World, c: Client, kind: str) -> None:
+    await expect(await send(c.http, Req("GET", f"/meetings/{{meeting_done_outside}}/minutes.{kind}"), ids=w.ids),
+                 404)
+    resp = await send(c.http, Req("GET", f"/meetings/{{meeting_done}}/minutes.{kind}"), ids=w.ids)
+    assert resp.status == 200 and resp.headers["Content-Disposition"].endswith(f'.{kind}"'), resp.status
+
+
+async def outside_minutes_pdf(w: World, c: Client) -> None:
+    await outside_minutes_file(w, c, "pdf")
+
+
+async def outside_minutes_docx(w: World, c: Client) -> None:
+    await outside_minutes_file(w, c, "docx")
+
+
+async def outside_minutes_correct(w: World, c: Client) -> None:
+    req = Req("POST", "/meetings/{meeting_done_outside}/minutes/corrections", form=CORRECTION)
+    await expect(await send(c.http, req, c.csrf, w.ids), 404)
+    req = Req("POST", "/meetings/{meeting_done}/minutes/corrections", form=CORRECTION)
+    await expect(await send(c.http, req, c.csrf, w.ids), 403, allow=MINUTES_NAMES)
+
+
+async def outside_api_minutes(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_done_outside}/minutes"), ids=w.ids), 404,
+                 "meeting_not_found")
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_done}/minutes"), ids=w.ids), 200,
+                 allow=MINUTES_NAMES)
+
+
+async def outside_api_minutes_correct(w: World, c: Client) -> None:
+    body = {"reason": "Sửa", "changes": {"number": "99"}}
+    await expect(await send(c.http, Req("POST", "/api/meetings/{meeting_done_outside}/minutes/corrections",
+                                        json=body), c.csrf, w.ids), 404, "meeting_not_found")
+    await expect(await send(c.http, Req("POST", "/api/meetings/{meeting_done}/minutes/corrections", json=body),
+                            c.csrf, w.ids), 403, "chair_only")
+
+
+def indicator_form(code: str) -> dict[str, str]:
+    return {"code": code, "name": f"Chỉ tiêu {code}", "kind": "ratio", "unit": "%", "direction": "higher",
+            "target": "90", "green_at": "90", "amber_at": "70", "period": "month", "level_thresholds": ""}
+
+
+INDICATOR_CSV_HEADER = "code,name,kind,unit,target\n"
+
+
+async def outside_indicators_page(w: World, c: Client) -> None:
+    """The catalog is national: a province's admin may not change it (nor see the admin page)."""
+    await expect(await c.get("/admin/indicators"), 403)
+
+
+async def outside_indicators_add(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("POST", "/admin/indicators", form=indicator_form("HN_THEM")), c.csrf), 403)
+
+
+async def outside_indicators_upload(w: World, c: Client) -> None:
+    req = Req("POST", "/admin/indicators/upload", upload="HN_TEP,Chỉ tiêu tệp,count,hồ sơ,\n",
+              header=INDICATOR_CSV_HEADER)
+    await expect(await send(c.http, req, c.csrf), 403)
 # Directives. The nationwide directive reaches Hà Nội (its own assignment only); Phú Thọ's part,
 # its breakdown, reports and files do not exist as far as Hà Nội can tell (404), and no Hà Nội
 # account records conclusions (chair_only) or gives work to units outside its subtree.
@@ -966,6 +1063,12 @@ ROUTES: dict[tuple[str, str], Route] = {
         "page", Req("POST", "/admin/units/import", upload="99101,Phường Mẫu,commune,25\n"), 200,
         outside_import_upload),
     ("GET", "/admin/audit"): Route("page", Req("GET", "/admin/audit"), 200, outside_audit_page),
+    ("GET", "/admin/indicators"): Route("page", Req("GET", "/admin/indicators"), 200, outside_indicators_page),
+    ("POST", "/admin/indicators"): Route("page", Req("POST", "/admin/indicators", form=indicator_form("MAU_FORM")),
+                                         200, outside_indicators_add),
+    ("POST", "/admin/indicators/upload"): Route(
+        "page", Req("POST", "/admin/indicators/upload", upload="MAU_TEP,Chỉ tiêu mẫu,count,hồ sơ,\n",
+                    header=INDICATOR_CSV_HEADER), 200, outside_indicators_upload),
     # JSON API
     ("GET", "/api/me"): Route("api", Req("GET", "/api/me"), 200, outside_api_me),
     ("GET", "/api/units/{code}"): Route("api", Req("GET", "/api/units/25"), 200, outside_api_unit),
@@ -1019,6 +1122,22 @@ ROUTES: dict[tuple[str, str], Route] = {
                                      outside_api_meetings_create, "chutri"),
     ("GET", "/api/meetings/{meeting_id}"): Route("api", Req("GET", "/api/meetings/{meeting_shared}"), 200,
                                                  outside_api_meeting, "vinhyen"),
+    ("GET", "/meetings/{meeting_id}/minutes"): Route(
+        "page", Req("GET", "/meetings/{meeting_done}/minutes"), 200, outside_minutes_page, "chutri"),
+    ("GET", "/meetings/{meeting_id}/minutes.pdf"): Route(
+        "page", Req("GET", "/meetings/{meeting_done}/minutes.pdf"), 200, outside_minutes_pdf, "chutri"),
+    ("GET", "/meetings/{meeting_id}/minutes.docx"): Route(
+        "page", Req("GET", "/meetings/{meeting_done}/minutes.docx"), 200, outside_minutes_docx, "chutri"),
+    ("POST", "/meetings/{meeting_id}/minutes/corrections"): Route(
+        "page", Req("POST", "/meetings/{meeting_done}/minutes/corrections", form=CORRECTION), 303,
+        outside_minutes_correct, "chutri"),
+    ("GET", "/api/meetings/{meeting_id}/minutes"): Route(
+        "api", Req("GET", "/api/meetings/{meeting_done}/minutes"), 200, outside_api_minutes, "chutri"),
+    ("POST", "/api/meetings/{meeting_id}/minutes/corrections"): Route(
+        "api", Req("POST", "/api/meetings/{meeting_done}/minutes/corrections",
+                   json={"reason": "Ghi số", "changes": {"number": "7"}}), 201, outside_api_minutes_correct, "chutri"),
+    ("GET", "/api/meetings/{meeting_id}/media"): Route(
+        "api", Req("GET", "/api/meetings/{meeting_shared}/media"), 200, outside_api_media, "vinhyen"),
     ("GET", "/api/meetings/{meeting_id}/rollcall"): Route(
         "api", Req("GET", "/api/meetings/{meeting_shared}/rollcall?unit=25"), 200, outside_api_rollcall, "chutri"),
     ("POST", "/api/meetings/{meeting_id}/state"): Route(

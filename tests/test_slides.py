@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from server import demo_kpi
+from server import demo_kpi, kpi_slides
 from server.db import transaction
 from sessions.store import kpi as kpi_store
 from sessions.store import units as units_store
@@ -124,9 +124,10 @@ async def test_demo_figures_match_seed_report(session_factory: Any) -> None:
         await units_store.import_units(db, rows)
     async with transaction(session_factory) as db:
         first = await demo_kpi.load(db, DEFAULT_ROOT_CODE, now)
-    assert first == {"accepted": 3321 * 6 + 2, "duplicates": 0, "corrected": 0}
+    reports = 3321 * 6 + 2 + 3321 * 6 * len(demo_kpi.MONTHS)  # campaign + six months per commune
+    assert first == {"accepted": reports, "duplicates": 0, "corrected": 0}
     async with transaction(session_factory) as db:  # a second demo run counts nothing twice
-        assert await demo_kpi.load(db, DEFAULT_ROOT_CODE, now) == {"accepted": 0, "duplicates": 3321 * 6 + 2,
+        assert await demo_kpi.load(db, DEFAULT_ROOT_CODE, now) == {"accepted": 0, "duplicates": reports,
                                                                    "corrected": 0}
     async with session_factory() as db:
         root = await units_store.get_by_code(db, DEFAULT_ROOT_CODE)
@@ -140,6 +141,24 @@ async def test_demo_figures_match_seed_report(session_factory: Any) -> None:
     async with transaction(session_factory) as db:  # the incremental totals equal a full roll-up
         await kpi_store.recompute_all(db)
         assert await kpi_store.all_totals(db) == recomputed
+
+    # The previous meeting (July, concluded) froze the campaign as it stood then: today's minus August's.
+    async with session_factory() as db:
+        slide = (await kpi_slides.slides(db, [root.id]))[root.id]
+        august = {k: (v.num, v.den) for k, v in (await kpi_store.totals_for(db, root.id, "2022-08")).items()}
+    assert slide["previous"] == {"meeting": demo_kpi.PREVIOUS_TITLE, "date": "29/07/2022"}
+    rows = {i["code"]: i for i in slide["indicators"]}
+    on_time, solved = rows["DVC_TY_LE_DUNG_HAN"], august["DVC_TY_LE_DUNG_HAN"]
+    july = (74_336 - solved[0]) / (74_587 - solved[1]) * 100
+    assert on_time["change"]["previous"] == round(july, 2)
+    assert on_time["change"]["delta"] == round(round(74_336 / 74_587 * 100, 2) - round(july, 2), 2)
+    assert rows["DVC_TIEP_NHAN"]["change"]["delta"] == august["DVC_TIEP_NHAN"][0]
+    assert rows["NV_CHAM_TIEN_DO"]["change"] == {"delta": -4.0, "points": False, "better": True, "previous": 14.0,
+                                                 "meeting": demo_kpi.PREVIOUS_TITLE, "date": "29/07/2022"}
+    # Six months of trend, the last one August's.
+    trend = on_time["trend"]
+    assert [p["period"] for p in trend] == list(demo_kpi.MONTHS)
+    assert trend[-1]["value"] == round(solved[0] / solved[1] * 100, 2)
 
 
 def test_apportion_sums_exactly_within_caps() -> None:

@@ -51,7 +51,7 @@ class Connection:
     queue: asyncio.Queue[bytes | None] = field(init=False)
     writer: asyncio.Task[None] | None = None
     subs: dict[str, Subscription] = field(default_factory=dict)
-    joined: set[int] = field(default_factory=set)
+    joined: set[tuple[int, int]] = field(default_factory=set)  # (meeting id, unit id)
     actions: TokenBucket = field(default_factory=lambda: TokenBucket(5.0, 10.0))
     strikes: int = 0
     dropped: bool = False
@@ -113,7 +113,7 @@ class Subscription:
     def deliver(self, r: Routed) -> None:
         if self.buffer is not None:
             self.buffer.append(r)
-        elif r.seq > self.snapshot_seq:
+        elif r.seq > self.snapshot_seq or r.kind == "health":  # health: not ordered, always current
             self.conn.send(r.frame)
 
     def snapshot_sent(self, seq: int) -> None:
@@ -121,7 +121,7 @@ class Subscription:
         self.snapshot_seq = seq
         pending, self.buffer = self.buffer or [], None
         for r in pending:
-            if r.seq > seq:
+            if r.seq > seq or r.kind == "health":
                 self.conn.send(r.frame)
 
 

@@ -1,17 +1,20 @@
-"""Admin pages: accounts, machine tokens, unit import, audit log (all scoped)."""
+"""Admin pages: accounts, machine tokens, unit import, KPI indicators, audit log (all scoped)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from server import admin_ops
-from server.auth import MACHINE_SCOPES
+from server.auth import MACHINE_SCOPES, actor_of
+from server.db import transaction
 from server.i18n import translator
 from server.state import CLOCK, DB, SETTINGS
 from server.web_util import client_ip, lang_of, render, require_permission
-from sessions.errors import DomainError, ImportRejected
-from sessions.roles import ASSIGNABLE_ROLES, Permission
-from sessions.store import audit, units
+from sessions.errors import DomainError, Forbidden, ImportRejected
+from sessions.kpi import BUILTIN, LEVELS, PERIODS, SPEC_FIELDS
+from sessions.kpi_csv import parse_indicator_csv
+from sessions.roles import ASSIGNABLE_ROLES, Permission, Principal
+from sessions.store import audit, kpi_catalog, units
 from sessions.store import auth as auth_store
 from sessions.store import users as users_store
 
@@ -145,3 +148,75 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
         entries = await audit.list_in_subtree(db, principal.unit_id)
         unit = await units.get_by_id(db, principal.unit_id)
     return render(request, "admin_audit.html", {"entries": entries, "unit": unit})
+
+
+# The KPI catalog: built-in Đề án 06 indicators plus those added here (one at a time, or a CSV file).
+# The catalog is national, so only an admin of a top unit (the ministry) may add to it.
+
+async def _catalog_admin(request: web.Request) -> Principal:
+    principal = require_permission(request, Permission.MANAGE_UNITS)
+    async with request.app[DB]() as db:
+        unit = await units.get_by_id(db, principal.unit_id)
+    if unit.parent_id is not None:
+        raise Forbidden("Chỉ quản trị viên cấp Bộ được thêm chỉ tiêu vào danh mục dùng chung",
+                        code="forbidden")
+    return principal
+
+
+async def _indicators_page(request: web.Request, *, error: str | None = None, notice: str | None = None,
+                           form: dict[str, str] | None = None, status: int = 200) -> web.StreamResponse:
+    await _catalog_admin(request)
+    async with request.app[DB]() as db:
+        catalog = await kpi_catalog.load(db)
+    return render(request, "admin_indicators.html", {
+        "catalog": catalog, "builtin": BUILTIN, "error": error, "notice": notice,
+        "form": {k: "" for k in SPEC_FIELDS} | (form or {}),
+        "fields": SPEC_FIELDS, "levels": LEVELS, "periods": PERIODS,
+        "max_bytes": request.app[SETTINGS].max_upload_bytes}, status=status)
+
+
+async def _add_indicators(request: web.Request, principal: Principal, specs: list[dict[str, str]],
+                          lines: list[int] | None, source: str) -> list[str]:
+    async with transaction(request.app[DB]) as db:
+        user_id = principal.id if principal.kind == "user" else None
+        made = await kpi_catalog.add(db, specs, request.app[CLOCK](), user_id, lines)
+        await audit.record(db, actor_of(principal), "kpi_indicator_added", source, client_ip(request),
+                           codes=[i.code for i in made])
+    return [i.code for i in made]
+
+
+@routes.get("/admin/indicators")
+async def indicators_page(request: web.Request) -> web.StreamResponse:
+    return await _indicators_page(request)
+
+
+@routes.post("/admin/indicators")
+async def indicators_add(request: web.Request) -> web.StreamResponse:
+    principal = await _catalog_admin(request)
+    form = await request.post()
+    fields = {k: str(form.get(k, "")) for k in SPEC_FIELDS}
+    try:
+        codes = await _add_indicators(request, principal, [fields], None, "biểu mẫu")
+    except DomainError as exc:
+        return await _indicators_page(request, error=exc.message, form=fields, status=exc.status)
+    return await _indicators_page(request, notice=f"Đã thêm chỉ tiêu {codes[0]} vào danh mục.")
+
+
+@routes.post("/admin/indicators/upload")
+async def indicators_upload(request: web.Request) -> web.StreamResponse:
+    principal = await _catalog_admin(request)
+    form = await request.post()
+    upload = form.get("file")
+    if not isinstance(upload, web.FileField) or not upload.filename:
+        return await _indicators_page(request, error="Chưa chọn tệp CSV", status=400)
+    data = upload.file.read()
+    limit = request.app[SETTINGS].max_upload_bytes
+    if len(data) > limit:
+        return await _indicators_page(request, error=f"Tệp quá lớn ({len(data)} byte); giới hạn là {limit} byte",
+                                      status=413)
+    try:
+        specs, lines = parse_indicator_csv(data)
+        codes = await _add_indicators(request, principal, specs, lines, f"tệp {upload.filename}")
+    except DomainError as exc:
+        return await _indicators_page(request, error=exc.message, status=exc.status)
+    return await _indicators_page(request, notice=f"Đã thêm {len(codes)} chỉ tiêu: {', '.join(codes)}.")

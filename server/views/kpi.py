@@ -14,10 +14,9 @@ from server.kpi_slides import indicator_row
 from server.state import CLOCK, DB
 from server.web_util import client_ip, json_body, json_error, render, require_permission, require_principal
 from sessions.errors import Conflict, Forbidden, ValidationFailed
-from sessions.kpi import CATALOG
 from sessions.models import Unit
 from sessions.roles import Permission, Principal, Role
-from sessions.store import audit, units
+from sessions.store import audit, kpi_catalog, units
 from sessions.store import kpi as kpi_store
 
 routes = web.RouteTableDef()
@@ -79,9 +78,13 @@ async def kpi_unit(request: web.Request) -> web.StreamResponse:
         else:
             siblings = list((await db.execute(select(Unit.id).where(Unit.parent_id == unit.parent_id))).scalars())
         values = await kpi_store.totals_of(db, siblings, period)
+        catalog = await kpi_catalog.load(db)
+        previous = (await kpi_slides.previous_meeting(db, [unit.id], period)).get(unit.id)
+        trend = (await kpi_slides.monthly_trend(db, [unit.id])).get(unit.id)
     return web.json_response({
         "unit": unit.as_dict(), "period": period,
-        "indicators": [indicator_row(i.code, values, unit.id, unit.level.value, siblings) for i in CATALOG],
+        "indicators": [indicator_row(i, values, unit.id, unit.level.value, siblings, previous, trend)
+                       for i in catalog],
     })
 
 

@@ -206,6 +206,32 @@ async def _state(request: web.Request, p: Principal, meeting_id: int, msg: dict[
     await meeting_ops.change_state(request.app, p, meeting_id, target, client_ip(request))
 
 
+async def _present_unit(request: web.Request, conn: Connection, meeting_id: int, msg: dict[str, Any]) -> int:
+    """Whose presence a ``join``/``leave`` is about: the caller's own site, or — for a bridge
+    (machine token of scope ``bridge``) — ``unit``, a site of its subtree that it serves."""
+    p = conn.principal
+    if not (p.can(Permission.OPERATE_SITE) or p.can(Permission.CHAIR_MEETINGS) or p.has_scope("bridge")):
+        raise Forbidden("Tài khoản không vận hành điểm cầu", code="forbidden")
+    code = msg.get("unit")
+    if code is None or code == p.unit_code:
+        if f"meeting:{meeting_id}" not in conn.subs:  # subscribing checked it already
+            async with request.app[DB]() as db:
+                await meeting_ops.ensure_visible(db, p, meeting_id)
+        return p.unit_id
+    if not p.has_scope("bridge"):
+        raise Forbidden("Chỉ điểm cầu (bridge) báo kết nối thay cho đơn vị khác", code="forbidden")
+    if not isinstance(code, str):
+        raise BadMessage("Trường 'unit' phải là mã đơn vị", field="unit")
+    async with request.app[DB]() as db:
+        await meeting_ops.ensure_visible(db, p, meeting_id)
+        unit = await units.get_by_code(db, code)
+        if not await units.is_within(db, p.unit_id, unit.id):
+            raise Forbidden("Đơn vị nằm ngoài phạm vi của điểm cầu này", code="out_of_scope")
+        if not await live.participating(db, meeting_id, {unit.id}):
+            raise live.NotParticipant("Đơn vị không tham dự hội nghị này")
+    return unit.id
+
+
 async def _handle(request: web.Request, conn: Connection, msg: dict[str, Any]) -> None:
     kind = msg.get("type")
     if kind == "ping":
@@ -217,23 +243,21 @@ async def _handle(request: web.Request, conn: Connection, msg: dict[str, Any]) -
         sub = conn.subs.get(_str(msg, "topic"))
         if sub is not None:
             request.app[HUB].remove(sub)
-    elif kind == "join":
+    elif kind in ("join", "leave"):
         meeting_id = _int(msg, "meeting")
-        if meeting_id not in conn.joined:
-            p = conn.principal
-            # A bridge (machine token with scope "bridge") reports its own site connected.
-            if not (p.can(Permission.OPERATE_SITE) or p.can(Permission.CHAIR_MEETINGS) or p.has_scope("bridge")):
-                raise Forbidden("Tài khoản không vận hành điểm cầu", code="forbidden")
-            if f"meeting:{meeting_id}" not in conn.subs:  # subscribing checked it already
-                async with request.app[DB]() as db:
-                    await meeting_ops.ensure_visible(db, p, meeting_id)
-            await meeting_ops.connect(request.app, meeting_id, p.unit_id)
-            conn.joined.add(meeting_id)
-    elif kind == "leave":
-        meeting_id = _int(msg, "meeting")
-        if meeting_id in conn.joined:
-            conn.joined.discard(meeting_id)
-            await meeting_ops.disconnect(request.app, meeting_id, conn.principal.unit_id)
+        unit_id = await _present_unit(request, conn, meeting_id, msg)
+        if kind == "join" and (meeting_id, unit_id) not in conn.joined:
+            await meeting_ops.connect(request.app, meeting_id, unit_id)
+            conn.joined.add((meeting_id, unit_id))
+        elif kind == "leave" and (meeting_id, unit_id) in conn.joined:
+            conn.joined.discard((meeting_id, unit_id))
+            await meeting_ops.disconnect(request.app, meeting_id, unit_id)
+    elif kind == "stats":
+        from server import media
+
+        async with request.app[DB]() as db:
+            await media.report_stats(request.app, db, conn.principal, _int(msg, "meeting"), msg.get("sites"),
+                                     request.app[CLOCK]())
     elif kind == "action":
         if not conn.actions.take():
             conn.strikes += 1
@@ -284,9 +308,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         await hub.disconnect(conn)
-        for meeting_id in list(conn.joined):
+        for meeting_id, unit_id in list(conn.joined):
             try:
-                await asyncio.shield(meeting_ops.disconnect(request.app, meeting_id, principal.unit_id))
+                await asyncio.shield(meeting_ops.disconnect(request.app, meeting_id, unit_id))
             except Exception:
                 log.exception("presence cleanup failed", extra={"meeting": meeting_id})
     return ws

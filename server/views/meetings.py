@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from server import meeting_ops
-from server.state import CLOCK, DB
+from server.state import CLOCK, DB, SETTINGS
 from server.timefmt import local, parse_local
 from server.web_util import client_ip, json_body, render, require_principal
 from sessions.errors import DomainError, Forbidden, ValidationFailed
@@ -248,6 +248,18 @@ async def api_get(request: web.Request) -> web.StreamResponse:
         meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
         snap = await live.meeting_snapshot(db, meeting.id, p.unit_id)
     return web.json_response({"meeting": meeting.as_dict(), "live": snap})
+
+
+@routes.get("/api/meetings/{meeting_id:\\d+}/media")
+async def api_media(request: web.Request) -> web.StreamResponse:
+    """The caller's site's way into the meeting's media: its bridge, a join token, ICE servers."""
+    from server import media
+
+    p = require_principal(request)
+    async with request.app[DB]() as db:
+        grant = await media.grant(request.app, db, request.app[SETTINGS], p, _meeting_id(request),
+                                  request.app[CLOCK]())
+    return web.json_response(grant, headers={"Cache-Control": "no-store"})
 
 
 @routes.get("/api/meetings/{meeting_id:\\d+}/rollcall")

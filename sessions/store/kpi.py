@@ -28,8 +28,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.errors import DomainError, ValidationFailed
-from sessions.kpi import CATALOG_BY_CODE, Value, validate_value
+from sessions.kpi import Catalog, Value, validate_value
 from sessions.models import KpiReport, KpiTotal, Unit, UnitClosure
+from sessions.store import kpi_catalog
 from sessions.units import deepest_first
 
 MAX_REPORTS = 10_000
@@ -118,7 +119,8 @@ def _label(index: int, line: int | None) -> str:
     return f"Dòng {line}" if line is not None else f"Mục {index + 1}"
 
 
-def _parse(index: int, line: int | None, item: object, now: datetime, errors: list[ItemError]) -> _Parsed | None:
+def _parse(index: int, line: int | None, item: object, now: datetime, errors: list[ItemError],
+           catalog: Catalog) -> _Parsed | None:
     def bad(fld: str, code: str, message: str) -> None:
         errors.append(ItemError(index, line, fld, code, f"{_label(index, line)}: {message}"))
 
@@ -133,7 +135,7 @@ def _parse(index: int, line: int | None, item: object, now: datetime, errors: li
     if not isinstance(unit, str) or not unit.strip():
         bad("unit", "kpi_unit_unknown", "thiếu mã đơn vị")
         ok = False
-    ind = CATALOG_BY_CODE.get(code) if isinstance(code, str) else None
+    ind = catalog.get(code)
     if ind is None:
         bad("indicator", "kpi_indicator_unknown", f"chỉ tiêu '{code}' không có trong danh mục")
         ok = False
@@ -194,8 +196,9 @@ async def ingest(db: AsyncSession, reports: Sequence[object], reporter_unit_id: 
         raise ValidationFailed(f"Tối đa {MAX_REPORTS:,} báo cáo mỗi lần gửi".replace(",", "."),
                                code="kpi_too_many", field="reports")
     errors: list[ItemError] = []
+    catalog = await kpi_catalog.load(db)
     parsed = [p for i, item in enumerate(reports)
-              if (p := _parse(i, lines[i] if lines else None, item, now, errors)) is not None]
+              if (p := _parse(i, lines[i] if lines else None, item, now, errors, catalog)) is not None]
 
     def line_of(i: int) -> int | None:
         return lines[i] if lines else None

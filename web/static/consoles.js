@@ -1,5 +1,6 @@
 // The chair console, the province console and the site page: render live state, send actions.
 import { Live, SeatStore, STATE_LABEL, STATUS_LABEL } from "/static/live.js";
+import { mountMedia } from "/static/media.js";
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...kids) => {
@@ -37,6 +38,7 @@ class MeetingView {
       this.joined = true;
       this.onOpen();
     }
+    if (["concluded", "cancelled"].includes(data.state)) this.onClose?.();
     const st = $("#state");
     st.textContent = STATE_LABEL[data.state];
     st.dataset.state = data.state;
@@ -73,8 +75,8 @@ function levelSummary(seats) {
 
 // One seat table (province console, chair drill-down), with in-person / absent marking.
 class SeatTable {
-  constructor(live, meetingId, { chair }) {
-    this.live = live; this.meetingId = meetingId; this.chair = chair;
+  constructor(live, meetingId, { chair, store }) {
+    this.live = live; this.meetingId = meetingId; this.chair = chair; this.store = store;
     this.dialog = $("#absent-dialog");
     this.dialog?.addEventListener("close", () => this.absentClosed());
   }
@@ -101,8 +103,14 @@ class SeatTable {
     const status = STATUS_LABEL[s.status] + (s.status === "absent" && s.reason ? ` — ${s.reason}` : "");
     return el("tr", { "data-unit": s.code, "data-status": s.status, "data-online": s.online ? "1" : "0" },
       el("td", {}, s.code), el("td", {}, s.name), el("td", { class: `st-${s.status}` }, status),
-      el("td", {}, s.online ? "● trực tuyến" : (PRESENT.has(s.status) && s.status === "present_online" ? "○ mất kết nối" : "—")),
+      this.connection(s),
       el("td", {}, s.hand_at ? "✋" : ""), actions);
+  }
+  connection(s) {
+    const h = this.store?.health.get(s.unit_id);
+    const base = s.online ? "● trực tuyến" : (s.status === "present_online" ? "○ mất kết nối" : "—");
+    return el("td", { class: h ? `health-${h.connected ? h.level : "down"}` : "", "data-health": h ? (h.connected ? h.level : "down") : "" },
+      base + (s.online || h?.connected === false ? healthText(h) : ""));
   }
   askAbsent(s) {
     this.absentSeat = s;
@@ -136,6 +144,9 @@ function renderHands(store, live, meetingId, chair) {
 
 // The chair and province consoles both follow a meeting topic and a roll-call topic.
 function rollcallLive(view, store, render) {
+  // Health arrives every few seconds per site: re-render at most twice a second for it.
+  let pending = null;
+  const soon = () => { if (!pending) pending = setTimeout(() => { pending = null; render(); }, 500); };
   return new Live({
     onStatus: connStatus,
     onError: (e) => flash(e.message),
@@ -145,9 +156,25 @@ function rollcallLive(view, store, render) {
     },
     onEvent: (m) => {
       if (m.kind === "meeting") view.apply(m.data);
+      else if (m.kind === "health") { store.health.set(m.data.unit_id, m.data); soon(); }
       else { store.apply(m.data); render(); }
     },
   });
+}
+
+const vn1 = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 1 });
+const HEALTH_LABEL = { good: "tốt", fair: "trung bình", poor: "kém", down: "mất hình/tiếng" };
+
+// A site's connection health as its bridge measured it (RTT, loss, bitrate, frame rate).
+function healthText(h) {
+  if (!h) return "";
+  if (!h.connected) return ` · ${HEALTH_LABEL.down}`;
+  const parts = [HEALTH_LABEL[h.level] || h.level];
+  if (h.rtt_ms != null) parts.push(`${vn1.format(h.rtt_ms)} ms`);
+  if (h.loss != null) parts.push(`mất ${vn1.format(h.loss * 100)} %`);
+  if (h.kbps != null) parts.push(`${vn1.format(h.kbps)} kb/s`);
+  if (h.fps != null) parts.push(`${vn1.format(h.fps)} hình/s`);
+  return ` · ${parts.join(", ")}`;
 }
 
 export function chairConsole(meetingId, rootCode) {
@@ -155,7 +182,7 @@ export function chairConsole(meetingId, rootCode) {
   const store = new SeatStore();
   let drill = null;
   const live = rollcallLive(view, store, () => render());
-  const table = new SeatTable(live, meetingId, { chair: true });
+  const table = new SeatTable(live, meetingId, { chair: true, store });
   const render = () => {
     const seats = [...store.seats.values()];
     const all = counts(seats);
@@ -188,6 +215,10 @@ export function chairConsole(meetingId, rootCode) {
   };
   live.subscribe(`meeting:${meetingId}`);
   live.subscribe(`rollcall:${meetingId}:${rootCode}`);
+  // The chair's camera and microphone go to the central bridge from rehearsal on.
+  const media = mountMedia(meetingId, { alwaysPublish: true });
+  view.onOpen = () => media.start();
+  view.onClose = () => media.stop();
   document.querySelectorAll(".state-btn").forEach((b) => b.addEventListener("click", () => {
     if (b.dataset.to === "concluded" && !confirm("Kết thúc hội nghị?")) return;
     if (b.dataset.to === "cancelled" && !confirm("Huỷ hội nghị?")) return;
@@ -206,7 +237,7 @@ export function provinceConsole(meetingId, unitCode) {
   const view = new MeetingView(meetingId);
   const store = new SeatStore();
   const live = rollcallLive(view, store, () => render());
-  const table = new SeatTable(live, meetingId, { chair: false });
+  const table = new SeatTable(live, meetingId, { chair: false, store });
   const render = () => {
     const seats = [...store.seats.values()].sort((a, b) => a.code.localeCompare(b.code));
     const c = counts(seats);
@@ -227,6 +258,7 @@ export function sitePage(meetingId, unitId, canOperate) {
     const holding = view.meeting?.floor?.unit_id === unitId;
     $("#my-floor").hidden = !holding;
     document.body.dataset.hasFloor = holding ? "1" : "0";
+    followFloor();
     if (!seat) return;
     $("#my-status").textContent = STATUS_LABEL[seat.status];
     $("#my-status").dataset.status = seat.status;
@@ -242,6 +274,12 @@ export function sitePage(meetingId, unitId, canOperate) {
       btn.dataset.hand = seat.hand_at ? "up" : "down";
     }
   };
+  const media = mountMedia(meetingId);
+  let publishing = false;
+  const followFloor = () => {
+    const holding = view.meeting?.floor?.unit_id === unitId && ["rehearsal", "live"].includes(view.meeting?.state);
+    if (holding !== publishing) { publishing = holding; media.setPublishing(holding); }
+  };
   const live = new Live({
     onStatus: connStatus,
     onError: (e) => flash(e.message),
@@ -253,7 +291,13 @@ export function sitePage(meetingId, unitId, canOperate) {
     },
   });
   live.subscribe(`meeting:${meetingId}`);
-  if (canOperate) view.onOpen = () => live.join(meetingId);
+  // With a bridge, the bridge reports this site connected while its media plays (so a bridge
+  // that fails shows as a gap in the roll call); without one, the page's own connection does.
+  view.onOpen = async () => {
+    const grant = await media.start();
+    if (canOperate && !grant?.bridge) live.join(meetingId);
+  };
+  view.onClose = () => media.stop();
   $("#hand-btn")?.addEventListener("click", () => {
     const up = !(seat && seat.hand_at);
     live.action(meetingId, up ? "raise_hand" : "lower_hand").catch((e) => flash(e.message));

@@ -68,7 +68,7 @@ export class Live {
 
 // Rows replace rows; an older row (lower seq) never overwrites a newer one.
 export class SeatStore {
-  constructor() { this.seats = new Map(); this.provinces = {}; }
+  constructor() { this.seats = new Map(); this.provinces = {}; this.health = new Map(); }
   load(snapshot) {
     this.seats.clear();
     for (const s of snapshot.seats) this.seats.set(s.unit_id, s);

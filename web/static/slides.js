@@ -2,6 +2,7 @@
 // ministry, its child units ranked on the on-time rate. Kept current over the websocket topic
 // kpi:<unit code> (snapshot on subscribe, then one whole-slide event per change).
 import { Live } from "/static/live.js";
+import uPlot from "/static/vendor/uplot-1.6.32/uPlot.esm.js";
 
 const COLOUR = { green: "Đạt", amber: "Gần đạt", red: "Chưa đạt", none: "Chưa có số liệu" };
 const vnInt = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 0 });
@@ -28,6 +29,41 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+const signed = (x, fmt) => `${x > 0 ? "+" : x < 0 ? "−" : "±"}${fmt.format(Math.abs(x))}`;
+
+// Change since the unit's previous (concluded) meeting: percentage points for ratios.
+function changeCell(ind) {
+  const c = ind.change;
+  if (!c || c.delta === null || c.delta === undefined) return el("td", { class: "num muted", "data-field": "change" }, "—");
+  const text = c.points ? `${signed(c.delta, vnPct)} điểm %` : signed(c.delta, vnInt);
+  const cls = c.better === null ? "" : c.better ? "change-better" : "change-worse";
+  const td = el("td", { class: `num ${cls}`, "data-field": "change",
+    title: `So với ${c.meeting} (${c.date}): ${c.points ? pct(c.previous) : vnInt.format(c.previous)}` }, text);
+  return td;
+}
+
+// A sparkline of the last months (uPlot, vendored): x = month index, y = the shown value.
+const charts = new WeakMap();
+function trendCell(ind) {
+  const td = el("td", { class: "trend", "data-field": "trend" });
+  const pts = ind.trend || [];
+  if (pts.filter((p) => p.value !== null).length < 2) { td.append(el("span", { class: "muted" }, "—")); return td; }
+  td.setAttribute("title", pts.map((p) => `${p.period}: ${ind.kind === "ratio" ? pct(p.value) : vnInt.format(p.value)}`).join("\n"));
+  td.setAttribute("aria-label", `Xu hướng ${pts.length} tháng gần nhất`);
+  const xs = pts.map((_, i) => i);
+  const ys = pts.map((p) => p.value);
+  const stroke = { green: "#1f7a3a", amber: "#b26a00", red: "#b42318" }[ind.colour] || "#1d4f91";
+  const opts = {
+    width: 120, height: 34, pxAlign: false, legend: { show: false }, cursor: { show: false },
+    select: { show: false }, axes: [{ show: false }, { show: false }],
+    scales: { x: { time: false } },
+    series: [{}, { stroke, width: 1.5, points: { show: false } }],
+  };
+  const plot = new uPlot(opts, [xs, ys], td);
+  charts.set(td, plot);
+  return td;
+}
+
 // "none" means no data — or, for indicators without thresholds (plain counts), nothing to judge.
 const badge = (colour, hasData = false) => el("span", { class: `badge kpi-${colour}`, "data-colour": colour },
   colour === "none" && hasData ? "Theo dõi" : COLOUR[colour] || colour);
@@ -38,12 +74,18 @@ export function render(root, data) {
     el("td", { class: "num", "data-field": "value" }, valueText(ind)),
     el("td", { class: "num" }, targetText(ind)),
     el("td", {}, badge(ind.colour, ind.has_data)),
-    el("td", { class: "num", "data-field": "rank" }, ind.has_data ? `${ind.rank}/${ind.siblings}` : "—")));
+    el("td", { class: "num", "data-field": "rank" }, ind.has_data ? `${ind.rank}/${ind.siblings}` : "—"),
+    changeCell(ind), trendCell(ind)));
   const table = el("table", { class: "kpi-slide" },
     el("thead", {}, el("tr", {}, el("th", {}, "Chỉ tiêu"), el("th", {}, "Giá trị"), el("th", {}, "Mục tiêu"),
-      el("th", {}, "Đánh giá"), el("th", {}, "Xếp hạng"))),
+      el("th", {}, "Đánh giá"), el("th", {}, "Xếp hạng"),
+      el("th", {}, "So với hội nghị trước"),
+      el("th", {}, "Xu hướng (tháng)"))),
     el("tbody", {}, ...rows));
   const parts = [table];
+  parts.push(el("p", { class: "muted", id: "slide-previous" }, data.previous
+    ? `Hội nghị trước: ${data.previous.meeting} (${data.previous.date}). Tỷ lệ thay đổi tính bằng điểm phần trăm.`
+    : "Đơn vị chưa dự hội nghị nào đã kết thúc: chưa có số liệu để so sánh."));
   if (data.children) {
     const kids = data.children.rows.map((r) => el("tr", { "data-code": r.code, class: r.colour === "red" ? "laggard" : "" },
       el("td", { class: "num" }, String(r.rank)), el("th", { scope: "row" }, r.name),
@@ -54,6 +96,7 @@ export function render(root, data) {
           el("th", {}, "Đánh giá"))),
         el("tbody", {}, ...kids)));
   }
+  for (const old of root.querySelectorAll("td.trend")) charts.get(old)?.destroy();
   root.replaceChildren(...parts);
   root.dataset.updated = String(Date.now());
 }

@@ -1,0 +1,155 @@
+"""The bridge's control channel to the server: the server's ordinary websocket ``/ws``, with a
+machine token of scope ``bridge`` (docs/protocol.md, "Media").
+
+- ``watch(meeting)``: subscribe to ``meeting:<id>``; every state or floor change calls
+  ``on_meeting(meeting_id, state, floor_unit_code)``.
+- ``site_connected`` / ``site_disconnected``: a site's media session started / ended here — the
+  server's roll call shows it present online while it lasts (the bridge's socket closing ends
+  them all, so a bridge that dies is a visible gap).
+- ``stats(meeting, sites)``: per-site RTT, loss, bitrate, frame rate → the consoles' health.
+
+The channel reconnects by itself (backoff up to 5 s); after a reconnect it subscribes and joins
+again everything still current, so a server restart costs the roll call nothing but the gap.
+Nothing here touches aiortc: the bridge's rooms call in with plain values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger("hoinghi.bridge.control")
+
+OnMeeting = Callable[[int, str, str | None], Awaitable[None] | None]
+BACKOFF = (0.5, 1.0, 2.0, 5.0)
+
+
+class ControlChannel:
+    def __init__(self, server_url: str, token: str, on_meeting: OnMeeting | None = None) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.token = token
+        self.on_meeting = on_meeting
+        self.meetings: set[int] = set()
+        self.sites: set[tuple[int, str]] = set()  # (meeting, unit code) with a live media session
+        self.floor: dict[int, str | None] = {}
+        self.state: dict[int, str] = {}
+        self.connected = asyncio.Event()
+        self.errors: list[dict[str, Any]] = []  # the server's refusals, newest last (bounded)
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._seq: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="bridge-control")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._http is not None:
+            await self._http.close()
+
+    async def _run(self) -> None:
+        attempt = 0
+        self._http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"})
+        while not self._closing:
+            try:
+                async with self._http.ws_connect(f"{self.server_url}/ws", heartbeat=20.0) as ws:
+                    self._ws = ws
+                    attempt = 0
+                    await self._resume()
+                    self.connected.set()
+                    log.info("control channel connected", extra={"server": self.server_url})
+                    async for raw in ws:
+                        if raw.type == aiohttp.WSMsgType.TEXT:
+                            await self._on_message(json.loads(raw.data))
+                        elif raw.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                            break
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                log.warning("control channel: %s", exc)
+            finally:
+                self._ws = None
+                self.connected.clear()
+            if self._closing:
+                return
+            await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
+            attempt += 1
+
+    async def _resume(self) -> None:
+        for meeting in sorted(self.meetings):
+            await self._send({"type": "subscribe", "topic": f"meeting:{meeting}"})
+        for meeting, unit in sorted(self.sites):
+            await self._send({"type": "join", "meeting": meeting, "unit": unit})
+
+    async def _send(self, msg: dict[str, Any]) -> bool:
+        ws = self._ws
+        if ws is None or ws.closed:
+            return False  # sent again by _resume() after the reconnect
+        try:
+            await ws.send_str(json.dumps(msg))
+            return True
+        except (ConnectionError, RuntimeError):
+            return False
+
+    async def _on_message(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "error":
+            self.errors = [*self.errors[-49:], msg]
+            log.warning("server refused a control message: %s %s", msg.get("code"), msg.get("message"))
+            return
+        data: dict[str, Any] | None = None
+        if kind == "snapshot" and str(msg.get("topic", "")).startswith("meeting:"):
+            data = msg["data"]["meeting"]
+        elif kind == "event" and msg.get("kind") == "meeting":
+            data = msg["data"]
+        if data is None:
+            return
+        meeting = int(data["id"])
+        if data.get("seq", 0) < self._seq.get(meeting, -1):
+            return  # an older event than what we hold
+        self._seq[meeting] = int(data.get("seq", 0))
+        floor = (data.get("floor") or {}).get("code")
+        changed = self.floor.get(meeting, "∅") != floor or self.state.get(meeting) != data["state"]
+        self.floor[meeting], self.state[meeting] = floor, str(data["state"])
+        if changed and self.on_meeting is not None:
+            result = self.on_meeting(meeting, str(data["state"]), floor)
+            if asyncio.iscoroutine(result):
+                await result
+
+    # ------------------------------------------------------------------ what the rooms call
+
+    async def watch(self, meeting: int) -> None:
+        if meeting not in self.meetings:
+            self.meetings.add(meeting)
+            await self._send({"type": "subscribe", "topic": f"meeting:{meeting}"})
+
+    async def site_connected(self, meeting: int, unit: str) -> None:
+        await self.watch(meeting)
+        if (meeting, unit) not in self.sites:
+            self.sites.add((meeting, unit))
+            await self._send({"type": "join", "meeting": meeting, "unit": unit})
+
+    async def site_disconnected(self, meeting: int, unit: str) -> None:
+        if (meeting, unit) in self.sites:
+            self.sites.discard((meeting, unit))
+            await self._send({"type": "leave", "meeting": meeting, "unit": unit})
+
+    async def stats(self, meeting: int, sites: list[dict[str, Any]]) -> None:
+        for start in range(0, len(sites), 500):
+            await self._send({"type": "stats", "meeting": meeting, "sites": sites[start:start + 500]})

@@ -1,0 +1,156 @@
+"""Media on the server's side: which bridge serves a site, the short-lived join tokens that let it
+play the programme from that bridge (and publish when it holds the floor), and the connection
+health the bridges report.
+
+The server never touches media. A site asks ``GET /api/meetings/{id}/media`` and gets the URL of
+the bridge of its nearest unit up the tree that has one (setting ``bridges``), a join token signed
+with the media key (bridges hold that key, not the server's own), and the ICE servers. Bridges
+talk to the server over the ordinary websocket ``/ws`` with a machine token of scope ``bridge``:
+they subscribe to ``meeting:<id>`` (floor changes), ``join``/``leave`` for the sites they serve
+(the roll call), and send ``stats`` (published as ``health`` events to the consoles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.live.wire import dumps
+from server.settings import Settings, parse_bridges, parse_ice_servers
+from server.state import BUS
+from sessions import join_tokens
+from sessions.errors import Forbidden, ValidationFailed
+from sessions.meetings import OPEN_STATES, STATE_LABEL_VI, WrongState
+from sessions.roles import Permission, Principal
+from sessions.store import live, units
+from sessions.unit_tree import UnitView
+
+MEDIA_KEY_LABEL = b"hoinghi media join tokens v1"
+STAT_FIELDS = {"rtt_ms": 10_000.0, "loss": 1.0, "kbps": 1_000_000.0, "fps": 240.0}
+MAX_STATS = 500
+
+
+def media_key(settings: Settings) -> bytes:
+    """The key join tokens are signed with: ``media_secret``, else derived from the server's key
+    (so a bridge machine holds a key that can mint join tokens and nothing else)."""
+    own = settings.media_secret.reveal()
+    if own:
+        return own.encode()
+    return hmac.new(settings.signing_key(), MEDIA_KEY_LABEL, hashlib.sha256).hexdigest().encode()
+
+
+async def serving_bridge(db: AsyncSession, bridges: dict[str, str], unit_id: int) -> tuple[str, str] | None:
+    """(unit code, URL) of the bridge of the nearest unit from ``unit_id`` up to the root that has one."""
+    if not bridges:
+        return None
+    for unit in reversed(await units.ancestors(db, unit_id)):
+        url = bridges.get(unit.code)
+        if url is not None:
+            return unit.code, url
+    return None
+
+
+async def grant(app: web.Application, db: AsyncSession, settings: Settings, p: Principal, meeting_id: int,
+                now: datetime) -> dict[str, Any]:
+    """What the caller's site needs to join the meeting's media (see docs/protocol.md)."""
+    from server import meeting_ops
+
+    meeting = await meeting_ops.ensure_visible(db, p, meeting_id)
+    chair = await meeting_ops.is_chair_of(db, p, meeting)
+    if not chair:
+        if p.kind != "user" or not (p.can(Permission.OPERATE_SITE) or p.can(Permission.OPERATE_BRIDGE)):
+            raise Forbidden("Tài khoản không vận hành điểm cầu", code="forbidden")
+        if not await live.participating(db, meeting_id, {p.unit_id}):
+            raise live.NotParticipant("Đơn vị của bạn không tham dự hội nghị này")
+    if meeting.state not in OPEN_STATES:
+        raise WrongState(f"Hội nghị đang ở trạng thái '{STATE_LABEL_VI[meeting.state]}': chưa có hình và tiếng",
+                         state=meeting.state.value)
+    ice = parse_ice_servers(settings.ice_servers)
+    bridge = await serving_bridge(db, parse_bridges(settings.bridges), p.unit_id)
+    out: dict[str, Any] = {"meeting": meeting_id, "unit": p.unit_code, "role": "chair" if chair else "site",
+                           "ice_servers": ice, "bridge": None}
+    if bridge is None:
+        return out
+    code, url = bridge
+    ttl = timedelta(minutes=settings.join_token_minutes)
+    token = join_tokens.issue(media_key(settings), meeting=meeting_id, unit=p.unit_code, role=out["role"],
+                              bridge=code, now=now, ttl=ttl)
+    floor = (await live.meeting_state(db, meeting_id)).get("floor") or {}
+    holder = floor.get("unit_id")
+    out.update({
+        "bridge": {"unit": code, "url": url}, "token": token, "expires_at": (now + ttl).isoformat(),
+        "whep": f"{url}/meetings/{meeting_id}/whep", "whip": f"{url}/meetings/{meeting_id}/whip",
+        "may_publish": chair or holder == p.unit_id, "state": meeting.state.value,
+    })
+    return out
+
+
+def _stat(site: dict[str, Any], key: str) -> float | None:
+    value = site.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not (
+            0 <= value <= STAT_FIELDS[key]):
+        raise ValidationFailed(f"Chỉ số '{key}' không hợp lệ", code="stats_invalid", field=key)
+    return round(float(value), 3)
+
+
+def health_level(stat: dict[str, Any]) -> str:
+    """good / fair / poor, as a console colours it (loss and RTT, the two that users feel)."""
+    loss, rtt = stat.get("loss") or 0.0, stat.get("rtt_ms") or 0.0
+    if not stat.get("connected", True):
+        return "down"
+    if loss >= 0.05 or rtt >= 400:
+        return "poor"
+    if loss >= 0.01 or rtt >= 150:
+        return "fair"
+    return "good"
+
+
+async def report_stats(app: web.Application, db: AsyncSession, p: Principal, meeting_id: int,
+                       sites: object, now: datetime) -> int:
+    """A bridge's per-site figures → one ``health`` event per site, to the consoles watching it.
+    Sites must lie in the bridge's subtree and take part in the meeting."""
+    if not p.has_scope("bridge"):
+        raise Forbidden("Chỉ điểm cầu (bridge) được gửi số liệu kết nối", code="forbidden")
+    if not isinstance(sites, list) or len(sites) > MAX_STATS:
+        raise ValidationFailed(f"'sites' phải là danh sách tối đa {MAX_STATS} điểm cầu", code="stats_invalid",
+                               field="sites")
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for site in sites:
+        if not isinstance(site, dict) or not isinstance(site.get("unit"), str):
+            raise ValidationFailed("Mỗi mục cần 'unit' (mã đơn vị)", code="stats_invalid", field="unit")
+        stat = {k: _stat(site, k) for k in STAT_FIELDS}
+        stat["connected"] = bool(site.get("connected", True))
+        rows.append((site["unit"], stat))
+    if not rows:
+        return 0
+    reach = await units.subtree_ids(db, p.unit_id)
+    tree = await units.unit_tree(db)
+    by_code = {u.code: u for u in (tree.get(i) for i in reach) if u is not None}
+    wanted = {by_code[c].id for c, _ in rows if c in by_code}
+    taking_part = await live.participating(db, meeting_id, wanted)
+    bus = app[BUS]
+    sent = 0
+    for code, stat in rows:
+        unit = by_code.get(code)
+        if unit is None or unit.id not in taking_part:
+            raise Forbidden(f"Điểm cầu '{code[:20]}' không thuộc phạm vi của bridge này trong hội nghị",
+                            code="out_of_scope")
+        path: list[int] = []
+        up: UnitView | None = unit
+        while up is not None:
+            path.append(up.id)
+            up = tree.get(up.parent_id) if up.parent_id is not None else None
+        data = {"unit_id": unit.id, "code": unit.code, **stat, "level": health_level(stat), "at": now.isoformat()}
+        header = {"m": meeting_id, "s": 0, "k": "health", "u": unit.id, "p": path}
+        frame = {"type": "event", "meeting": meeting_id, "seq": 0, "kind": "health", "data": data}
+        await bus.publish(f"meeting.{meeting_id}", dumps(header) + b"\n" + dumps(frame))
+        sent += 1
+    return sent

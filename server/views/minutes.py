@@ -1,0 +1,164 @@
+"""Minutes of concluded meetings: the printable notice of conclusions (HTML), its PDF and DOCX,
+the JSON, and corrections by the chair — each a new version, the published ones never changed.
+
+Who reads: any account whose unit sees the meeting (it took part, chaired it, or is above a unit
+that did: ``meeting_ops.ensure_visible``). Who corrects: the meeting's chair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+
+from server import meeting_ops
+from server.auth import actor_of
+from server.db import transaction
+from server.minutes_export import minutes_context, render_docx, render_pdf
+from server.state import CLOCK, DB
+from server.web_util import client_ip, json_body, lang_of, render, require_principal
+from sessions import minutes as doc_rules
+from sessions.errors import Conflict, DomainError, Forbidden, ValidationFailed
+from sessions.minutes import Minutes
+from sessions.roles import Principal
+from sessions.store import audit
+from sessions.store import minutes as store
+
+routes = web.RouteTableDef()
+FORM_FIELDS = ("reason", "number", "title", "chair_name", "chair_title", "recipients")
+
+
+def _meeting_id(request: web.Request) -> int:
+    return int(request.match_info["meeting_id"])
+
+
+def _version(request: web.Request) -> int | None:
+    raw = request.query.get("version")
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationFailed("Phiên bản biên bản phải là số nguyên dương", code="version_invalid", field="version")
+    return int(raw)
+
+
+async def _read(request: web.Request) -> tuple[Principal, Minutes, list[dict[str, Any]], bool]:
+    p = require_principal(request)
+    if p.kind != "user":
+        raise Forbidden("Biên bản chỉ dành cho tài khoản người dùng", code="forbidden")
+    async with request.app[DB]() as db:
+        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        doc = await store.get(db, meeting.id, _version(request))
+        history = await store.versions(db, meeting.id)
+        chair = await meeting_ops.is_chair_of(db, p, meeting)
+    return p, doc, history, chair
+
+
+@routes.get("/meetings/{meeting_id:\\d+}/minutes")
+async def minutes_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request)
+
+
+async def _page(request: web.Request, *, error: str | None = None, form: dict[str, str] | None = None,
+                status: int = 200) -> web.StreamResponse:
+    _p, doc, history, chair = await _read(request)
+    mid = _meeting_id(request)
+    base = f"/meetings/{mid}/minutes"
+    suffix = f"?version={doc.version}"
+    versions = [(f"Phiên bản {v['version']}" + (f" (đính chính: {v['reason']})" if v["reason"] else ""),
+                 "" if v["version"] == doc.version else f"{base}?version={v['version']}") for v in history]
+    ctx = minutes_context(doc, lang=lang_of(request), pdf_url=f"{base}.pdf{suffix}",
+                          docx_url=f"{base}.docx{suffix}", versions=versions)
+    latest = history[-1]["version"] if history else doc.version
+    kept = form or {"reason": "", "number": doc.number, "title": doc.title, "chair_name": doc.chair.name,
+                    "chair_title": doc.chair.title, "recipients": "\n".join(doc.recipients)}
+    ctx.update({"correct_url": f"{base}/corrections" if chair and doc.version == latest else "",
+                "correction_error": error, "correction_form": kept})
+    return render(request, "minutes.html", ctx, status=status)
+
+
+async def _export(request: web.Request, kind: str) -> web.StreamResponse:
+    _p, doc, _history, _chair = await _read(request)
+    loop = asyncio.get_running_loop()
+    # CPU-bound (a national meeting's appendix is ~90 pages): off the event loop.
+    data = await loop.run_in_executor(None, render_pdf if kind == "pdf" else render_docx, doc)
+    name = f"bien-ban-hoi-nghi-{_meeting_id(request)}-v{doc.version}.{kind}"
+    ctype = "application/pdf" if kind == "pdf" else \
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    return web.Response(body=data, content_type=ctype,
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@routes.get("/meetings/{meeting_id:\\d+}/minutes.pdf")
+async def minutes_pdf(request: web.Request) -> web.StreamResponse:
+    return await _export(request, "pdf")
+
+
+@routes.get("/meetings/{meeting_id:\\d+}/minutes.docx")
+async def minutes_docx(request: web.Request) -> web.StreamResponse:
+    return await _export(request, "docx")
+
+
+def _form_changes(form: dict[str, str], doc: Minutes) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if form["number"].strip() != doc.number:
+        changes["number"] = form["number"]
+    if form["title"].strip() != doc.title:
+        changes["title"] = form["title"]
+    if (form["chair_name"].strip(), form["chair_title"].strip()) != (doc.chair.name, doc.chair.title):
+        changes["chair"] = {"name": form["chair_name"], "title": form["chair_title"], "unit": doc.chair.unit}
+    recipients = tuple(line.strip() for line in form["recipients"].splitlines() if line.strip())
+    if recipients != doc.recipients:
+        changes["recipients"] = list(recipients)
+    return changes
+
+
+async def _correct(request: web.Request, p: Principal, changes: dict[str, Any], reason: str) -> Minutes:
+    mid = _meeting_id(request)
+    try:
+        async with transaction(request.app[DB]) as db:
+            meeting = await meeting_ops.ensure_visible(db, p, mid)
+            if not await meeting_ops.is_chair_of(db, p, meeting):
+                raise Forbidden("Chỉ chủ trì hội nghị được đính chính biên bản", code="chair_only")
+            fixed = await store.correct(db, mid, changes, reason, request.app[CLOCK](), p.name)
+            await audit.record(db, actor_of(p), "minutes_corrected", f"meeting:{mid}", client_ip(request),
+                               version=fixed.version, reason=fixed.correction_reason)
+    except IntegrityError:
+        raise Conflict("Biên bản vừa được đính chính ở nơi khác; hãy tải lại trang", code="conflict") from None
+    return fixed
+
+
+@routes.post("/meetings/{meeting_id:\\d+}/minutes/corrections")
+async def minutes_correct_form(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    form = {k: str(v) for k, v in (await request.post()).items() if k in FORM_FIELDS}
+    form = {k: form.get(k, "") for k in FORM_FIELDS}
+    async with request.app[DB]() as db:
+        await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        current = await store.get(db, _meeting_id(request))
+    try:
+        fixed = await _correct(request, p, _form_changes(form, current), form["reason"])
+    except DomainError as exc:
+        if exc.status in (401, 404):
+            raise
+        return await _page(request, error=exc.message, form=form, status=exc.status)
+    raise web.HTTPSeeOther(f"/meetings/{_meeting_id(request)}/minutes?version={fixed.version}")
+
+
+@routes.get("/api/meetings/{meeting_id:\\d+}/minutes")
+async def api_minutes(request: web.Request) -> web.StreamResponse:
+    _p, doc, history, _chair = await _read(request)
+    return web.json_response({"version": doc.version, "hash": doc_rules.content_hash(doc), "versions": history,
+                              "minutes": doc_rules.to_dict(doc)})
+
+
+@routes.post("/api/meetings/{meeting_id:\\d+}/minutes/corrections")
+async def api_minutes_correct(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    body = await json_body(request)
+    changes = body.get("changes")
+    if not isinstance(changes, dict):
+        raise ValidationFailed("Cần 'changes' (các trường đính chính)", code="no_changes", field="changes")
+    fixed = await _correct(request, p, changes, str(body.get("reason") or ""))
+    return web.json_response({"version": fixed.version, "hash": doc_rules.content_hash(fixed)}, status=201)

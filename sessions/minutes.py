@@ -1,0 +1,472 @@
+"""Minutes of a concluded meeting: a frozen, versioned document. Plain Python, no storage.
+
+When a meeting concludes, its record (roll call, floor history, KPI snapshot, conclusions and
+directives) is frozen into a :class:`Minutes` value and kept as one canonical JSON blob
+(:func:`to_json`). Published minutes never change: :func:`correct` returns a new version that
+names its reason and the content hash of the version it supersedes, and leaves the old one as
+it was. Every constructor path validates, so an invalid document cannot exist.
+
+Times are aware datetimes, serialised in UTC; dates (deadlines) are calendar dates in
+Asia/Ho_Chi_Minh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sessions.errors import ValidationFailed
+from sessions.meetings import Attendance
+from sessions.minutes_rules import VN, check_minutes
+from sessions.units import Level
+
+SCHEMA = 1
+MAX_TEXT = 4000
+MAX_NAME = 300
+
+
+class KpiPhase(StrEnum):
+    LIVE = "live"  # snapshot taken when the meeting went live
+    CONCLUDED = "concluded"  # snapshot taken at the conclusion
+
+
+class Priority(StrEnum):
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+PRIORITY_LABEL_VI = {Priority.NORMAL: "Thường", Priority.HIGH: "Quan trọng", Priority.URGENT: "Khẩn"}
+KPI_PHASE_LABEL_VI = {KpiPhase.LIVE: "Khi khai mạc", KpiPhase.CONCLUDED: "Khi kết luận"}
+
+
+@dataclass(frozen=True, slots=True)
+class Chair:
+    """Who chaired: ``title`` is the position used in "Kết luận của <title> <name>"."""
+
+    name: str
+    title: str
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """The signature block. ``authority`` is e.g. "TL. BỘ TRƯỞNG" (empty when the head signs)."""
+
+    title: str
+    name: str
+    authority: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteAttendance:
+    """One site's final roll-call row. ``parent`` names the unit it belongs to (its province)."""
+
+    unit_code: str
+    unit_name: str
+    level: Level
+    status: Attendance
+    reason: str = ""
+    parent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FloorTurn:
+    speaker: str
+    unit_name: str
+    started_at: datetime
+    ended_at: datetime
+
+    @property
+    def duration(self) -> timedelta:
+        return self.ended_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class KpiRow:
+    """One frozen KPI figure. Counts carry ``num`` only (``den`` None); ratios are num ÷ den."""
+
+    code: str
+    name: str
+    unit: str  # đơn vị tính: "hồ sơ", "%", "dịch vụ"
+    num: int
+    den: int | None
+    phase: KpiPhase
+    scope: str = ""  # whose figure: "Toàn quốc", a province's name
+
+    @property
+    def value(self) -> float | None:
+        if self.den is None:
+            return float(self.num)
+        return self.num / self.den if self.den else None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectiveEntry:
+    """A directive as the minutes record it: assignee unit names, the lead among them, a deadline.
+    ``assignee_group`` names the assignees when they were chosen by a rule ("Công an các xã thuộc
+    tỉnh Vĩnh Phúc"): the notice then prints the group and lists the units in an appendix."""
+
+    text: str
+    assignees: tuple[str, ...]
+    deadline: date
+    lead: str = ""
+    cooperating: tuple[str, ...] = ()
+    priority: Priority = Priority.NORMAL
+    assignee_group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Conclusion:
+    text: str
+    directives: tuple[DirectiveEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LevelSummary:
+    """Attendance counts of one level (computed, never stored)."""
+
+    level: Level
+    online: int = 0
+    in_person: int = 0
+    absent: int = 0
+    not_called: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.online + self.in_person + self.absent + self.not_called
+
+    @property
+    def present(self) -> int:
+        return self.online + self.in_person
+
+
+@dataclass(frozen=True, slots=True)
+class Minutes:
+    """The minutes document. ``agency`` is the issuing agency (sentence case, e.g. "Bộ Công an");
+    ``symbol`` the notice symbol ("TB-BCA"); ``number`` is blank until the document is numbered."""
+
+    title: str
+    started_at: datetime
+    ended_at: datetime
+    chair: Chair
+    agency: str
+    symbol: str
+    number: str = ""
+    superior_agency: str = ""
+    place: str = "Hà Nội"
+    venue: str = "trực tuyến"
+    attendance: tuple[SiteAttendance, ...] = ()
+    floor: tuple[FloorTurn, ...] = ()
+    kpis: tuple[KpiRow, ...] = ()
+    conclusions: tuple[Conclusion, ...] = ()
+    recipients: tuple[str, ...] = ()
+    signer: Signer | None = None
+    meeting_id: int | None = None
+    version: int = 1
+    correction_reason: str = ""
+    published_at: datetime | None = None
+    supersedes: str = ""  # content hash of the version this one corrects
+
+    def __post_init__(self) -> None:
+        check_minutes(self)
+
+    @property
+    def issued_on(self) -> date:
+        """The document's date: its publication (else the meeting's end) in Asia/Ho_Chi_Minh."""
+        return (self.published_at or self.ended_at).astimezone(VN).date()
+
+    @property
+    def directives(self) -> tuple[DirectiveEntry, ...]:
+        return tuple(d for c in self.conclusions for d in c.directives)
+
+
+# Fields a correction may change; the rest are the version's own bookkeeping.
+BOOKKEEPING = frozenset({"version", "correction_reason", "published_at", "supersedes", "meeting_id"})
+CORRECTABLE = frozenset(f.name for f in fields(Minutes)) - BOOKKEEPING
+
+
+def attendance_by_level(doc: Minutes) -> tuple[LevelSummary, ...]:
+    """Counts per level, highest level first; only levels that have sites."""
+    counts: dict[Level, list[int]] = {}
+    slot = {Attendance.PRESENT_ONLINE: 0, Attendance.PRESENT_IN_PERSON: 1, Attendance.ABSENT: 2,
+            Attendance.NOT_CALLED: 3}
+    for site in doc.attendance:
+        counts.setdefault(site.level, [0, 0, 0, 0])[slot[site.status]] += 1
+    return tuple(LevelSummary(level, *counts[level]) for level in sorted(counts, key=lambda lv: lv.rank))
+
+
+def total_attendance(doc: Minutes) -> LevelSummary:
+    """All levels together (``level`` is the highest present, or central when there are none)."""
+    rows = attendance_by_level(doc)
+    return LevelSummary(rows[0].level if rows else Level.CENTRAL, sum(r.online for r in rows),
+                        sum(r.in_person for r in rows), sum(r.absent for r in rows), sum(r.not_called for r in rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building from plain inputs (also the JSON path)
+
+
+def build_minutes(**data: Any) -> Minutes:
+    """A validated document from plain inputs: nested items may be dataclasses or mappings,
+    times aware datetimes or ISO strings, dates ``date`` or ``YYYY-MM-DD``. Texts are stripped
+    and NFC-normalised so the same content always serialises the same way."""
+    unknown = set(data) - {f.name for f in fields(Minutes)}
+    if unknown:
+        raise ValidationFailed(f"Trường không hợp lệ: {', '.join(sorted(unknown))}", code="unknown_field")
+    for name in ("title", "started_at", "ended_at", "chair", "agency", "symbol"):
+        if name not in data:
+            raise ValidationFailed(f"Thiếu trường bắt buộc '{name}'", code="field_required", field=name)
+    published = data.get("published_at")
+    signer = data.get("signer")
+    meeting_id = data.get("meeting_id")
+    version = data.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValidationFailed("Số phiên bản phải là số nguyên", code="version_invalid", field="version")
+    if meeting_id is not None and (isinstance(meeting_id, bool) or not isinstance(meeting_id, int)):
+        raise ValidationFailed("Mã hội nghị phải là số nguyên", code="meeting_id_invalid", field="meeting_id")
+    return Minutes(
+        title=_text(data["title"], "title"),
+        started_at=_when(data["started_at"], "started_at"),
+        ended_at=_when(data["ended_at"], "ended_at"),
+        chair=_chair(data["chair"]),
+        agency=_text(data["agency"], "agency"),
+        symbol=_text(data["symbol"], "symbol"),
+        number=_text(data.get("number", ""), "number"),
+        superior_agency=_text(data.get("superior_agency", ""), "superior_agency"),
+        place=_text(data.get("place", "Hà Nội"), "place"),
+        venue=_text(data.get("venue", "trực tuyến"), "venue"),
+        attendance=tuple(_site(x) for x in _items(data.get("attendance", ()), "attendance")),
+        floor=tuple(_turn(x) for x in _items(data.get("floor", ()), "floor")),
+        kpis=tuple(_kpi(x) for x in _items(data.get("kpis", ()), "kpis")),
+        conclusions=tuple(_conclusion(x) for x in _items(data.get("conclusions", ()), "conclusions")),
+        recipients=tuple(_text(x, "recipients") for x in _items(data.get("recipients", ()), "recipients")),
+        signer=None if signer is None else _signer(signer),
+        meeting_id=meeting_id,
+        version=version,
+        correction_reason=_text(data.get("correction_reason", ""), "correction_reason"),
+        published_at=None if published is None else _when(published, "published_at"),
+        supersedes=_text(data.get("supersedes", ""), "supersedes"),
+    )
+
+
+def to_dict(doc: Minutes) -> dict[str, Any]:
+    """Plain JSON-ready data (enums as values, times as UTC ISO strings, dates as ISO)."""
+    out = _plain(doc)
+    assert isinstance(out, dict)
+    return {"schema": SCHEMA, **out}
+
+
+def from_dict(data: Mapping[str, Any]) -> Minutes:
+    body = dict(data)
+    schema = body.pop("schema", SCHEMA)
+    if schema != SCHEMA:
+        raise ValidationFailed(f"Không đọc được biên bản định dạng {schema!r}", code="schema_unsupported")
+    return build_minutes(**body)
+
+
+def to_json(doc: Minutes) -> str:
+    """Canonical JSON: sorted keys, no spaces, UTF-8 text kept as is. Same content, same bytes."""
+    return json.dumps(to_dict(doc), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def from_json(text: str | bytes) -> Minutes:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValidationFailed("Biên bản không phải JSON hợp lệ", code="json_invalid") from exc
+    if not isinstance(data, dict):
+        raise ValidationFailed("Biên bản phải là một đối tượng JSON", code="json_invalid")
+    return from_dict(data)
+
+
+def content_hash(doc: Minutes) -> str:
+    """SHA-256 (hex) of the canonical JSON: identifies one version's exact content."""
+    return hashlib.sha256(to_json(doc).encode("utf-8")).hexdigest()
+
+
+def correct(doc: Minutes, changes: Mapping[str, Any], reason: str, *, at: datetime) -> Minutes:
+    """A corrected new version (version + 1, ``reason`` required, published ``at``). ``doc`` is
+    left as it was; the new version records ``doc``'s content hash in ``supersedes``."""
+    why = _norm(reason) if isinstance(reason, str) else ""
+    if not why:
+        raise ValidationFailed("Cần ghi lý do đính chính biên bản", code="reason_required", field="reason")
+    if doc.published_at is None:
+        raise ValidationFailed("Biên bản chưa công bố: chưa thể đính chính", code="not_published")
+    if not changes:
+        raise ValidationFailed("Không có nội dung đính chính", code="no_changes")
+    refused = set(changes) - CORRECTABLE
+    if refused:
+        raise ValidationFailed(f"Không thể đính chính trường: {', '.join(sorted(refused))}",
+                               code="field_not_correctable")
+    when = _when(at, "at")
+    if when < doc.published_at:
+        raise ValidationFailed("Thời điểm đính chính sớm hơn thời điểm công bố", code="correction_before_publish")
+    base = {k: v for k, v in to_dict(doc).items() if k != "schema"}
+    candidate = build_minutes(**{**base, **changes, "version": doc.version + 1, "correction_reason": why,
+                                 "published_at": when, "supersedes": content_hash(doc)})
+    if all(getattr(candidate, name) == getattr(doc, name) for name in CORRECTABLE):
+        raise ValidationFailed("Bản đính chính không thay đổi nội dung nào", code="no_changes")
+    return candidate
+
+
+# ---------------------------------------------------------------------------------------------
+# Coercion helpers
+
+
+_CONTROL = {c: None for c in range(32) if chr(c) not in "\n\t"} | {0x7F: None}
+
+
+def _norm(value: str) -> str:
+    # Control characters have no place in a document (and are not allowed in XML): dropped.
+    return unicodedata.normalize("NFC", value).translate(_CONTROL).strip()
+
+
+def _text(value: Any, name: str, *, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed(f"Trường '{name}' phải là chuỗi ký tự", code="text_invalid", field=name)
+    out = _norm(value)
+    if len(out) > limit:
+        raise ValidationFailed(f"Trường '{name}' dài quá {limit} ký tự", code="text_too_long", field=name)
+    return out
+
+
+def _when(value: Any, name: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValidationFailed(f"Thời điểm '{name}' không hợp lệ", code="time_invalid", field=name) from exc
+    if not isinstance(value, datetime):
+        raise ValidationFailed(f"Thời điểm '{name}' không hợp lệ", code="time_invalid", field=name)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationFailed(f"Thời điểm '{name}' phải có múi giờ", code="time_naive", field=name)
+    return value.astimezone(UTC)
+
+
+def _day(value: Any, name: str) -> date:
+    if isinstance(value, datetime):
+        raise ValidationFailed(f"'{name}' phải là ngày, không kèm giờ", code="date_invalid", field=name)
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValidationFailed(f"Ngày '{name}' không hợp lệ", code="date_invalid", field=name) from exc
+    if not isinstance(value, date):
+        raise ValidationFailed(f"Ngày '{name}' không hợp lệ", code="date_invalid", field=name)
+    return value
+
+
+def _items(value: Any, name: str) -> Iterable[Any]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValidationFailed(f"Trường '{name}' phải là danh sách", code="list_invalid", field=name)
+    return value
+
+
+def _mapping(value: Any, kind: type, name: str) -> Mapping[str, Any]:
+    if isinstance(value, kind):
+        return {f.name: getattr(value, f.name) for f in fields(kind)}
+    if not isinstance(value, Mapping):
+        raise ValidationFailed(f"Trường '{name}' không hợp lệ", code="item_invalid", field=name)
+    unknown = set(value) - {f.name for f in fields(kind)}
+    if unknown:
+        raise ValidationFailed(f"Trường '{name}' có khóa lạ: {', '.join(sorted(unknown))}", code="unknown_field",
+                               field=name)
+    return value
+
+
+def _enum(kind: Any, value: Any, name: str, label: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{label} không hợp lệ: {value!r}", code="enum_invalid", field=name) from exc
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed(f"Trường '{name}' phải là số nguyên", code="number_invalid", field=name)
+    return value
+
+
+def _chair(value: Any) -> Chair:
+    m = _mapping(value, Chair, "chair")
+    return Chair(name=_text(m.get("name", ""), "chair.name", limit=MAX_NAME),
+                 title=_text(m.get("title", ""), "chair.title", limit=MAX_NAME),
+                 unit=_text(m.get("unit", ""), "chair.unit", limit=MAX_NAME))
+
+
+def _signer(value: Any) -> Signer:
+    m = _mapping(value, Signer, "signer")
+    return Signer(title=_text(m.get("title", ""), "signer.title", limit=MAX_NAME),
+                  name=_text(m.get("name", ""), "signer.name", limit=MAX_NAME),
+                  authority=_text(m.get("authority", ""), "signer.authority", limit=MAX_NAME))
+
+
+def _site(value: Any) -> SiteAttendance:
+    m = _mapping(value, SiteAttendance, "attendance")
+    return SiteAttendance(unit_code=_text(m.get("unit_code", ""), "attendance.unit_code", limit=MAX_NAME),
+                          unit_name=_text(m.get("unit_name", ""), "attendance.unit_name", limit=MAX_NAME),
+                          level=_enum(Level, m.get("level"), "attendance.level", "Cấp đơn vị"),
+                          status=_enum(Attendance, m.get("status"), "attendance.status", "Trạng thái điểm danh"),
+                          reason=_text(m.get("reason", ""), "attendance.reason"),
+                          parent=_text(m.get("parent", ""), "attendance.parent", limit=MAX_NAME))
+
+
+def _turn(value: Any) -> FloorTurn:
+    m = _mapping(value, FloorTurn, "floor")
+    return FloorTurn(speaker=_text(m.get("speaker", ""), "floor.speaker", limit=MAX_NAME),
+                     unit_name=_text(m.get("unit_name", ""), "floor.unit_name", limit=MAX_NAME),
+                     started_at=_when(m.get("started_at"), "floor.started_at"),
+                     ended_at=_when(m.get("ended_at"), "floor.ended_at"))
+
+
+def _kpi(value: Any) -> KpiRow:
+    m = _mapping(value, KpiRow, "kpis")
+    den = m.get("den")
+    return KpiRow(code=_text(m.get("code", ""), "kpis.code", limit=MAX_NAME),
+                  name=_text(m.get("name", ""), "kpis.name", limit=MAX_NAME),
+                  unit=_text(m.get("unit", ""), "kpis.unit", limit=MAX_NAME),
+                  num=_int(m.get("num"), "kpis.num"),
+                  den=None if den is None else _int(den, "kpis.den"),
+                  phase=_enum(KpiPhase, m.get("phase"), "kpis.phase", "Thời điểm chụp số liệu"),
+                  scope=_text(m.get("scope", ""), "kpis.scope", limit=MAX_NAME))
+
+
+def _directive(value: Any) -> DirectiveEntry:
+    m = _mapping(value, DirectiveEntry, "directives")
+    return DirectiveEntry(
+        text=_text(m.get("text", ""), "directives.text"),
+        assignees=tuple(_text(a, "directives.assignees", limit=MAX_NAME)
+                        for a in _items(m.get("assignees", ()), "directives.assignees")),
+        deadline=_day(m.get("deadline"), "directives.deadline"),
+        lead=_text(m.get("lead", ""), "directives.lead", limit=MAX_NAME),
+        cooperating=tuple(_text(a, "directives.cooperating", limit=MAX_NAME)
+                          for a in _items(m.get("cooperating", ()), "directives.cooperating")),
+        priority=_enum(Priority, m.get("priority", Priority.NORMAL), "directives.priority", "Mức độ ưu tiên"),
+        assignee_group=_text(m.get("assignee_group", ""), "directives.assignee_group", limit=MAX_NAME))
+
+
+def _conclusion(value: Any) -> Conclusion:
+    m = _mapping(value, Conclusion, "conclusions")
+    return Conclusion(text=_text(m.get("text", ""), "conclusions.text"),
+                      directives=tuple(_directive(d) for d in _items(m.get("directives", ()), "directives")))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    return value

@@ -1,0 +1,237 @@
+// Pictures and sound of a meeting, through the bridges (docs/protocol.md, "Media"):
+// play the programme from the site's bridge over WHEP, publish camera and microphone over WHIP
+// when allowed (the chair always; a site while it holds the floor), and come back by itself —
+// a new peer connection with a fresh join token — after a drop or a bridge restart.
+
+const LABEL = {
+  idle: "Chưa kết nối hình/tiếng",
+  connecting: "Đang kết nối hình/tiếng…",
+  connected: "Đã kết nối hình/tiếng",
+  retrying: "Mất kết nối hình/tiếng — đang kết nối lại…",
+  none: "Hội nghị chưa cấu hình cầu truyền hình (chỉ điểm danh và số liệu)",
+  closed: "Hội nghị chưa mở hoặc đã kết thúc",
+  denied: "Trình duyệt chưa cho dùng camera/micrô",
+};
+const RETRY_MS = [500, 1000, 2000, 3000];
+const DISCONNECTED_GRACE_MS = 2000;
+const ICE_GATHER_MS = 1500;
+
+class HttpError extends Error {
+  constructor(message, status, code) { super(message); this.status = status; this.code = code; }
+}
+
+async function fetchGrant(meetingId) {
+  const resp = await fetch(`/api/meetings/${meetingId}/media`, { credentials: "same-origin", cache: "no-store" });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new HttpError(body.error?.message || `HTTP ${resp.status}`, resp.status, body.error?.code);
+  return body;
+}
+
+function iceGathered(pc, ms) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === "complete") { pc.removeEventListener("icegatheringstatechange", done); resolve(); } };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, ms);  // host candidates are enough on a LAN; don't wait for slow STUN
+  });
+}
+
+// One offer/answer with a WHIP or WHEP endpoint; returns the session URL to DELETE.
+async function negotiate(pc, url, token) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGathered(pc, ICE_GATHER_MS);
+  const resp = await fetch(url, {
+    method: "POST", body: pc.localDescription.sdp,
+    headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
+  });
+  if (resp.status !== 201) {
+    const body = await resp.json().catch(() => ({}));
+    throw new HttpError(body.error?.message || `HTTP ${resp.status}`, resp.status, body.error?.code);
+  }
+  const location = new URL(resp.headers.get("Location") || "", url).href;
+  await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
+  return location;
+}
+
+function hangUp(location, token) {
+  if (location) fetch(location, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+}
+
+export class MediaLink {
+  // video: the <video> that shows the programme; audioBox: where one <audio> per incoming sound
+  // track goes; onStatus(key, label); publishVideo: a <video> previewing what this site sends.
+  constructor({ meetingId, video, audioBox, onStatus, preview = null, alwaysPublish = false, onAudioBlocked = null }) {
+    Object.assign(this, { meetingId, video, audioBox, onStatus, preview, alwaysPublish, onAudioBlocked });
+    this.grant = null;
+    this.player = null;
+    this.publisher = null;
+    this.wantPublish = alwaysPublish;
+    this.stopped = false;
+    this.attempt = 0;
+    this.timer = null;
+    this.status = "idle";
+  }
+
+  setStatus(key) {
+    this.status = key;
+    this.onStatus?.(key, LABEL[key] || key);
+  }
+
+  // Resolves with the first grant: {bridge: null} means this meeting has no media here.
+  async start() {
+    this.stopped = false;
+    return this.connect();
+  }
+
+  async connect() {
+    clearTimeout(this.timer);
+    if (this.stopped) return this.grant;
+    this.setStatus(this.attempt ? "retrying" : "connecting");
+    try {
+      this.grant = await fetchGrant(this.meetingId);
+      if (!this.grant.bridge) { this.setStatus("none"); return this.grant; }
+      await this.play();
+      if (this.wantPublish) await this.publish();
+      this.attempt = 0;
+    } catch (err) {
+      if (err instanceof HttpError && err.code === "wrong_state") { this.setStatus("closed"); this.retry(5000); }
+      else if (err?.name === "NotAllowedError") { this.setStatus("denied"); }
+      else this.retry();
+    }
+    return this.grant;
+  }
+
+  retry(delay) {
+    if (this.stopped) return;
+    this.teardown();
+    const wait = delay ?? RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
+    this.attempt += 1;
+    this.setStatus("retrying");
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), wait);
+  }
+
+  watch(pc, which) {
+    let grace = null;
+    pc.addEventListener("connectionstatechange", () => {
+      const st = pc.connectionState;
+      if (pc !== this[which]?.pc) return;  // an old connection being closed
+      if (st === "connected") {
+        clearTimeout(grace);
+        if (which === "player") this.setStatus("connected");
+      } else if (st === "failed" || st === "closed") {
+        this.retry();
+      } else if (st === "disconnected") {
+        clearTimeout(grace);
+        grace = setTimeout(() => { if (pc.connectionState !== "connected") this.retry(); }, DISCONNECTED_GRACE_MS);
+      }
+    });
+  }
+
+  async play() {
+    const g = this.grant;
+    const pc = new RTCPeerConnection({ iceServers: g.ice_servers || [] });
+    this.player = { pc, location: null, token: g.token };
+    this.watch(pc, "player");
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });  // the chair's sound
+    pc.addTransceiver("audio", { direction: "recvonly" });  // the floor holder's sound
+    const stream = new MediaStream();
+    this.audioBox?.replaceChildren();
+    pc.addEventListener("track", (e) => {
+      if (e.track.kind === "video") {
+        stream.addTrack(e.track);
+        this.video.srcObject = stream;
+        this.video.play?.().catch(() => {});
+      } else if (this.audioBox) {
+        const audio = document.createElement("audio");
+        audio.autoplay = true;
+        audio.srcObject = new MediaStream([e.track]);
+        audio.dataset.mid = e.transceiver?.mid ?? "";
+        this.audioBox.append(audio);
+        audio.play?.().catch(() => this.onAudioBlocked?.());
+      }
+    });
+    this.player.location = await negotiate(pc, g.whep, g.token);
+  }
+
+  // The floor came to this site (or went): start or stop sending camera and microphone.
+  async setPublishing(on) {
+    this.wantPublish = on || this.alwaysPublish;
+    if (this.wantPublish && !this.publisher && this.grant?.bridge) {
+      try {
+        this.grant = await fetchGrant(this.meetingId);  // fresh token, and may_publish now true
+        await this.publish();
+      } catch (err) {
+        if (err?.name === "NotAllowedError") this.setStatus("denied");
+        else setTimeout(() => this.setPublishing(this.wantPublish), 1000);
+      }
+    } else if (!this.wantPublish) {
+      this.stopPublishing();
+    }
+  }
+
+  async publish() {
+    if (this.publisher) return;
+    const g = this.grant;
+    const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: true });
+    const pc = new RTCPeerConnection({ iceServers: g.ice_servers || [] });
+    this.publisher = { pc, location: null, token: g.token, media };
+    this.watch(pc, "publisher");
+    for (const track of media.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [media] });
+    if (this.preview) { this.preview.srcObject = media; this.preview.muted = true; this.preview.play?.().catch(() => {}); }
+    try {
+      this.publisher.location = await negotiate(pc, g.whip, g.token);
+    } catch (err) {
+      this.stopPublishing();
+      throw err;
+    }
+  }
+
+  stopPublishing() {
+    const pub = this.publisher;
+    this.publisher = null;
+    if (!pub) return;
+    hangUp(pub.location, pub.token);
+    pub.pc.close();
+    for (const t of pub.media.getTracks()) t.stop();
+    if (this.preview) this.preview.srcObject = null;
+  }
+
+  teardown() {
+    const player = this.player;
+    this.player = null;
+    if (player) { hangUp(player.location, player.token); player.pc.close(); }
+    this.stopPublishing();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.teardown();
+    this.setStatus("idle");
+  }
+}
+
+// Everything the page needs: the panel's elements (templates/_media_panel.html) wired to a link.
+export function mountMedia(meetingId, { alwaysPublish = false } = {}) {
+  const q = (sel) => document.querySelector(sel);
+  const soundRow = q("#sound-row");
+  const link = new MediaLink({
+    meetingId, video: q("#programme"), audioBox: q("#programme-audio"), preview: q("#my-camera"),
+    onStatus: statusShower(q("#media-status")), alwaysPublish,
+    onAudioBlocked: () => { if (soundRow) soundRow.hidden = false; },
+  });
+  q("#sound-btn")?.addEventListener("click", () => {
+    for (const a of q("#programme-audio").querySelectorAll("audio")) a.play().catch(() => {});
+    soundRow.hidden = true;
+  });
+  window.addEventListener("pagehide", () => link.stop());
+  window.__media = link;  // for operators' debugging in the console, and for the browser tests
+  return link;
+}
+
+// Shows a status label in ``el`` (data-media = the status key, for tests and styling).
+export function statusShower(el) {
+  return (key, label) => { if (el) { el.textContent = label; el.dataset.media = key; } };
+}
