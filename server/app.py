@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import auth, db, meeting_ops
+from server import auth, db, meeting_ops, reminders
 from server.batching import Coalescer
 from server.errors import error_middleware
 from server.live.bus import make_bus
@@ -111,6 +111,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         await engine.dispose()
 
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(reminders.reminders_ctx)
     for module in (ops, account, pages, admin, api, kpi, meetings, minutes, directives, directive_pages,
                    live_ws):
         app.add_routes(module.routes)

@@ -96,10 +96,13 @@ async def receive(request: web.Request, settings: Settings) -> Received:
                 name = clean_filename(part.filename)
                 got.files.append(await _store(settings, part, name, check_type(settings, name)))
             elif part.name:
-                raw = await part.read(decode=True)
-                if len(raw) > MAX_FIELD:
-                    raise ValidationFailed(f"Trường '{part.name}' quá dài", code="invalid_input", field=part.name)
-                got.fields[part.name] = raw.decode("utf-8", errors="replace")
+                raw = bytearray()
+                while chunk := await part.read_chunk(CHUNK):
+                    raw += chunk
+                    if len(raw) > MAX_FIELD:  # refused while reading, never held whole
+                        raise ValidationFailed(f"Trường '{part.name}' quá dài", code="invalid_input",
+                                               field=part.name)
+                got.fields[part.name] = bytes(part.decode(bytes(raw))).decode("utf-8", errors="replace")
     except BaseException:
         discard(settings, got.files)
         raise

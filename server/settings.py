@@ -115,6 +115,12 @@ class Settings:
         default="", metadata=_meta("Folder for progress-report attachments; empty = `<var_dir>/attachments`."))
     attachment_max_bytes: int = field(
         default=10_000_000, metadata=_meta("Largest accepted attachment of a progress report, in bytes."))
+    reminder_hour: int = field(
+        default=7, metadata=_meta("Hour of the day (Asia/Ho_Chi_Minh, 0–23) the daily overdue reminder runs."))
+    reminder_email_to: str = field(
+        default="", metadata=_meta("Mailbox that receives the daily overdue summary; empty = no email."))
+    reminder_email_from: str = field(default="hoinghi@localhost", metadata=_meta("Sender of reminder emails."))
+    reminder_smtp: str = field(default="localhost:25", metadata=_meta("SMTP server `host:port` for reminder emails."))
     attachment_types: str = field(
         default=DEFAULT_ATTACHMENT_TYPES,
         metadata=_meta("Comma-separated file extensions a progress report may attach."))
@@ -126,6 +132,8 @@ class Settings:
             raise SettingsError(f"log_format phải là 'json' hoặc 'text' (got {self.log_format!r})")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"log_level không hợp lệ: {self.log_level!r}")
+        if not (0 <= self.reminder_hour <= 23):
+            raise SettingsError(f"reminder_hour phải từ 0 đến 23 (got {self.reminder_hour})")
         if not (0 <= self.port <= 65535):
             raise SettingsError(f"port không hợp lệ: {self.port}")
         parse_bridges(self.bridges)

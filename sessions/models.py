@@ -354,6 +354,7 @@ class Assignment(Base):
     # "done_on_time" / "done_late", fixed when marked done (a done bucket never changes); NULL while
     # open — then only ``due_at`` against the clock tells within from overdue.
     outcome: Mapped[str | None] = mapped_column(String(16))
+    overdue_flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the daily reminder's flag
     completed_by: Mapped[str] = mapped_column(String(100), nullable=False, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 

@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 
 from server.state import DB
 from sessions.models import Assignment, AuditEntry, Conclusion, Directive, ProgressReport
-from tests.conftest import LiveServer
+from sessions.store import units as units_store
+from sessions.store import users as users_store
+from tests.conftest import _HASH, LiveServer
 from tests.directive_util import (
     CONCLUSION,
     INSTRUCTIONS,
@@ -173,6 +175,14 @@ async def test_who_records_conclusions(server_factory: Callable[..., Any], sqlit
         "participants": [{"unit": "26", "levels": ["province"]}]})
     later = (await resp.json())["meeting"]["id"]
     await refused(await chair.api("POST", f"/api/meetings/{later}/conclusions", json=body), 409, "wrong_state")
+    # A secretary (an operating account of the chair's own unit) records too.
+    async with live.app[DB].begin() as db:
+        bca = await units_store.get_by_code(db, "BCA")
+        await users_store.create_user(db, username="thuky", full_name="Thư ký", password_hash=_HASH,
+                                      unit_id=bca.id, role="site_operator")
+    secretary = await live.login("thuky")
+    await ok(await secretary.api("POST", f"/api/meetings/{meeting_id}/conclusions",
+                                 json={"text": "Ghi nhận ý kiến các địa phương"}), 201)
     # The chair records; then adds a directive to the same conclusion.
     cid = (await ok(await chair.api("POST", f"/api/meetings/{meeting_id}/conclusions", json=body), 201))[
         "conclusion"]["id"]
@@ -181,9 +191,14 @@ async def test_who_records_conclusions(server_factory: Callable[..., Any], sqlit
         "lead": "26", "cooperating": ["01"]}), 201)
     assert added["directive"]["assignments"] == 2
     listed = (await ok(await chair.get(f"/api/meetings/{meeting_id}/conclusions")))["conclusions"]
-    assert [len(c["directives"]) for c in listed] == [2]
-    assert {a["unit"]["code"]: a["role"] for a in listed[0]["directives"][1]["assignments"]} == {
+    assert [len(c["directives"]) for c in listed] == [0, 2]
+    assert {a["unit"]["code"]: a["role"] for a in listed[1]["directives"][1]["assignments"]} == {
         "26": "lead", "01": "cooperate"}
+    # Once the meeting has concluded its record is closed: no more directives on its conclusions.
+    resp = await chair.api("POST", f"/api/meetings/{meeting_id}/state", json={"to": "concluded"})
+    assert resp.status == 200, await resp.text()
+    await refused(await chair.api("POST", f"/api/conclusions/{cid}/directives", json=every_province(INSTRUCTIONS[0])),
+                  409, "wrong_state")
 
 
 async def test_pages(server_factory: Callable[..., Any], sqlite_url: str) -> None:

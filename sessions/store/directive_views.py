@@ -70,7 +70,8 @@ def assignment_dict(a: Assignment, tree: UnitTree, now: datetime) -> dict[str, A
             "role": a.role, "role_label": ROLE_LABEL_VI[AssigneeRole(a.role)], "percent": a.percent,
             "due_at": a.due_at.isoformat(), "completed_at": a.completed_at.isoformat() if a.completed_at else None,
             "completed_by": a.completed_by, "bucket": b.value, "bucket_label": BUCKET_LABEL_VI[b],
-            "days_overdue": days_overdue(a.due_at, a.completed_at or now)}
+            "days_overdue": days_overdue(a.due_at, a.completed_at or now),
+            "overdue_flagged_at": a.overdue_flagged_at.isoformat() if a.overdue_flagged_at else None}
 
 
 def directive_dict(d: Directive, tree: UnitTree, reach: set[int] | None = None) -> dict[str, Any]:

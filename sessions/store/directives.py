@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.directives import (
@@ -173,12 +173,15 @@ async def create_directive(db: AsyncSession, conclusion_id: int, given: Directiv
                            now: datetime) -> Created:
     """A directive of a conclusion, to units within the meeting chair's unit's subtree."""
     check_deadline(given.deadline, now)
-    row = (await db.execute(select(Conclusion.meeting_id, Meeting.chair_unit_id)
+    row = (await db.execute(select(Conclusion.meeting_id, Meeting.chair_unit_id, Meeting.state)
                             .join(Meeting, Meeting.id == Conclusion.meeting_id)
                             .where(Conclusion.id == conclusion_id))).first()
     if row is None:
         raise NotFound("Không tìm thấy kết luận", code="conclusion_not_found")
-    meeting_id, chair_unit_id = row
+    meeting_id, chair_unit_id, state = row
+    if state != MeetingState.LIVE.value:  # once concluded, the record (and the minutes) are closed
+        raise WrongState(f"Chỉ giao nhiệm vụ theo kết luận khi hội nghị đang diễn ra "
+                         f"(hiện: {STATE_LABEL_VI[MeetingState(state)]})", state=state)
     roles = await resolve_assignees(db, given.assignees, chair_unit_id)
     return await _insert_directive(db, meeting_id=meeting_id, conclusion_id=conclusion_id, parent=None,
                                    assigner_unit_id=chair_unit_id, given=given, roles=roles, actor=actor, now=now)
@@ -198,7 +201,7 @@ async def break_down(db: AsyncSession, assignment_id: int, given: DirectiveInput
                      now: datetime) -> Created:
     """A directive from a unit's own assignment to units strictly below that unit."""
     check_deadline(given.deadline, now)
-    parent = await get_assignment(db, assignment_id)
+    parent = await get_assignment(db, assignment_id, lock=True)  # serialised with marking it done
     if parent.completed_at is not None:
         raise AssignmentDone("Nhiệm vụ đã hoàn thành, không thể giao tiếp cho cấp dưới")
     meeting_id = (await db.execute(select(Directive.meeting_id)
@@ -256,3 +259,18 @@ async def complete(db: AsyncSession, assignment_id: int, *, actor: Actor, now: d
     await db.flush()
     await audit.record(db, actor, "assignment_done", f"assignment:{a.id}", at=now, before=before, after=_state(a))
     return a
+
+
+async def flag_overdue(db: AsyncSession, now: datetime, *, actor: Actor) -> dict[int, int]:
+    """Flag every open assignment past its deadline that is not flagged yet (the daily reminder);
+    unit id → how many of its assignments were flagged now. Audited as one row per run."""
+    stmt = (update(Assignment)
+            .where(Assignment.outcome.is_(None), Assignment.due_at <= now, Assignment.overdue_flagged_at.is_(None))
+            .values(overdue_flagged_at=now).returning(Assignment.unit_id))
+    flagged: dict[int, int] = {}
+    for unit_id in (await db.execute(stmt)).scalars().all():
+        flagged[unit_id] = flagged.get(unit_id, 0) + 1
+    if flagged:
+        await audit.record(db, actor, "overdue_flagged", f"{sum(flagged.values())} nhiệm vụ", at=now,
+                           units=len(flagged))
+    return flagged

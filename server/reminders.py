@@ -1,0 +1,105 @@
+"""Daily overdue reminders: once a day (at ``reminder_hour`` in Vietnam) every assignment that has
+passed its deadline unfinished is flagged (``overdue_flagged_at``, once per assignment), the
+run is audited, the dashboards are told, and — only if ``reminder_email_to`` is set — one summary
+email per province lists its newly overdue count. The UI's reminders (the banner on "Nhiệm vụ")
+are computed at read time, so they are right even between runs. Several server processes may
+each run the job: the flagging UPDATE only takes rows not yet flagged, so a row is counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import smtplib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, time, timedelta
+from email.message import EmailMessage
+
+from aiohttp import web
+
+from server import directive_ops
+from server.db import transaction
+from server.settings import Settings
+from server.state import CLOCK, DB, SETTINGS
+from sessions.directives import VN
+from sessions.store import directives as store
+from sessions.store import units
+from sessions.store.audit import Actor
+
+log = logging.getLogger("hoinghi.reminders")
+SYSTEM = Actor("cli", name="nhac-viec")
+Sender = Callable[[Settings, EmailMessage], None]
+
+
+def next_run(now: datetime, hour: int) -> datetime:
+    """The next ``hour``:00 in Vietnam strictly after ``now``."""
+    local = now.astimezone(VN)
+    at = datetime.combine(local.date(), time(hour), VN)
+    if at <= local:
+        at += timedelta(days=1)
+    return at
+
+
+def smtp_send(settings: Settings, message: EmailMessage) -> None:
+    host, _, port = settings.reminder_smtp.partition(":")
+    with smtplib.SMTP(host, int(port or 25), timeout=30) as smtp:
+        smtp.send_message(message)
+
+
+def summary(settings: Settings, day: str, rows: list[tuple[str, int]]) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = f"[Hội nghị trực tuyến] Nhắc việc {day}: {sum(n for _, n in rows)} nhiệm vụ mới quá hạn"
+    msg["From"] = settings.reminder_email_from
+    msg["To"] = settings.reminder_email_to
+    lines = [f"Ngày {day}, các nhiệm vụ sau đã quá hạn mà chưa hoàn thành:", ""]
+    lines += [f"- {name}: {n} nhiệm vụ" for name, n in rows]
+    lines += ["", "Xem chi tiết tại mục Nhiệm vụ của hệ thống."]
+    msg.set_content("\n".join(lines))
+    return msg
+
+
+async def run_once(app: web.Application, send: Sender = smtp_send) -> int:
+    """Flag what became overdue; returns how many assignments were flagged this run."""
+    now = app[CLOCK]()
+    settings = app[SETTINGS]
+    async with transaction(app[DB]) as db:
+        flagged = await store.flag_overdue(db, now, actor=SYSTEM)
+    if not flagged:
+        return 0
+    async with app[DB]() as db:
+        await directive_ops.publish(app, db, set(flagged))
+        if settings.reminder_email_to:
+            tree = await units.unit_tree(db)
+            per_province: dict[str, int] = {}
+            for unit_id, n in flagged.items():
+                view = tree.get(store.province_of(tree, unit_id) or unit_id)
+                name = view.name if view is not None else str(unit_id)
+                per_province[name] = per_province.get(name, 0) + n
+            message = summary(settings, now.astimezone(VN).strftime("%d/%m/%Y"), sorted(per_province.items()))
+            try:
+                await asyncio.to_thread(send, settings, message)
+            except (OSError, smtplib.SMTPException):
+                log.exception("overdue reminder email failed")
+    return sum(flagged.values())
+
+
+async def daily(app: web.Application) -> None:
+    """Sleep until the next run by the wall clock (the app clock gives "now" for the rules)."""
+    hour = app[SETTINGS].reminder_hour
+    while True:
+        wake = next_run(datetime.now(VN), hour)
+        await asyncio.sleep(max(1.0, (wake - datetime.now(VN)).total_seconds()))
+        try:
+            await run_once(app)
+        except Exception:
+            log.exception("overdue reminder run failed")
+
+
+async def reminders_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: the daily task lives on the app and ends with it."""
+    task = asyncio.create_task(daily(app), name="overdue-reminders")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
