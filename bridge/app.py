@@ -7,6 +7,8 @@ the SDP answer and a ``Location`` (``/sessions/{sid}``) to DELETE when leaving.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -110,6 +112,22 @@ def create_app(config: BridgeConfig) -> web.Application:
     return app
 
 
+async def serve(config: BridgeConfig, host: str, port: int) -> None:
+    """Run until cancelled; prints the bound URL (the port may have been 0)."""
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[attr-defined]
+        bound = sockets[0].getsockname()[1] if sockets else port
+        log.info("bridge %s listening on %s:%s", config.unit, host, bound)
+        print(f"Điểm cầu {config.unit} nhận WHIP/WHEP tại http://{host}:{bound}  (Ctrl+C để dừng)", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
 def run(config: BridgeConfig, host: str, port: int) -> None:
-    log.info("bridge %s listening on %s:%s", config.unit, host, port)
-    web.run_app(create_app(config), host=host, port=port, print=None)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config, host, port))
