@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-file", help="tệp khoá ký mã tham gia (mặc định: biến HOINGHI_SECRET_KEY)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aioice").setLevel(logging.WARNING)  # one line per ICE check otherwise
     try:
         if args.key_file:
             key = Path(args.key_file).read_text().strip().encode()

@@ -3,8 +3,10 @@
 Nothing here decodes or encodes. A :class:`Source` reads ``av.Packet``s from a remote track
 (see :mod:`bridge.aiortc_compat`) and hands each to its listeners; a :class:`Fanout` copies the
 reference into one bounded queue per subscriber (:class:`RelayTrack`, the track an
-``RTCRtpSender`` sends). Video subscribers start at a keyframe; a subscriber whose queue
-overflows is emptied and resynced at the next keyframe instead of buffering without bound.
+``RTCRtpSender`` sends). A subscriber takes packets once its sender starts reading, beginning at a
+keyframe it asks the publisher for then (a late joiner does not wait for the publisher's next
+natural keyframe); a subscriber whose queue overflows is emptied and resynced at the next
+keyframe instead of buffering without bound.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class RelayTrack(MediaStreamTrack):
         self._wakeup = asyncio.Event()
         self._on_resync = on_resync
         self._on_stop = on_stop
+        self._started = False
         self.packets_in = 0
         self.packets_dropped = 0
         self.resyncs = 0
@@ -49,8 +52,16 @@ class RelayTrack(MediaStreamTrack):
     def waiting_keyframe(self) -> bool:
         return self._waiting_keyframe
 
+    def start(self) -> None:
+        """The sender started reading (its transport is up): from now on take packets, starting
+        at a keyframe asked for now. Before that, packets would only pile up as a stale backlog."""
+        if not self._started:
+            self._started = True
+            if self._gated:
+                self._on_resync()
+
     def push(self, packet: av.Packet, keyframe: bool) -> None:
-        if self.readyState != "live":
+        if self.readyState != "live" or not self._started:
             return
         if self._waiting_keyframe:
             if not keyframe:
@@ -81,6 +92,7 @@ class RelayTrack(MediaStreamTrack):
             self._waiting_keyframe = True
 
     async def recv(self) -> av.Packet:
+        self.start()
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -109,8 +121,6 @@ class Fanout:
             max_queue = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
         track = RelayTrack(self.kind, self._request_keyframe, max_queue, on_stop=self.tracks.discard)
         self.tracks.add(track)
-        if self.kind == "video":
-            self._request_keyframe()  # a late joiner must not wait for the publisher's next keyframe
         return track
 
     def push(self, packet: av.Packet, keyframe: bool) -> None:

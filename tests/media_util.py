@@ -37,7 +37,7 @@ async def until(predicate: Callable[[], bool], within: float = STEP, what: str =
         await asyncio.sleep(0.02)
 
 
-def _pc() -> RTCPeerConnection:
+def peer_connection() -> RTCPeerConnection:
     """A peer connection with no STUN server (aiortc would otherwise ask Google's)."""
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
@@ -97,9 +97,14 @@ class EncodedVideoTrack(MediaStreamTrack):
             raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
-        delay = self._start + self._index / self.fps - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        now = time.monotonic()
+        due = self._start + self._index / self.fps
+        if due > now:
+            await asyncio.sleep(due - now)
+        else:
+            if now - due > 1 / self.fps:  # fell behind: skip the missed frames, as a camera would
+                self._index = int((now - self._start) * self.fps)
+            await asyncio.sleep(0)  # never starve the event loop
         while True:
             frame = self._frame()
             if self._force:
@@ -130,7 +135,7 @@ class Publisher:
 async def whip(base_url: str, meeting: int, tok: str, video: EncodedVideoTrack | None,
                audio: bool = True) -> Publisher:
     """Publish ``video`` (forwarded as encoded packets) and a silent microphone (Opus)."""
-    pc = _pc()
+    pc = peer_connection()
     try:
         if video is not None:
             transceiver = pc.addTransceiver(video, direction="sendonly")
@@ -175,7 +180,7 @@ class Player:
 
 
 async def whep(base_url: str, meeting: int, tok: str, audio_tracks: int = 2) -> Player:
-    pc = _pc()
+    pc = peer_connection()
     player = Player(pc)
 
     async def consume(track: MediaStreamTrack) -> None:
@@ -222,7 +227,7 @@ async def post_sdp(url: str, tok: str | None, sdp: str, content_type: str = "app
 
 async def offer_sdp(kinds: tuple[str, ...] = ("video", "audio"), direction: str = "sendonly") -> str:
     """A real aiortc offer (for tests that alter it before sending)."""
-    pc = _pc()
+    pc = peer_connection()
     try:
         for kind in kinds:
             pc.addTransceiver(kind, direction=direction)

@@ -63,6 +63,10 @@ async def test_requester_sends_the_deferred_request() -> None:
 async def test_new_subscriber_waits_for_a_keyframe_and_a_slow_one_resyncs() -> None:
     resyncs: list[int] = []
     track = RelayTrack("video", lambda: resyncs.append(1), max_queue=3)
+    track.push(packet(VP8_KEY, 0), True)  # the sender has not started: nothing is kept
+    assert track.packets_in == 0 and resyncs == []
+    track.start()  # the sender reads: a keyframe is asked for
+    assert resyncs == [1]
     track.push(packet(VP8_DELTA, 0), False)
     assert track.waiting_keyframe and track.packets_dropped == 1
     track.push(packet(VP8_KEY, 3000), True)
@@ -70,7 +74,7 @@ async def test_new_subscriber_waits_for_a_keyframe_and_a_slow_one_resyncs() -> N
         track.push(packet(VP8_DELTA, i * 3000), False)
     assert not track.waiting_keyframe
     track.push(packet(VP8_DELTA, 12000), False)  # the fourth queued packet: fallen behind
-    assert track.waiting_keyframe and resyncs == [1] and track.resyncs == 1
+    assert track.waiting_keyframe and resyncs == [1, 1] and track.resyncs == 1
     track.push(packet(VP8_DELTA, 15000), False)  # still dropped: no keyframe yet
     track.push(packet(VP8_KEY, 18000), True)
     got = await asyncio.wait_for(track.recv(), 1)
@@ -80,6 +84,7 @@ async def test_new_subscriber_waits_for_a_keyframe_and_a_slow_one_resyncs() -> N
 
 async def test_audio_is_never_gated() -> None:
     track = RelayTrack("audio", lambda: None, max_queue=10)
+    track.start()
     track.push(packet(b"\xfc", 960), True)
     assert (await asyncio.wait_for(track.recv(), 1)).pts == 960
     track.stop()
@@ -99,6 +104,7 @@ async def test_switch_waits_for_the_keyframe_and_rebases_timestamps() -> None:
     b = Source("video", "video/VP8", label="b")
     switch = Switch("video", clock)
     out = switch.fanout.subscribe(max_queue=100)
+    out.start()
     switch.select(a)
     a.feed(packet(VP8_KEY, 500_000))
     clock.now += 1 / 30
