@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fractions
 import hashlib
 import os
 import statistics
@@ -43,7 +44,7 @@ from aiortc.contrib.media import MediaRelay  # noqa: E402
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 
 from bridge import aiortc_compat  # noqa: E402
-from tests.media_util import KEY, EncodedVideoTrack, peer_connection, post_sdp, token, whep, whip  # noqa: E402
+from tests.media_util import KEY, peer_connection, post_sdp, token, whep, whip  # noqa: E402
 
 BRIDGE = "HN"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -54,19 +55,66 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
 
 
-class TimedCamera(EncodedVideoTrack):
-    """Remembers when each encoded frame left the camera, by content hash."""
+class TimedCamera(MediaStreamTrack):
+    """A 640×480 30 fps VP8 camera at ~1 Mbps that costs this process almost nothing: 60 frames
+    of grain are encoded once (a keyframe, then deltas) and looped; a keyframe request is answered
+    with the pre-encoded keyframe. The relay forwards the same bytes at the same rate as from a
+    live encoder (subscribers here do not decode, except late joiners, who decode only their
+    first frame: the keyframe). Remembers when each frame left, by content hash."""
 
-    def __init__(self) -> None:
-        super().__init__("vp8", 640, 480, 30, bitrate=1_000_000)
+    kind = "video"
+    mime_type = "video/VP8"
+
+    def __init__(self, fps: int = 30, bitrate: int = 1_000_000, frames: int = 60) -> None:
+        super().__init__()
+        self.fps = fps
+        codec = av.CodecContext.create("libvpx", "w")
+        codec.width, codec.height, codec.pix_fmt = 640, 480, "yuv420p"
+        codec.bit_rate = bitrate
+        codec.time_base = fractions.Fraction(1, fps)
+        codec.gop_size = 1_000_000
+        codec.qmin, codec.qmax = 2, 56  # as aiortc's own VP8 encoder
+        codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "minrate": str(bitrate),
+                         "maxrate": str(bitrate), "bufsize": str(bitrate), "undershoot-pct": "100",
+                         "overshoot-pct": "15"}
+        grain = bytes(120 + b % 16 for b in range(256))  # low-amplitude noise: ~1 Mbps at these settings
+        self.encoded: list[bytes] = []
+        for i in range(frames):
+            frame = av.VideoFrame(640, 480, "yuv420p")
+            frame.planes[0].update(os.urandom(frame.planes[0].buffer_size).translate(grain))
+            for plane in frame.planes[1:]:
+                plane.update(bytes([128]) * plane.buffer_size)
+            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
+            self.encoded.append(b"".join(bytes(p) for p in codec.encode(frame)))
+        self.bitrate = sum(len(e) for e in self.encoded[1:]) * 8 * fps / (frames - 1)
+        self._index = 0
+        self._start: float | None = None
+        self._force = True
+        self.keyframes = 0
         self.sent_at: dict[bytes, float] = {}
 
+    def request_keyframe(self) -> None:
+        self._force = True
+
     async def recv(self) -> av.Packet:
-        packet = await super().recv()
-        self.sent_at[hashlib.blake2b(bytes(packet), digest_size=8).digest()] = time.monotonic()
-        if len(self.sent_at) > 2000:
-            for key in list(self.sent_at)[:1000]:
-                del self.sent_at[key]
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._index / self.fps
+        now = time.monotonic()
+        if due > now:
+            await asyncio.sleep(due - now)
+        elif now - due > 1 / self.fps:  # fell behind: skip frames, as a camera would
+            self._index = int((now - self._start) * self.fps)
+        if self._force:
+            data, self._force = self.encoded[0], False
+            self.keyframes += 1
+        else:
+            data = self.encoded[1 + self._index % (len(self.encoded) - 1)]
+        packet = av.Packet(data)
+        packet.pts = self._index * 90000 // self.fps
+        packet.time_base = fractions.Fraction(1, 90000)
+        self._index += 1
+        self.sent_at[hashlib.blake2b(data, digest_size=8).digest()] = time.monotonic()
         return packet
 
 
@@ -185,7 +233,8 @@ async def run_passthrough(args: argparse.Namespace) -> tuple[float, list[float],
     camera = TimedCamera()
     publisher = None
     try:
-        publisher = await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera, audio=False)
+        print(f"camera: 640x480 {camera.fps} fps VP8, {camera.bitrate / 1e6:.2f} Mbps", flush=True)
+        publisher = await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera, audio=False)  # type: ignore[arg-type]
         base, loaded, delays = await measure(proc.pid, f"{url}/meetings/1/whep", token(BRIDGE, "SUB"),
                                              args.subs, args.window, camera)
         print(f"pass-through: relay {base:.1%} of a core with 0 subscribers, {loaded:.1%} with {args.subs}",

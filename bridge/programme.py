@@ -122,6 +122,8 @@ class Programme:
         self.sites: dict[str, Site] = {}
         self.chair_unit: str | None = None
         self.floor: str | None = None
+        # cascade: the upstream's floor audio, heard when the floor holder does not publish here
+        self.upstream_floor_audio: Source | None = None
 
     def publish(self, site: Site, chair: bool = False) -> None:
         self.sites[site.unit] = site
@@ -154,7 +156,10 @@ class Programme:
         video_site = floor if floor is not None and floor.video is not None else chair
         self.video.select(video_site.video if video_site is not None else None)
         self.chair_audio.select(chair.audio if chair is not None else None)
-        self.floor_audio.select(floor.audio if floor is not None and floor is not chair else None)
+        if floor is not None:
+            self.floor_audio.select(floor.audio if floor is not chair else None)
+        else:
+            self.floor_audio.select(self.upstream_floor_audio if self.floor else None)
 
     def subscribe(self) -> tuple[RelayTrack, RelayTrack, RelayTrack]:
         """Video, chair audio, floor audio for one new subscriber."""
