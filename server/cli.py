@@ -1,4 +1,4 @@
-"""The ``hoinghi`` command: serve, db upgrade, units import, users add/passwd, tokens, demo."""
+"""The ``hoinghi`` command: serve, db upgrade, units import, users add/passwd, tokens, bridge, demo."""
 
 from __future__ import annotations
 
@@ -284,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     trev = tsub.add_parser("revoke")
     trev.add_argument("token_id", type=int)
 
+    p = sub.add_parser("bridge", help="chạy điểm cầu truyền hình (WHIP/WHEP, chuyển tiếp không giải mã)")
+    from bridge.cli import add_arguments as bridge_arguments
+
+    bridge_arguments(p)
+
     p = sub.add_parser("demo", help="nhập dữ liệu, tạo tài khoản mẫu và chạy máy chủ")
     p.add_argument("--no-serve", action="store_true", help="chỉ chuẩn bị dữ liệu")
     return parser
@@ -333,6 +338,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Đã đặt lại mật khẩu cho {args.username}; mọi phiên đăng nhập của tài khoản đã bị đóng.")
     elif args.command == "tokens":
         return _tokens(args, settings)
+    elif args.command == "bridge":
+        from bridge.cli import BridgeCliError
+        from bridge.cli import run as run_bridge
+        from server.logs import configure
+
+        configure(settings.log_level, settings.log_format)
+        try:
+            run_bridge(args, settings.signing_key())
+        except BridgeCliError as exc:
+            raise CliError(str(exc)) from None
     elif args.command == "demo":
         created = asyncio.run(demo_setup(settings))
         meeting_id = asyncio.run(demo_meeting(settings))

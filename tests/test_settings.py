@@ -76,15 +76,16 @@ def test_generated_signing_key_is_stable_and_private(tmp_path: Path) -> None:
 
 
 def test_every_error_code_is_documented() -> None:
-    """Stable error codes raised anywhere in server/ or sessions/ appear in docs/protocol.md."""
+    """Stable error codes raised anywhere in server/, sessions/ or bridge/ appear in docs/protocol.md."""
     root = Path(__file__).resolve().parent.parent
     doc = (root / "docs" / "protocol.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", doc, flags=re.M))
     used: set[str] = set()
-    for path in [*root.glob("server/**/*.py"), *root.glob("sessions/**/*.py")]:
+    for path in [*root.glob("server/**/*.py"), *root.glob("sessions/**/*.py"), *root.glob("bridge/**/*.py")]:
         text = path.read_text(encoding="utf-8")
         used |= set(re.findall(r'code ?= ?"([a-z_]+)"', text))
         used |= set(re.findall(r'BadToken\("([a-z_]+)"', text))
+        used |= set(re.findall(r'(?:BridgeError\(\d+, |error_response\(\d+, )"([a-z_]+)"', text))
     from server.errors import HTTP_CODES
 
     used |= set(HTTP_CODES.values())

@@ -1,0 +1,133 @@
+"""The bridge's HTTP face: WHIP (publish) and WHEP (play), authorised by join tokens.
+
+``POST /meetings/{id}/whip`` and ``POST /meetings/{id}/whep`` take an SDP offer
+(``Content-Type: application/sdp``, ``Authorization: Bearer <join token>``) and answer 201 with
+the SDP answer and a ``Location`` (``/sessions/{sid}``) to DELETE when leaving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from bridge import aiortc_compat, peers
+from bridge.errors import BridgeError, error_middleware
+from bridge.room import BridgeConfig, BridgeState
+from sessions import join_tokens
+from sessions.join_tokens import JoinClaims
+
+log = logging.getLogger("hoinghi.bridge")
+
+STATE = web.AppKey("bridge_state", BridgeState)
+SDP = "application/sdp"
+
+
+def _claims(request: web.Request, meeting: int | None = None) -> JoinClaims:
+    state = request.app[STATE]
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or not header[7:].strip():
+        raise BridgeError(401, "unauthenticated", "Cần mã tham gia hội nghị")
+    claims = join_tokens.check(state.config.key, header[7:].strip(), datetime.now(UTC))
+    if claims.bridge != state.config.unit:
+        raise BridgeError(403, "token_foreign", "Mã tham gia này không dùng cho điểm cầu này")
+    if meeting is not None and claims.meeting != meeting:
+        raise BridgeError(403, "token_foreign", "Mã tham gia này dành cho cuộc họp khác")
+    return claims
+
+
+def _meeting_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["meeting"])
+    except ValueError:
+        raise BridgeError(404, "meeting_not_found", "Không có cuộc họp này") from None
+
+
+async def _offer(request: web.Request) -> str:
+    if request.content_type != SDP:
+        raise BridgeError(415, "sdp_required", "Nội dung phải là đề nghị SDP (application/sdp)")
+    try:
+        return await request.text()
+    except UnicodeDecodeError:
+        raise BridgeError(400, "sdp_invalid", "Đề nghị SDP không đúng định dạng") from None
+
+
+def _created(request: web.Request, session_id: str, answer: str) -> web.Response:
+    location = str(request.app.router["session"].url_for(sid=session_id))
+    return web.Response(status=201, text=answer, content_type=SDP, headers={"Location": location})
+
+
+async def whip(request: web.Request) -> web.Response:
+    meeting = _meeting_id(request)
+    claims = _claims(request, meeting)
+    session = await peers.publish(request.app[STATE], claims, await _offer(request))
+    log.info("publish %s unit=%s role=%s meeting=%s", session.id, claims.unit, claims.role, meeting)
+    return _created(request, session.id, session.answer)
+
+
+async def whep(request: web.Request) -> web.Response:
+    meeting = _meeting_id(request)
+    claims = _claims(request, meeting)
+    session = await peers.play(request.app[STATE], claims, await _offer(request))
+    log.info("play %s unit=%s meeting=%s", session.id, claims.unit, meeting)
+    return _created(request, session.id, session.answer)
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    claims = _claims(request)
+    session = state.sessions.get(request.match_info["sid"])
+    if session is None:
+        raise BridgeError(404, "session_not_found", "Không có phiên truyền hình này (có thể đã kết thúc)")
+    if session.unit != claims.unit or session.meeting != claims.meeting:
+        raise BridgeError(403, "session_not_yours", "Phiên truyền hình này không phải của điểm cầu bạn")
+    await state.close_session(session)
+    return web.Response(status=200)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({"ok": True, "unit": state.config.unit, "sessions": len(state.sessions),
+                              "meetings": len(state.rooms)})
+
+
+def create_app(config: BridgeConfig) -> web.Application:
+    aiortc_compat.install()
+    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    app[STATE] = BridgeState(config)
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await app[STATE].close()
+
+    app.cleanup_ctx.append(lifetime)
+    app.router.add_post("/meetings/{meeting}/whip", whip)
+    app.router.add_post("/meetings/{meeting}/whep", whep)
+    app.router.add_delete("/sessions/{sid}", delete_session, name="session")
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(config: BridgeConfig, host: str, port: int) -> None:
+    """Run until cancelled; prints the bound URL (the port may have been 0)."""
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[attr-defined]
+        bound = sockets[0].getsockname()[1] if sockets else port
+        log.info("bridge %s listening on %s:%s", config.unit, host, bound)
+        print(f"Điểm cầu {config.unit} nhận WHIP/WHEP tại http://{host}:{bound}  (Ctrl+C để dừng)", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(config: BridgeConfig, host: str, port: int) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config, host, port))

@@ -1,0 +1,184 @@
+"""Cascade: a bridge with an upstream plays the upstream's programme over WHEP (as a client) and
+fans it out to its own sites; when the floor holder is one of its own sites, it publishes that
+site upstream over WHIP. Keyframe requests climb the tree, throttled at every tier.
+
+The upstream's programme becomes one site of the local programme (the "upstream" site, in the
+chair's place): locally the floor holder's own stream is shown when it publishes here, the
+upstream's programme otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, sdp
+
+from bridge import aiortc_compat
+from bridge.keyframes import KeyframeRequester
+from bridge.offer import capability, rtx_ssrcs
+from bridge.peers import _peer_connection, _pli_sender
+from bridge.programme import Site
+from bridge.relay import RelayTrack, Source
+from bridge.room import BridgeState
+from sessions import join_tokens
+
+log = logging.getLogger("hoinghi.bridge.cascade")
+
+UPSTREAM = "upstream"
+
+
+class CascadeError(Exception):
+    """The upstream refused or could not be reached."""
+
+
+@dataclass(eq=False)
+class Link:
+    """One peer connection to the upstream bridge (play or publish) and its DELETE URL."""
+
+    pc: RTCPeerConnection
+    location: str
+    sources: list[Source] = field(default_factory=list)
+    tracks: list[RelayTrack] = field(default_factory=list)
+
+
+async def _exchange(url: str, token: str, pc: RTCPeerConnection) -> str:
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http, http.post(url, data=pc.localDescription.sdp.encode(),
+                                                          headers=headers) as resp:
+        body = await resp.text()
+        if resp.status != 201:
+            raise CascadeError(f"upstream refused {url}: {resp.status} {body}")
+        location = resp.headers.get("Location", "")
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    aiortc_compat.mark_passthrough(pc)
+    return location
+
+
+async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
+    """Play the upstream's programme of ``meeting`` and make it the local programme's base."""
+    base = state.config.upstream_url.rstrip("/")
+    pc = _peer_connection(state)
+    link = Link(pc, "")
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        link.location = await _exchange(f"{base}/meetings/{meeting}/whep", token, pc)
+    except BaseException:
+        await pc.close()
+        raise
+    rtx = rtx_ssrcs(sdp.SessionDescription.parse(pc.remoteDescription.sdp))
+    room = state.room(meeting)
+    video = audio = floor_audio = None
+    for transceiver in pc.getTransceivers():
+        track = transceiver.receiver.track
+        if track is None:
+            continue
+        codec = aiortc_compat.negotiated_codecs(transceiver)[0]
+        if transceiver.kind == "video":
+            keyframes = KeyframeRequester(_pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
+            video = Source("video", codec.mimeType, keyframes, label=f"{UPSTREAM}/video")
+            video.start(track)
+            link.sources.append(video)
+            room.video_codec = room.video_codec or capability(codec)
+        else:
+            source = Source("audio", codec.mimeType, label=f"{UPSTREAM}/audio")
+            source.start(track)
+            link.sources.append(source)
+            if audio is None:
+                audio = source
+            else:
+                floor_audio = source
+    room.programme.upstream_floor_audio = floor_audio
+    room.programme.publish(Site(UPSTREAM, video, audio), chair=True)
+    return link
+
+
+async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: str) -> Link:
+    """Publish a local site's stream (it holds the floor) to the upstream bridge."""
+    base = state.config.upstream_url.rstrip("/")
+    pc = _peer_connection(state)
+    link = Link(pc, "")
+    try:
+        for source in (site.video, site.audio):
+            if source is None:
+                continue
+            track = source.fanout.subscribe()
+            link.tracks.append(track)
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            codecs = RTCRtpSender.getCapabilities(source.kind).codecs
+            transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in
+                                             (source.mime_type.lower(), "video/rtx")])
+            if source.kind == "video":
+                aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
+        link.location = await _exchange(f"{base}/meetings/{meeting}/whip", token, pc)
+    except BaseException:
+        for track in link.tracks:
+            track.stop()
+        await pc.close()
+        raise
+    return link
+
+
+async def close_link(link: Link, token: str, base_url: str) -> None:
+    for track in link.tracks:
+        track.stop()
+    for source in link.sources:
+        await source.close()
+    if link.location:
+        try:
+            async with aiohttp.ClientSession() as http, http.delete(
+                    f"{base_url.rstrip('/')}{link.location}", headers={"Authorization": f"Bearer {token}"}):
+                pass
+        except aiohttp.ClientError:
+            log.warning("could not end upstream session %s", link.location)
+    await link.pc.close()
+
+
+class Uplink:
+    """The cascade of one meeting: plays the upstream's programme, and publishes the local floor
+    holder upstream while it holds the floor. Bridges share the server's signing key, so a bridge
+    signs its own short-lived ``bridge`` tokens for its upstream."""
+
+    def __init__(self, state: BridgeState, meeting: int, upstream_unit: str) -> None:
+        self.state = state
+        self.meeting = meeting
+        self.upstream_unit = upstream_unit
+        self.play: Link | None = None
+        self.publish: Link | None = None
+        self.published_unit: str | None = None
+
+    def _token(self, unit: str) -> str:
+        return join_tokens.issue(self.state.config.key, meeting=self.meeting, unit=unit, role="bridge",
+                                 bridge=self.upstream_unit, now=datetime.now(UTC))
+
+    async def start(self) -> None:
+        self.play = await play_upstream(self.state, self.meeting, self._token(self.state.config.unit))
+
+    async def floor_changed(self) -> None:
+        """Publish the floor holder upstream if it publishes here; stop publishing otherwise."""
+        room = self.state.room(self.meeting)
+        site = room.programme.sites.get(room.floor) if room.floor else None
+        if site is not None and room.floor == self.published_unit:
+            return
+        await self._stop_publishing()
+        if site is not None and room.floor is not None and room.floor != UPSTREAM:
+            self.publish = await publish_upstream(self.state, self.meeting, site, self._token(room.floor))
+            self.published_unit = room.floor
+
+    async def _stop_publishing(self) -> None:
+        if self.publish is not None and self.published_unit is not None:
+            await close_link(self.publish, self._token(self.published_unit), self.state.config.upstream_url)
+        self.publish = None
+        self.published_unit = None
+
+    async def close(self) -> None:
+        await self._stop_publishing()
+        if self.play is not None:
+            self.state.room(self.meeting).programme.unpublish(UPSTREAM)
+            await close_link(self.play, self._token(self.state.config.unit), self.state.config.upstream_url)
+            self.play = None

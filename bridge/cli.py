@@ -1,0 +1,65 @@
+"""Command line of a bridge: ``hoinghi bridge …`` (key from the server's settings) or
+``python -m bridge …`` (key from ``--key-file`` or ``HOINGHI_SECRET_KEY``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from bridge.room import BridgeConfig
+
+
+class BridgeCliError(Exception):
+    """A refusal printed as one line."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--unit", required=True, help="mã đơn vị của điểm cầu này (vd. 01)")
+    parser.add_argument("--server", required=True, help="URL máy chủ hoinghi (kênh điều khiển)")
+    parser.add_argument("--upstream", default="", help="URL điểm cầu cấp trên (phát chuyển tiếp)")
+    parser.add_argument("--listen", default="127.0.0.1:8600", help="HOST:PORT nhận WHIP/WHEP")
+    parser.add_argument("--ice-server", action="append", default=[], dest="ice_servers",
+                        help="máy chủ STUN/TURN (lặp lại được), vd. stun:stun.example.vn:3478")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise BridgeCliError(f"--listen phải có dạng HOST:PORT, nhận được {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def config_from_args(args: argparse.Namespace, key: bytes) -> BridgeConfig:
+    return BridgeConfig(unit=args.unit, key=key, server_url=args.server, upstream_url=args.upstream,
+                        ice_servers=tuple(args.ice_servers))
+
+
+def run(args: argparse.Namespace, key: bytes) -> None:
+    from bridge.app import run as run_app
+
+    host, port = parse_listen(args.listen)
+    config = config_from_args(args, key)
+    run_app(config, host, port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bridge", description="Điểm cầu truyền hình hội nghị")
+    add_arguments(parser)
+    parser.add_argument("--key-file", help="tệp khoá ký mã tham gia (mặc định: biến HOINGHI_SECRET_KEY)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aioice").setLevel(logging.WARNING)  # one line per ICE check otherwise
+    try:
+        if args.key_file:
+            key = Path(args.key_file).read_text().strip().encode()
+        elif os.environ.get("HOINGHI_SECRET_KEY"):
+            key = os.environ["HOINGHI_SECRET_KEY"].encode()
+        else:
+            raise BridgeCliError("cần khoá ký: --key-file hoặc biến HOINGHI_SECRET_KEY (giống máy chủ)")
+        run(args, key)
+    except (BridgeCliError, OSError) as exc:
+        print(f"Lỗi: {exc}", flush=True)
+        return 2
+    return 0

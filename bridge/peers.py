@@ -1,0 +1,168 @@
+"""Publishing (WHIP) and playing (WHEP) peer connections: offer in, answer out, media wired to
+the room's programme. No HTTP here (see :mod:`bridge.app`)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from bridge import aiortc_compat
+from bridge.errors import BridgeError
+from bridge.keyframes import KeyframeRequester
+from bridge.offer import (
+    capability,
+    check_codecs,
+    first_video_codec,
+    parse_offer,
+    preferences,
+    rtx_ssrcs,
+    strip_mdns_candidates,
+)
+from bridge.programme import Site
+from bridge.relay import RelayTrack, Source
+from bridge.room import BridgeState, PeerSession, Room
+from sessions.join_tokens import JoinClaims
+
+
+def _peer_connection(state: BridgeState) -> RTCPeerConnection:
+    servers = [RTCIceServer(urls=url) for url in state.config.ice_servers]
+    # none given: no STUN at all (aiortc would otherwise default to Google's)
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+
+
+def _video_codec(room: Room, description: object) -> RTCRtpCodecCapability | None:
+    """The room's pinned video codec, else the offer's first forwardable one (which pins it)."""
+    if room.video_codec is not None:
+        return room.video_codec
+    for m in description.media:  # type: ignore[attr-defined]
+        if m.kind == "video":
+            codec = first_video_codec(m)
+            return capability(codec) if codec is not None else None
+    return None
+
+
+async def _negotiate(state: BridgeState, session: PeerSession, offer: str) -> str:
+    """Apply the offer (transceivers already added and pinned), answer it, watch the connection."""
+    pc = session.pc
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+    except (ValueError, KeyError, IndexError) as exc:
+        raise BridgeError(400, "sdp_invalid", "Đề nghị SDP không hợp lệ") from exc
+    aiortc_compat.mark_passthrough(pc)
+    await pc.setLocalDescription(await pc.createAnswer())
+
+    @pc.on("connectionstatechange")
+    async def on_state() -> None:
+        if pc.connectionState in ("failed", "closed"):
+            await state.close_session(session)
+
+    return pc.localDescription.sdp
+
+
+def _pli_sender(receiver: RTCRtpReceiver, rtx: set[int]) -> Callable[[], Awaitable[None]]:
+    async def send() -> None:
+        for source in receiver.getSynchronizationSources():
+            if source.source not in rtx:
+                await aiortc_compat.send_pli(receiver, source.source)
+    return send
+
+
+async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerSession:
+    """A site (or a child bridge) publishes its camera and microphone into the meeting."""
+    offer = strip_mdns_candidates(offer_text)
+    description = parse_offer(offer)
+    room = state.room(claims.meeting)
+    if claims.role != "chair" and room.floor != claims.unit:
+        raise BridgeError(403, "floor_required", "Điểm cầu chưa được chủ trì cho phát biểu")
+    check_codecs(description, room.video_codec)
+    video_cap = _video_codec(room, description)
+
+    pc = _peer_connection(state)
+    session = PeerSession(id=secrets.token_urlsafe(12), kind="publish", meeting=claims.meeting, unit=claims.unit,
+                          role=claims.role, pc=pc)
+    try:
+        for m in description.media:
+            if m.kind in ("audio", "video"):
+                pc.addTransceiver(m.kind, direction="recvonly").setCodecPreferences(preferences(m.kind, video_cap))
+        answer = await _negotiate(state, session, offer)
+    except BaseException:
+        await pc.close()
+        raise
+    rtx = rtx_ssrcs(description)
+    video: Source | None = None
+    audio: Source | None = None
+    for transceiver in pc.getTransceivers():
+        track = transceiver.receiver.track
+        if track is None or (video if transceiver.kind == "video" else audio) is not None:
+            continue
+        codec = aiortc_compat.negotiated_codecs(transceiver)[0]
+        keyframes = None
+        if transceiver.kind == "video":
+            keyframes = KeyframeRequester(_pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
+        source = Source(transceiver.kind, codec.mimeType, keyframes, label=f"{claims.unit}/{transceiver.kind}")
+        source.start(track)
+        session.sources.append(source)
+        if transceiver.kind == "video":
+            video = source
+            if room.video_codec is None:
+                room.video_codec = capability(codec)
+        else:
+            audio = source
+    previous = room.publishers.get(claims.unit)
+    session.site = Site(claims.unit, video, audio)
+    room.publishers[claims.unit] = session
+    state.sessions[session.id] = session
+    session.answer = answer
+    room.programme.publish(session.site, chair=claims.role == "chair")
+    if previous is not None:  # the same site published again (reconnect): the new one wins
+        asyncio.get_running_loop().create_task(state.close_session(previous))
+    return session
+
+
+async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerSession:
+    """A site plays the meeting's programme: video, chair audio, floor-holder audio."""
+    offer = strip_mdns_candidates(offer_text)
+    description = parse_offer(offer)
+    room = state.room(claims.meeting)
+    check_codecs(description, room.video_codec)
+    video_cap = _video_codec(room, description)
+
+    pc = _peer_connection(state)
+    session = PeerSession(id=secrets.token_urlsafe(12), kind="play", meeting=claims.meeting, unit=claims.unit,
+                          role=claims.role, pc=pc)
+    programme = room.programme
+    audio_outputs = [programme.chair_audio, programme.floor_audio]
+    video_taken = False
+    try:
+        for m in description.media:
+            track: RelayTrack | None = None
+            if m.kind == "video" and not video_taken:
+                video_taken = True
+                track = programme.video.fanout.subscribe()
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
+            elif m.kind == "audio" and audio_outputs:
+                track = audio_outputs.pop(0).fanout.subscribe()
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+            elif m.kind in ("audio", "video"):
+                transceiver = pc.addTransceiver(m.kind, direction="inactive")
+            else:
+                continue
+            if track is not None:
+                session.tracks.append(track)
+            transceiver.setCodecPreferences(preferences(m.kind, video_cap))
+        answer = await _negotiate(state, session, offer)
+    except BaseException:
+        for t in session.tracks:
+            t.stop()
+        await pc.close()
+        raise
+    if video_taken and room.video_codec is None:
+        room.video_codec = video_cap
+    state.sessions[session.id] = session
+    session.answer = answer
+    return session

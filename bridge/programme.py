@@ -1,0 +1,170 @@
+"""The programme of a meeting: one video (the floor holder, else the chair), chair audio and
+floor-holder audio, each one continuous timeline whatever source feeds it.
+
+A :class:`Switch` moves a timeline from one source to another: for video it asks the new
+source for a keyframe and keeps forwarding the old source until that keyframe arrives (no
+subscriber ever sees a frozen or garbled picture), then re-bases the new source's timestamps so
+the outgoing timeline stays monotonic (the RTP timestamps a subscriber receives advance by the
+wall-clock time of the switch, as if one camera had kept running).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+
+from bridge.relay import Fanout, RelayTrack, Source
+
+CLOCK_RATE = {"video": 90000, "audio": 48000}
+
+
+class Switch:
+    """One outgoing timeline fed by at most one source at a time."""
+
+    def __init__(self, kind: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.kind = kind
+        self._clock = clock
+        self.fanout = Fanout(kind, self._request_keyframe)
+        self.current: Source | None = None
+        self.pending: Source | None = None
+        self._offset = 0
+        self._last_pts: int | None = None
+        self._last_time = 0.0
+        self.switches = 0
+
+    def _request_keyframe(self) -> None:
+        source = self.pending or self.current
+        if source is not None:
+            source.request_keyframe()
+
+    def select(self, source: Source | None) -> None:
+        """Feed the timeline from ``source`` (None: silence) from its next keyframe on."""
+        if self.pending is not None and self.pending is not source:
+            self._detach(self.pending)
+            self.pending = None
+        if source is self.current:
+            return
+        if source is None:
+            if self.current is not None:
+                self._detach(self.current)
+            self.current = None
+            return
+        if self.current is None or self.current.ended.is_set():
+            if self.current is not None:
+                self._detach(self.current)
+            self.current = None
+        self.pending = source
+        if self._on_packet not in source.listeners:
+            source.listeners.append(self._on_packet)
+        source.request_keyframe()
+
+    def _detach(self, source: Source) -> None:
+        if self._on_packet in source.listeners:
+            source.listeners.remove(self._on_packet)
+
+    def _on_packet(self, source: Source, packet: av.Packet, keyframe: bool) -> None:
+        if source is self.pending:
+            if not keyframe:
+                source.request_keyframe()  # throttled at the source; covers a lost request
+                return
+            self._take_over(source, packet)
+        if source is not self.current:
+            return
+        assert packet.pts is not None
+        out = av.Packet(bytes(packet))
+        out.pts = packet.pts + self._offset
+        out.time_base = packet.time_base
+        self._last_pts = out.pts
+        self._last_time = self._clock()
+        self.fanout.push(out, keyframe)
+
+    def _take_over(self, source: Source, packet: av.Packet) -> None:
+        assert packet.pts is not None
+        if self.current is not None:
+            self._detach(self.current)
+        self.current = source
+        self.pending = None
+        self.switches += 1
+        if self._last_pts is None:
+            self._offset = -packet.pts
+        else:
+            elapsed = max(0.0, self._clock() - self._last_time)
+            step = max(1, round(elapsed * CLOCK_RATE[self.kind]))
+            self._offset = self._last_pts + step - packet.pts
+
+    def close(self) -> None:
+        for source in (self.current, self.pending):
+            if source is not None:
+                self._detach(source)
+        self.current = self.pending = None
+        self.fanout.close()
+
+
+@dataclass
+class Site:
+    """What one site publishes."""
+
+    unit: str
+    video: Source | None
+    audio: Source | None
+
+
+class Programme:
+    """What every subscriber of a meeting sees and hears."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.video = Switch("video", clock)
+        self.chair_audio = Switch("audio", clock)
+        self.floor_audio = Switch("audio", clock)
+        self.sites: dict[str, Site] = {}
+        self.chair_unit: str | None = None
+        self.floor: str | None = None
+        # cascade: the upstream's floor audio, heard when the floor holder does not publish here
+        self.upstream_floor_audio: Source | None = None
+
+    def publish(self, site: Site, chair: bool = False) -> None:
+        self.sites[site.unit] = site
+        if chair:
+            self.chair_unit = site.unit
+        self._reselect()
+
+    def unpublish(self, unit: str, site: Site | None = None) -> None:
+        """Forget ``unit``'s publication (only if it is still ``site``, when given)."""
+        if unit in self.sites and (site is None or self.sites[unit] is site):
+            del self.sites[unit]
+            self._reselect()
+
+    def set_floor(self, unit: str | None) -> None:
+        self.floor = unit
+        self._reselect()
+
+    @property
+    def on_air(self) -> str | None:
+        """The unit whose video the programme shows (or is switching to)."""
+        source = self.video.pending or self.video.current
+        for site in self.sites.values():
+            if source is not None and site.video is source:
+                return site.unit
+        return None
+
+    def _reselect(self) -> None:
+        floor = self.sites.get(self.floor) if self.floor else None
+        chair = self.sites.get(self.chair_unit) if self.chair_unit else None
+        video_site = floor if floor is not None and floor.video is not None else chair
+        self.video.select(video_site.video if video_site is not None else None)
+        self.chair_audio.select(chair.audio if chair is not None else None)
+        if floor is not None:
+            self.floor_audio.select(floor.audio if floor is not chair else None)
+        else:
+            self.floor_audio.select(self.upstream_floor_audio if self.floor else None)
+
+    def subscribe(self) -> tuple[RelayTrack, RelayTrack, RelayTrack]:
+        """Video, chair audio, floor audio for one new subscriber."""
+        return self.video.fanout.subscribe(), self.chair_audio.fanout.subscribe(), self.floor_audio.fanout.subscribe()
+
+    def close(self) -> None:
+        for switch in (self.video, self.chair_audio, self.floor_audio):
+            switch.close()

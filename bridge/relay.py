@@ -1,0 +1,195 @@
+"""The pass-through relay: encoded packets from one published track to many subscribers.
+
+Nothing here decodes or encodes. A :class:`Source` reads ``av.Packet``s from a remote track
+(see :mod:`bridge.aiortc_compat`) and hands each to its listeners; a :class:`Fanout` copies the
+reference into one bounded queue per subscriber (:class:`RelayTrack`, the track an
+``RTCRtpSender`` sends). A subscriber takes packets once its sender starts reading, beginning at a
+keyframe it asks the publisher for then (a late joiner does not wait for the publisher's next
+natural keyframe); a subscriber whose queue overflows is emptied and resynced at the next
+keyframe instead of buffering without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from bridge.keyframes import KeyframeRequester, is_keyframe
+
+log = logging.getLogger("hoinghi.bridge.relay")
+
+VIDEO_QUEUE_FRAMES = 30  # one second at 30 fps: beyond that a subscriber resyncs
+AUDIO_QUEUE_FRAMES = 50
+
+Listener = Callable[["Source", av.Packet, bool], None]
+
+
+class RelayTrack(MediaStreamTrack):
+    """One subscriber's outgoing track: yields the encoded packets pushed into it."""
+
+    def __init__(self, kind: str, on_resync: Callable[[], None], max_queue: int,
+                 on_stop: Callable[[RelayTrack], None] | None = None) -> None:
+        super().__init__()
+        self.kind = kind
+        self._gated = kind == "video"
+        self._waiting_keyframe = self._gated
+        self._queue: deque[av.Packet] = deque()
+        self._max_queue = max_queue
+        self._wakeup = asyncio.Event()
+        self._on_resync = on_resync
+        self._on_stop = on_stop
+        self._started = False
+        self.packets_in = 0
+        self.packets_dropped = 0
+        self.resyncs = 0
+
+    @property
+    def waiting_keyframe(self) -> bool:
+        return self._waiting_keyframe
+
+    def start(self) -> None:
+        """The sender started reading (its transport is up): from now on take packets, starting
+        at a keyframe asked for now. Before that, packets would only pile up as a stale backlog."""
+        if not self._started:
+            self._started = True
+            if self._gated:
+                self._on_resync()
+
+    def push(self, packet: av.Packet, keyframe: bool) -> None:
+        if self.readyState != "live" or not self._started:
+            return
+        if self._waiting_keyframe:
+            if not keyframe:
+                self.packets_dropped += 1
+                return
+            self._waiting_keyframe = False
+        if len(self._queue) >= self._max_queue:
+            # Fallen behind: drop what is queued and start again at the next keyframe.
+            self.packets_dropped += len(self._queue) + 1
+            self._queue.clear()
+            self.resyncs += 1
+            if self._gated:
+                self._waiting_keyframe = True
+                self._on_resync()
+            return
+        self._queue.append(packet)
+        self.packets_in += 1
+        self._wakeup.set()
+
+    def request_keyframe(self) -> None:
+        """This subscriber lost the picture (PLI/FIR): ask the publisher for a keyframe."""
+        self._on_resync()
+
+    def resync(self) -> None:
+        """Start again at the next keyframe (e.g. after a floor switch)."""
+        if self._gated:
+            self._queue.clear()
+            self._waiting_keyframe = True
+
+    async def recv(self) -> av.Packet:
+        self.start()
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._wakeup.set()  # let a pending recv() see the end
+        if self._on_stop is not None:
+            self._on_stop(self)
+            self._on_stop = None
+
+
+class Fanout:
+    """The subscribers of one timeline (a source's track, or a programme output)."""
+
+    def __init__(self, kind: str, request_keyframe: Callable[[], None]) -> None:
+        self.kind = kind
+        self._request_keyframe = request_keyframe
+        self.tracks: set[RelayTrack] = set()
+
+    def subscribe(self, max_queue: int | None = None) -> RelayTrack:
+        if max_queue is None:
+            max_queue = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
+        track = RelayTrack(self.kind, self._request_keyframe, max_queue, on_stop=self.tracks.discard)
+        self.tracks.add(track)
+        return track
+
+    def push(self, packet: av.Packet, keyframe: bool) -> None:
+        for track in self.tracks:
+            track.push(packet, keyframe)
+
+    def resync_all(self) -> None:
+        for track in self.tracks:
+            track.resync()
+
+    def close(self) -> None:
+        for track in list(self.tracks):
+            track.stop()
+
+
+class Source:
+    """One published track (a site's camera or microphone), read once, forwarded to listeners."""
+
+    def __init__(self, kind: str, mime_type: str, keyframes: KeyframeRequester | None = None,
+                 label: str = "") -> None:
+        self.kind = kind
+        self.mime_type = mime_type
+        self.label = label
+        self._keyframes = keyframes
+        self.listeners: list[Listener] = []
+        self.fanout = Fanout(kind, self.request_keyframe)
+        self.ended = asyncio.Event()
+        self.frames = 0
+        self.keyframes_seen = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def request_keyframe(self) -> None:
+        if self.kind == "video" and self._keyframes is not None:
+            self._keyframes.request()
+
+    @property
+    def keyframe_requests_sent(self) -> int:
+        return self._keyframes.sent if self._keyframes is not None else 0
+
+    def feed(self, packet: av.Packet) -> None:
+        keyframe = is_keyframe(self.mime_type, bytes(packet)) if self.kind == "video" else True
+        self.frames += 1
+        if keyframe and self.kind == "video":
+            self.keyframes_seen += 1
+        self.fanout.push(packet, keyframe)
+        for listener in list(self.listeners):
+            listener(self, packet, keyframe)
+
+    def start(self, track: MediaStreamTrack) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._pump(track))
+
+    async def _pump(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                packet = await track.recv()
+                if not isinstance(packet, av.Packet):
+                    log.error("source %s yields decoded frames: pass-through hook not applied", self.label)
+                    return
+                self.feed(packet)
+        except MediaStreamError:
+            pass
+        finally:
+            self.ended.set()
+
+    async def close(self) -> None:
+        if self._keyframes is not None:
+            self._keyframes.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.fanout.close()
+        self.ended.set()
