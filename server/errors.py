@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -47,7 +48,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         if exc.status == 401 and not is_api(request):
-            raise web.HTTPSeeOther(f"/login?next={request.path_qs}") from None
+            raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}") from None
         code = HTTP_CODES.get(exc.status, "http_error")
         message = None if exc.text in (None, "", f"{exc.status}: {exc.reason}") else exc.text
         if exc.status == 413:

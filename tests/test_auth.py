@@ -334,6 +334,10 @@ async def test_machine_tokens_scope_expiry_revocation_tampering(live: LiveServer
     # Tokens are for the API only: on pages they are no login at all.
     resp = await http.get("/admin/users", headers=bearer(bca["token"]), allow_redirects=False)
     assert (resp.status, resp.headers["Location"]) == (303, "/login?next=/admin/users")
+    # A query survives the trip through the login page (it is encoded, not cut at its '&').
+    resp = await http.get("/slides/BCA?a=1&b=2", allow_redirects=False)
+    location = URL(resp.headers["Location"])
+    assert (location.path, dict(location.query)) == ("/login", {"next": "/slides/BCA?a=1&b=2"})
     # A token without units:read reads no units, even inside its own unit.
     _tid, bridge_only = await issue_token(live, "01", scopes=frozenset({"bridge"}))
     await api_error(await http.get("/api/units/01", headers=bearer(bridge_only)), 403, "forbidden")
