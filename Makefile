@@ -41,6 +41,7 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python bench/units.py
 	$(BIN)/python bench/live.py
+	$(BIN)/python bench/relay.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

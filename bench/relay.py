@@ -15,7 +15,7 @@ sequential joins, the camera's natural keyframe interval being hours), and the h
 subscriber, the same encoded bytes identified by hash; includes one frame of aiortc's jitter
 buffer at the bridge and one at the subscriber).
 
-Usage: ``.venv/bin/python bench/relay.py [--subs 20] [--stock-subs 3] [--window 10] [--late 10]``.
+Usage: ``.venv/bin/python bench/relay.py [--subs 40] [--stock-subs 3] [--window 10] [--late 10]``.
 Ends with one line ``RESULT passthrough_subs_per_core=… stock_subs_per_core=… ratio=…
 late_join_first_frame_p95_ms=… hop_delay_p50_ms=…``.
 """
@@ -327,7 +327,7 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subs", type=int, default=20, help="pass-through subscribers")
+    parser.add_argument("--subs", type=int, default=40, help="pass-through subscribers")
     parser.add_argument("--stock-subs", type=int, default=3, help="stock MediaRelay subscribers")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of each CPU measurement")
     parser.add_argument("--late", type=int, default=10, help="sequential late joiners")

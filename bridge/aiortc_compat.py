@@ -14,6 +14,9 @@ A pass-through relay needs four things aiortc does not expose publicly:
 3. **Keyframe requests from a subscriber.** A PLI/FIR reaching a sender only sets a flag that the
    pack path ignores (``RTCRtpSender._send_keyframe``); we wrap it per sender.
 4. **Keyframe requests to a publisher.** ``RTCRtpReceiver._send_rtcp_pli(ssrc)``.
+5. **A cheaper clock.** The sender stamps every RTP packet with ``aiortc.clock.current_ntp_time()``,
+   which goes through ``datetime`` objects (~8 % of a relay's CPU with many subscribers); the same
+   value is computed from ``time.time()``.
 
 Which codecs are pass-through is decided per peer connection: after ``setRemoteDescription``
 each transceiver holds its own negotiated copies of the codec parameters
@@ -28,11 +31,13 @@ from __future__ import annotations
 
 import fractions
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 import av
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import clock as _clock_mod
 from aiortc import codecs as _codecs_mod
 from aiortc import rtcpeerconnection as _pc_mod
 from aiortc import rtcrtpreceiver as _receiver_mod
@@ -57,11 +62,20 @@ TRANSCEIVER_CODECS_ATTR = "_codecs"
 VP8_PACKETIZE = "_packetize"  # classmethod (buffer, picture_id) -> payloads
 H264_SPLIT = "_split_bitstream"  # staticmethod (annex-b bytes) -> NAL units
 H264_PACKETIZE = "_packetize"  # classmethod (NAL units) -> payloads
+NTP_CLOCK = (_clock_mod, "current_ntp_time")
 COMMON_CODECS_FUNCTION = (_pc_mod, "find_common_codecs")
 LOCAL_CODECS_TABLE = (_codecs_mod, "CODECS")
 
 _original_get_decoder: Callable[[RTCRtpCodecParameters], Any] | None = None
 _original_get_encoder: Callable[[RTCRtpCodecParameters], Any] | None = None
+NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+
+
+def fast_ntp_time() -> int:
+    """The current time as a 64-bit NTP timestamp (what ``aiortc.clock.current_ntp_time`` returns)."""
+    now = time.time() + NTP_UNIX_OFFSET
+    seconds = int(now)
+    return (seconds << 32) | int((now - seconds) * (1 << 32))
 
 
 class PacketDecoder:
@@ -155,6 +169,7 @@ def install() -> None:
     if getattr(module, name) is not _get_encoder:
         _original_get_encoder = getattr(module, name)
         setattr(module, name, _get_encoder)
+    setattr(*NTP_CLOCK, fast_ntp_time)
 
 
 def installed() -> bool:

@@ -19,7 +19,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, sdp
 from bridge import aiortc_compat
 from bridge.keyframes import KeyframeRequester
 from bridge.offer import capability, rtx_ssrcs
-from bridge.peers import _peer_connection, _pli_sender
+from bridge.peers import peer_connection, pli_sender
 from bridge.programme import Site
 from bridge.relay import RelayTrack, Source
 from bridge.room import BridgeState
@@ -61,7 +61,7 @@ async def _exchange(url: str, token: str, pc: RTCPeerConnection) -> str:
 async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
     """Play the upstream's programme of ``meeting`` and make it the local programme's base."""
     base = state.config.upstream_url.rstrip("/")
-    pc = _peer_connection(state)
+    pc = peer_connection(state)
     link = Link(pc, "")
     try:
         pc.addTransceiver("video", direction="recvonly")
@@ -80,7 +80,7 @@ async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
             continue
         codec = aiortc_compat.negotiated_codecs(transceiver)[0]
         if transceiver.kind == "video":
-            keyframes = KeyframeRequester(_pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
+            keyframes = KeyframeRequester(pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
             video = Source("video", codec.mimeType, keyframes, label=f"{UPSTREAM}/video")
             video.start(track)
             link.sources.append(video)
@@ -101,7 +101,7 @@ async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
 async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: str) -> Link:
     """Publish a local site's stream (it holds the floor) to the upstream bridge."""
     base = state.config.upstream_url.rstrip("/")
-    pc = _peer_connection(state)
+    pc = peer_connection(state)
     link = Link(pc, "")
     try:
         for source in (site.video, site.audio):

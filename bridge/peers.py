@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from bridge import aiortc_compat
@@ -28,7 +29,7 @@ from bridge.room import BridgeState, PeerSession, Room
 from sessions.join_tokens import JoinClaims
 
 
-def _peer_connection(state: BridgeState) -> RTCPeerConnection:
+def peer_connection(state: BridgeState) -> RTCPeerConnection:
     servers = [RTCIceServer(urls=url) for url in state.config.ice_servers]
     # none given: no STUN at all (aiortc would otherwise default to Google's)
     return RTCPeerConnection(RTCConfiguration(iceServers=servers))
@@ -50,7 +51,9 @@ async def _negotiate(state: BridgeState, session: PeerSession, offer: str) -> st
     pc = session.pc
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-    except (ValueError, KeyError, IndexError) as exc:
+    except OperationError as exc:  # no common codec after pinning (check_codecs should have said so)
+        raise BridgeError(415, "codec_unsupported", "Thiết bị không hỗ trợ mã hình ảnh/âm thanh của hội nghị") from exc
+    except (ValueError, KeyError, IndexError, InvalidAccessError, InvalidStateError, InternalError) as exc:
         raise BridgeError(400, "sdp_invalid", "Đề nghị SDP không hợp lệ") from exc
     aiortc_compat.mark_passthrough(pc)
     await pc.setLocalDescription(await pc.createAnswer())
@@ -63,7 +66,7 @@ async def _negotiate(state: BridgeState, session: PeerSession, offer: str) -> st
     return pc.localDescription.sdp
 
 
-def _pli_sender(receiver: RTCRtpReceiver, rtx: set[int]) -> Callable[[], Awaitable[None]]:
+def pli_sender(receiver: RTCRtpReceiver, rtx: set[int]) -> Callable[[], Awaitable[None]]:
     async def send() -> None:
         for source in receiver.getSynchronizationSources():
             if source.source not in rtx:
@@ -81,7 +84,7 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
     check_codecs(description, room.video_codec)
     video_cap = _video_codec(room, description)
 
-    pc = _peer_connection(state)
+    pc = peer_connection(state)
     session = PeerSession(id=secrets.token_urlsafe(12), kind="publish", meeting=claims.meeting, unit=claims.unit,
                           role=claims.role, pc=pc)
     try:
@@ -102,7 +105,7 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
         codec = aiortc_compat.negotiated_codecs(transceiver)[0]
         keyframes = None
         if transceiver.kind == "video":
-            keyframes = KeyframeRequester(_pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
+            keyframes = KeyframeRequester(pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
         source = Source(transceiver.kind, codec.mimeType, keyframes, label=f"{claims.unit}/{transceiver.kind}")
         source.start(track)
         session.sources.append(source)
@@ -131,7 +134,7 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerS
     check_codecs(description, room.video_codec)
     video_cap = _video_codec(room, description)
 
-    pc = _peer_connection(state)
+    pc = peer_connection(state)
     session = PeerSession(id=secrets.token_urlsafe(12), kind="play", meeting=claims.meeting, unit=claims.unit,
                           role=claims.role, pc=pc)
     programme = room.programme

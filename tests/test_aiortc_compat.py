@@ -97,3 +97,15 @@ def test_packers_packetize_without_a_codec(packer: object, payload: bytes) -> No
     payloads, timestamp = packer.pack(packet)  # type: ignore[attr-defined]
     assert payloads and all(len(p) <= 1300 for p in payloads)
     assert timestamp in (90000, 48000)
+
+
+def test_fast_ntp_clock_matches_aiortc() -> None:
+    from aiortc import clock
+
+    module, name = compat.NTP_CLOCK
+    _has(module, name, "the sender's NTP clock")
+    assert "clock.current_ntp_time()" in inspect.getsource(RTCRtpSender._run_rtp), \
+        "RTCRtpSender._run_rtp no longer stamps packets through clock.current_ntp_time()"
+    reference = clock.datetime_to_ntp(clock.current_datetime())
+    fast = compat.fast_ntp_time()
+    assert abs(fast - reference) < (1 << 32) // 100  # within 10 ms
