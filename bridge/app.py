@@ -12,11 +12,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from bridge import aiortc_compat, peers
 from bridge.errors import BridgeError, error_middleware
+from bridge.link import BridgeLink
 from bridge.room import BridgeConfig, BridgeState
 from sessions import join_tokens
 from sessions.join_tokens import JoinClaims
@@ -24,6 +26,7 @@ from sessions.join_tokens import JoinClaims
 log = logging.getLogger("hoinghi.bridge")
 
 STATE = web.AppKey("bridge_state", BridgeState)
+LINK = web.AppKey("bridge_link", BridgeLink)
 SDP = "application/sdp"
 
 
@@ -95,13 +98,44 @@ async def healthz(request: web.Request) -> web.Response:
                               "meetings": len(state.rooms)})
 
 
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",  # authorised by the bearer join token, never by cookies
+    "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Expose-Headers": "Location",
+    "Access-Control-Max-Age": "600",
+}
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Browsers call the bridge from the server's pages (another origin): answer preflights and
+    let them read the answer and its Location."""
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=CORS_HEADERS)
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(CORS_HEADERS)
+        raise
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+async def preflight(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers=CORS_HEADERS)
+
+
 def create_app(config: BridgeConfig) -> web.Application:
     aiortc_compat.install()
-    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=64 * 1024)
     app[STATE] = BridgeState(config)
+    app[LINK] = BridgeLink(app[STATE])
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        app[LINK].start()
         yield
+        await app[LINK].close()
         await app[STATE].close()
 
     app.cleanup_ctx.append(lifetime)
@@ -109,6 +143,7 @@ def create_app(config: BridgeConfig) -> web.Application:
     app.router.add_post("/meetings/{meeting}/whep", whep)
     app.router.add_delete("/sessions/{sid}", delete_session, name="session")
     app.router.add_get("/healthz", healthz)
+    app.router.add_route("OPTIONS", "/{tail:.*}", preflight)
     return app
 
 

@@ -1,5 +1,7 @@
-"""Command line of a bridge: ``hoinghi bridge …`` (key from the server's settings) or
-``python -m bridge …`` (key from ``--key-file`` or ``HOINGHI_SECRET_KEY``)."""
+"""Command line of a bridge: ``hoinghi bridge …`` (the media key from the server's settings) or
+``python -m bridge …`` (the media key from ``--key-file`` or ``HOINGHI_MEDIA_SECRET``). The machine
+token for the server's control channel: ``--token`` or ``HOINGHI_BRIDGE_TOKEN`` (scope ``bridge``,
+bound to the bridge's unit; ``hoinghi tokens add --scopes bridge``)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:8600", help="HOST:PORT nhận WHIP/WHEP")
     parser.add_argument("--ice-server", action="append", default=[], dest="ice_servers",
                         help="máy chủ STUN/TURN (lặp lại được), vd. stun:stun.example.vn:3478")
+    parser.add_argument("--token", default="", help="mã truy cập máy (phạm vi bridge) cho kênh điều khiển; "
+                                                     "mặc định: biến HOINGHI_BRIDGE_TOKEN")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -32,8 +36,9 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def config_from_args(args: argparse.Namespace, key: bytes) -> BridgeConfig:
+    token = args.token or os.environ.get("HOINGHI_BRIDGE_TOKEN", "")
     return BridgeConfig(unit=args.unit, key=key, server_url=args.server, upstream_url=args.upstream,
-                        ice_servers=tuple(args.ice_servers))
+                        ice_servers=tuple(args.ice_servers), token=token)
 
 
 def run(args: argparse.Namespace, key: bytes) -> None:
@@ -47,17 +52,17 @@ def run(args: argparse.Namespace, key: bytes) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bridge", description="Điểm cầu truyền hình hội nghị")
     add_arguments(parser)
-    parser.add_argument("--key-file", help="tệp khoá ký mã tham gia (mặc định: biến HOINGHI_SECRET_KEY)")
+    parser.add_argument("--key-file", help="tệp khoá ký mã tham gia (mặc định: biến HOINGHI_MEDIA_SECRET)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)  # one line per ICE check otherwise
     try:
         if args.key_file:
             key = Path(args.key_file).read_text().strip().encode()
-        elif os.environ.get("HOINGHI_SECRET_KEY"):
-            key = os.environ["HOINGHI_SECRET_KEY"].encode()
+        elif os.environ.get("HOINGHI_MEDIA_SECRET"):
+            key = os.environ["HOINGHI_MEDIA_SECRET"].encode()
         else:
-            raise BridgeCliError("cần khoá ký: --key-file hoặc biến HOINGHI_SECRET_KEY (giống máy chủ)")
+            raise BridgeCliError("cần khoá mã tham gia: --key-file hoặc biến HOINGHI_MEDIA_SECRET (giống máy chủ)")
         run(args, key)
     except (BridgeCliError, OSError) as exc:
         print(f"Lỗi: {exc}", flush=True)

@@ -123,6 +123,7 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
     room.programme.publish(session.site, chair=claims.role == "chair")
     if previous is not None:  # the same site published again (reconnect): the new one wins
         asyncio.get_running_loop().create_task(state.close_session(previous))
+    await state.opened(session)
     return session
 
 
@@ -168,4 +169,5 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerS
         room.video_codec = video_cap
     state.sessions[session.id] = session
     session.answer = answer
+    await state.opened(session)
     return session

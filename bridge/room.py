@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection
@@ -22,6 +23,7 @@ class BridgeConfig:
     server_url: str = ""
     upstream_url: str = ""
     ice_servers: tuple[str, ...] = ()
+    token: str = field(default="", repr=False)  # machine token (scope "bridge") for the server's /ws
     keyframe_interval: float = 0.3  # seconds between keyframe requests to one publisher
 
 
@@ -60,11 +62,31 @@ class Room:
         self.programme.set_floor(unit)
 
 
+SessionHook = Callable[[PeerSession], Awaitable[None]]
+
+
 class BridgeState:
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
         self.rooms: dict[int, Room] = {}
         self.sessions: dict[str, PeerSession] = {}
+        # Told of every session that starts / ends (bridge.link: roll call, cascade, health).
+        self.on_open: list[SessionHook] = []
+        self.on_close: list[SessionHook] = []
+
+    async def opened(self, session: PeerSession) -> None:
+        for hook in self.on_open:
+            try:
+                await hook(session)
+            except Exception:
+                log.exception("session hook failed (%s %s)", session.kind, session.unit)
+
+    async def closed(self, session: PeerSession) -> None:
+        for hook in self.on_close:
+            try:
+                await hook(session)
+            except Exception:
+                log.exception("session hook failed (%s %s)", session.kind, session.unit)
 
     def room(self, meeting: int) -> Room:
         if meeting not in self.rooms:
@@ -85,6 +107,7 @@ class BridgeState:
             track.stop()
         await asyncio.gather(*(s.close() for s in session.sources), return_exceptions=True)
         await session.pc.close()
+        await self.closed(session)
         log.info("session %s closed (%s %s, meeting %s)", session.id, session.kind, session.unit, session.meeting)
 
     async def close(self) -> None:

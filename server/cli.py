@@ -345,7 +345,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         configure(settings.log_level, settings.log_format)
         try:
-            run_bridge(args, settings.signing_key())
+            from server.media import media_key
+
+            run_bridge(args, media_key(settings))
         except BridgeCliError as exc:
             raise CliError(str(exc)) from None
     elif args.command == "demo":

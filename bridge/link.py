@@ -1,0 +1,200 @@
+"""A bridge's tie to the rest of the system, wired to its sessions:
+
+- the server's control channel (``bridge.control``) moves each room's floor, and tells the server
+  which sites play here (the roll call's present-online: a bridge that dies leaves a gap) and how
+  their connections are doing (health, every ``STATS_SECONDS``);
+- with an upstream, the first session of a meeting starts that meeting's cascade
+  (``bridge.cascade.Uplink``): play the upstream's programme, publish the local floor holder up.
+  A cascade whose upstream connection fails is started again, with backoff, while sites remain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+
+from bridge.cascade import Uplink
+from bridge.control import ControlChannel
+from bridge.room import BridgeState, PeerSession
+
+log = logging.getLogger("hoinghi.bridge.link")
+
+STATS_SECONDS = 5.0
+ENDED = ("concluded", "cancelled")
+RETRY = (0.5, 1.0, 2.0, 4.0)
+
+
+class BridgeLink:
+    def __init__(self, state: BridgeState) -> None:
+        self.state = state
+        config = state.config
+        self.channel: ControlChannel | None = None
+        if config.server_url and config.token:
+            self.channel = ControlChannel(config.server_url, config.token, on_meeting=self.on_meeting)
+        self.uplinks: dict[int, Uplink] = {}
+        self._starting: dict[int, asyncio.Task[None]] = {}
+        self._upstream_unit: str | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+        self._last_bytes: dict[str, tuple[float, int, int]] = {}
+        state.on_open.append(self.session_opened)
+        state.on_close.append(self.session_closed)
+
+    def start(self) -> None:
+        if self.channel is not None:
+            self.channel.start()
+            self._stats_task = asyncio.create_task(self._stats_loop(), name="bridge-stats")
+
+    async def close(self) -> None:
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
+        for task in self._starting.values():
+            task.cancel()
+        for uplink in list(self.uplinks.values()):
+            with contextlib.suppress(Exception):
+                await uplink.close()
+        self.uplinks.clear()
+        if self.channel is not None:
+            await self.channel.close()
+
+    # ------------------------------------------------------------------ server → bridge
+
+    async def on_meeting(self, meeting: int, state: str, floor: str | None) -> None:
+        room = self.state.room(meeting)
+        room.set_floor(floor)
+        uplink = self.uplinks.get(meeting)
+        if uplink is not None:
+            try:
+                await uplink.floor_changed()
+            except Exception:
+                log.exception("cascade: floor change of meeting %s failed", meeting)
+        if state in ENDED:  # the meeting is over: end its media here
+            for session in [s for s in self.state.sessions.values() if s.meeting == meeting]:
+                await self.state.close_session(session)
+
+    # ------------------------------------------------------------------ sessions → server, cascade
+
+    async def session_opened(self, session: PeerSession) -> None:
+        if self.channel is not None:
+            await self.channel.watch(session.meeting)
+            if session.kind == "play" and session.role == "site":
+                await self.channel.site_connected(session.meeting, session.unit)
+        if self.state.config.upstream_url:
+            self._ensure_uplink(session.meeting)
+        uplink = self.uplinks.get(session.meeting)
+        if session.kind == "publish" and uplink is not None:
+            await uplink.floor_changed()  # the floor holder may have just started sending here
+
+    async def session_closed(self, session: PeerSession) -> None:
+        if self.channel is not None and session.kind == "play" and session.role == "site":
+            still = any(s.kind == "play" and s.unit == session.unit and s.meeting == session.meeting
+                        for s in self.state.sessions.values())
+            if not still:
+                await self.channel.site_disconnected(session.meeting, session.unit)
+        self._last_bytes.pop(session.id, None)
+        uplink = self.uplinks.get(session.meeting)
+        if session.kind == "publish" and uplink is not None:
+            with contextlib.suppress(Exception):
+                await uplink.floor_changed()
+
+    def _ensure_uplink(self, meeting: int) -> None:
+        if meeting in self.uplinks or meeting in self._starting:
+            return
+        self._starting[meeting] = asyncio.create_task(self._run_uplink(meeting), name=f"uplink-{meeting}")
+
+    async def _upstream(self) -> str:
+        if self._upstream_unit is None:
+            url = self.state.config.upstream_url.rstrip("/") + "/healthz"
+            async with aiohttp.ClientSession() as http, http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
+                self._upstream_unit = str((await r.json())["unit"])
+        return self._upstream_unit
+
+    async def _run_uplink(self, meeting: int) -> None:
+        """Keep the meeting's cascade up while this bridge has sessions of the meeting."""
+        attempt = 0
+        try:
+            while any(s.meeting == meeting for s in self.state.sessions.values()):
+                uplink: Uplink | None = None
+                try:
+                    uplink = Uplink(self.state, meeting, await self._upstream())
+                    await uplink.start()
+                    self.uplinks[meeting] = uplink
+                    await uplink.floor_changed()
+                    attempt = 0
+                    log.info("cascade of meeting %s up (upstream %s)", meeting, self._upstream_unit)
+                    await self._until_down(uplink)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("cascade of meeting %s: %s", meeting, exc)
+                if uplink is not None:
+                    self.uplinks.pop(meeting, None)
+                    with contextlib.suppress(Exception):
+                        await uplink.close()
+                self._upstream_unit = None  # the upstream may come back as another process
+                await asyncio.sleep(RETRY[min(attempt, len(RETRY) - 1)])
+                attempt += 1
+        finally:
+            self._starting.pop(meeting, None)
+
+    async def _until_down(self, uplink: Uplink) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            pc = uplink.play.pc if uplink.play is not None else None
+            if pc is None or pc.connectionState in ("failed", "closed"):
+                return
+            if not any(s.meeting == uplink.meeting for s in self.state.sessions.values()):
+                return
+
+    # ------------------------------------------------------------------ health
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_SECONDS)
+            try:
+                await self.report_stats()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stats report failed")
+
+    async def report_stats(self) -> None:
+        assert self.channel is not None
+        by_meeting: dict[int, list[dict[str, Any]]] = {}
+        loop = asyncio.get_running_loop()
+        for session in list(self.state.sessions.values()):
+            if session.kind != "play" or session.role != "site":
+                continue
+            figures = await site_stats(session, self._last_bytes, loop.time())
+            by_meeting.setdefault(session.meeting, []).append({"unit": session.unit, **figures})
+        for meeting, sites in by_meeting.items():
+            await self.channel.stats(meeting, sites)
+
+
+async def site_stats(session: PeerSession, last: dict[str, tuple[float, int, int]], now: float) -> dict[str, Any]:
+    """RTT and loss from the site's RTCP receiver reports; bitrate sent to it and frames per second
+    of its video (one relayed packet is one encoded frame) since the last report."""
+    report = await session.pc.getStats()
+    rtt = loss = None
+    sent = 0
+    for stat in report.values():
+        kind = getattr(stat, "type", "")
+        if kind == "remote-inbound-rtp" and getattr(stat, "kind", "") == "video":
+            rtt = round(float(stat.roundTripTime) * 1000, 1)
+            loss = round(min(1.0, max(0.0, float(stat.fractionLost) / 256)), 4)
+        elif kind == "outbound-rtp":
+            sent += int(getattr(stat, "bytesSent", 0) or 0)
+    frames = sum(t.packets_in for t in session.tracks if t.kind == "video")
+    previous = last.get(session.id)
+    last[session.id] = (now, sent, frames)
+    kbps = fps = None
+    if previous is not None and now > previous[0]:
+        kbps = round(max(0, sent - previous[1]) * 8 / 1000 / (now - previous[0]), 1)
+        fps = round(max(0, frames - previous[2]) / (now - previous[0]), 1)
+    return {"rtt_ms": rtt, "loss": loss, "kbps": kbps, "fps": fps, "connected": session.pc.connectionState
+            in ("connected", "connecting", "new")}
