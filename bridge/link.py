@@ -185,8 +185,10 @@ async def site_stats(session: PeerSession, last: dict[str, tuple[float, int, int
     for stat in report.values():
         kind = getattr(stat, "type", "")
         if kind == "remote-inbound-rtp" and getattr(stat, "kind", "") == "video":
-            rtt = round(float(stat.roundTripTime) * 1000, 1)
-            loss = round(min(1.0, max(0.0, float(stat.fractionLost) / 256)), 4)
+            if getattr(stat, "roundTripTime", None) is not None:  # unknown until the first receiver report
+                rtt = round(float(stat.roundTripTime) * 1000, 1)
+            if getattr(stat, "fractionLost", None) is not None:  # RTCP's 8-bit fixed point
+                loss = round(min(1.0, max(0.0, float(stat.fractionLost) / 256)), 4)
         elif kind == "outbound-rtp":
             sent += int(getattr(stat, "bytesSent", 0) or 0)
     frames = sum(t.packets_in for t in session.tracks if t.kind == "video")

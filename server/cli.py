@@ -359,7 +359,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         concluded = asyncio.run(demo_concluded(settings))
         _print_demo(created, settings, meeting_id, concluded)
         if not args.no_serve:
-            serve(settings)
+            from server import demo_media
+
+            media_settings, bridges = demo_media.start(settings)
+            try:
+                serve(media_settings)
+            finally:
+                demo_media.stop(bridges)
     return 0
 
 
