@@ -41,7 +41,9 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python bench/units.py
 	$(BIN)/python bench/live.py
+	$(BIN)/python bench/kpi.py
 	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/directives.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
