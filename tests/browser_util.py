@@ -19,7 +19,10 @@ from playwright.async_api import Browser, Page, async_playwright
 from tests.conftest import PASSWORD, need_service
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 # media (#4): a fake camera and microphone, no permission prompt, sound without a click
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 "--autoplay-policy=no-user-gesture-required"]
 # A copy of every screenshot for a human to look at (not part of the repository).
 SHOTS_DIR = Path("/tmp/hoinghi-shots")
 
