@@ -116,11 +116,6 @@ def online(ws: WsClient, code: str) -> bool:
     return seat.get("online") == 1 and seat.get("status") == "present_online"
 
 
-async def floor(m: Meeting, body: dict[str, Any]) -> None:
-    resp = await m.chair_api.api("POST", f"/api/meetings/{m.mid}/floor", json=body)
-    assert resp.status == 200, await resp.text()
-
-
 async def test_chair_to_communes_through_the_cascade_and_the_floor(server_factory: Any, sqlite_url: str,
                                                                     tmp_path: Path) -> None:
     async with media_meeting(server_factory, sqlite_url, tmp_path) as m:
@@ -134,10 +129,15 @@ async def test_chair_to_communes_through_the_cascade_and_the_floor(server_factor
         # The roll call: both communes present online, as Phú Thọ's bridge reported them.
         await m.rollcall.until(lambda: online(m.rollcall, A) and online(m.rollcall, B), within=10)
 
-        # The floor to commune A: it publishes; B (same province) and the chair (through the
-        # central bridge) decode A's picture within 2 s.
+        # Their connection health, as the bridge measures it, reaches Phú Thọ's console.
+        await m.rollcall.until(lambda: all((m.rollcall.health.get(c) or {}).get("connected") for c in (A, B)),
+                               within=15)
+
+        # The chair gives the floor to commune A in the console: A publishes; B (same province) and
+        # the chair (through the central bridge) decode A's picture within 2 s.
+        await m.chair.locator("#grant-form input[name=unit]").fill(A)
         started = time.monotonic()
-        await floor(m, {"action": "grant", "unit": A})
+        await m.chair.locator("#grant-form button[type=submit]").click()
         await asyncio.gather(shows(m.site_b, SITE_SIZE, 2.0, "commune B sees commune A"),
                              shows(m.chair, SITE_SIZE, 2.0, "the chair sees commune A"))
         switched = time.monotonic() - started
@@ -148,7 +148,7 @@ async def test_chair_to_communes_through_the_cascade_and_the_floor(server_factor
         await shot(m.site_b, tmp_path, "media-commune-b-sees-a")
 
         # The floor back to the chair: A stops publishing, B and the chair see the chair again.
-        await floor(m, {"action": "revoke"})
+        await m.chair.locator("#revoke-btn").click()
         await asyncio.gather(shows(m.site_b, CHAIR_SIZE, 5, "commune B sees the chair again"),
                              shows(m.chair, CHAIR_SIZE, 5, "the chair sees itself again"))
         await plays(m.site_b, CHAIR_SIZE, 5, what="commune B plays the chair again")
