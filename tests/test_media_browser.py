@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -187,6 +189,13 @@ async def test_provincial_bridge_killed_and_restarted(server_factory: Any, sqlit
             (joined1, left1), (joined2, left2) = spans
             assert left1 is not None and left2 is None, (code, spans)
             assert joined1 < left1 < joined2, (code, spans)  # the gap is on record
+        # The chair's attendance export says the same: two connections each, "Số lần kết nối" = 2.
+        resp = await m.chair_api.get(f"/meetings/{m.mid}/attendance.csv")
+        assert resp.status == 200
+        exported = {row["Mã đơn vị"]: row for row in csv.DictReader(io.StringIO((await resp.text()).lstrip("\ufeff")))}
+        for code in (A, B):
+            assert exported[code]["Số lần kết nối"] == "2", exported[code]
+            assert exported[code]["Các khoảng kết nối"].count("–") == 2, exported[code]
         stats = await player_stats(m.site_b)
         assert stats is not None and stats["state"] == "connected"
         print(f"communes playing again {back:.2f} s after Phú Thọ's bridge restarted")
