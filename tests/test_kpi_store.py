@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from server import db as dbmod
 from sessions.errors import ValidationFailed
@@ -83,6 +83,18 @@ async def test_seed_figures_roll_up_exactly(session_factory: Any) -> None:
     incremental, _ = await state(session_factory)
     async with dbmod.transaction(session_factory) as s:
         await kpi.recompute_all(s)
+    assert (await state(session_factory))[0] == incremental
+
+    # A damaged table is repaired: a wrong row, a missing row and a stray row.
+    async with dbmod.transaction(session_factory) as s:
+        await s.execute(update(KpiTotal).where(KpiTotal.unit_id == uid["BCA"],
+                                               KpiTotal.indicator == "CU_TRU_TRUC_TUYEN").values(num=1))
+        await s.execute(delete(KpiTotal).where(KpiTotal.unit_id == uid["01"],
+                                               KpiTotal.indicator == "HO_CHIEU_TRUC_TUYEN"))
+        s.add(KpiTotal(unit_id=uid["25"], indicator="NV_CHAM_TIEN_DO", period="2022-06", num=7, den=0))
+    assert (await state(session_factory))[0] != incremental
+    async with dbmod.transaction(session_factory) as s:
+        assert await kpi.recompute_all(s) == len(incremental)
     assert (await state(session_factory))[0] == incremental
 
 

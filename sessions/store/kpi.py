@@ -22,7 +22,7 @@ from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -297,38 +297,55 @@ async def _upsert_add(db: AsyncSession, deltas: Mapping[Key, Value]) -> None:
 
 
 async def recompute_all(db: AsyncSession) -> int:
-    """Rebuild every total from the current (non-superseded) reports by a full roll-up; returns the
-    number of rows written. Rows exist for each unit with a report of that indicator and period in
-    its subtree — exactly the rows ``ingest`` creates."""
-    await db.execute(delete(_TOTALS))
-    own: dict[tuple[str, str], dict[int, tuple[int, int]]] = defaultdict(dict)
+    """Rebuild every total from the current (non-superseded) reports by a full roll-up, then make
+    the table equal to it — rows that differ are updated, missing ones inserted, extra ones
+    deleted (a consistent table is only read, not rewritten). Returns the number of totals rows.
+    Rows exist for each unit with a report of that indicator and period in its subtree — exactly
+    the rows ``ingest`` creates."""
+    nums: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+    dens: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
     r = _REPORTS.c  # Core columns: no ORM row processing for ~100,000 rows
-    rows = await db.execute(
-        select(r.unit_id, r.indicator, r.period, func.sum(r.num), func.sum(r.den))
-        .where(r.superseded.is_(False))
-        .group_by(r.unit_id, r.indicator, r.period))
-    for uid, ind, period, n_sum, d_sum in rows.all():
-        own[(ind, period)][uid] = (int(n_sum), int(d_sum))
-    if not own:
-        return 0
+    for uid, ind, period, n, d in (await db.execute(
+            select(r.unit_id, r.indicator, r.period, r.num, r.den).where(r.superseded.is_(False)))).all():
+        num, den = nums[(ind, period)], dens[(ind, period)]
+        num[uid] = num.get(uid, 0) + n
+        den[uid] = den.get(uid, 0) + d
     units_t = cast(Table, Unit.__table__)
     parent_of: dict[int, int | None] = dict((await db.execute(select(units_t.c.id, units_t.c.parent_id))).all())
     order = deepest_first(parent_of)
-    out: list[tuple[int, str, str, int, int]] = []
-    for (ind, period), values in sorted(own.items()):
-        num: dict[int, int] = {}
-        den: dict[int, int] = {}
-        for uid, (n, dn) in values.items():
-            num[uid], den[uid] = n, dn
+    want: dict[tuple[int, str, str], tuple[int, int]] = {}
+    for (ind, period), num in sorted(nums.items()):
+        den = dens[(ind, period)]
         for uid in order:  # units without a report in their subtree stay out (no row)
             if uid in num:
                 parent = parent_of[uid]
                 if parent is not None:
                     num[parent] = num.get(parent, 0) + num[uid]
                     den[parent] = den.get(parent, 0) + den[uid]
-        out += [(uid, ind, period, n, den[uid]) for uid, n in num.items()]
-    await _insert_totals(db, out)
-    return len(out)
+        want.update(((uid, ind, period), (n, den[uid])) for uid, n in num.items())
+    t = _TOTALS.c
+    have = {(u, i, p): (n, d) for u, i, p, n, d in (await db.execute(
+        select(t.unit_id, t.indicator, t.period, t.num, t.den))).all()}
+    if have == want:  # already consistent: nothing to write
+        return len(want)
+    await _reconcile(db, have, want)
+    return len(want)
+
+
+async def _reconcile(db: AsyncSession, have: Mapping[tuple[int, str, str], tuple[int, int]],
+                     want: Mapping[tuple[int, str, str], tuple[int, int]]) -> None:
+    inserts = sorted((*k, *v) for k, v in want.items() if k not in have)
+    updates = [(*v, *k) for k, v in want.items() if k in have and have[k] != v]
+    deletes = [k for k in have if k not in want]
+    if inserts:
+        await _insert_totals(db, inserts)
+    for chunk in _chunks(updates):
+        await db.execute(update(_TOTALS).where(_TOTALS.c.unit_id == bindparam("u"), _TOTALS.c.indicator == bindparam(
+            "i"), _TOTALS.c.period == bindparam("p")).values(num=bindparam("n"), den=bindparam("d")).execution_options(
+            synchronize_session=False), [{"n": n, "d": d, "u": u, "i": i, "p": p} for n, d, u, i, p in chunk])
+    for chunk in _chunks(deletes):
+        await db.execute(delete(_TOTALS).where(_TOTALS.c.unit_id == bindparam("u"), _TOTALS.c.indicator == bindparam(
+            "i"), _TOTALS.c.period == bindparam("p")), [{"u": u, "i": i, "p": p} for u, i, p in chunk])
 
 
 _MARKS = {"qmark": "?, ?, ?, ?, ?", "numeric_dollar": "$1, $2, $3, $4, $5", "format": "%s, %s, %s, %s, %s"}
