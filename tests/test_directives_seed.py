@@ -1,5 +1,6 @@
 """The seed meeting replayed end to end through the API, on both databases: the minister's closing
-instructions become directives to every provincial police due 31/12/2022; the Vĩnh Phúc police
+instructions become directives to every provincial police due 31/12/2022; the minutes frozen at the
+end list the attendance, the KPI snapshot and every instruction; the Vĩnh Phúc police
 break one down to their units; as the injected clock passes deadlines and progress arrives,
 assignments move through all four buckets, the dashboards follow live, and every change is in
 the assignment's history."""
@@ -26,6 +27,7 @@ from tests.directive_util import (
     start_seed_server,
 )
 from tests.live_util import WsClient
+from tests.test_kpi_store import seed_reports
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "de-an-06-hoi-nghi-2022-08.txt"
 
@@ -73,6 +75,32 @@ async def test_seed_meeting_end_to_end(server_factory: Callable[..., Any], db_ur
     assert {a["unit"]["code"] for a in listed[0]["directives"][1]["assignments"]} == set(PROVINCES)
     assert await dashboard(chair) == {p: {"open_overdue": 0, "open_within": 3, "done_late": 0, "done_on_time": 0}
                                       for p in PROVINCES}
+
+    # 15:30: the minister closes the meeting. Its record froze into the minutes: the roll call (Vĩnh
+    # Phúc online, Hồ Chí Minh City absent with its reason), the seed's national figures as they
+    # stood at the end, and every instruction with its assignees and deadline.
+    admin = await live.login("quantri")
+    await ok(await admin.api("POST", "/api/kpi/reports", json={"reports": seed_reports("campaign")}))
+    site = await WsClient.open(vp)
+    await site.request({"type": "subscribe", "topic": f"meeting:{meeting_id}"})
+    assert (await site.request({"type": "join", "meeting": meeting_id}))["type"] == "result"
+    await ok(await chair.api("POST", f"/api/meetings/{meeting_id}/rollcall",
+                             json={"unit": "79", "status": "absent", "reason": "Mất kết nối đường truyền"}))
+    clock.advance(minutes=30)
+    await ok(await chair.api("POST", f"/api/meetings/{meeting_id}/state", json={"to": "concluded"}))
+    await site.close()
+    minutes = (await ok(await chair.get(f"/api/meetings/{meeting_id}/minutes")))["minutes"]
+    sites = {a["unit_code"]: a for a in minutes["attendance"]}
+    assert sites["26"]["status"] == "present_online"
+    assert (sites["79"]["status"], sites["79"]["reason"]) == ("absent", "Mất kết nối đường truyền")
+    assert len(sites) == len(minutes["attendance"]) >= len(PROVINCES) + 5  # provinces, districts, communes
+    figures = {k["code"]: (k["num"], k["den"]) for k in minutes["kpis"]}
+    assert figures["DVC_TY_LE_DUNG_HAN"] == (74_336, 74_587)
+    assert figures["CU_TRU_TRUC_TUYEN"] == (50_579, 70_758) and figures["HO_CHIEU_TRUC_TUYEN"] == (5_862, 6_302)
+    [recorded] = minutes["conclusions"]
+    assert recorded["text"] == CONCLUSION
+    assert [d["text"] for d in recorded["directives"]] == list(INSTRUCTIONS)
+    assert all(d["deadline"] == DUE and len(d["assignees"]) == len(PROVINCES) for d in recorded["directives"])
 
     # Vĩnh Phúc sees its three assignments (and only its own), all within the deadline.
     mine = (await ok(await vp.get("/api/directives")))["assignments"]
