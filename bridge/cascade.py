@@ -170,6 +170,11 @@ class Uplink:
             self.publish = await publish_upstream(self.state, self.meeting, site, self._token(room.floor))
             self.published_unit = room.floor
 
+    async def republish(self) -> None:
+        """The upstream ended our publication (it had seen nothing for a while): publish again."""
+        await self._stop_publishing()
+        await self.floor_changed()
+
     async def _stop_publishing(self) -> None:
         if self.publish is not None and self.published_unit is not None:
             await close_link(self.publish, self._token(self.published_unit), self.state.config.upstream_url)

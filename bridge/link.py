@@ -24,6 +24,10 @@ from bridge.room import BridgeState, PeerSession
 log = logging.getLogger("hoinghi.bridge.link")
 
 STATS_SECONDS = 5.0
+# A publisher whose camera sent nothing for this long is gone (its browser or its bridge died):
+# its session ends, so the programme falls back to the chair instead of a frozen picture until
+# ICE consent fails (~30 s); a publisher that is still alive publishes again (pages retry).
+STALL_SECONDS = 5.0
 ENDED = ("concluded", "cancelled")
 RETRY = (0.5, 1.0, 2.0, 4.0)
 
@@ -39,20 +43,23 @@ class BridgeLink:
         self._starting: dict[int, asyncio.Task[None]] = {}
         self._upstream_unit: str | None = None
         self._stats_task: asyncio.Task[None] | None = None
+        self._stall_task: asyncio.Task[None] | None = None
         self._last_bytes: dict[str, tuple[float, int, int]] = {}
         state.on_open.append(self.session_opened)
         state.on_close.append(self.session_closed)
 
     def start(self) -> None:
+        self._stall_task = asyncio.create_task(self._stall_loop(), name="bridge-stalls")
         if self.channel is not None:
             self.channel.start()
             self._stats_task = asyncio.create_task(self._stats_loop(), name="bridge-stats")
 
     async def close(self) -> None:
-        if self._stats_task is not None:
-            self._stats_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stats_task
+        for background in (self._stats_task, self._stall_task):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
         for task in self._starting.values():
             task.cancel()
         for uplink in list(self.uplinks.values()):
@@ -148,8 +155,38 @@ class BridgeLink:
             pc = uplink.play.pc if uplink.play is not None else None
             if pc is None or pc.connectionState in ("failed", "closed"):
                 return
+            published = uplink.publish
+            if published is not None and published.pc.connectionState in ("failed", "closed"):
+                log.warning("cascade of meeting %s: the upstream ended our publication; publishing again",
+                            uplink.meeting)
+                await uplink.republish()
             if not any(s.meeting == uplink.meeting for s in self.state.sessions.values()):
                 return
+
+    # ------------------------------------------------------------------ publishers that died
+
+    async def _stall_loop(self) -> None:
+        seen: dict[str, tuple[int, float]] = {}  # session id → (video frames, when that count was new)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for session in list(self.state.sessions.values()):
+                video = next((s for s in session.sources if s.kind == "video"), None)
+                if session.kind != "publish" or video is None:
+                    continue
+                frames, since = seen.get(session.id, (-1, now))
+                if video.frames != frames:
+                    seen[session.id] = (video.frames, now)
+                elif video.frames and now - since >= STALL_SECONDS:
+                    log.warning("publisher %s (%s, meeting %s) sent nothing for %.0f s: session ended",
+                                session.id, session.unit, session.meeting, now - since)
+                    try:
+                        await self.state.close_session(session)
+                    except Exception:
+                        log.exception("closing stalled session %s failed", session.id)
+            for sid in [sid for sid in seen if sid not in self.state.sessions]:
+                del seen[sid]
 
     # ------------------------------------------------------------------ health
 

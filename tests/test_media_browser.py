@@ -199,3 +199,23 @@ async def test_provincial_bridge_killed_and_restarted(server_factory: Any, sqlit
         stats = await player_stats(m.site_b)
         assert stats is not None and stats["state"] == "connected"
         print(f"communes playing again {back:.2f} s after Phú Thọ's bridge restarted")
+
+
+async def test_floor_holders_bridge_dies_and_comes_back(server_factory: Any, sqlite_url: str, tmp_path: Path) -> None:
+    """Phú Thọ's bridge dies while its commune A holds the floor: the centre stops showing A's
+    last frame and falls back to the chair (it does not wait ~30 s for ICE consent to fail), and
+    after the restart A is back on air at B and at the chair, the floor never having moved."""
+    async with media_meeting(server_factory, sqlite_url, tmp_path) as m:
+        await plays(m.site_b, CHAIR_SIZE, 20, what="commune B plays the chair")
+        await m.chair.locator("#grant-form input[name=unit]").fill(A)
+        await m.chair.locator("#grant-form button[type=submit]").click()
+        await asyncio.gather(shows(m.site_b, SITE_SIZE, 5, "commune B sees commune A"),
+                             shows(m.chair, SITE_SIZE, 5, "the chair sees commune A"))
+
+        await m.province.kill()
+        await plays(m.chair, CHAIR_SIZE, 10, frames=5, what="the chair's own picture after A's bridge died")
+
+        await m.province.start()
+        await plays(m.site_b, SITE_SIZE, 10, what="commune B sees commune A again")
+        await plays(m.chair, SITE_SIZE, 15, what="the chair sees commune A again")
+        assert await m.site_a.evaluate("window.__media.publisher !== null")
