@@ -30,7 +30,7 @@ from playwright.async_api import Browser, Page, expect
 from server.media import media_key
 from server.state import DB
 from sessions.store import live as live_store
-from tests.browser_util import chromium, login, new_page, shot
+from tests.browser_util import chromium, chromium_path, login, new_page, shot
 from tests.conftest import Client, LiveServer
 from tests.live_util import WsClient, schedule, set_state
 from tests.media_browser_util import (
@@ -79,6 +79,7 @@ async def open_page(browser: Browser, srv: LiveServer, username: str, path: str,
 async def media_meeting(server_factory: Any, sqlite_url: str, tmp_path: Path) -> AsyncIterator[Meeting]:
     """A live nationwide meeting; BCA's and Phú Thọ's bridges as processes; the chair console and
     the two communes' pages open and playing."""
+    chromium_path()  # skip (locally) or fail (in CI) before starting anything when Chromium is missing
     central_port, province_port = free_port(), free_port()
     srv: LiveServer = await server_factory(
         sqlite_url, clock=WallClock(),
