@@ -196,7 +196,8 @@ async def ingest(db: AsyncSession, reports: Sequence[object], reporter_unit_id: 
         raise ValidationFailed(f"Tối đa {MAX_REPORTS:,} báo cáo mỗi lần gửi".replace(",", "."),
                                code="kpi_too_many", field="reports")
     errors: list[ItemError] = []
-    catalog = await kpi_catalog.load(db)
+    catalog = await kpi_catalog.covering(
+        db, {item.get("indicator") for item in reports if isinstance(item, Mapping)})
     parsed = [p for i, item in enumerate(reports)
               if (p := _parse(i, lines[i] if lines else None, item, now, errors, catalog)) is not None]
 
