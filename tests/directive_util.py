@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from server import demo_directives
 from server.db import transaction
 from server.state import DB
 from sessions.store import units as units_store
@@ -20,24 +21,11 @@ from tests.live_util import set_state
 MEETING_AT = datetime(2022, 8, 17, 8, 0, tzinfo=UTC)
 DUE = "2022-12-31"
 
-# The closing instructions of Đại tướng Tô Lâm, verbatim from the seed report, with the units
-# each names. The tree holds territorial units only, so "các đơn vị trong lực lượng công an",
+# The closing instructions of Đại tướng Tô Lâm, verbatim from the seed report (one copy, shared with
+# the demo). The tree holds territorial units only, so "các đơn vị trong lực lượng công an",
 # "Công an các địa phương" and "Toàn ngành" all reach every provincial police.
-INSTRUCTIONS = (
-    "Từ nay đến cuối năm, các đơn vị trong lực lượng công an tiếp tục tham mưu lãnh đạo Bộ chỉ đạo, hướng dẫn "
-    "các địa phương số hóa hồ sơ, kết quả giải quyết thủ tục hành chính, phục vụ kết nối, chia sẻ để các bộ, ban, "
-    "ngành tái sử dụng; bảo đảm người dân không phải khai báo lại các giấy tờ, kết quả đã số hóa khi thực hiện các "
-    "thủ tục hành chính trên cổng dịch vụ công Bộ Công an.",
-    "Công an các địa phương chủ động tập huấn cho CBCS trực tiếp xử lý hồ sơ về quy trình thực hiện số hóa, phân loại "
-    "nguồn số hóa, bảo đảm quy định về an ninh an toàn, bảo mật thông tin cá nhân; bố trí hai luồng nộp hồ sơ gồm "
-    "“Luồng nộp trực tuyến” và “Luồng nộp trực tiếp”. Bố trí cán bộ hướng dẫn khi người dân đến nộp trực tiếp.",
-    "Toàn ngành đẩy mạnh tuyên truyền kết quả thực hiện cũng như vai trò, ý nghĩa quan trọng của Đề án 06 để người "
-    "dân nắm rõ, thực hiện, đồng hành cùng lực lượng công an trong thực hiện các thủ tục hành chính, góp phần thực "
-    "hiện thành công chương trình chuyển đổi số quốc gia.",
-)
-CONCLUSION = ("Đánh giá cao nỗ lực của công an các đơn vị, địa phương trong triển khai Đề án 06; còn 10 nhiệm vụ "
-              "đang bị chậm tiến độ so với kế hoạch đã đề ra; chưa có sự thống nhất về quy trình quản lý, kết nối và "
-              "chia sẻ dữ liệu số trong lực lượng CAND.")
+INSTRUCTIONS = demo_directives.INSTRUCTIONS
+CONCLUSION = demo_directives.CONCLUSION
 # Colonel Đinh Ngọc Khoa's follow-up at the Vĩnh Phúc bridge: the province breaks instruction 2 down.
 VP_PLAN = ("Công an các đơn vị, địa phương khẩn trương xây dựng kế hoạch, cụ thể hóa chỉ đạo của Bộ trưởng; chỉ rõ "
            "những việc chưa làm được và đề ra giải pháp, ấn định thời gian thực hiện.")
