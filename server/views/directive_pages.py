@@ -9,12 +9,12 @@ from datetime import datetime
 
 from aiohttp import web
 
+from server.auth import ensure_reaches
 from server.directive_ops import can_act
 from server.state import CLOCK, DB
 from server.timefmt import local
 from server.web_util import render, require_principal
 from sessions.directives import BUCKET_LABEL_VI, BUCKET_ORDER, Bucket
-from sessions.errors import Forbidden
 from sessions.store import directive_views as views
 from sessions.store import units
 
@@ -34,8 +34,7 @@ async def my_directives(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
         unit = await units.get_by_code(db, request.query.get("unit", p.unit_code))
-        if not await units.is_within(db, p.unit_id, unit.id):
-            raise Forbidden("Đơn vị này nằm ngoài phạm vi của bạn", code="out_of_scope")
+        await ensure_reaches(db, p, unit.id)
         items = await views.list_for_unit(db, unit.id, request.app[CLOCK]())
         board = await views.dashboard(db, unit.id, request.app[CLOCK]())
     grouped = {b.value: [a for a in items if a["bucket"] == b.value] for b in BUCKET_ORDER}
@@ -49,8 +48,7 @@ async def dashboard_page(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
         unit = await units.get_by_code(db, request.query.get("unit", p.unit_code))
-        if not await units.is_within(db, p.unit_id, unit.id):
-            raise Forbidden("Đơn vị này nằm ngoài phạm vi của bạn", code="out_of_scope")
+        await ensure_reaches(db, p, unit.id)
         board = await views.dashboard(db, unit.id, request.app[CLOCK]())
     return render(request, "directives_dashboard.html", {**_ctx(), "unit": unit, "board": board})
 

@@ -10,10 +10,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from server import attachments, directive_ops, meeting_ops
+from server.auth import ensure_reaches
 from server.state import CLOCK, DB, SETTINGS
 from server.web_util import json_body, require_principal
 from sessions.directives import DirectiveInput, parse_directive
-from sessions.errors import Forbidden, ValidationFailed
+from sessions.errors import ValidationFailed
 from sessions.store import directive_views as views
 from sessions.store import units
 from sessions.store.directives import Created
@@ -134,8 +135,7 @@ async def api_my_directives(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
         unit = await units.get_by_code(db, request.query.get("unit", p.unit_code))
-        if not await units.is_within(db, p.unit_id, unit.id):
-            raise Forbidden("Đơn vị này nằm ngoài phạm vi của bạn", code="out_of_scope")
+        await ensure_reaches(db, p, unit.id)
         items = await views.list_for_unit(db, unit.id, request.app[CLOCK]())
     return web.json_response({"unit": unit.as_dict(), "assignments": items})
 
@@ -149,8 +149,7 @@ async def api_dashboard(request: web.Request) -> web.StreamResponse:
         raise ValidationFailed("'meeting' và 'depth' phải là số", code="invalid_input")
     async with request.app[DB]() as db:
         unit = await units.get_by_code(db, request.query.get("unit", p.unit_code))
-        if not await units.is_within(db, p.unit_id, unit.id):
-            raise Forbidden("Đơn vị này nằm ngoài phạm vi của bạn", code="out_of_scope")
+        await ensure_reaches(db, p, unit.id)
         if meeting is not None:
             await meeting_ops.check_visible(db, p, int(meeting))
         data = await views.dashboard(db, unit.id, request.app[CLOCK](), meeting_id=int(meeting) if meeting else None,

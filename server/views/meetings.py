@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from server import meeting_ops
+from server.auth import ensure_reaches
 from server.state import CLOCK, DB, SETTINGS
 from server.timefmt import local, parse_local
 from server.web_util import client_ip, json_body, render, require_principal
@@ -126,8 +127,7 @@ async def province_console(request: web.Request) -> web.StreamResponse:
     p, meeting, chair = await _context(request)
     async with request.app[DB]() as db:
         unit = await units.get_by_code(db, request.match_info["code"])
-        if not await units.is_within(db, p.unit_id, unit.id):
-            raise Forbidden("Đơn vị này nằm ngoài phạm vi của bạn", code="out_of_scope")
+        await ensure_reaches(db, p, unit.id)
     if not (chair or p.can(Permission.OPERATE_BRIDGE)):
         raise Forbidden("Chỉ điểm cầu tỉnh hoặc chủ trì mở được bàn điều khiển này", code="forbidden")
     return render(request, "province_console.html", {**_page_ctx(meeting), "unit": unit})
