@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import LiveServer
@@ -27,16 +26,13 @@ from tests.directive_util import (
     start_seed_server,
 )
 from tests.live_util import WsClient
+from tests.seed_minutes import seed_path
 from tests.test_kpi_store import seed_reports
-
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "de-an-06-hoi-nghi-2022-08.txt"
 
 
 def test_instructions_are_the_seed_reports() -> None:
-    """Where the shared seed is checked out next to the repository, the quoted text is its own."""
-    if not SEED.exists():
-        return
-    text = " ".join(SEED.read_text(encoding="utf-8").split())
+    """The quoted instructions are the seed report's own words."""
+    text = " ".join(seed_path().read_text(encoding="utf-8").split())
     for sentence in INSTRUCTIONS:
         assert sentence.split(", ", 1)[1][:120] in text or sentence[:120] in text
 

@@ -28,6 +28,7 @@ from sessions import minutes as m
 from sessions.errors import ValidationFailed
 from sessions.meetings import Attendance
 from sessions.units import Level
+from tests.conftest import need_service
 from tests.seed_minutes import DEADLINE, seed_inputs, seed_path
 
 T0 = datetime(2022, 8, 17, 7, 0, tzinfo=UTC)
@@ -35,10 +36,7 @@ T0 = datetime(2022, 8, 17, 7, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def seed_text() -> str:
-    path = seed_path()
-    if path is None:
-        pytest.skip("shared/seed/ not beside the repository (set HOINGHI_SEED_DIR)")
-    return path.read_text(encoding="utf-8")
+    return seed_path().read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +255,7 @@ def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str
                                              caplog: pytest.LogCaptureFixture) -> None:
     font = export.find_serif_font() if family == "default" else _dejavu()
     if font is None:
-        pytest.skip("DejaVu Serif is not installed (fonts-dejavu-core)")
+        need_service("DejaVu Serif is not installed (fonts-dejavu-core; .ci/run installs it)")
     assert family in ("default", font.family)
     with caplog.at_level(logging.WARNING, logger="fpdf"):
         data = export.render_pdf(seed_doc, font=font)
