@@ -113,7 +113,7 @@ class Subscription:
     def deliver(self, r: Routed) -> None:
         if self.buffer is not None:
             self.buffer.append(r)
-        elif r.seq > self.snapshot_seq or r.kind == "health":  # health: not ordered, always current
+        elif r.newer_than(self.snapshot_seq):
             self.conn.send(r.frame)
 
     def snapshot_sent(self, seq: int) -> None:
@@ -121,7 +121,7 @@ class Subscription:
         self.snapshot_seq = seq
         pending, self.buffer = self.buffer or [], None
         for r in pending:
-            if r.seq > seq or r.kind == "health":
+            if r.newer_than(seq):
                 self.conn.send(r.frame)
 
 

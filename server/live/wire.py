@@ -14,6 +14,11 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+# Event kinds that are not ordered by the meeting's seq: each carries the latest whole state of its
+# row (a site's connection health) and is always delivered, never held back behind a snapshot.
+UNORDERED = frozenset({"health"})
+
+
 @dataclass(frozen=True, slots=True)
 class Routed:
     meeting_id: int
@@ -22,6 +27,9 @@ class Routed:
     unit_id: int | None
     path: frozenset[int]
     frame: bytes
+
+    def newer_than(self, seq: int) -> bool:
+        return self.seq > seq or self.kind in UNORDERED
 
 
 def encode(event: LiveEvent) -> bytes:
