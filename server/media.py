@@ -81,12 +81,10 @@ async def grant(app: web.Application, db: AsyncSession, settings: Settings, p: P
     ttl = timedelta(minutes=settings.join_token_minutes)
     token = join_tokens.issue(media_key(settings), meeting=meeting_id, unit=p.unit_code, role=out["role"],
                               bridge=code, now=now, ttl=ttl)
-    floor = (await live.meeting_state(db, meeting_id)).get("floor") or {}
-    holder = floor.get("unit_id")
     out.update({
         "bridge": {"unit": code, "url": url}, "token": token, "expires_at": (now + ttl).isoformat(),
         "whep": f"{url}/meetings/{meeting_id}/whep", "whip": f"{url}/meetings/{meeting_id}/whip",
-        "may_publish": chair or holder == p.unit_id, "state": meeting.state.value,
+        "may_publish": chair or meeting.floor_unit_id == p.unit_id, "state": meeting.state.value,
     })
     return out
 

@@ -132,8 +132,8 @@ async def _correct(request: web.Request, p: Principal, changes: dict[str, Any], 
 @routes.post("/meetings/{meeting_id:\\d+}/minutes/corrections")
 async def minutes_correct_form(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    form = {k: str(v) for k, v in (await request.post()).items() if k in FORM_FIELDS}
-    form = {k: form.get(k, "") for k in FORM_FIELDS}
+    posted = await request.post()
+    form = {k: str(posted.get(k, "")) for k in FORM_FIELDS}
     async with request.app[DB]() as db:
         await meeting_ops.ensure_visible(db, p, _meeting_id(request))
         current = await store.get(db, _meeting_id(request))
