@@ -206,8 +206,13 @@ async def measure(pid: int, url_for_sub: str, tok: str | None, subs_n: int, wind
         await asyncio.sleep(2)
         for sub in subs:
             sub.delays.clear()
+        keyframes, frames, own = camera.keyframes, [s.frames for s in subs], cpu_seconds(os.getpid())
         loaded = await cpu_share(pid, window)
         delays = [d for sub in subs for d in sub.delays]
+        got = [s.frames - f for s, f in zip(subs, frames, strict=True)]
+        print(f"  during the window: subscribers (this process) used {(cpu_seconds(os.getpid()) - own) / window:.0%} "
+              f"of a core, frames per subscriber {min(got)}–{max(got)} (camera sent ~{round(window * camera.fps)}), "
+              f"keyframes asked of the camera {camera.keyframes - keyframes}", flush=True)
     finally:
         for sub in subs:
             await sub.close()

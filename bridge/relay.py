@@ -2,11 +2,15 @@
 
 Nothing here decodes or encodes. A :class:`Source` reads ``av.Packet``s from a remote track
 (see :mod:`bridge.aiortc_compat`) and hands each to its listeners; a :class:`Fanout` copies the
-reference into one bounded queue per subscriber (:class:`RelayTrack`, the track an
-``RTCRtpSender`` sends). A subscriber takes packets once its sender starts reading, beginning at a
-keyframe it asks the publisher for then (a late joiner does not wait for the publisher's next
-natural keyframe); a subscriber whose queue overflows is emptied and resynced at the next
-keyframe instead of buffering without bound.
+reference to each subscriber (:class:`RelayTrack`, the track an ``RTCRtpSender`` sends). A
+subscriber takes packets once its sender starts, beginning at a keyframe it asks the publisher for
+then (a late joiner does not wait for the publisher's next natural keyframe).
+
+A bridge's subscriber tracks are sent directly: the fan-out call packetizes each frame once for
+the whole timeline and sends it to every subscriber then and there
+(:class:`bridge.aiortc_compat.DirectSender`); a subscriber whose UDP transport is backlogged is
+skipped and resynced at the next keyframe instead of buffering without bound. Read through
+``recv()`` instead (aiortc's own sender loop), a track keeps a bounded queue with the same rule.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from bridge.aiortc_compat import FramePacker
 from bridge.keyframes import KeyframeRequester, is_keyframe
 
 log = logging.getLogger("hoinghi.bridge.relay")
@@ -33,9 +38,12 @@ class RelayTrack(MediaStreamTrack):
     """One subscriber's outgoing track: yields the encoded packets pushed into it."""
 
     def __init__(self, kind: str, on_resync: Callable[[], None], max_queue: int,
-                 on_stop: Callable[[RelayTrack], None] | None = None) -> None:
+                 on_stop: Callable[[RelayTrack], None] | None = None, packer: FramePacker | None = None) -> None:
         super().__init__()
         self.kind = kind
+        self.packer = packer if packer is not None else FramePacker()
+        self._direct: Callable[[av.Packet], bool] | None = None
+        self._stopped = asyncio.Event()
         self._gated = kind == "video"
         self._waiting_keyframe = self._gated
         self._queue: deque[av.Packet] = deque()
@@ -60,6 +68,19 @@ class RelayTrack(MediaStreamTrack):
             if self._gated:
                 self._on_resync()
 
+    def attach_direct(self, send: Callable[[av.Packet], bool]) -> None:
+        """Send each packet through ``send`` as it is pushed (see
+        :class:`bridge.aiortc_compat.DirectSender`); ``send`` returns False when it fell behind."""
+        self._direct = send
+        self._queue.clear()
+        self.start()
+
+    def detach_direct(self) -> None:
+        self._direct = None
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
     def push(self, packet: av.Packet, keyframe: bool) -> None:
         if self.readyState != "live" or not self._started:
             return
@@ -68,18 +89,28 @@ class RelayTrack(MediaStreamTrack):
                 self.packets_dropped += 1
                 return
             self._waiting_keyframe = False
+        direct = self._direct
+        if direct is not None:
+            if direct(packet):
+                self.packets_in += 1
+            else:
+                self._fell_behind(1)
+            return
         if len(self._queue) >= self._max_queue:
-            # Fallen behind: drop what is queued and start again at the next keyframe.
-            self.packets_dropped += len(self._queue) + 1
-            self._queue.clear()
-            self.resyncs += 1
-            if self._gated:
-                self._waiting_keyframe = True
-                self._on_resync()
+            self._fell_behind(len(self._queue) + 1)
             return
         self._queue.append(packet)
         self.packets_in += 1
         self._wakeup.set()
+
+    def _fell_behind(self, dropped: int) -> None:
+        """Drop what is queued and start again at the next keyframe."""
+        self.packets_dropped += dropped
+        self._queue.clear()
+        self.resyncs += 1
+        if self._gated:
+            self._waiting_keyframe = True
+            self._on_resync()
 
     def request_keyframe(self) -> None:
         """This subscriber lost the picture (PLI/FIR): ask the publisher for a keyframe."""
@@ -103,6 +134,8 @@ class RelayTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._wakeup.set()  # let a pending recv() see the end
+        self._stopped.set()
+        self._direct = None
         if self._on_stop is not None:
             self._on_stop(self)
             self._on_stop = None
@@ -115,11 +148,13 @@ class Fanout:
         self.kind = kind
         self._request_keyframe = request_keyframe
         self.tracks: set[RelayTrack] = set()
+        self.packer = FramePacker()  # each frame packetized once for all its subscribers
 
     def subscribe(self, max_queue: int | None = None) -> RelayTrack:
         if max_queue is None:
             max_queue = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
-        track = RelayTrack(self.kind, self._request_keyframe, max_queue, on_stop=self.tracks.discard)
+        track = RelayTrack(self.kind, self._request_keyframe, max_queue, on_stop=self.tracks.discard,
+                           packer=self.packer)
         self.tracks.add(track)
         return track
 

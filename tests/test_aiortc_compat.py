@@ -109,3 +109,42 @@ def test_fast_ntp_clock_matches_aiortc() -> None:
     reference = clock.datetime_to_ntp(clock.current_datetime())
     fast = compat.fast_ntp_time()
     assert abs(fast - reference) < (1 << 32) // 100  # within 10 ms
+
+
+async def test_direct_send_path_names() -> None:
+    """What the direct send path (DirectSender) reads and replaces on aiortc's objects."""
+    from aiortc import RTCDtlsTransport, RTCIceTransport
+    from aiortc import rtp as aiortc_rtp
+
+    send_source = inspect.getsource(RTCRtpSender.send)
+    assert f"self.{compat.SENDER_RUN_RTP}(" in send_source, "RTCRtpSender.send() no longer starts self._run_rtp(codec)"
+    assert inspect.iscoroutinefunction(_has(RTCRtpSender, compat.SENDER_RUN_RTP, "the sender's RTP loop"))
+    assert f"self.{compat.SENDER_RETRANSMIT}(seq)" in inspect.getsource(RTCRtpSender._handle_rtcp_packet), \
+        "RTCRtpSender._handle_rtcp_packet no longer answers a NACK through self._retransmit(seq)"
+    stop_source = inspect.getsource(RTCRtpSender.stop)
+    assert "__rtp_started.wait()" in stop_source and "__rtp_exited.wait()" in stop_source
+    run_source = inspect.getsource(RTCRtpSender._run_rtcp)
+    for name in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count"):
+        assert f"self.__{name}" in run_source, f"the RTCP sender report no longer reads __{name}"
+    assert isinstance(_has(*compat.SENDER_HISTORY_SIZE, "RTP_HISTORY_SIZE"), int)
+    _has(_has(*compat.DTLS_CONNECTED, "the DTLS transport's State"), "CONNECTED", "State.CONNECTED")
+    assert inspect.iscoroutinefunction(_has(RTCDtlsTransport, compat.DTLS_SEND_RTP, "the DTLS transport's SRTP send"))
+    assert f"self.{compat.DTLS_SRTP_ATTR} = " in inspect.getsource(RTCDtlsTransport), "RTCDtlsTransport._tx_srtp"
+    _has(*compat.ICE_UDP_PROTOCOL, "aioice's UDP protocol (StunProtocol)")
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(compat.ICE_UDP_PROTOCOL[0].StunProtocol.send_data)
+    for name in ("HeaderExtensions", "RtpPacket", "wrap_rtx"):
+        _has(aiortc_rtp, name, f"aiortc.rtp.{name}")
+
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video")
+        sender = transceiver.sender
+        for name in compat.SENDER_STATE:
+            _has(sender, compat.SENDER_PRIVATE + name, f"RTCRtpSender.__{name}")
+        dtls = sender.transport
+        _has(dtls, compat.DTLS_STATE_ATTR, "RTCDtlsTransport._state")
+        assert isinstance(dtls.transport, RTCIceTransport)
+        connection = _has(dtls.transport, compat.ICE_CONNECTION_ATTR, "RTCIceTransport._connection")
+        assert isinstance(_has(connection, compat.ICE_NOMINATED_ATTR, "aioice Connection._nominated"), dict)
+    finally:
+        await pc.close()

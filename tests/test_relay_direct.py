@@ -1,0 +1,157 @@
+"""The bridge's direct send path (bridge.aiortc_compat.DirectSender) with real aiortc peers: one
+packetization per frame for all subscribers, lost packets repaired by retransmission (not by a
+keyframe), and a backlogged subscriber resynced at the next keyframe instead of buffered."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from aiortc import RTCRtpSender
+
+from bridge import aiortc_compat
+from bridge.app import STATE, create_app
+from bridge.room import BridgeConfig, BridgeState
+from tests.media_util import KEY, STEP, EncodedVideoTrack, Player, Publisher, token, until, whep, whip
+
+BRIDGE = "HN"
+
+
+@pytest.fixture
+async def bridge() -> AsyncIterator[tuple[str, BridgeState]]:
+    server = TestServer(create_app(BridgeConfig(unit=BRIDGE, key=KEY)), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/"), server.app[STATE]
+    finally:
+        await server.close()
+
+
+def _video_sender(state: BridgeState, player_unit: str) -> RTCRtpSender:
+    session = next(s for s in state.sessions.values() if s.kind == "play" and s.unit == player_unit)
+    return next(t.sender for t in session.pc.getTransceivers() if t.kind == "video")
+
+
+async def _direct(sender: RTCRtpSender) -> aiortc_compat.DirectSender:
+    await until(lambda: aiortc_compat.direct_sender(sender) is not None, STEP, "the direct sender to start")
+    direct = aiortc_compat.direct_sender(sender)
+    assert direct is not None
+    return direct
+
+
+async def _close(*peers: Publisher | Player) -> None:
+    for peer in peers:
+        await (peer.close() if isinstance(peer, Player) else peer.pc.close())
+
+
+async def test_subscribers_share_one_packetization_and_decode(bridge: tuple[str, BridgeState]) -> None:
+    url, state = bridge
+    camera = EncodedVideoTrack("vp8", 320, 240, bitrate=600_000)
+    peers: list[Publisher | Player] = []
+    try:
+        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera))
+        players = [await whep(url, 1, token(BRIDGE, f"S{i}")) for i in range(3)]
+        peers.extend(players)
+        for player in players:
+            await player.wait_frames(30)
+        senders = [await _direct(_video_sender(state, f"S{i}")) for i in range(3)]
+        assert all(p.frames[-1][1:3] == (320, 240) for p in players)
+        await until(lambda: all(p.audio_frames > 20 for p in players), STEP, "audio at every player")
+
+        fanout = state.room(1).programme.video.fanout
+        source = state.room(1).programme.video.current
+        assert source is not None
+        before_frames, before_packed = source.frames, fanout.packer.frames
+        await asyncio.sleep(1.0)
+        forwarded, packed = source.frames - before_frames, fanout.packer.frames - before_packed
+        assert forwarded >= 15
+        # once per frame for the whole timeline, not once per subscriber (3 here)
+        assert packed <= forwarded + 1, (forwarded, packed)
+        # every subscriber got its own stream: own SSRC, counters the RTCP sender reports
+        assert len({d.ssrc for d in senders}) == 3
+        assert all(d.packets >= forwarded for d in senders)
+        stats = await _video_sender(state, "S0").getStats()
+        outbound = next(s for s in stats.values() if s.type == "outbound-rtp")
+        assert outbound.packetsSent == senders[0].packets and outbound.bytesSent == senders[0].octets
+    finally:
+        await _close(*peers)
+
+
+def _drop_one_video_packet(sender: RTCRtpSender, direct: aiortc_compat.DirectSender) -> Callable[[], int]:
+    """Make the UDP transport under ``sender`` lose the next video RTP packet it is asked to send
+    (the SSRC is in the clear in an SRTP header). Returns the dropped sequence number, once known."""
+    connection = getattr(sender.transport.transport, aiortc_compat.ICE_CONNECTION_ATTR)
+    udp: Any = getattr(connection, aiortc_compat.ICE_NOMINATED_ATTR)[1].protocol.transport
+    original = udp.sendto
+    dropped: list[int] = []
+
+    def lossy(data: bytes, addr: Any = None) -> None:
+        if not dropped and len(data) >= 12 and data[0] >> 6 == 2 and 96 <= data[1] & 0x7F <= 127:
+            seq, ssrc = struct.unpack_from("!H", data, 2)[0], struct.unpack_from("!L", data, 8)[0]
+            if ssrc == direct.ssrc:
+                dropped.append(seq)
+                return
+        original(data, addr)
+
+    udp.sendto = lossy
+    return lambda: dropped[0] if dropped else -1
+
+
+async def test_a_lost_packet_is_retransmitted_without_a_keyframe(bridge: tuple[str, BridgeState]) -> None:
+    url, state = bridge
+    camera = EncodedVideoTrack("vp8", 320, 240, bitrate=600_000)
+    peers: list[Publisher | Player] = []
+    try:
+        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera))
+        player = await whep(url, 1, token(BRIDGE, "A"))
+        peers.append(player)
+        await player.wait_frames(30)
+        sender = _video_sender(state, "A")
+        direct = await _direct(sender)
+        keyframes = camera.keyframes
+        dropped = _drop_one_video_packet(sender, direct)
+        await until(lambda: dropped() >= 0, STEP, "a video packet to be dropped")
+        await until(lambda: direct.retransmits >= 1, STEP, "the subscriber's NACK to be answered")
+        count = len(player.frames)
+        await player.wait_frames(count + 30)
+        assert camera.keyframes == keyframes, "the loss must be repaired by retransmission, not by a new keyframe"
+        track = next(t for t in state.room(1).programme.video.fanout.tracks)
+        assert track.resyncs == 0
+    finally:
+        await _close(*peers)
+
+
+async def test_a_backlogged_subscriber_resyncs_at_the_next_keyframe(bridge: tuple[str, BridgeState]) -> None:
+    url, state = bridge
+    camera = EncodedVideoTrack("vp8")
+    peers: list[Publisher | Player] = []
+    try:
+        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera))
+        slow, other = await whep(url, 1, token(BRIDGE, "SLOW")), await whep(url, 1, token(BRIDGE, "OTHER"))
+        peers += [slow, other]
+        await slow.wait_frames(20)
+        await other.wait_frames(20)
+        sender = _video_sender(state, "SLOW")
+        direct = await _direct(sender)
+        connection = getattr(sender.transport.transport, aiortc_compat.ICE_CONNECTION_ATTR)
+        udp: Any = getattr(connection, aiortc_compat.ICE_NOMINATED_ATTR)[1].protocol.transport
+        keyframes = camera.keyframes
+        # the kernel stops taking this subscriber's datagrams: asyncio would buffer them without bound
+        udp.get_write_buffer_size = lambda: aiortc_compat.MAX_SEND_BACKLOG + 1
+        await until(lambda: direct.backlogged >= 3, STEP, "the backlog to be seen")
+        track = next(t for t in state.room(1).programme.video.fanout.tracks if t.resyncs)
+        assert track.waiting_keyframe, "a backlogged subscriber waits for the next keyframe, it is not buffered"
+        slow_count, other_count = len(slow.frames), len(other.frames)
+        await other.wait_frames(other_count + 15)  # the other subscriber is not disturbed
+        assert len(slow.frames) <= slow_count + 2
+
+        del udp.get_write_buffer_size  # the backlog drains
+        await slow.wait_frames(slow_count + 15)
+        assert camera.keyframes > keyframes, "the resync starts at a keyframe asked of the camera"
+        assert not track.waiting_keyframe
+    finally:
+        await _close(*peers)
