@@ -42,13 +42,12 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import logging
 import random
 import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import av
 from aioice import ice as _aioice_mod
@@ -97,8 +96,6 @@ DTLS_SEND_RTP = "_send_rtp"
 ICE_CONNECTION_ATTR = "_connection"  # RTCIceTransport -> aioice.Connection
 ICE_NOMINATED_ATTR = "_nominated"  # aioice.Connection: {component: CandidatePair}
 ICE_UDP_PROTOCOL = (_aioice_mod, "StunProtocol")
-
-log = logging.getLogger("hoinghi.bridge.compat")
 
 _original_get_decoder: Callable[[RTCRtpCodecParameters], Any] | None = None
 _original_get_encoder: Callable[[RTCRtpCodecParameters], Any] | None = None
@@ -448,10 +445,10 @@ def use_direct_send(sender: RTCRtpSender) -> None:
     """Have ``sender`` send its (direct) track through :class:`DirectSender` once it starts."""
 
     async def run_rtp(codec: RTCRtpCodecParameters) -> None:
-        track: Any = sender.track
-        if not _is_direct_track(track):
+        if not _is_direct_track(sender.track):
             await RTCRtpSender._run_rtp(sender, codec)  # replaced track: aiortc's own loop
             return
+        track = cast(DirectTrack, sender.track)
         _sender_state(sender, "rtp_started").set()
         direct = DirectSender(sender, codec, track.packer)
         setattr(sender, SENDER_RETRANSMIT, direct.retransmit)

@@ -91,7 +91,13 @@ class RelayTrack(MediaStreamTrack):
             self._waiting_keyframe = False
         direct = self._direct
         if direct is not None:
-            if direct(packet):
+            try:
+                sent = direct(packet)
+            except Exception:  # this subscriber's transport broke: end it, not the fan-out
+                log.exception("subscriber %s: send failed, its track stops", self.id)
+                self.stop()
+                return
+            if sent:
                 self.packets_in += 1
             else:
                 self._fell_behind(1)
@@ -159,7 +165,7 @@ class Fanout:
         return track
 
     def push(self, packet: av.Packet, keyframe: bool) -> None:
-        for track in self.tracks:
+        for track in tuple(self.tracks):  # a track that breaks leaves the set meanwhile
             track.push(packet, keyframe)
 
     def resync_all(self) -> None:

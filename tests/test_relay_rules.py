@@ -10,7 +10,7 @@ import pytest
 
 from bridge.keyframes import KeyframeRequester, KeyframeThrottle, h264_nal_types, is_keyframe
 from bridge.programme import Programme, Site, Switch
-from bridge.relay import RelayTrack, Source
+from bridge.relay import Fanout, RelayTrack, Source
 
 TB = fractions.Fraction(1, 90000)
 VP8_KEY = b"\x10\x02\x00\x9d\x01\x2a"  # frame tag bit 0 clear
@@ -80,6 +80,28 @@ async def test_new_subscriber_waits_for_a_keyframe_and_a_slow_one_resyncs() -> N
     got = await asyncio.wait_for(track.recv(), 1)
     assert got.pts == 18000 and bytes(got) == VP8_KEY
     track.stop()
+
+
+async def test_a_direct_subscriber_that_breaks_stops_alone() -> None:
+    fanout = Fanout("video", lambda: None)
+    broken, healthy = fanout.subscribe(), fanout.subscribe()
+    got: list[int] = []
+
+    def explode(_packet: av.Packet) -> bool:
+        raise OSError("socket gone")
+
+    def take(p: av.Packet) -> bool:
+        got.append(p.pts or 0)
+        return True
+
+    broken.attach_direct(explode)
+    healthy.attach_direct(take)
+    fanout.push(packet(VP8_KEY, 0), True)
+    fanout.push(packet(VP8_DELTA, 3000), False)
+    assert got == [0, 3000], "the other subscriber is not disturbed"
+    assert broken.readyState == "ended" and broken not in fanout.tracks
+    await asyncio.wait_for(broken.wait_stopped(), 1)
+    healthy.stop()
 
 
 async def test_audio_is_never_gated() -> None:
