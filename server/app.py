@@ -16,6 +16,7 @@ from aiohttp import web
 from server import auth, db, meeting_ops, reminders
 from server.batching import Coalescer
 from server.errors import error_middleware
+from server.live import leases
 from server.live.bus import make_bus
 from server.live.hub import Hub
 from server.live.presence import Presence
@@ -103,10 +104,12 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         app[PRESENCE] = Presence(partial(meeting_ops.write_presence, app))
         app[TOKEN_CHECKS] = Coalescer(partial(auth.check_tokens, app))
         app[SNAPSHOTS] = Coalescer(partial(live_ws.meeting_snapshots, app))
+        heartbeat = await leases.start(app)
         yield
         await hub.close_all()
         for batches in (app[PRESENCE], app[TOKEN_CHECKS], app[SNAPSHOTS]):
             await batches.close()
+        await leases.stop(app, heartbeat)
         await bus.close()
         await engine.dispose()
 

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth import actor_of
 from server.db import transaction
 from server.live.wire import encode
-from server.state import BUS, CLOCK, DB, PRESENCE
+from server.state import BUS, CLOCK, DB, INSTANCE, PRESENCE
 from sessions.errors import Forbidden, NotFound
 from sessions.meetings import Attendance, MeetingState
 from sessions.roles import Permission, Principal
-from sessions.store import audit, kpi_snapshots, live, units
+from sessions.store import audit, kpi_snapshots, leases, live, units
 from sessions.store import meetings as store
 from sessions.store import minutes as minutes_store
 from sessions.store.live import LiveEvent
@@ -194,6 +194,8 @@ async def disconnect(app: web.Application, meeting_id: int, unit_id: int) -> Non
 
 async def write_presence(app: web.Application, meeting_id: int, changes: list[tuple[int, bool]]) -> None:
     """One batch of connections (True) and disconnections (False) of one meeting's sites."""
+    at = app[CLOCK]()
     async with transaction(app[DB]) as db:
-        events = await live.presence_many(db, meeting_id, changes, app[CLOCK]())
+        events = await live.presence_many(db, meeting_id, changes, at)
+        await leases.apply(db, app[INSTANCE], meeting_id, changes, at)
     await publish(app, events)

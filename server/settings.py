@@ -109,6 +109,13 @@ class Settings:
                        secret=True))
     join_token_minutes: int = field(
         default=10, metadata=_meta("Lifetime of the join tokens that let a site publish to or play from a bridge."))
+    presence_heartbeat_seconds: float = field(
+        default=10.0, metadata=_meta("How often each server process marks itself alive in the database and "
+                                     "looks for processes that stopped doing so."))
+    presence_expiry_seconds: float = field(
+        default=45.0, metadata=_meta("A process silent this long is taken for dead: the sites connected through "
+                                     "it are disconnected as of its last sign of life (at least twice the "
+                                     "heartbeat)."))
     trust_forwarded_for: bool = field(
         default=False, metadata=_meta("Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."))
     attachment_dir: str = field(
@@ -134,6 +141,8 @@ class Settings:
             raise SettingsError(f"log_level không hợp lệ: {self.log_level!r}")
         if not (0 <= self.reminder_hour <= 23):
             raise SettingsError(f"reminder_hour phải từ 0 đến 23 (got {self.reminder_hour})")
+        if self.presence_heartbeat_seconds <= 0 or self.presence_expiry_seconds < 2 * self.presence_heartbeat_seconds:
+            raise SettingsError("presence_expiry_seconds phải ít nhất gấp đôi presence_heartbeat_seconds (> 0)")
         if not (0 <= self.port <= 65535):
             raise SettingsError(f"port không hợp lệ: {self.port}")
         parse_bridges(self.bridges)
@@ -216,6 +225,10 @@ def _coerce(name: str, raw: Any) -> Any:
             if isinstance(raw, bool):
                 raise ValueError
             return int(raw)
+        if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
         if kind == "bool":
             if isinstance(raw, bool):
                 return raw

@@ -214,6 +214,29 @@ class AttendanceInterval(Base):
     __table_args__ = (Index("ix_intervals_meeting_unit", "meeting_id", "unit_id"),)
 
 
+class ServerInstance(Base):
+    """A running server process, alive while it keeps ``seen_at`` fresh (``server.live.leases``)."""
+
+    __tablename__ = "server_instances"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class PresenceLease(Base):
+    """How many live connections of one site one server process holds: what must be disconnected
+    for it if that process dies without saying so."""
+
+    __tablename__ = "presence_leases"
+
+    instance_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
 class FloorTurn(Base):
     __tablename__ = "floor_turns"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from server.batching import Coalescer
@@ -27,6 +28,8 @@ class Presence:
         self._write = write
         self.batches: Coalescer[int, tuple[int, bool], None] = Coalescer(self._run, max_batch)
         self._background: set[asyncio.Task[None]] = set()
+        # connections this process has written and not yet taken back: (meeting, unit) -> count
+        self.held: Counter[tuple[int, int]] = Counter()
 
     async def connect(self, meeting_id: int, unit_id: int) -> None:
         fut = self.batches.submit(meeting_id, (unit_id, True))
@@ -48,7 +51,20 @@ class Presence:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def _count(self, meeting_id: int, unit_id: int, up: bool) -> None:
+        key = (meeting_id, unit_id)
+        self.held[key] += 1 if up else -1
+        if self.held[key] <= 0:
+            del self.held[key]
+
     async def _run(self, meeting_id: int, changes: list[tuple[int, bool]]) -> list[Exception | None]:
+        results = await self._write_all(meeting_id, changes)
+        for (unit_id, up), result in zip(changes, results, strict=True):
+            if result is None:
+                self._count(meeting_id, unit_id, up)
+        return results
+
+    async def _write_all(self, meeting_id: int, changes: list[tuple[int, bool]]) -> list[Exception | None]:
         try:
             await self._write(meeting_id, changes)
             return [None] * len(changes)
@@ -65,6 +81,20 @@ class Presence:
             except Exception as exc:
                 results.append(exc)
         return results
+
+    async def reassert(self) -> int:
+        """This process was taken for dead and its connections released (it stopped reaching the
+        database for too long): write the connections it still holds again. Returns how many."""
+        held, self.held = self.held, Counter()
+        written = 0
+        for (meeting_id, unit_id), count in sorted(held.items()):
+            for _ in range(count):
+                try:
+                    await self.connect(meeting_id, unit_id)
+                    written += 1
+                except Exception:  # the meeting ended meanwhile, say: nothing to hold any more
+                    log.info("connection not re-asserted", extra={"meeting": meeting_id, "unit": unit_id})
+        return written
 
     async def close(self, drain_s: float = 5.0) -> None:
         """Let queued changes be written (at most ``drain_s``), then stop."""
