@@ -167,6 +167,12 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerS
         raise
     if video_taken and room.video_codec is None:
         room.video_codec = video_cap
+    if claims.role == "bridge":
+        # A child bridge plays each meeting once: playing again means it restarted, and its old
+        # session is dead (ICE would notice only ~30 s later). Sites may play on several screens.
+        for old in [s for s in state.sessions.values() if s.kind == "play" and s.role == "bridge"
+                    and s.unit == claims.unit and s.meeting == claims.meeting]:
+            asyncio.get_running_loop().create_task(state.close_session(old))
     state.sessions[session.id] = session
     session.answer = answer
     await state.opened(session)

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from bridge.app import STATE, create_app
 from bridge.room import BridgeConfig, BridgeState
 from sessions import signing
-from tests.media_util import KEY, EncodedVideoTrack, offer_sdp, post_sdp, token, whep, whip
+from tests.media_util import KEY, EncodedVideoTrack, offer_sdp, post_sdp, token, until, whep, whip
 
 BRIDGE = "HN"
 
@@ -124,3 +124,22 @@ async def test_the_floor_holder_may_publish_and_its_delete_ends_the_publication(
         assert state.room(1).programme.on_air is None and not state.sessions
     finally:
         await publisher.pc.close()
+
+
+async def test_a_child_bridge_playing_again_replaces_its_dead_session(bridge: tuple[str, BridgeState]) -> None:
+    """A provincial bridge that restarts plays the meeting again at once; its previous session is
+    closed then, not ~30 s later when ICE gives up. A site may play on two screens."""
+    url, state = bridge
+    players = []
+    try:
+        players.append(await whep(url, 1, token(BRIDGE, "25", "bridge")))
+        first = next(s for s in state.sessions.values() if s.unit == "25")
+        players.append(await whep(url, 1, token(BRIDGE, "25", "bridge")))
+        await until(lambda: first.closed, 5, "the old cascade session to close")
+        assert [s.unit for s in state.sessions.values() if s.kind == "play"] == ["25"]
+        players.append(await whep(url, 1, token(BRIDGE, "08707")))
+        players.append(await whep(url, 1, token(BRIDGE, "08707")))
+        assert sorted(s.unit for s in state.sessions.values() if s.kind == "play") == ["08707", "08707", "25"]
+    finally:
+        for player in players:
+            await player.close()
