@@ -48,6 +48,7 @@ async def test_conclusion_to_minutes_in_the_browser(live_sqlite: LiveServer, tmp
         await chair.get_by_label("Nội dung kết luận").fill("Các tỉnh đẩy nhanh số hóa hồ sơ.")
         await chair.get_by_label("Nội dung chỉ đạo").fill(DIRECTIVE)
         await chair.get_by_label("Giao cho các đơn vị (mã, cách nhau dấu phẩy)").fill("01, 25")
+        await chair.get_by_label("Đơn vị phối hợp (mã, cách nhau dấu phẩy, không bắt buộc)").fill("79")
         await chair.get_by_label("Thời hạn").fill((today - timedelta(days=1)).isoformat())
         await chair.get_by_role("button", name="Ghi kết luận").click()
         await expect(chair.locator("#conclusion-error")).to_contain_text("đã qua")
@@ -55,7 +56,7 @@ async def test_conclusion_to_minutes_in_the_browser(live_sqlite: LiveServer, tmp
         await chair.get_by_label("Thời hạn").fill(due.isoformat())
         await chair.get_by_role("button", name="Ghi kết luận").click()
         await expect(chair.locator("#conclusions")).to_contain_text(DIRECTIVE)
-        await expect(chair.locator("#conclusions")).to_contain_text("2 đơn vị")
+        await expect(chair.locator("#conclusions")).to_contain_text("3 đơn vị")
 
         board = await new_page(browser)
         await login(board, srv.url, "chutri")
@@ -74,16 +75,20 @@ async def test_conclusion_to_minutes_in_the_browser(live_sqlite: LiveServer, tmp
         form = province.locator("#breakdown-form")
         await form.get_by_label("Nội dung chỉ đạo").fill(BREAKDOWN)
         await form.get_by_label("Thời hạn").fill(ward_due.isoformat())
-        await form.get_by_label("Mã các đơn vị (cách nhau bởi dấu phẩy)").fill("08707")
+        await form.get_by_label("Đơn vị chủ trì thực hiện (mã, không bắt buộc)").fill("08707")
+        await form.get_by_label("Đơn vị phối hợp (mã, cách nhau bởi dấu phẩy, không bắt buộc)").fill("08740")
+        await form.get_by_label("Độ khẩn").select_option(label="Khẩn")
         async with province.expect_navigation():
             await form.get_by_role("button", name="Giao nhiệm vụ").click()
-        await expect(province.locator("body")).to_contain_text("Cấp dưới: 0/1 đã hoàn thành")
+        await expect(province.locator("body")).to_contain_text("Cấp dưới: 0/2 đã hoàn thành")
 
         # The ward reports it done.
         ward = await new_page(browser)
         await login(ward, srv.url, "vinhyen")
         await ward.goto(f"{srv.url}/directives")
         await ward.get_by_role("link", name=BREAKDOWN[:40]).first.click()
+        await expect(ward.locator("#assignment-priority")).to_have_text("Khẩn")
+        await expect(ward.locator("body")).to_contain_text("Chủ trì")
         await ward.get_by_label("Nội dung báo cáo").fill("Đã số hóa 312 hồ sơ tồn đọng")
         await ward.get_by_label("Tiến độ (%)").fill("100")
         async with ward.expect_navigation():

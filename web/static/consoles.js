@@ -334,6 +334,8 @@ export function conclusionsPanel(meetingId, rootCode) {
       if (units.length) d.units = units;
       if (f.get("every_level")) d.every = { unit: rootCode, level: f.get("every_level") };
       if (f.get("lead").trim()) d.lead = f.get("lead").trim();
+      const cooperating = f.get("cooperating").split(",").map((u) => u.trim()).filter(Boolean);
+      if (cooperating.length) d.cooperating = cooperating;
       body.directives.push(d);
     }
     const button = form.querySelector("button[type=submit]");

@@ -69,9 +69,11 @@ export function mountAssignment(doc) {
     const err = doc.getElementById("breakdown-error");
     breakdown.addEventListener("submit", guard(breakdown, err, () => {
       const f = new FormData(breakdown);
-      const body = { text: f.get("text"), deadline: f.get("deadline") };
-      const codes = String(f.get("units") || "").split(",").map((c) => c.trim()).filter(Boolean);
-      if (codes.length) body.units = codes;
+      const body = { text: f.get("text"), deadline: f.get("deadline"), priority: f.get("priority") || "normal" };
+      const list = (name) => String(f.get(name) || "").split(",").map((c) => c.trim()).filter(Boolean);
+      if (list("units").length) body.units = list("units");
+      if (list("cooperating").length) body.cooperating = list("cooperating");
+      if (String(f.get("lead") || "").trim()) body.lead = String(f.get("lead")).trim();
       if (f.get("level")) body.every = { unit: breakdown.closest("[data-unit-code]")?.dataset.unitCode || "", level: f.get("level") };
       return send(`/api/assignments/${id}/breakdown`, breakdown.dataset.csrf, body);
     }));
