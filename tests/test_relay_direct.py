@@ -5,6 +5,7 @@ keyframe), and a backlogged subscriber resynced at the next keyframe instead of 
 from __future__ import annotations
 
 import struct
+import types
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -152,5 +153,32 @@ async def test_a_backlogged_subscriber_resyncs_at_the_next_keyframe(bridge: tupl
         await slow.wait_frames(slow_count + 15)
         assert camera.keyframes > keyframes, "the resync starts at a keyframe asked of the camera"
         assert not track.waiting_keyframe
+    finally:
+        await _close(*peers)
+
+
+async def test_a_pair_that_is_not_plain_udp_goes_through_aiortcs_own_send(
+        bridge: tuple[str, BridgeState], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TURN-relayed pair must be sent through aiortc's own asynchronous path (which wraps the
+    packets for the TURN server); here every pair is made to look like one."""
+
+    class NotThisProtocol:
+        pass
+
+    monkeypatch.setattr(aiortc_compat, "ICE_UDP_PROTOCOL", (types.SimpleNamespace(StunProtocol=NotThisProtocol),
+                                                             "StunProtocol"))
+    url, state = bridge
+    camera = EncodedVideoTrack("vp8", 320, 240, bitrate=600_000)
+    peers: list[Publisher | Player] = []
+    try:
+        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera))
+        player = await whep(url, 1, token(BRIDGE, "A"))
+        peers.append(player)
+        await player.wait_frames(30)
+        direct = await _direct(_video_sender(state, "A"))
+        assert direct._udp is None and direct.packets > 0, "sent, and not directly"
+        assert all(f[1:3] == (320, 240) for f in player.frames)
+        frames = len(player.frames)
+        await player.wait_frames(frames + 30)  # keeps playing, in order (the decoder would show garbage otherwise)
     finally:
         await _close(*peers)
