@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import smtplib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, time, timedelta
 from email.message import EmailMessage
@@ -41,9 +42,20 @@ def next_run(now: datetime, hour: int) -> datetime:
     return at
 
 
-def smtp_send(settings: Settings, message: EmailMessage) -> None:
+def smtp_send(settings: Settings, message: EmailMessage, tls: ssl.SSLContext | None = None) -> None:
+    """Send over SMTP as the settings say: plain, STARTTLS or implicit TLS (certificates verified
+    by ``tls``, default the system's trust store), with a login when a user is set."""
     host, _, port = settings.reminder_smtp.partition(":")
-    with smtplib.SMTP(host, int(port or 25), timeout=30) as smtp:
+    security = settings.reminder_smtp_security
+    context = tls or ssl.create_default_context()
+    default_port = {"none": 25, "starttls": 587, "ssl": 465}[security]
+    smtp = (smtplib.SMTP_SSL(host, int(port or default_port), timeout=30, context=context) if security == "ssl"
+            else smtplib.SMTP(host, int(port or default_port), timeout=30))
+    with smtp:
+        if security == "starttls":
+            smtp.starttls(context=context)
+        if settings.reminder_smtp_user:
+            smtp.login(settings.reminder_smtp_user, settings.reminder_smtp_password.reveal())
         smtp.send_message(message)
 
 

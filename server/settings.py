@@ -128,6 +128,12 @@ class Settings:
         default="", metadata=_meta("Mailbox that receives the daily overdue summary; empty = no email."))
     reminder_email_from: str = field(default="hoinghi@localhost", metadata=_meta("Sender of reminder emails."))
     reminder_smtp: str = field(default="localhost:25", metadata=_meta("SMTP server `host:port` for reminder emails."))
+    reminder_smtp_security: str = field(
+        default="none", metadata=_meta("`none`, `starttls` (upgrade on the submission port, usually 587) or `ssl` "
+                                       "(TLS from the start, usually 465); certificates are verified."))
+    reminder_smtp_user: str = field(default="", metadata=_meta("SMTP login for reminder emails; empty = no login."))
+    reminder_smtp_password: Secret = field(
+        default_factory=lambda: Secret(""), metadata=_meta("SMTP password for `reminder_smtp_user`.", secret=True))
     attachment_types: str = field(
         default=DEFAULT_ATTACHMENT_TYPES,
         metadata=_meta("Comma-separated file extensions a progress report may attach."))
@@ -143,6 +149,9 @@ class Settings:
             raise SettingsError(f"reminder_hour phải từ 0 đến 23 (got {self.reminder_hour})")
         if self.presence_heartbeat_seconds <= 0 or self.presence_expiry_seconds < 2 * self.presence_heartbeat_seconds:
             raise SettingsError("presence_expiry_seconds phải ít nhất gấp đôi presence_heartbeat_seconds (> 0)")
+        if self.reminder_smtp_security not in ("none", "starttls", "ssl"):
+            raise SettingsError("reminder_smtp_security phải là none, starttls hoặc ssl "
+                                f"(got {self.reminder_smtp_security!r})")
         if not (0 <= self.port <= 65535):
             raise SettingsError(f"port không hợp lệ: {self.port}")
         parse_bridges(self.bridges)
