@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server.i18n import LANGUAGES, translator
+from server.i18n import LANGUAGES, js_catalog, translator
 from server.state import CSRF_TOKEN, PRINCIPAL, SESSION_INFO, SETTINGS
 from sessions.errors import ValidationFailed
 from sessions.roles import Permission, Principal
@@ -69,6 +69,7 @@ def render(request: web.Request, template: str, context: dict[str, Any], status:
     session = request.get(SESSION_INFO)
     base = {
         "t": translator(lang),
+        "js_i18n": js_catalog(lang),
         "lang": lang,
         "principal": principal,
         "session_info": session,
