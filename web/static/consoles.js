@@ -1,6 +1,20 @@
 // The chair console, the province console and the site page: render live state, send actions.
-import { Live, SeatStore, STATE_LABEL, STATUS_LABEL } from "/static/live.js";
+import { Live, SeatStore } from "/static/live.js";
 import { mountMedia } from "/static/media.js";
+import { t, lang } from "/static/i18n.js";
+
+// Meeting states and roll-call statuses, by code, in the page's language.
+const STATE_LABEL = {
+  scheduled: t("js.meeting.state.scheduled"), rehearsal: t("js.meeting.state.rehearsal"),
+  live: t("js.meeting.state.live"), concluded: t("js.meeting.state.concluded"),
+  cancelled: t("js.meeting.state.cancelled"),
+};
+const STATUS_LABEL = {
+  not_called: t("js.meeting.status.not_called"),
+  present_online: t("js.meeting.status.present_online"),
+  present_in_person: t("js.meeting.status.present_in_person"),
+  absent: t("js.meeting.status.absent"),
+};
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...kids) => {
@@ -25,7 +39,8 @@ function flash(message) {
 function connStatus(state) {
   const node = $("#conn");
   node.dataset.state = state;
-  node.textContent = { open: "Đã kết nối", connecting: "Đang kết nối…", closed: "Mất kết nối — đang thử lại…" }[state];
+  node.textContent = { open: t("js.meeting.conn.open"), connecting: t("js.meeting.conn.connecting"),
+    closed: t("js.meeting.conn.closed") }[state];
 }
 
 class MeetingView {
@@ -44,7 +59,7 @@ class MeetingView {
     st.dataset.state = data.state;
     st.className = `badge state-${data.state}`;
     const holder = $("#floor-holder");
-    holder.textContent = data.floor ? `${data.floor.name} (${data.floor.code})` : "Chủ trì";
+    holder.textContent = data.floor ? `${data.floor.name} (${data.floor.code})` : t("js.meeting.floor_chair");
     holder.dataset.unit = data.floor ? data.floor.code : "";
     document.querySelectorAll(".state-btn").forEach((b) => {
       const allowed = { scheduled: ["rehearsal", "cancelled"], rehearsal: ["live", "cancelled"], live: ["concluded"] };
@@ -66,10 +81,13 @@ function counts(seats) {
 }
 
 function levelSummary(seats) {
-  const names = { province: "tỉnh", district: "huyện", commune: "xã" };
+  const names = { province: t("js.meeting.level.province"), district: t("js.meeting.level.district"),
+    commune: t("js.meeting.level.commune") };
   return Object.entries(names).map(([lv, name]) => {
     const c = counts(seats.filter((s) => s.level === lv));
-    return c.expected ? `${name}: ${c.present}/${c.expected} có mặt (${c.online} trực tuyến)` : "";
+    return c.expected
+      ? t("js.meeting.level_summary", { level: name, present: c.present, expected: c.expected, online: c.online })
+      : "";
   }).filter(Boolean).join(" · ");
 }
 
@@ -90,17 +108,19 @@ class SeatTable {
   row(s) {
     const actions = el("td", {});
     if (!s.online) {
-      actions.append(el("button", { class: "link", onclick: () => this.act("mark", { unit_id: s.unit_id, status: "present_in_person" }) }, "Có mặt trực tiếp"), " ");
-      actions.append(el("button", { class: "link", onclick: () => this.askAbsent(s) }, "Vắng…"), " ");
+      actions.append(el("button", { class: "link", onclick: () => this.act("mark", { unit_id: s.unit_id, status: "present_in_person" }) }, t("js.meeting.mark_in_person")), " ");
+      actions.append(el("button", { class: "link", onclick: () => this.askAbsent(s) }, t("js.meeting.mark_absent")), " ");
     }
     if (s.status !== "not_called" && !s.online) {
-      actions.append(el("button", { class: "link", onclick: () => this.act("mark", { unit_id: s.unit_id, status: "not_called" }) }, "Đặt lại"), " ");
+      actions.append(el("button", { class: "link", onclick: () => this.act("mark", { unit_id: s.unit_id, status: "not_called" }) }, t("js.meeting.reset")), " ");
     }
     if (this.chair) {
-      actions.append(el("button", { class: "link", onclick: () => this.act("grant", { unit_id: s.unit_id }) }, "Trao quyền"), " ");
-      if (!s.muted) actions.append(el("button", { class: "link", onclick: () => this.act("mute", { unit_id: s.unit_id }) }, "Tắt tiếng"));
+      actions.append(el("button", { class: "link", onclick: () => this.act("grant", { unit_id: s.unit_id }) }, t("js.meeting.grant")), " ");
+      if (!s.muted) actions.append(el("button", { class: "link", onclick: () => this.act("mute", { unit_id: s.unit_id }) }, t("js.meeting.mute")));
     }
-    const status = STATUS_LABEL[s.status] + (s.status === "absent" && s.reason ? ` — ${s.reason}` : "");
+    const status = s.status === "absent" && s.reason
+      ? t("js.meeting.status_reason", { status: STATUS_LABEL[s.status], reason: s.reason })
+      : STATUS_LABEL[s.status];
     return el("tr", { "data-unit": s.code, "data-status": s.status, "data-online": s.online ? "1" : "0" },
       el("td", {}, s.code), el("td", {}, s.name), el("td", { class: `st-${s.status}` }, status),
       this.connection(s),
@@ -108,7 +128,7 @@ class SeatTable {
   }
   connection(s) {
     const h = this.store?.health.get(s.unit_id);
-    const base = s.online ? "● trực tuyến" : (s.status === "present_online" ? "○ mất kết nối" : "—");
+    const base = s.online ? t("js.meeting.online") : (s.status === "present_online" ? t("js.meeting.disconnected") : "—");
     return el("td", { class: h ? `health-${h.connected ? h.level : "down"}` : "", "data-health": h ? (h.connected ? h.level : "down") : "" },
       base + (s.online || h?.connected === false ? healthText(h) : ""));
   }
@@ -125,7 +145,7 @@ class SeatTable {
     const seat = this.absentSeat;
     this.act("mark", { unit_id: seat.unit_id, status: "absent", reason }).catch(() => {
       // Keep what was typed: reopen with the message.
-      $("#absent-error").textContent = "Cần ghi lý do vắng mặt.";
+      $("#absent-error").textContent = t("js.meeting.reason_required");
       $("#absent-error").hidden = false;
       this.dialog.showModal();
       $("#absent-reason").value = reason;
@@ -137,9 +157,9 @@ function renderHands(store, live, meetingId, chair) {
   const hands = store.hands();
   $("#hand-count").textContent = hands.length ? `(${hands.length})` : "";
   $("#hands").replaceChildren(...hands.map((s) => el("li", { "data-unit": s.code }, `${s.name} (${s.code}) `,
-    chair ? el("button", { class: "link", onclick: () => live.action(meetingId, "grant", { unit_id: s.unit_id }).catch((e) => flash(e.message)) }, "Trao quyền") : "",
+    chair ? el("button", { class: "link", onclick: () => live.action(meetingId, "grant", { unit_id: s.unit_id }).catch((e) => flash(e.message)) }, t("js.meeting.grant")) : "",
     chair ? " " : "",
-    chair ? el("button", { class: "link", onclick: () => live.action(meetingId, "lower_hand", { unit_id: s.unit_id }).catch((e) => flash(e.message)) }, "Hạ tay") : "")));
+    chair ? el("button", { class: "link", onclick: () => live.action(meetingId, "lower_hand", { unit_id: s.unit_id }).catch((e) => flash(e.message)) }, t("js.meeting.lower_hand")) : "")));
 }
 
 // The chair and province consoles both follow a meeting topic and a roll-call topic.
@@ -162,8 +182,9 @@ function rollcallLive(view, store, render) {
   });
 }
 
-const vn1 = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 1 });
-const HEALTH_LABEL = { good: "tốt", fair: "trung bình", poor: "kém", down: "mất hình/tiếng" };
+const vn1 = new Intl.NumberFormat(lang === "en" ? "en-GB" : "vi-VN", { maximumFractionDigits: 1 });
+const HEALTH_LABEL = { good: t("js.meeting.health.good"), fair: t("js.meeting.health.fair"),
+  poor: t("js.meeting.health.poor"), down: t("js.meeting.health.down") };
 
 // A site's connection health as its bridge measured it (RTT, loss, bitrate, frame rate).
 function healthText(h) {
@@ -171,9 +192,9 @@ function healthText(h) {
   if (!h.connected) return ` · ${HEALTH_LABEL.down}`;
   const parts = [HEALTH_LABEL[h.level] || h.level];
   if (h.rtt_ms != null) parts.push(`${vn1.format(h.rtt_ms)} ms`);
-  if (h.loss != null) parts.push(`mất ${vn1.format(h.loss * 100)} %`);
+  if (h.loss != null) parts.push(t("js.meeting.health.loss", { pct: vn1.format(h.loss * 100) }));
   if (h.kbps != null) parts.push(`${vn1.format(h.kbps)} kb/s`);
-  if (h.fps != null) parts.push(`${vn1.format(h.fps)} hình/s`);
+  if (h.fps != null) parts.push(t("js.meeting.health.fps", { fps: vn1.format(h.fps) }));
   return ` · ${parts.join(", ")}`;
 }
 
@@ -186,7 +207,7 @@ export function chairConsole(meetingId, rootCode) {
   const render = () => {
     const seats = [...store.seats.values()];
     const all = counts(seats);
-    $("#totals").textContent = `${all.present}/${all.expected} có mặt · ${all.online} trực tuyến · ${all.absent} vắng`;
+    $("#totals").textContent = t("js.meeting.totals", { present: all.present, expected: all.expected, online: all.online, absent: all.absent });
     $("#level-counts").textContent = levelSummary(seats);
     const byProv = new Map();
     for (const s of seats) {
@@ -195,7 +216,7 @@ export function chairConsole(meetingId, rootCode) {
       byProv.get(key).push(s);
     }
     const rows = [...byProv.entries()].map(([pid, list]) => {
-      const p = store.provinces[pid] || { code: "—", name: "Trung ương" };
+      const p = store.provinces[pid] || { code: "—", name: t("js.meeting.central") };
       const c = counts(list);
       return el("tr", { "data-province": p.code, tabindex: "0", class: "clickable",
         onclick: () => { drill = pid; render(); },
@@ -207,9 +228,9 @@ export function chairConsole(meetingId, rootCode) {
     $("#provinces tbody").replaceChildren(...rows);
     renderHands(store, live, meetingId, true);
     if (drill !== null) {
-      const p = store.provinces[drill] || { name: "Trung ương" };
+      const p = store.provinces[drill] || { name: t("js.meeting.central") };
       $("#drill").hidden = false;
-      $("#drill-title").textContent = `Điểm danh: ${p.name}`;
+      $("#drill-title").textContent = t("js.meeting.drill_title", { name: p.name });
       table.render((byProv.get(drill) || []).sort((a, b) => a.code.localeCompare(b.code)));
     }
   };
@@ -220,8 +241,8 @@ export function chairConsole(meetingId, rootCode) {
   view.onOpen = () => media.start();
   view.onClose = () => media.stop();
   document.querySelectorAll(".state-btn").forEach((b) => b.addEventListener("click", () => {
-    if (b.dataset.to === "concluded" && !confirm("Kết thúc hội nghị?")) return;
-    if (b.dataset.to === "cancelled" && !confirm("Huỷ hội nghị?")) return;
+    if (b.dataset.to === "concluded" && !confirm(t("js.meeting.confirm_end"))) return;
+    if (b.dataset.to === "cancelled" && !confirm(t("js.meeting.confirm_cancel"))) return;
     live.action(meetingId, "state", { to: b.dataset.to }).catch((e) => flash(e.message));
   }));
   $("#next-btn").addEventListener("click", () => live.action(meetingId, "next").catch((e) => flash(e.message)));
@@ -241,7 +262,7 @@ export function provinceConsole(meetingId, unitCode) {
   const render = () => {
     const seats = [...store.seats.values()].sort((a, b) => a.code.localeCompare(b.code));
     const c = counts(seats);
-    $("#totals").textContent = `${c.present}/${c.expected} có mặt · ${c.online} trực tuyến · ${c.absent} vắng`;
+    $("#totals").textContent = t("js.meeting.totals", { present: c.present, expected: c.expected, online: c.online, absent: c.absent });
     $("#level-counts").textContent = levelSummary(seats);
     table.render(seats);
     renderHands(store, live, meetingId, false);
@@ -262,7 +283,7 @@ export function sitePage(meetingId, unitId, canOperate) {
     if (!seat) return;
     $("#my-status").textContent = STATUS_LABEL[seat.status];
     $("#my-status").dataset.status = seat.status;
-    $("#my-mute").textContent = seat.muted ? "Đang tắt tiếng (chủ trì đã tắt)" : "Đang bật";
+    $("#my-mute").textContent = seat.muted ? t("js.meeting.muted_by_chair") : t("js.meeting.unmuted");
     $("#my-mute").dataset.muted = seat.muted ? "1" : "0";
     $("#unmute-btn").hidden = !seat.muted || !canOperate;
     $("#mute-btn").hidden = seat.muted || !canOperate;
@@ -270,7 +291,7 @@ export function sitePage(meetingId, unitId, canOperate) {
     if (btn) {
       const open = ["rehearsal", "live"].includes(view.meeting?.state);
       btn.disabled = !open || holding;
-      btn.textContent = seat.hand_at ? "Hạ tay" : "Giơ tay xin phát biểu";
+      btn.textContent = seat.hand_at ? t("js.meeting.lower_hand") : t("js.meeting.raise_hand");
       btn.dataset.hand = seat.hand_at ? "up" : "down";
     }
   };
@@ -319,8 +340,8 @@ export function conclusionsPanel(meetingId, rootCode) {
     list.replaceChildren(...body.conclusions.map((c) => el("li", { "data-conclusion": String(c.id) },
       el("p", {}, c.text),
       ...(c.directives.length ? [el("ul", {}, ...c.directives.map((d) => el("li", { "data-directive": String(d.id) },
-        el("a", { href: `/directives/${d.id}` }, d.text), ` — hạn ${d.deadline.split("-").reverse().join("/")}, `,
-        `${d.assignments.length} đơn vị`)))] : []))));
+        el("a", { href: `/directives/${d.id}` }, d.text),
+        t("js.meeting.directive_due", { date: d.deadline.split("-").reverse().join("/"), n: d.assignments.length }))))] : []))));
   };
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -346,7 +367,7 @@ export function conclusionsPanel(meetingId, rootCode) {
         headers: { "Content-Type": "application/json", "X-CSRF-Token": form.dataset.csrf },
       });
       const answer = await resp.json().catch(() => ({}));
-      if (!resp.ok) throw new Error(answer.error?.message || `Lỗi ${resp.status}`);
+      if (!resp.ok) throw new Error(answer.error?.message || t("js.meeting.error_status", { status: resp.status }));
       form.reset();
       await load();
     } catch (err) {

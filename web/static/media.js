@@ -3,14 +3,16 @@
 // when allowed (the chair always; a site while it holds the floor), and come back by itself —
 // a new peer connection with a fresh join token — after a drop or a bridge restart.
 
+import { t } from "/static/i18n.js";
+
 const LABEL = {
-  idle: "Chưa kết nối hình/tiếng",
-  connecting: "Đang kết nối hình/tiếng…",
-  connected: "Đã kết nối hình/tiếng",
-  retrying: "Mất kết nối hình/tiếng — đang kết nối lại…",
-  none: "Hội nghị chưa cấu hình cầu truyền hình (chỉ điểm danh và số liệu)",
-  closed: "Hội nghị chưa mở hoặc đã kết thúc",
-  denied: "Trình duyệt chưa cho dùng camera/micrô",
+  idle: t("js.media.status.idle"),
+  connecting: t("js.media.status.connecting"),
+  connected: t("js.media.status.connected"),
+  retrying: t("js.media.status.retrying"),
+  none: t("js.media.status.none"),
+  closed: t("js.media.status.closed"),
+  denied: t("js.media.status.denied"),
 };
 const RETRY_MS = [500, 1000, 2000, 3000];
 const DISCONNECTED_GRACE_MS = 2000;
