@@ -83,14 +83,3 @@ export class SeatStore {
       .sort((a, b) => (a.hand_at < b.hand_at ? -1 : a.hand_at > b.hand_at ? 1 : a.unit_id - b.unit_id));
   }
 }
-
-export const STATUS_LABEL = {
-  not_called: "Chưa điểm danh",
-  present_online: "Có mặt trực tuyến",
-  present_in_person: "Có mặt trực tiếp",
-  absent: "Vắng",
-};
-export const STATE_LABEL = {
-  scheduled: "Đã lên lịch", rehearsal: "Chạy thử kết nối", live: "Đang diễn ra",
-  concluded: "Đã kết thúc", cancelled: "Đã huỷ",
-};
