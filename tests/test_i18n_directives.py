@@ -8,8 +8,13 @@ import html
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+from playwright.async_api import expect
+
+from tests.browser_util import chromium, login, new_page
 from tests.conftest import Client, LiveServer
 from tests.directive_util import CONCLUSION, INSTRUCTIONS, every_province, live_meeting, ok, start_seed_server
 
@@ -104,3 +109,32 @@ async def test_directive_and_kpi_pages_in_both_languages(server_factory: Callabl
         assert {k: js[k] for k in SLIDE_JS} == {k: v[lang] for k, v in SLIDE_JS.items()}
     assert embedded_js(en["board"])["js.directives.connecting"] == "connecting…"
     assert embedded_js(vi["board"])["js.directives.connecting"] == "đang kết nối…"
+
+
+@pytest.mark.browser
+async def test_scripts_speak_english_in_the_browser(live_sqlite: LiveServer, tmp_path: Path) -> None:
+    """The slide and the dashboard are drawn by their scripts: headings, ratings and the connection
+    status come from the embedded English catalog; figures use English number formatting."""
+    srv = live_sqlite
+    async with chromium() as browser:
+        page = await new_page(browser)
+        await login(page, srv.url, "chutri")
+        await page.goto(f"{srv.url}/lang/en?next=/slides/BCA")
+        await expect(page.locator("#slide-status")).to_have_text("connected", timeout=5000)
+        await expect(page.locator("#slide table.kpi-slide thead")).to_contain_text("Indicator")
+        await expect(page.locator("#slide table.kpi-slide thead")).to_contain_text("Change since the previous meeting")
+        await expect(page.locator("#slide-previous")).to_contain_text("has not attended a concluded meeting")
+        await expect(page.locator("#slide .kpi-ranking")).to_contain_text("Rate")
+        site = await srv.login("vinhyen")
+        resp = await site.api("POST", "/api/kpi/reports", json={"reports": [
+            {"report_id": "en-1", "unit": "08707", "indicator": "DVC_TY_LE_DUNG_HAN", "period": "campaign",
+             "value": 74336, "denominator": 74587}]})
+        assert resp.status == 200, await resp.text()
+        row = page.locator('#slide tr[data-code="DVC_TY_LE_DUNG_HAN"]')
+        await expect(row.locator('td[data-field="value"]')).to_have_text("99.66 % (74,336/74,587)", timeout=2000)
+        await expect(row.locator(".badge")).to_have_text("Met")
+        assert "Chỉ tiêu" not in await page.locator("#slide thead").first.inner_text()
+
+        await page.goto(f"{srv.url}/directives/dashboard")
+        await expect(page.locator("#board-status")).to_have_text("connected", timeout=5000)
+        await expect(page.locator("#directive-board thead")).to_contain_text("Overdue, not done")
