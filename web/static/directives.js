@@ -1,6 +1,7 @@
 // Directives: the dashboard kept current over the websocket topic directives:<unit code> (an
 // event only says "counts moved"; the counts are re-read over HTTP, at most once a second), and
 // the assignment page's forms, which post to the JSON API with the page's CSRF token.
+import { t } from "/static/i18n.js";
 import { Live } from "/static/live.js";
 
 function fill(table, data) {
@@ -31,7 +32,7 @@ export function mountBoard(table, statusEl) {
   const live = new Live({
     onSnapshot: (msg) => { if (msg.topic === topic) fill(table, msg.data); },
     onEvent: (msg) => { if (msg.kind === "directives") schedule(); },
-    onStatus: (s) => { if (statusEl) statusEl.textContent = s === "open" ? "đã kết nối" : "đang kết nối…"; },
+    onStatus: (s) => { if (statusEl) statusEl.textContent = s === "open" ? t("js.directives.connected") : t("js.directives.connecting"); },
   });
   live.subscribe(topic);
   return live;
@@ -43,7 +44,7 @@ async function send(url, csrf, body) {
   else { init.body = JSON.stringify(body || {}); init.headers["Content-Type"] = "application/json"; }
   const resp = await fetch(url, init);
   const data = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new Error(data.error?.message || `Lỗi ${resp.status}`);
+  if (!resp.ok) throw new Error(data.error?.message || t("js.directives.error_status", { status: resp.status }));
   return data;
 }
 

@@ -1,12 +1,14 @@
 // A unit's live KPI slide: indicators (value, target, colour, rank among siblings) and, for the
 // ministry, its child units ranked on the on-time rate. Kept current over the websocket topic
 // kpi:<unit code> (snapshot on subscribe, then one whole-slide event per change).
+import { lang, t } from "/static/i18n.js";
 import { Live } from "/static/live.js";
 import uPlot from "/static/vendor/uplot-1.6.32/uPlot.esm.js";
 
-const COLOUR = { green: "Đạt", amber: "Gần đạt", red: "Chưa đạt", none: "Chưa có số liệu" };
-const vnInt = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 0 });
-const vnPct = new Intl.NumberFormat("vi-VN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const COLOURS = ["green", "amber", "red", "none"];
+const locale = lang === "en" ? "en-GB" : "vi-VN";
+const vnInt = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
+const vnPct = new Intl.NumberFormat(locale, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
 const pct = (p) => (p === null || p === undefined ? "—" : `${vnPct.format(p)} %`);
 
@@ -35,10 +37,10 @@ const signed = (x, fmt) => `${x > 0 ? "+" : x < 0 ? "−" : "±"}${fmt.format(Ma
 function changeCell(ind) {
   const c = ind.change;
   if (!c || c.delta === null || c.delta === undefined) return el("td", { class: "num muted", "data-field": "change" }, "—");
-  const text = c.points ? `${signed(c.delta, vnPct)} điểm %` : signed(c.delta, vnInt);
+  const text = c.points ? t("js.kpi.points", { delta: signed(c.delta, vnPct) }) : signed(c.delta, vnInt);
   const cls = c.better === null ? "" : c.better ? "change-better" : "change-worse";
   const td = el("td", { class: `num ${cls}`, "data-field": "change",
-    title: `So với ${c.meeting} (${c.date}): ${c.points ? pct(c.previous) : vnInt.format(c.previous)}` }, text);
+    title: t("js.kpi.compared", { meeting: c.meeting, date: c.date, value: c.points ? pct(c.previous) : vnInt.format(c.previous) }) }, text);
   return td;
 }
 
@@ -49,7 +51,7 @@ function trendCell(ind) {
   const pts = ind.trend || [];
   if (pts.filter((p) => p.value !== null).length < 2) { td.append(el("span", { class: "muted" }, "—")); return td; }
   td.setAttribute("title", pts.map((p) => `${p.period}: ${ind.kind === "ratio" ? pct(p.value) : vnInt.format(p.value)}`).join("\n"));
-  td.setAttribute("aria-label", `Xu hướng ${pts.length} tháng gần nhất`);
+  td.setAttribute("aria-label", t("js.kpi.trend_label", { n: pts.length }));
   const xs = pts.map((_, i) => i);
   const ys = pts.map((p) => p.value);
   const stroke = { green: "#1f7a3a", amber: "#b26a00", red: "#b42318" }[ind.colour] || "#1d4f91";
@@ -66,7 +68,7 @@ function trendCell(ind) {
 
 // "none" means no data — or, for indicators without thresholds (plain counts), nothing to judge.
 const badge = (colour, hasData = false) => el("span", { class: `badge kpi-${colour}`, "data-colour": colour },
-  colour === "none" && hasData ? "Theo dõi" : COLOUR[colour] || colour);
+  colour === "none" && hasData ? t("js.kpi.colour.watch") : COLOURS.includes(colour) ? t(`js.kpi.colour.${colour}`) : colour);
 
 export function render(root, data) {
   const rows = data.indicators.map((ind) => el("tr", { "data-code": ind.code },
@@ -77,23 +79,23 @@ export function render(root, data) {
     el("td", { class: "num", "data-field": "rank" }, ind.has_data ? `${ind.rank}/${ind.siblings}` : "—"),
     changeCell(ind), trendCell(ind)));
   const table = el("table", { class: "kpi-slide" },
-    el("thead", {}, el("tr", {}, el("th", {}, "Chỉ tiêu"), el("th", {}, "Giá trị"), el("th", {}, "Mục tiêu"),
-      el("th", {}, "Đánh giá"), el("th", {}, "Xếp hạng"),
-      el("th", {}, "So với hội nghị trước"),
-      el("th", {}, "Xu hướng (tháng)"))),
+    el("thead", {}, el("tr", {}, el("th", {}, t("js.kpi.col.indicator")), el("th", {}, t("js.kpi.col.value")), el("th", {}, t("js.kpi.col.target")),
+      el("th", {}, t("js.kpi.col.rating")), el("th", {}, t("js.kpi.col.rank")),
+      el("th", {}, t("js.kpi.col.change")),
+      el("th", {}, t("js.kpi.col.trend")))),
     el("tbody", {}, ...rows));
   const parts = [table];
   parts.push(el("p", { class: "muted", id: "slide-previous" }, data.previous
-    ? `Hội nghị trước: ${data.previous.meeting} (${data.previous.date}). Tỷ lệ thay đổi tính bằng điểm phần trăm.`
-    : "Đơn vị chưa dự hội nghị nào đã kết thúc: chưa có số liệu để so sánh."));
+    ? t("js.kpi.previous", { meeting: data.previous.meeting, date: data.previous.date })
+    : t("js.kpi.no_previous")));
   if (data.children) {
     const kids = data.children.rows.map((r) => el("tr", { "data-code": r.code, class: r.colour === "red" ? "laggard" : "" },
       el("td", { class: "num" }, String(r.rank)), el("th", { scope: "row" }, r.name),
       el("td", { class: "num" }, pct(r.percent)), el("td", {}, badge(r.colour, r.percent != null))));
-    parts.push(el("h2", {}, `Xếp hạng đơn vị trực thuộc · ${data.children.name}`),
+    parts.push(el("h2", {}, t("js.kpi.ranking", { name: data.children.name })),
       el("table", { class: "kpi-ranking" },
-        el("thead", {}, el("tr", {}, el("th", {}, "Hạng"), el("th", {}, "Đơn vị"), el("th", {}, "Tỷ lệ"),
-          el("th", {}, "Đánh giá"))),
+        el("thead", {}, el("tr", {}, el("th", {}, t("js.kpi.col.place")), el("th", {}, t("js.kpi.col.unit")), el("th", {}, t("js.kpi.col.rate")),
+          el("th", {}, t("js.kpi.col.rating")))),
         el("tbody", {}, ...kids)));
   }
   for (const old of root.querySelectorAll("td.trend")) charts.get(old)?.destroy();
@@ -108,7 +110,7 @@ export function mountSlide(root, initial, statusEl) {
   const live = new Live({
     onSnapshot: (msg) => { if (msg.topic === topic) render(root, msg.data); },
     onEvent: (msg) => { if (msg.kind === "kpi" && msg.topic === topic) render(root, msg.data); },
-    onStatus: (s) => { if (statusEl) statusEl.textContent = s === "open" ? "đã kết nối" : "đang kết nối…"; },
+    onStatus: (s) => { if (statusEl) statusEl.textContent = s === "open" ? t("js.kpi.connected") : t("js.kpi.connecting"); },
     onError: (msg) => { if (msg.code === "out_of_scope" || msg.code === "forbidden") root.textContent = msg.message; },
   });
   live.subscribe(topic);
