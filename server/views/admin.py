@@ -199,7 +199,8 @@ async def indicators_add(request: web.Request) -> web.StreamResponse:
         codes = await _add_indicators(request, principal, [fields], None, "biểu mẫu")
     except DomainError as exc:
         return await _indicators_page(request, error=exc.message, form=fields, status=exc.status)
-    return await _indicators_page(request, notice=f"Đã thêm chỉ tiêu {codes[0]} vào danh mục.")
+    t = translator(lang_of(request))
+    return await _indicators_page(request, notice=t("indicators.added_one", code=codes[0]))
 
 
 @routes.post("/admin/indicators/upload")
@@ -207,16 +208,17 @@ async def indicators_upload(request: web.Request) -> web.StreamResponse:
     principal = await _catalog_admin(request)
     form = await request.post()
     upload = form.get("file")
+    t = translator(lang_of(request))
     if not isinstance(upload, web.FileField) or not upload.filename:
-        return await _indicators_page(request, error="Chưa chọn tệp CSV", status=400)
+        return await _indicators_page(request, error=t("indicators.csv.no_file"), status=400)
     data = upload.file.read()
     limit = request.app[SETTINGS].max_upload_bytes
     if len(data) > limit:
-        return await _indicators_page(request, error=f"Tệp quá lớn ({len(data)} byte); giới hạn là {limit} byte",
+        return await _indicators_page(request, error=t("indicators.csv.too_large", size=len(data), limit=limit),
                                       status=413)
     try:
         specs, lines = parse_indicator_csv(data)
         codes = await _add_indicators(request, principal, specs, lines, f"tệp {upload.filename}")
     except DomainError as exc:
         return await _indicators_page(request, error=exc.message, status=exc.status)
-    return await _indicators_page(request, notice=f"Đã thêm {len(codes)} chỉ tiêu: {', '.join(codes)}.")
+    return await _indicators_page(request, notice=t("indicators.added_many", n=len(codes), codes=", ".join(codes)))
