@@ -1,5 +1,6 @@
 // Live connection to /ws: subscribe to topics, join meetings as a site, send actions.
 // Reconnects by itself (backoff up to 10 s) and re-subscribes, getting a fresh snapshot each time.
+import { t } from "/static/i18n.js";
 
 export class Live {
   constructor({ onSnapshot, onEvent, onStatus, onError }) {
@@ -26,7 +27,7 @@ export class Live {
     ws.onmessage = (e) => this.receive(JSON.parse(e.data));
     ws.onclose = () => {
       this.handlers.onStatus?.("closed");
-      for (const [, p] of this.pending) p.reject({ code: "disconnected", message: "Mất kết nối" });
+      for (const [, p] of this.pending) p.reject({ code: "disconnected", message: t("js.live.lost") });
       this.pending.clear();
       setTimeout(() => this.connect(), this.backoff);
       this.backoff = Math.min(this.backoff * 2, 10000);
@@ -53,7 +54,7 @@ export class Live {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.ws.readyState !== WebSocket.OPEN) {
-        reject({ code: "disconnected", message: "Chưa kết nối tới máy chủ, vui lòng thử lại" });
+        reject({ code: "disconnected", message: t("js.live.not_connected") });
         return;
       }
       this.pending.set(id, { resolve, reject });
