@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bridge.app import STATE, create_app
-from bridge.cascade import Uplink
+from bridge.app import LINK, STATE, create_app
+from bridge.link import BridgeLink
 from bridge.room import BridgeConfig, BridgeState
 from tests.media_util import KEY, STEP, EncodedVideoTrack, Player, Publisher, token, until, whep, whip
 
@@ -24,12 +24,13 @@ async def _start(config: BridgeConfig) -> tuple[TestServer, str, BridgeState]:
 
 
 @pytest.fixture
-async def bridges() -> AsyncIterator[tuple[str, BridgeState, str, BridgeState]]:
+async def bridges() -> AsyncIterator[tuple[str, BridgeState, str, BridgeState, BridgeLink]]:
+    """The centre and a province whose own link runs its cascade (as in production)."""
     central, central_url, central_state = await _start(BridgeConfig(unit=CENTRAL, key=KEY))
     province, province_url, province_state = await _start(
         BridgeConfig(unit=PROVINCE, key=KEY, upstream_url=central_url))
     try:
-        yield central_url, central_state, province_url, province_state
+        yield central_url, central_state, province_url, province_state, province.app[LINK]
     finally:
         await province.close()
         await central.close()
@@ -39,14 +40,15 @@ def _shows(player: Player, size: tuple[int, int]) -> bool:
     return bool(player.frames) and player.frames[-1][1:3] == size
 
 
-async def test_central_province_commune(bridges: tuple[str, BridgeState, str, BridgeState]) -> None:
-    central_url, central, province_url, province = bridges
+async def test_central_province_commune(bridges: tuple[str, BridgeState, str, BridgeState, BridgeLink]) -> None:
+    central_url, central, province_url, province, link = bridges
     peers: list[Publisher | Player] = []
-    uplink = Uplink(province, 1, CENTRAL)
     try:
         peers.append(await whip(central_url, 1, token(CENTRAL, "CHAIR", "chair"), EncodedVideoTrack("vp8", 160, 120)))
-        await uplink.start()
+        # a commune plays at its province: the province bridge starts playing the centre by itself
         commune_b = await whep(province_url, 1, token(PROVINCE, "B"))
+        await until(lambda: link.uplinks.get(1) is not None, STEP, "the province's cascade to start")
+        uplink = link.uplinks[1]
         at_centre = await whep(central_url, 1, token(CENTRAL, "CHAIR", "chair"))
         peers += [commune_b, at_centre]
         await commune_b.wait_frames(15)
@@ -69,7 +71,6 @@ async def test_central_province_commune(bridges: tuple[str, BridgeState, str, Br
         await until(lambda: _shows(at_centre, (160, 120)), STEP, "the chair again at the centre")
         assert "A" not in central.room(1).programme.sites
     finally:
-        await uplink.close()
         for peer in peers:
             if isinstance(peer, Player):
                 await peer.close()
