@@ -122,6 +122,13 @@ async def test_a_killed_server_process_releases_its_sites(server_factory: Any, d
             await site_http.http.close()
 
 
+async def until_held(srv: LiveServer, count: int, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while sum(srv.app[PRESENCE].held.values()) != count:
+        assert time.monotonic() < deadline, f"held {dict(srv.app[PRESENCE].held)}, wanted {count}"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_process_taken_for_dead_writes_its_connections_again(server_factory: Any, db_url: str) -> None:
     srv = await server_factory(db_url)
     chair = await srv.login("chutri")
@@ -129,12 +136,14 @@ async def test_a_process_taken_for_dead_writes_its_connections_again(server_fact
     mid = await schedule(chair)
     await set_state(chair, mid, "rehearsal", "live")
     site = await WsClient.open(site_http)
+    screen = await WsClient.open(site_http)  # the site's second screen
     console = await WsClient.open(chair)
     try:
         await site.request({"type": "join", "meeting": mid})
+        await screen.request({"type": "join", "meeting": mid})
         await console.request({"type": "subscribe", "topic": f"rollcall:{mid}:BCA"})
-        assert console.seat(SITE)["online"] == 1
-        assert sum(srv.app[PRESENCE].held.values()) == 1
+        assert console.seat(SITE)["online"] == 2
+        assert sum(srv.app[PRESENCE].held.values()) == 2
 
         # Another process took this one for dead (it could not reach the database for too long)
         # and released its connections.
@@ -143,16 +152,19 @@ async def test_a_process_taken_for_dead_writes_its_connections_again(server_fact
         assert await leases_loop._release(srv.app, srv.app[INSTANCE])
         await console.until(lambda: console.seat(SITE)["online"] == 0)
         assert await _rows(srv, PresenceLease) == []
+        # Meanwhile one screen really leaves: it must not come back with the re-assert.
+        await screen.close()
+        await until_held(srv, 1)
 
         # Its next heartbeat finds its row gone: it registers again and re-asserts the connection
-        # it still holds (the site's websocket never closed).
+        # it still holds (that websocket never closed).
         assert await leases_loop.beat(srv.app) == 0
         await console.until(lambda: console.seat(SITE)["online"] == 1)
         (lease,) = await _rows(srv, PresenceLease)
         assert lease.instance_id == srv.app[INSTANCE] and lease.count == 1
         assert len(await _intervals(srv, mid, SITE)) == 2  # the gap is on record
 
-        second = await WsClient.open(site_http)  # the site's second screen
+        second = await WsClient.open(site_http)
         await second.request({"type": "join", "meeting": mid})
         await console.until(lambda: console.seat(SITE)["online"] == 2)
         assert [lease.count for lease in await _rows(srv, PresenceLease)] == [2]
@@ -163,5 +175,5 @@ async def test_a_process_taken_for_dead_writes_its_connections_again(server_fact
         await console.until(lambda: console.seat(SITE)["online"] == 0)
         assert await _rows(srv, PresenceLease) == []
     finally:
-        await site.close()
-        await console.close()
+        for ws in (site, screen, console):
+            await ws.close()

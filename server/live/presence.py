@@ -84,16 +84,20 @@ class Presence:
 
     async def reassert(self) -> int:
         """This process was taken for dead and its connections released (it stopped reaching the
-        database for too long): write the connections it still holds again. Returns how many."""
-        held, self.held = self.held, Counter()
+        database for too long): write the connections it still holds again. Returns how many.
+
+        Counts are read per site just before its write, so a site that left meanwhile (its
+        disconnect already taken off ``held``) is not brought back."""
         written = 0
-        for (meeting_id, unit_id), count in sorted(held.items()):
-            for _ in range(count):
-                try:
-                    await self.connect(meeting_id, unit_id)
-                    written += 1
-                except Exception:  # the meeting ended meanwhile, say: nothing to hold any more
-                    log.info("connection not re-asserted", extra={"meeting": meeting_id, "unit": unit_id})
+        for meeting_id, unit_id in sorted(self.held):
+            count = self.held.get((meeting_id, unit_id), 0)
+            if count <= 0:
+                continue
+            try:
+                await self._write(meeting_id, [(unit_id, True)] * count)
+                written += count
+            except Exception:  # the meeting ended meanwhile, say: nothing to hold any more
+                log.info("connection not re-asserted", extra={"meeting": meeting_id, "unit": unit_id})
         return written
 
     async def close(self, drain_s: float = 5.0) -> None:
