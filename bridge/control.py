@@ -67,12 +67,13 @@ class ControlChannel:
 
     async def _run(self) -> None:
         attempt = 0
+        ever_connected = False
         self._http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"})
         while not self._closing:
             try:
                 async with self._http.ws_connect(f"{self.server_url}/ws", heartbeat=20.0) as ws:
                     self._ws = ws
-                    attempt = 0
+                    attempt, ever_connected = 0, True
                     await self._resume()
                     self.connected.set()
                     log.info("control channel connected", extra={"server": self.server_url})
@@ -82,7 +83,10 @@ class ControlChannel:
                         elif raw.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                             break
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                log.warning("control channel: %s", exc)
+                if ever_connected or attempt >= 3:
+                    log.warning("control channel: %s", exc)
+                else:  # started together with the server (make demo, a service manager): not yet an alarm
+                    log.info("control channel: server not reachable yet, retrying (%s)", exc)
             finally:
                 self._ws = None
                 self.connected.clear()
