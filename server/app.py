@@ -114,6 +114,14 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         await engine.dispose()
 
     app.cleanup_ctx.append(database)
+
+    async def close_websockets(app: web.Application) -> None:
+        # Before aiohttp waits for open handlers: a websocket never ends by itself, so without this a
+        # stopping server would wait out its shutdown timeout for every connected console and bridge.
+        if HUB in app:
+            await app[HUB].close_all()
+
+    app.on_shutdown.append(close_websockets)
     app.cleanup_ctx.append(reminders.reminders_ctx)
     for module in (ops, account, pages, admin, api, kpi, meetings, minutes, directives, directive_pages,
                    live_ws):

@@ -177,3 +177,35 @@ async def test_a_process_taken_for_dead_writes_its_connections_again(server_fact
     finally:
         for ws in (site, screen, console):
             await ws.close()
+
+
+async def test_a_stopped_server_process_writes_its_sites_offline_and_leaves(server_factory: Any, db_url: str,
+                                                                           tmp_path: Path) -> None:
+    """SIGTERM (a deployment restarting the service): the process closes its websockets first,
+    writes its sites' disconnects, and removes its own row — nothing is left for a sweep."""
+    b = await server_factory(db_url, clock=WallClock(), **FAST)
+    proc, url_a = await _spawn(db_url, tmp_path)
+    chair = await b.login("chutri")
+    site_http = None
+    try:
+        mid = await schedule(chair)
+        await set_state(chair, mid, "rehearsal", "live")
+        site_http = await LiveServer(url_a, None, None, None).login("vinhyen", PASSWORD)  # type: ignore[arg-type]
+        site = await WsClient.open(site_http)
+        await site.request({"type": "join", "meeting": mid})
+        assert len(await _rows(b, PresenceLease)) == 1
+
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+        await asyncio.wait_for(site.task, 5)  # the site's socket ended…
+        assert site.ws.close_code == 1001, site.ws.close_code  # …told "going away" (it reconnects elsewhere)
+        (interval,) = await _intervals(b, mid, SITE)
+        assert interval.left_at is not None
+        assert await _rows(b, PresenceLease) == []
+        assert {i.id for i in await _rows(b, ServerInstance)} == {b.app[INSTANCE]}
+        await site.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if site_http is not None:
+            await site_http.http.close()
