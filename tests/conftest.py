@@ -266,3 +266,22 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         for s in srv.sessions:
             await s.close()
         await server.close()
+
+
+MEDIA_BRIDGE = "HN"
+
+
+@pytest.fixture
+async def bridge() -> AsyncIterator[tuple[str, Any]]:
+    """A media bridge of unit ``MEDIA_BRIDGE`` in this process: (base URL, its BridgeState)."""
+    from bridge.app import STATE
+    from bridge.app import create_app as create_bridge_app
+    from bridge.room import BridgeConfig
+    from tests.media_util import KEY
+
+    server = TestServer(create_bridge_app(BridgeConfig(unit=MEDIA_BRIDGE, key=KEY)), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/"), server.app[STATE]
+    finally:
+        await server.close()

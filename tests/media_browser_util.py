@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,12 +32,6 @@ class WallClock(FakeClock):
 
     def __call__(self) -> datetime:
         return datetime.now(UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def bridge_token(srv: LiveServer, code: str) -> str:

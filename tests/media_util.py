@@ -216,6 +216,14 @@ async def whep(base_url: str, meeting: int, tok: str, audio_tracks: int = 2) -> 
     return player
 
 
+async def close_peers(*peers: Publisher | Player) -> None:
+    for peer in peers:
+        if isinstance(peer, Player):
+            await peer.close()
+        else:
+            await peer.pc.close()
+
+
 async def post_sdp(url: str, tok: str | None, sdp: str, content_type: str = "application/sdp"
                    ) -> tuple[int, str, str]:
     headers = {"Content-Type": content_type}

@@ -8,21 +8,11 @@ import asyncio
 from typing import Any
 
 from bridge.control import ControlChannel
-from server.auth import issue_machine_token
-from server.db import transaction
 from server.state import DB, HUB
 from sessions.store import live as live_store
-from sessions.store import units as units_store
 from tests.conftest import LiveServer
 from tests.live_util import WsClient, schedule, set_state
-
-
-async def bridge_token(srv: LiveServer, code: str) -> str:
-    async with transaction(srv.app[DB]) as db:
-        unit = await units_store.get_by_code(db, code)
-        _tid, token = await issue_machine_token(srv.app, db, name=f"bridge-{code}", unit_id=unit.id,
-                                                scopes=frozenset({"bridge"}), days=1, created_by_id=None)
-    return token
+from tests.media_browser_util import bridge_token
 
 
 async def until(predicate: Any, within: float = 5.0) -> None:

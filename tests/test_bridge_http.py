@@ -5,29 +5,16 @@ stops decoding."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-import pytest
-from aiohttp.test_utils import TestServer
 
-from bridge.app import STATE, create_app
-from bridge.room import BridgeConfig, BridgeState
+from bridge.room import BridgeState
 from sessions import signing
+from tests.conftest import MEDIA_BRIDGE
 from tests.media_util import KEY, EncodedVideoTrack, offer_sdp, post_sdp, token, until, whep, whip
 
-BRIDGE = "HN"
-
-
-@pytest.fixture
-async def bridge() -> AsyncIterator[tuple[str, BridgeState]]:
-    server = TestServer(create_app(BridgeConfig(unit=BRIDGE, key=KEY)), host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/"), server.app[STATE]
-    finally:
-        await server.close()
+BRIDGE = MEDIA_BRIDGE
 
 
 async def _refused(url: str, tok: str | None, sdp: str, status: int, code: str,

@@ -22,6 +22,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.live_util import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_USERS = ("quantri", "chutri", "hanoi", "phutho", "vinhyen")
 CLI_TIMEOUT = 120
@@ -47,12 +49,6 @@ def parse_passwords(stdout: str) -> dict[str, str]:
 def table_count(db_file: Path, table: str) -> int:
     with sqlite3.connect(db_file) as conn:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -32,14 +32,13 @@ from server.state import DB
 from sessions.store import live as live_store
 from tests.browser_util import chromium, chromium_path, login, new_page, shot
 from tests.conftest import Client, LiveServer
-from tests.live_util import WsClient, schedule, set_state
+from tests.live_util import WsClient, free_port, schedule, set_state
 from tests.media_browser_util import (
     Bridge,
     WallClock,
     add_site_operator,
     bridge_token,
     camera_script,
-    free_port,
     player_stats,
     plays,
     shows,

@@ -4,30 +4,20 @@ through B reaches the site on A."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.conftest import TREE, Client, LiveServer, need_service
-from tests.live_util import WsClient, schedule, set_state
+from tests.live_util import WsClient, free_port, schedule, set_state, spawn_server, wait_healthy
 
 REDIS_URL = os.environ.get("HOINGHI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _redis_ok() -> None:
@@ -48,33 +38,12 @@ def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def _spawn_server(env: dict[str, str], port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-                            env={**env, "HOINGHI_HOST": "127.0.0.1"}, cwd=ROOT, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.fixture
 def pg_url(pg_database: str | BaseException) -> Iterator[str]:
     if isinstance(pg_database, BaseException):
         need_service(f"PostgreSQL unavailable: {pg_database}")
     assert isinstance(pg_database, str)
     yield pg_database
-
-
-async def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"server exited: {proc.stderr.read() if proc.stderr else ''}"
-            try:
-                async with http.get(url + "/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{url} never became healthy")
 
 
 @pytest.fixture
@@ -98,11 +67,11 @@ async def two_servers(tmp_path: Path, pg_url: str) -> AsyncIterator[tuple[str, s
     procs, urls = [], []
     try:
         for _ in range(2):
-            port = _free_port()
-            proc = _spawn_server(env, port)
+            port = free_port()
+            proc = spawn_server(env, port)
             procs.append(proc)
             urls.append(f"http://127.0.0.1:{port}")
-            await _wait_healthy(urls[-1], proc)
+            await wait_healthy(urls[-1], proc)
         yield urls[0], urls[1]
     finally:
         for proc in procs:

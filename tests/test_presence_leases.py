@@ -7,15 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from sqlalchemy import select
 
 from server.db import transaction
@@ -23,7 +20,7 @@ from server.live import leases as leases_loop
 from server.state import DB, INSTANCE, PRESENCE
 from sessions.models import AttendanceInterval, PresenceLease, ServerInstance, Unit
 from tests.conftest import PASSWORD, LiveServer
-from tests.live_util import WsClient, schedule, set_state
+from tests.live_util import WsClient, free_port, schedule, set_state, spawn_server, wait_healthy
 from tests.media_browser_util import WallClock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,39 +28,21 @@ FAST = {"presence_heartbeat_seconds": 0.5, "presence_expiry_seconds": 2.0}
 SITE = "08707"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _popen(env: dict[str, str], port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port)], env=env, cwd=ROOT,
-                            text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 async def _spawn(db_url: str, tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
+    port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOINGHI_")},
            "HOINGHI_DATABASE_URL": db_url, "HOINGHI_SECRET_KEY": "another-process-own-secret",
-           "HOINGHI_VAR_DIR": str(tmp_path / "var-a"), "HOINGHI_LOG_LEVEL": "WARNING", "HOINGHI_HOST": "127.0.0.1",
+           "HOINGHI_VAR_DIR": str(tmp_path / "var-a"), "HOINGHI_LOG_LEVEL": "WARNING",
            "HOINGHI_PRESENCE_HEARTBEAT_SECONDS": str(FAST["presence_heartbeat_seconds"]),
            "HOINGHI_PRESENCE_EXPIRY_SECONDS": str(FAST["presence_expiry_seconds"])}
-    proc = _popen(env, port)
+    proc = spawn_server(env, port)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"server exited: {proc.stderr.read() if proc.stderr else ''}"
-            try:
-                async with http.get(url + "/healthz") as r:
-                    if r.status == 200:
-                        return proc, url
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"{url} never became healthy")
+    try:
+        await wait_healthy(url, proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, url
 
 
 async def _rows(srv: LiveServer, model: Any) -> list[Any]:

@@ -8,41 +8,25 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from aiohttp.test_utils import TestServer
-
-from bridge.app import STATE, create_app
-from bridge.room import BridgeConfig, BridgeState
-from tests.media_util import KEY, STEP, EncodedVideoTrack, Player, Publisher, token, until, whep, whip
+from bridge.room import BridgeState
+from tests.conftest import MEDIA_BRIDGE
+from tests.media_util import (
+    KEY,
+    STEP,
+    EncodedVideoTrack,
+    Player,
+    Publisher,
+    close_peers,
+    token,
+    until,
+    whep,
+    whip,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-BRIDGE = "HN"
-
-
-async def _bridge() -> tuple[TestServer, str, BridgeState]:
-    server = TestServer(create_app(BridgeConfig(unit=BRIDGE, key=KEY)), host="127.0.0.1", port=0)
-    await server.start_server()
-    return server, str(server.make_url("")).rstrip("/"), server.app[STATE]
-
-
-@pytest.fixture
-async def bridge() -> AsyncIterator[tuple[str, BridgeState]]:
-    server, url, state = await _bridge()
-    try:
-        yield url, state
-    finally:
-        await server.close()
-
-
-async def _close(*peers: Publisher | Player) -> None:
-    for peer in peers:
-        if isinstance(peer, Player):
-            await peer.close()
-        else:
-            await peer.pc.close()
+BRIDGE = MEDIA_BRIDGE
 
 
 def _monotonic(pts: list[int]) -> bool:
@@ -73,7 +57,7 @@ async def test_late_joiner_gets_a_decodable_frame_within_a_second(bridge: tuple[
         first_count = len(first.frames)
         await first.wait_frames(first_count + 10)  # the earlier player kept playing
     finally:
-        await _close(*peers)
+        await close_peers(*peers)
 
 
 async def test_floor_switch_shows_the_new_source_with_monotonic_timestamps(
@@ -120,7 +104,7 @@ async def test_floor_switch_shows_the_new_source_with_monotonic_timestamps(
         changes = sum(1 for a, b in itertools.pairwise(sizes) if a != b)
         assert changes == 2
     finally:
-        await _close(*peers)
+        await close_peers(*peers)
 
 
 async def test_h264_source_pins_subscribers_to_h264(bridge: tuple[str, BridgeState]) -> None:
@@ -136,7 +120,7 @@ async def test_h264_source_pins_subscribers_to_h264(bridge: tuple[str, BridgeSta
         await player.wait_frames(15)
         assert player.frames[-1][1:3] == (160, 120)
     finally:
-        await _close(*peers)
+        await close_peers(*peers)
 
 
 async def _codec_counts(proc: asyncio.subprocess.Process) -> dict[str, int]:
@@ -172,7 +156,7 @@ async def test_relay_process_never_encodes_or_decodes() -> None:
         assert counts["aiortc_codec_objects"] == 0, counts
         assert counts["encode_calls"] == 0 and counts["decode_calls"] == 0, counts
     finally:
-        await _close(*peers)
+        await close_peers(*peers)
         if proc.stdin is not None:
             proc.stdin.close()
         try:

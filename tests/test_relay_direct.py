@@ -6,29 +6,28 @@ from __future__ import annotations
 
 import struct
 import types
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 from aiortc import RTCRtpSender
 
 from bridge import aiortc_compat
-from bridge.app import STATE, create_app
-from bridge.room import BridgeConfig, BridgeState
-from tests.media_util import KEY, STEP, EncodedVideoTrack, Player, Publisher, token, until, whep, whip
+from bridge.room import BridgeState
+from tests.conftest import MEDIA_BRIDGE
+from tests.media_util import (
+    STEP,
+    EncodedVideoTrack,
+    Player,
+    Publisher,
+    close_peers,
+    token,
+    until,
+    whep,
+    whip,
+)
 
-BRIDGE = "HN"
-
-
-@pytest.fixture
-async def bridge() -> AsyncIterator[tuple[str, BridgeState]]:
-    server = TestServer(create_app(BridgeConfig(unit=BRIDGE, key=KEY)), host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/"), server.app[STATE]
-    finally:
-        await server.close()
+BRIDGE = MEDIA_BRIDGE
 
 
 def _video_sender(state: BridgeState, player_unit: str) -> RTCRtpSender:
@@ -43,9 +42,13 @@ async def _direct(sender: RTCRtpSender) -> aiortc_compat.DirectSender:
     return direct
 
 
-async def _close(*peers: Publisher | Player) -> None:
-    for peer in peers:
-        await (peer.close() if isinstance(peer, Player) else peer.pc.close())
+async def _chair_and_player(url: str, camera: EncodedVideoTrack, peers: list[Publisher | Player]) -> Player:
+    """The chair publishes ``camera``; site A plays (30 frames decoded). Both go into ``peers``."""
+    peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera))
+    player = await whep(url, 1, token(BRIDGE, "A"))
+    peers.append(player)
+    await player.wait_frames(30)
+    return player
 
 
 async def test_subscribers_share_one_packetization_and_decode(bridge: tuple[str, BridgeState]) -> None:
@@ -77,7 +80,7 @@ async def test_subscribers_share_one_packetization_and_decode(bridge: tuple[str,
         outbound = next(s for s in stats.values() if s.type == "outbound-rtp")
         assert outbound.packetsSent == senders[0].packets and outbound.bytesSent == senders[0].octets
     finally:
-        await _close(*peers)
+        await close_peers(*peers)
 
 
 def _drop_one_video_packet(sender: RTCRtpSender, direct: aiortc_compat.DirectSender) -> Callable[[], int]:
@@ -105,10 +108,7 @@ async def test_a_lost_packet_is_retransmitted_without_a_keyframe(bridge: tuple[s
     camera = EncodedVideoTrack("vp8", 320, 240, bitrate=600_000)
     peers: list[Publisher | Player] = []
     try:
-        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera))
-        player = await whep(url, 1, token(BRIDGE, "A"))
-        peers.append(player)
-        await player.wait_frames(30)
+        player = await _chair_and_player(url, camera, peers)
         sender = _video_sender(state, "A")
         direct = await _direct(sender)
         keyframes = camera.keyframes
@@ -121,7 +121,7 @@ async def test_a_lost_packet_is_retransmitted_without_a_keyframe(bridge: tuple[s
         track = next(t for t in state.room(1).programme.video.fanout.tracks)
         assert track.resyncs == 0
     finally:
-        await _close(*peers)
+        await close_peers(*peers)
 
 
 async def test_a_backlogged_subscriber_resyncs_at_the_next_keyframe(bridge: tuple[str, BridgeState]) -> None:
@@ -154,7 +154,7 @@ async def test_a_backlogged_subscriber_resyncs_at_the_next_keyframe(bridge: tupl
         assert camera.keyframes > keyframes, "the resync starts at a keyframe asked of the camera"
         assert not track.waiting_keyframe
     finally:
-        await _close(*peers)
+        await close_peers(*peers)
 
 
 async def test_a_pair_that_is_not_plain_udp_goes_through_aiortcs_own_send(
@@ -171,14 +171,11 @@ async def test_a_pair_that_is_not_plain_udp_goes_through_aiortcs_own_send(
     camera = EncodedVideoTrack("vp8", 320, 240, bitrate=600_000)
     peers: list[Publisher | Player] = []
     try:
-        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera))
-        player = await whep(url, 1, token(BRIDGE, "A"))
-        peers.append(player)
-        await player.wait_frames(30)
+        player = await _chair_and_player(url, camera, peers)
         direct = await _direct(_video_sender(state, "A"))
         assert direct._udp is None and direct.packets > 0, "sent, and not directly"
         assert all(f[1:3] == (320, 240) for f in player.frames)
         frames = len(player.frames)
         await player.wait_frames(frames + 30)  # keeps playing, in order (the decoder would show garbage otherwise)
     finally:
-        await _close(*peers)
+        await close_peers(*peers)

@@ -9,7 +9,6 @@ import email
 import email.policy
 import ipaddress
 import smtplib
-import socket
 import ssl
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -26,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from server.reminders import smtp_send, summary
 from server.settings import SettingsError, load_settings
+from tests.live_util import free_port
 
 USER, PASSWORD = "nhacviec@bca.gov.vn", "mat-khau-smtp"
 
@@ -42,12 +42,6 @@ class Inbox:
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
     ok = isinstance(data, LoginPassword) and data.login.decode() == USER and data.password.decode() == PASSWORD
     return AuthResult(success=ok, handled=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +73,7 @@ def _server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
 @pytest.fixture
 def smtp_server(request: pytest.FixtureRequest, certificate: tuple[Path, Path]) -> Iterator[tuple[Inbox, int]]:
     """``request.param``: none | starttls | ssl — how the server speaks."""
-    inbox, port, mode = Inbox(), _free_port(), request.param
+    inbox, port, mode = Inbox(), free_port(), request.param
     # implicit TLS: aiosmtpd does not count it as TLS for AUTH, but the connection is encrypted from the start
     kwargs: dict[str, Any] = {"authenticator": _authenticator, "auth_require_tls": mode == "starttls"}
     if mode == "starttls":
