@@ -42,3 +42,8 @@ def translator(lang: str) -> Callable[..., str]:
         return text.format(**params) if params else text
 
     return t
+
+
+def language_context(lang: str) -> dict[str, object]:
+    """What every page template needs of its language (``base.html``): ``t``, ``js_i18n``, ``lang``."""
+    return {"t": translator(lang), "js_i18n": js_catalog(lang), "lang": lang}

@@ -24,7 +24,7 @@ import jinja2
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from server.i18n import js_catalog, translator
+from server.i18n import language_context
 from server.minutes_notice import (
     APPENDIX_PT,
     BODY_PT,
@@ -410,6 +410,6 @@ def _html_env() -> jinja2.Environment:
 def render_html(doc: Minutes, *, lang: str = "vi", **links: Any) -> str:
     """The minutes page as a string, outside any request (no user, no navigation): for tests,
     static export and e-mail. ``links`` are :func:`minutes_context`'s keyword arguments."""
-    shell = {"t": translator(lang), "js_i18n": js_catalog(lang), "lang": lang, "principal": None,
-             "session_info": None, "csrf_token": "", "path": "", "nav": []}
+    shell = {**language_context(lang), "principal": None, "session_info": None, "csrf_token": "", "path": "",
+             "nav": []}
     return _html_env().get_template("minutes.html").render({**shell, **minutes_context(doc, lang=lang, **links)})

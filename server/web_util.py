@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server.i18n import LANGUAGES, js_catalog, translator
+from server.i18n import LANGUAGES, language_context
 from server.state import CSRF_TOKEN, PRINCIPAL, SESSION_INFO, SETTINGS
 from sessions.errors import ValidationFailed
 from sessions.roles import Permission, Principal
@@ -68,9 +68,7 @@ def render(request: web.Request, template: str, context: dict[str, Any], status:
     principal = principal_of(request)
     session = request.get(SESSION_INFO)
     base = {
-        "t": translator(lang),
-        "js_i18n": js_catalog(lang),
-        "lang": lang,
+        **language_context(lang),
         "principal": principal,
         "session_info": session,
         "csrf_token": request.get(CSRF_TOKEN, ""),

@@ -60,15 +60,14 @@ async def _loop(app: web.Application) -> None:
 async def beat(app: web.Application) -> int:
     """One heartbeat, then release every dead process found. Returns how many were released."""
     now = app[CLOCK]()
+    expiry = timedelta(seconds=app[SETTINGS].presence_expiry_seconds)
     async with transaction(app[DB]) as db:
         alive = await leases.heartbeat(db, app[INSTANCE], now)
+        dead = await leases.stale(db, now, expiry, app[INSTANCE])
     if not alive:
         count = await app[PRESENCE].reassert()
         log.warning("this server instance had been taken for dead; its connections were written again",
                     extra={"connections": count})
-    expiry = timedelta(seconds=app[SETTINGS].presence_expiry_seconds)
-    async with transaction(app[DB]) as db:
-        dead = await leases.stale(db, now, expiry, app[INSTANCE])
     released = 0
     for instance_id in dead:
         if await _release(app, instance_id):
