@@ -1,7 +1,7 @@
 // The chair console, the province console and the site page: render live state, send actions.
 import { Live, SeatStore } from "/static/live.js";
 import { mountMedia } from "/static/media.js";
-import { t, lang } from "/static/i18n.js";
+import { t, locale } from "/static/i18n.js";
 
 // Meeting states and roll-call statuses, by code, in the page's language.
 const STATE_LABEL = {
@@ -182,7 +182,7 @@ function rollcallLive(view, store, render) {
   });
 }
 
-const vn1 = new Intl.NumberFormat(lang === "en" ? "en-GB" : "vi-VN", { maximumFractionDigits: 1 });
+const vn1 = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
 const HEALTH_LABEL = { good: t("js.meeting.health.good"), fair: t("js.meeting.health.fair"),
   poor: t("js.meeting.health.poor"), down: t("js.meeting.health.down") };
 

@@ -17,3 +17,5 @@ export function t(key, params = {}) {
 }
 
 export const lang = typeof document !== "undefined" ? document.documentElement.lang || "vi" : "vi";
+// Number formatting of the page's language (Intl locale).
+export const locale = lang === "en" ? "en-GB" : "vi-VN";

@@ -1,12 +1,11 @@
 // A unit's live KPI slide: indicators (value, target, colour, rank among siblings) and, for the
 // ministry, its child units ranked on the on-time rate. Kept current over the websocket topic
 // kpi:<unit code> (snapshot on subscribe, then one whole-slide event per change).
-import { lang, t } from "/static/i18n.js";
+import { locale, t } from "/static/i18n.js";
 import { Live } from "/static/live.js";
 import uPlot from "/static/vendor/uplot-1.6.32/uPlot.esm.js";
 
 const COLOURS = ["green", "amber", "red", "none"];
-const locale = lang === "en" ? "en-GB" : "vi-VN";
 const vnInt = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
 const vnPct = new Intl.NumberFormat(locale, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
