@@ -7,7 +7,14 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
@@ -23,16 +30,23 @@ from bridge.offer import (
     rtx_ssrcs,
     strip_mdns_candidates,
 )
-from bridge.programme import Site
+from bridge.programme import Programme, Site, Switch
 from bridge.relay import RelayTrack, Source
 from bridge.room import BridgeState, PeerSession, Room
 from sessions.join_tokens import JoinClaims
 
 
 def peer_connection(state: BridgeState) -> RTCPeerConnection:
+    """A peer connection whose media all share one transport (max-bundle).
+
+    WHIP/WHEP (RFC 9725 §4.2) require one BUNDLE group. aiortc's default policy ("balanced")
+    bundles a second transceiver of a kind onto the first one's *own* transport when it is added,
+    and ``setRemoteDescription`` then moves only transceivers not yet marked bundled onto the
+    BUNDLE transport: the programme's second audio m-line (the floor holder's sound) stayed on a
+    transport that was stopped, its sender never started, and nobody heard the floor holder."""
     servers = [RTCIceServer(urls=url) for url in state.config.ice_servers]
     # none given: no STUN at all (aiortc would otherwise default to Google's)
-    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
 
 def _video_codec(room: Room, description: object) -> RTCRtpCodecCapability | None:
@@ -127,6 +141,15 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
     return session
 
 
+def _own_voice(programme: Programme, output: Switch, claims: JoinClaims) -> Callable[[], bool] | None:
+    """No echo: the chair's player never gets the chair's sound, the floor holder's player never
+    its own (decided here, at the bridge, whatever the page plays)."""
+    if output is programme.chair_audio:
+        return (lambda: True) if claims.role == "chair" else None
+    unit = claims.unit
+    return lambda: programme.floor == unit
+
+
 async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerSession:
     """A site plays the meeting's programme: video, chair audio, floor-holder audio."""
     offer = strip_mdns_candidates(offer_text)
@@ -150,7 +173,9 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerS
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
             elif m.kind == "audio" and audio_outputs:
-                track = audio_outputs.pop(0).fanout.subscribe()
+                output = audio_outputs.pop(0)
+                track = output.fanout.subscribe()
+                track.withheld = _own_voice(programme, output, claims)
                 transceiver = pc.addTransceiver(track, direction="sendonly")
             elif m.kind in ("audio", "video"):
                 transceiver = pc.addTransceiver(m.kind, direction="inactive")

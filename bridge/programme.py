@@ -120,6 +120,7 @@ class Programme:
         self.chair_audio = Switch("audio", clock)
         self.floor_audio = Switch("audio", clock)
         self.sites: dict[str, Site] = {}
+        self.muted: frozenset[str] = frozenset()  # units the chair muted: their sound is dropped here
         self.chair_unit: str | None = None
         self.floor: str | None = None
         # cascade: the upstream's floor audio, heard when the floor holder does not publish here
@@ -127,6 +128,8 @@ class Programme:
 
     def publish(self, site: Site, chair: bool = False) -> None:
         self.sites[site.unit] = site
+        if site.audio is not None:
+            site.audio.muted = site.unit in self.muted
         if chair:
             self.chair_unit = site.unit
         self._reselect()
@@ -136,6 +139,14 @@ class Programme:
         if unit in self.sites and (site is None or self.sites[unit] is site):
             del self.sites[unit]
             self._reselect()
+
+    def set_muted(self, units: frozenset[str] | set[str]) -> None:
+        """The meeting's muted units (from the server): a muted site's audio published here is
+        dropped before any timeline or cascade sees it, whatever its browser does."""
+        self.muted = frozenset(units)
+        for site in self.sites.values():
+            if site.audio is not None:
+                site.audio.muted = site.unit in self.muted
 
     def set_floor(self, unit: str | None) -> None:
         self.floor = unit

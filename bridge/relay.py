@@ -41,6 +41,8 @@ class RelayTrack(MediaStreamTrack):
                  on_stop: Callable[[RelayTrack], None] | None = None, packer: FramePacker | None = None) -> None:
         super().__init__()
         self.kind = kind
+        # True while this subscriber must not get the timeline (its own voice: no echo)
+        self.withheld: Callable[[], bool] | None = None
         self.packer = packer if packer is not None else FramePacker()
         self._direct: Callable[[av.Packet], bool] | None = None
         self._stopped = asyncio.Event()
@@ -83,6 +85,9 @@ class RelayTrack(MediaStreamTrack):
 
     def push(self, packet: av.Packet, keyframe: bool) -> None:
         if self.readyState != "live" or not self._started:
+            return
+        if self.withheld is not None and self.withheld():
+            self.packets_dropped += 1
             return
         if self._waiting_keyframe:
             if not keyframe:
@@ -189,6 +194,10 @@ class Source:
         self.listeners: list[Listener] = []
         self.fanout = Fanout(kind, self.request_keyframe)
         self.ended = asyncio.Event()
+        # A muted microphone: its packets still arrive (a client may ignore the mute) and are
+        # dropped here, before the programme and the cascade see them.
+        self.muted = False
+        self.dropped_muted = 0
         self.frames = 0
         self.keyframes_seen = 0
         self._task: asyncio.Task[None] | None = None
@@ -202,6 +211,9 @@ class Source:
         return self._keyframes.sent if self._keyframes is not None else 0
 
     def feed(self, packet: av.Packet) -> None:
+        if self.muted:
+            self.dropped_muted += 1
+            return
         keyframe = is_keyframe(self.mime_type, bytes(packet)) if self.kind == "video" else True
         self.frames += 1
         if keyframe and self.kind == "video":

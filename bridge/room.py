@@ -61,6 +61,10 @@ class Room:
         """The server moved the floor (control channel)."""
         self.programme.set_floor(unit)
 
+    def set_muted(self, units: set[str] | frozenset[str]) -> None:
+        """The server's list of muted sites changed (control channel)."""
+        self.programme.set_muted(units)
+
 
 SessionHook = Callable[[PeerSession], Awaitable[None]]
 

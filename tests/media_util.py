@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
 from bridge import aiortc_compat
@@ -38,8 +38,9 @@ async def until(predicate: Callable[[], bool], within: float = STEP, what: str =
 
 
 def peer_connection() -> RTCPeerConnection:
-    """A peer connection with no STUN server (aiortc would otherwise ask Google's)."""
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    """A peer connection with no STUN server (aiortc would otherwise ask Google's), every track on
+    one transport (max-bundle, as WHIP/WHEP require: see ``bridge.peers.peer_connection``)."""
+    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
 
 def token(bridge: str, unit: str, role: str = "site", meeting: int = 1, key: bytes = KEY,
@@ -133,8 +134,9 @@ class Publisher:
 
 
 async def whip(base_url: str, meeting: int, tok: str, video: EncodedVideoTrack | None,
-               audio: bool = True) -> Publisher:
-    """Publish ``video`` (forwarded as encoded packets) and a silent microphone (Opus)."""
+               audio: bool | MediaStreamTrack = True) -> Publisher:
+    """Publish ``video`` (forwarded as encoded packets) and a microphone (Opus): ``audio`` itself
+    when it is a track, a silent one when True."""
     pc = peer_connection()
     try:
         if video is not None:
@@ -143,7 +145,9 @@ async def whip(base_url: str, meeting: int, tok: str, video: EncodedVideoTrack |
             transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
                                              if c.mimeType in (video.mime_type, "video/rtx")])
             aiortc_compat.on_keyframe_request(transceiver.sender, video.request_keyframe)
-        if audio:
+        if isinstance(audio, MediaStreamTrack):
+            pc.addTransceiver(audio, direction="sendonly")
+        elif audio:
             pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         status, answer, location = await post_sdp(f"{base_url}/meetings/{meeting}/whip", tok, pc.localDescription.sdp)
