@@ -151,6 +151,7 @@ class Uplink:
         self.play: Link | None = None
         self.publish: Link | None = None
         self.published_unit: str | None = None
+        self.published_site: Site | None = None
 
     def _token(self, unit: str) -> str:
         return join_tokens.issue(self.state.config.key, meeting=self.meeting, unit=unit, role="bridge",
@@ -163,12 +164,13 @@ class Uplink:
         """Publish the floor holder upstream if it publishes here; stop publishing otherwise."""
         room = self.state.room(self.meeting)
         site = room.programme.sites.get(room.floor) if room.floor else None
-        if site is not None and room.floor == self.published_unit:
+        if site is not None and room.floor == self.published_unit and site is self.published_site:
             return
         await self._stop_publishing()
         if site is not None and room.floor is not None and room.floor != UPSTREAM:
+            # the floor holder's current publication (its microphone alone, then camera and microphone)
             self.publish = await publish_upstream(self.state, self.meeting, site, self._token(room.floor))
-            self.published_unit = room.floor
+            self.published_unit, self.published_site = room.floor, site
 
     async def republish(self) -> None:
         """The upstream ended our publication (it had seen nothing for a while): publish again."""
@@ -180,6 +182,7 @@ class Uplink:
             await close_link(self.publish, self._token(self.published_unit), self.state.config.upstream_url)
         self.publish = None
         self.published_unit = None
+        self.published_site = None
 
     async def close(self) -> None:
         await self._stop_publishing()

@@ -7,6 +7,10 @@ machine token of scope ``bridge`` (docs/protocol.md, "Media").
   server's roll call shows it present online while it lasts (the bridge's socket closing ends
   them all, so a bridge that dies is a visible gap).
 - ``stats(meeting, sites)``: per-site RTT, loss, bitrate, frame rate → the consoles' health.
+- the roll call of its own subtree (``rollcall:<id>:<unit>``): which sites are muted — every
+  change calls ``on_muted(meeting_id, unit codes)`` (the bridge drops their sound).
+- ``speaking(meeting, sites)`` / ``on_air(meeting, unit)``: who is speaking (RFC 6464 levels)
+  and whose media the programme carries, for the consoles.
 
 The channel reconnects by itself (backoff up to 5 s); after a reconnect it subscribes and joins
 again everything still current, so a server restart costs the roll call nothing but the gap.
@@ -27,14 +31,20 @@ import aiohttp
 log = logging.getLogger("hoinghi.bridge.control")
 
 OnMeeting = Callable[[int, str, str | None], Awaitable[None] | None]
+OnMuted = Callable[[int, frozenset[str]], None]
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 
 class ControlChannel:
-    def __init__(self, server_url: str, token: str, on_meeting: OnMeeting | None = None) -> None:
+    def __init__(self, server_url: str, token: str, on_meeting: OnMeeting | None = None, unit: str = "",
+                 on_muted: OnMuted | None = None) -> None:
         self.server_url = server_url.rstrip("/")
         self.token = token
         self.on_meeting = on_meeting
+        self.unit = unit  # this bridge's unit: the root of the roll call it follows
+        self.on_muted = on_muted
+        self.muted: dict[int, frozenset[str]] = {}
+        self._seat_seq: dict[tuple[int, str], int] = {}
         self.meetings: set[int] = set()
         self.sites: set[tuple[int, str]] = set()  # (meeting, unit code) with a live media session
         self.floor: dict[int, str | None] = {}
@@ -97,7 +107,7 @@ class ControlChannel:
 
     async def _resume(self) -> None:
         for meeting in sorted(self.meetings):
-            await self._send({"type": "subscribe", "topic": f"meeting:{meeting}"})
+            await self._subscribe(meeting)
         for meeting, unit in sorted(self.sites):
             await self._send({"type": "join", "meeting": meeting, "unit": unit})
 
@@ -111,11 +121,42 @@ class ControlChannel:
         except (ConnectionError, RuntimeError):
             return False
 
+    async def _subscribe(self, meeting: int) -> None:
+        await self._send({"type": "subscribe", "topic": f"meeting:{meeting}"})
+        if self.unit:
+            await self._send({"type": "subscribe", "topic": f"rollcall:{meeting}:{self.unit}"})
+
+    def _on_seats(self, meeting: int, seats: list[dict[str, Any]], whole: bool) -> None:
+        """Seat rows (a snapshot when ``whole``) → the set of muted sites, newest row wins."""
+        muted = set() if whole else set(self.muted.get(meeting, ()))
+        if whole:
+            self._seat_seq = {k: v for k, v in self._seat_seq.items() if k[0] != meeting}
+        for seat in seats:
+            code, seq = str(seat.get("code")), int(seat.get("seq", 0))
+            if seq < self._seat_seq.get((meeting, code), -1):
+                continue
+            self._seat_seq[(meeting, code)] = seq
+            if seat.get("muted"):
+                muted.add(code)
+            else:
+                muted.discard(code)
+        frozen = frozenset(muted)
+        if frozen != self.muted.get(meeting):
+            self.muted[meeting] = frozen
+            if self.on_muted is not None:
+                self.on_muted(meeting, frozen)
+
     async def _on_message(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "error":
             self.errors = [*self.errors[-49:], msg]
             log.warning("server refused a control message: %s %s", msg.get("code"), msg.get("message"))
+            return
+        if kind == "snapshot" and str(msg.get("topic", "")).startswith("rollcall:"):
+            self._on_seats(int(msg["meeting"]), list(msg["data"].get("seats") or ()), whole=True)
+            return
+        if kind == "event" and msg.get("kind") == "seat":
+            self._on_seats(int(msg["meeting"]), [msg["data"]], whole=False)
             return
         data: dict[str, Any] | None = None
         if kind == "snapshot" and str(msg.get("topic", "")).startswith("meeting:"):
@@ -141,7 +182,7 @@ class ControlChannel:
     async def watch(self, meeting: int) -> None:
         if meeting not in self.meetings:
             self.meetings.add(meeting)
-            await self._send({"type": "subscribe", "topic": f"meeting:{meeting}"})
+            await self._subscribe(meeting)
 
     async def site_connected(self, meeting: int, unit: str) -> None:
         await self.watch(meeting)
@@ -153,6 +194,15 @@ class ControlChannel:
         if (meeting, unit) in self.sites:
             self.sites.discard((meeting, unit))
             await self._send({"type": "leave", "meeting": meeting, "unit": unit})
+
+    async def speaking(self, meeting: int, sites: list[dict[str, Any]]) -> None:
+        """Sites whose speaking state changed: ``{"unit", "speaking", "level"}`` (level in -dBov)."""
+        for start in range(0, len(sites), 500):
+            await self._send({"type": "speaking", "meeting": meeting, "sites": sites[start:start + 500]})
+
+    async def on_air(self, meeting: int, unit: str | None, video: bool, audio: bool) -> None:
+        """Whose media the programme carries now (the root bridge's word for the consoles)."""
+        await self._send({"type": "on_air", "meeting": meeting, "unit": unit, "video": video, "audio": audio})
 
     async def stats(self, meeting: int, sites: list[dict[str, Any]]) -> None:
         for start in range(0, len(sites), 500):

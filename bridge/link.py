@@ -20,10 +20,13 @@ import aiohttp
 from bridge.cascade import Uplink
 from bridge.control import ControlChannel
 from bridge.room import BridgeState, PeerSession
+from bridge.speaking import SpeakingChanges, SpeakingMeter
 
 log = logging.getLogger("hoinghi.bridge.link")
 
 STATS_SECONDS = 5.0
+SPEAKING_SECONDS = 0.2  # how often speaking states and the programme's on-air source are checked
+ON_AIR_REPEAT = 5.0  # the on-air state is said again this often (a console that just opened learns it)
 # A publisher whose camera sent nothing for this long is gone (its browser or its bridge died):
 # its session ends, so the programme falls back to the chair instead of a frozen picture until
 # ICE consent fails (~30 s); a publisher that is still alive publishes again (pages retry).
@@ -38,12 +41,16 @@ class BridgeLink:
         config = state.config
         self.channel: ControlChannel | None = None
         if config.server_url and config.token:
-            self.channel = ControlChannel(config.server_url, config.token, on_meeting=self.on_meeting)
+            self.channel = ControlChannel(config.server_url, config.token, on_meeting=self.on_meeting,
+                                          unit=config.unit, on_muted=self.on_muted)
         self.uplinks: dict[int, Uplink] = {}
         self._starting: dict[int, asyncio.Task[None]] = {}
         self._upstream_unit: str | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self._stall_task: asyncio.Task[None] | None = None
+        self._media_task: asyncio.Task[None] | None = None
+        self._speaking = SpeakingChanges()
+        self._on_air: dict[int, tuple[tuple[str | None, bool, bool], float]] = {}
         self._last_bytes: dict[str, tuple[float, int, int]] = {}
         state.on_open.append(self.session_opened)
         state.on_close.append(self.session_closed)
@@ -53,9 +60,10 @@ class BridgeLink:
         if self.channel is not None:
             self.channel.start()
             self._stats_task = asyncio.create_task(self._stats_loop(), name="bridge-stats")
+            self._media_task = asyncio.create_task(self._media_loop(), name="bridge-speaking")
 
     async def close(self) -> None:
-        for background in (self._stats_task, self._stall_task):
+        for background in (self._stats_task, self._stall_task, self._media_task):
             if background is not None:
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -83,6 +91,9 @@ class BridgeLink:
         if state in ENDED:  # the meeting is over: end its media here
             for session in [s for s in self.state.sessions.values() if s.meeting == meeting]:
                 await self.state.close_session(session)
+
+    def on_muted(self, meeting: int, units: frozenset[str]) -> None:
+        self.state.room(meeting).set_muted(units)
 
     # ------------------------------------------------------------------ sessions → server, cascade
 
@@ -187,6 +198,40 @@ class BridgeLink:
                         log.exception("closing stalled session %s failed", session.id)
             for sid in [sid for sid in seen if sid not in self.state.sessions]:
                 del seen[sid]
+
+    # ------------------------------------------------------------------ speaking, on air
+
+    async def _media_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SPEAKING_SECONDS)
+            try:
+                await self.report_media()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("speaking / on-air report failed")
+
+    async def report_media(self) -> None:
+        """Tell the server whose speaking state changed (the sites publishing here), and — on the
+        bridge with no upstream, which serves the chair — whose media the programme carries."""
+        assert self.channel is not None
+        meters: dict[tuple[int, str], SpeakingMeter] = {}
+        for session in list(self.state.sessions.values()):
+            if session.kind == "publish" and session.meter is not None:
+                meters[(session.meeting, session.unit)] = session.meter
+        for meeting, sites in self._speaking.changes(meters).items():
+            await self.channel.speaking(meeting, sites)
+        if self.state.config.upstream_url:
+            return
+        now = asyncio.get_running_loop().time()
+        for meeting, room in list(self.state.rooms.items()):
+            if not any(s.meeting == meeting for s in self.state.sessions.values()):
+                continue
+            air = room.on_air()
+            told = self._on_air.get(meeting)
+            if told is None or told[0] != air or now - told[1] >= ON_AIR_REPEAT:
+                self._on_air[meeting] = (air, now)
+                await self.channel.on_air(meeting, *air)
 
     # ------------------------------------------------------------------ health
 

@@ -33,6 +33,7 @@ from bridge.offer import (
 from bridge.programme import Programme, Site, Switch
 from bridge.relay import RelayTrack, Source
 from bridge.room import BridgeState, PeerSession, Room
+from bridge.speaking import SpeakingMeter
 from sessions.join_tokens import JoinClaims
 
 
@@ -80,6 +81,11 @@ async def _negotiate(state: BridgeState, session: PeerSession, offer: str) -> st
     return pc.localDescription.sdp
 
 
+def _sends_video(description: object) -> bool:
+    return any(m.kind == "video" and m.direction in (None, "sendonly", "sendrecv")
+               for m in description.media)  # type: ignore[attr-defined]
+
+
 def pli_sender(receiver: RTCRtpReceiver, rtx: set[int]) -> Callable[[], Awaitable[None]]:
     async def send() -> None:
         for source in receiver.getSynchronizationSources():
@@ -93,7 +99,9 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
     offer = strip_mdns_candidates(offer_text)
     description = parse_offer(offer)
     room = state.room(claims.meeting)
-    if claims.role != "chair" and room.floor != claims.unit:
+    # Every site may send its microphone (the bridge reads who speaks, and a muted or floorless
+    # site's sound goes nowhere); its camera only while it holds the floor.
+    if claims.role != "chair" and room.floor != claims.unit and _sends_video(description):
         raise BridgeError(403, "floor_required", "Điểm cầu chưa được chủ trì cho phát biểu")
     check_codecs(description, room.video_codec)
     video_cap = _video_codec(room, description)
@@ -120,6 +128,9 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
         keyframes = None
         if transceiver.kind == "video":
             keyframes = KeyframeRequester(pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
+        elif claims.role == "site":
+            session.meter = SpeakingMeter()
+            aiortc_compat.on_audio_level(transceiver.receiver, session.meter.feed)
         source = Source(transceiver.kind, codec.mimeType, keyframes, label=f"{claims.unit}/{transceiver.kind}")
         source.start(track)
         session.sources.append(source)

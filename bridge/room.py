@@ -12,6 +12,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from bridge.programme import Programme, Site
 from bridge.relay import RelayTrack, Source
+from bridge.speaking import SpeakingMeter
 
 log = logging.getLogger("hoinghi.bridge.room")
 
@@ -40,6 +41,7 @@ class PeerSession:
     sources: list[Source] = field(default_factory=list)
     tracks: list[RelayTrack] = field(default_factory=list)
     site: Site | None = None
+    meter: SpeakingMeter | None = None  # a publisher's microphone: who is speaking (RFC 6464 levels)
     answer: str = ""
     closed: bool = False
 
@@ -60,6 +62,18 @@ class Room:
     def set_floor(self, unit: str | None) -> None:
         """The server moved the floor (control channel)."""
         self.programme.set_floor(unit)
+
+    def on_air(self) -> tuple[str | None, bool, bool]:
+        """(floor holder, its picture is in the programme, its sound is) — None while nobody holds
+        the floor. Granted is not on air: this says when the floor holder's media arrived."""
+        unit = self.programme.floor
+        site = self.programme.sites.get(unit) if unit else None
+        if unit is None:
+            return None, False, False
+        video = site is not None and site.video is not None and self.programme.video.current is site.video
+        audio = site is not None and site.audio is not None and self.programme.floor_audio.current is site.audio \
+            and not site.audio.muted
+        return unit, video, audio
 
     def set_muted(self, units: set[str] | frozenset[str]) -> None:
         """The server's list of muted sites changed (control channel)."""

@@ -111,32 +111,17 @@ def health_level(stat: dict[str, Any]) -> str:
     return "good"
 
 
-async def report_stats(app: web.Application, db: AsyncSession, p: Principal, meeting_id: int,
-                       sites: object, now: datetime) -> int:
-    """A bridge's per-site figures → one ``health`` event per site, to the consoles watching it.
-    Sites must lie in the bridge's subtree and take part in the meeting."""
-    if not p.has_scope("bridge"):
-        raise Forbidden("Chỉ điểm cầu (bridge) được gửi số liệu kết nối", code="forbidden")
-    if not isinstance(sites, list) or len(sites) > MAX_STATS:
-        raise ValidationFailed(f"'sites' phải là danh sách tối đa {MAX_STATS} điểm cầu", code="stats_invalid",
-                               field="sites")
-    rows: list[tuple[str, dict[str, Any]]] = []
-    for site in sites:
-        if not isinstance(site, dict) or not isinstance(site.get("unit"), str):
-            raise ValidationFailed("Mỗi mục cần 'unit' (mã đơn vị)", code="stats_invalid", field="unit")
-        stat = {k: _stat(site, k) for k in STAT_FIELDS}
-        stat["connected"] = bool(site.get("connected", True))
-        rows.append((site["unit"], stat))
-    if not rows:
-        return 0
+async def _reach(db: AsyncSession, p: Principal, meeting_id: int, codes: list[str]
+                 ) -> dict[str, tuple[UnitView, list[int]]]:
+    """The units ``codes`` with their paths (own id first, then ancestors), each of which must lie
+    in the bridge's subtree and take part in the meeting."""
     reach = await units.subtree_ids(db, p.unit_id)
     tree = await units.unit_tree(db)
     by_code = {u.code: u for u in (tree.get(i) for i in reach) if u is not None}
-    wanted = {by_code[c].id for c, _ in rows if c in by_code}
+    wanted = {by_code[c].id for c in codes if c in by_code}
     taking_part = await live.participating(db, meeting_id, wanted)
-    bus = app[BUS]
-    sent = 0
-    for code, stat in rows:
+    out: dict[str, tuple[UnitView, list[int]]] = {}
+    for code in codes:
         unit = by_code.get(code)
         if unit is None or unit.id not in taking_part:
             raise Forbidden(f"Điểm cầu '{code[:20]}' không thuộc phạm vi của bridge này trong hội nghị",
@@ -146,9 +131,93 @@ async def report_stats(app: web.Application, db: AsyncSession, p: Principal, mee
         while up is not None:
             path.append(up.id)
             up = tree.get(up.parent_id) if up.parent_id is not None else None
+        out[code] = (unit, path)
+    return out
+
+
+def _require_bridge(p: Principal, what: str) -> None:
+    if not p.has_scope("bridge"):
+        raise Forbidden(f"Chỉ điểm cầu (bridge) được gửi {what}", code="forbidden")
+
+
+def _site_list(sites: object, code: str) -> list[dict[str, Any]]:
+    if not isinstance(sites, list) or len(sites) > MAX_STATS:
+        raise ValidationFailed(f"'sites' phải là danh sách tối đa {MAX_STATS} điểm cầu", code=code, field="sites")
+    for site in sites:
+        if not isinstance(site, dict) or not isinstance(site.get("unit"), str):
+            raise ValidationFailed("Mỗi mục cần 'unit' (mã đơn vị)", code=code, field="unit")
+    return sites
+
+
+async def _publish_unordered(app: web.Application, meeting_id: int, kind: str, unit_id: int | None,
+                             path: list[int], data: dict[str, Any]) -> None:
+    header = {"m": meeting_id, "s": 0, "k": kind, "u": unit_id, "p": path}
+    frame = {"type": "event", "meeting": meeting_id, "seq": 0, "kind": kind, "data": data}
+    await app[BUS].publish(f"meeting.{meeting_id}", dumps(header) + b"\n" + dumps(frame))
+
+
+async def report_stats(app: web.Application, db: AsyncSession, p: Principal, meeting_id: int,
+                       sites: object, now: datetime) -> int:
+    """A bridge's per-site figures → one ``health`` event per site, to the consoles watching it.
+    Sites must lie in the bridge's subtree and take part in the meeting."""
+    _require_bridge(p, "số liệu kết nối")
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for site in _site_list(sites, "stats_invalid"):
+        stat = {k: _stat(site, k) for k in STAT_FIELDS}
+        stat["connected"] = bool(site.get("connected", True))
+        rows.append((site["unit"], stat))
+    if not rows:
+        return 0
+    reach = await _reach(db, p, meeting_id, [code for code, _ in rows])
+    for code, stat in rows:
+        unit, path = reach[code]
         data = {"unit_id": unit.id, "code": unit.code, **stat, "level": health_level(stat), "at": now.isoformat()}
-        header = {"m": meeting_id, "s": 0, "k": "health", "u": unit.id, "p": path}
-        frame = {"type": "event", "meeting": meeting_id, "seq": 0, "kind": "health", "data": data}
-        await bus.publish(f"meeting.{meeting_id}", dumps(header) + b"\n" + dumps(frame))
-        sent += 1
-    return sent
+        await _publish_unordered(app, meeting_id, "health", unit.id, path, data)
+    return len(rows)
+
+
+async def report_speaking(app: web.Application, db: AsyncSession, p: Principal, meeting_id: int,
+                          sites: object, now: datetime) -> int:
+    """A bridge's speaking states (read from the RFC 6464 audio levels of what its sites send, never
+    decoded) → one ``speaking`` event per site, to the consoles watching it (and the site itself)."""
+    _require_bridge(p, "trạng thái phát biểu")
+    rows: list[tuple[str, bool, int | None]] = []
+    for site in _site_list(sites, "speaking_invalid"):
+        speaking, level = site.get("speaking"), site.get("level")
+        if not isinstance(speaking, bool) or not (
+                level is None or (isinstance(level, int) and not isinstance(level, bool) and 0 <= level <= 127)):
+            raise ValidationFailed("'speaking' phải là true/false, 'level' từ 0 đến 127 (-dBov)",
+                                   code="speaking_invalid", field="speaking")
+        rows.append((site["unit"], speaking, level))
+    if not rows:
+        return 0
+    reach = await _reach(db, p, meeting_id, [code for code, _, _ in rows])
+    for code, speaking, level in rows:
+        unit, path = reach[code]
+        data = {"unit_id": unit.id, "code": unit.code, "speaking": speaking, "level": level, "at": now.isoformat()}
+        await _publish_unordered(app, meeting_id, "speaking", unit.id, path, data)
+    return len(rows)
+
+
+async def report_on_air(app: web.Application, db: AsyncSession, p: Principal, meeting_id: int, msg: dict[str, Any],
+                        now: datetime) -> None:
+    """The bridge that serves the chair says whose media the programme carries now: the floor
+    holder is "on air" once its picture or sound actually reaches the programme, not when granted."""
+    from server import meeting_ops
+
+    _require_bridge(p, "trạng thái lên sóng")
+    meeting = await meeting_ops.ensure_visible(db, p, meeting_id)
+    if not await units.is_within(db, p.unit_id, meeting.chair_unit_id):
+        raise Forbidden("Chỉ bridge phục vụ chủ trì báo trạng thái lên sóng", code="forbidden")
+    code = msg.get("unit")
+    video, audio = msg.get("video", False), msg.get("audio", False)
+    if not (code is None or isinstance(code, str)) or not isinstance(video, bool) or not isinstance(audio, bool):
+        raise ValidationFailed("'unit' là mã đơn vị hoặc null; 'video', 'audio' là true/false",
+                               code="on_air_invalid", field="unit")
+    unit_id: int | None = None
+    name = None
+    if code is not None:
+        unit, _path = (await _reach(db, p, meeting_id, [code]))[code]
+        unit_id, name = unit.id, unit.name
+    data = {"unit_id": unit_id, "code": code, "name": name, "video": video, "audio": audio, "at": now.isoformat()}
+    await _publish_unordered(app, meeting_id, "on_air", unit_id, [], data)

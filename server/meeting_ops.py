@@ -13,8 +13,8 @@ from server.auth import actor_of
 from server.db import transaction
 from server.live.wire import encode
 from server.state import BUS, CLOCK, DB, INSTANCE, PRESENCE
-from sessions.errors import Forbidden, NotFound
-from sessions.meetings import Attendance, MeetingState
+from sessions.errors import Conflict, Forbidden, NotFound
+from sessions.meetings import Attendance, MeetingState, MuteBy
 from sessions.roles import Permission, Principal
 from sessions.store import audit, kpi_snapshots, leases, live, units
 from sessions.store import meetings as store
@@ -134,11 +134,25 @@ async def set_hand(app: web.Application, principal: Principal, meeting_id: int, 
     await publish(app, events)
 
 
-async def grant(app: web.Application, principal: Principal, meeting_id: int, unit: str | int, ip: str = "") -> None:
+class NotConnected(Conflict):
+    """The floor would go to a site with no connection: the programme would keep the chair's
+    picture. The chair confirms (``confirm``) to grant it anyway."""
+
+    code = "confirm_required"
+
+
+async def grant(app: web.Application, principal: Principal, meeting_id: int, unit: str | int, ip: str = "",
+                confirm: bool = False) -> None:
     now = app[CLOCK]()
     async with transaction(app[DB]) as db:
         await ensure_chair(db, principal, meeting_id)
         uid = await _unit_id(db, unit)
+        if not confirm:
+            seat = (await live.seat_rows(db, meeting_id, {uid})).get(uid)
+            if seat is not None and not seat["online"]:
+                raise NotConnected(f"{seat['name']} chưa kết nối: chương trình vẫn phát hình chủ trì cho đến khi "
+                                   "điểm cầu vào. Vẫn trao quyền phát biểu?", warning="not_connected",
+                                   unit=seat["code"])
         events = await live.grant(db, meeting_id, uid, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_granted", f"meeting:{meeting_id}", ip, unit=uid)
     await publish(app, events)
@@ -162,24 +176,57 @@ async def revoke(app: web.Application, principal: Principal, meeting_id: int, ip
     await publish(app, events)
 
 
+async def _mute_authority(db: AsyncSession, principal: Principal, meeting: store.MeetingView,
+                          target: int) -> MuteBy:
+    """On whose authority ``principal`` mutes or unmutes ``target``: the chair's (any site of its
+    meeting), a province operator's (a site below its own unit), a site's own (its own unit).
+    Viewers and machine tokens never."""
+    if principal.kind != "user":
+        raise Forbidden("Mã truy cập máy không được tắt/bật tiếng điểm cầu", code="forbidden")
+    if await is_chair_of(db, principal, meeting):
+        return MuteBy.CHAIR
+    if target == principal.unit_id and principal.can(Permission.OPERATE_SITE):
+        return MuteBy.SITE
+    if principal.can(Permission.OPERATE_BRIDGE) and await units.is_within(db, principal.unit_id, target):
+        return MuteBy.OPERATOR
+    if not (principal.can(Permission.OPERATE_SITE) or principal.can(Permission.OPERATE_BRIDGE)):
+        raise Forbidden("Tài khoản không vận hành điểm cầu", code="forbidden")
+    raise Forbidden("Chỉ chủ trì hoặc điểm cầu cấp trên được tắt/bật tiếng điểm cầu này", code="chair_only")
+
+
 async def set_muted(app: web.Application, principal: Principal, meeting_id: int, muted: bool,
-                    unit: str | int | None = None) -> None:
-    """The chair mutes a site; unmuting is the site's own act (privacy, as Jitsi/Talk do)."""
+                    unit: str | int | None = None, ip: str = "") -> None:
+    """Mute or unmute a site (``unit``; None: the caller's own). Who may lift a mute follows
+    ``sessions.meetings.MuteBy``; the bridges drop a muted site's sound (they follow the roll call)."""
     async with transaction(app[DB]) as db:
         meeting = await ensure_visible(db, principal, meeting_id)
-        if muted:
-            if unit is None:
-                target = _site_unit(principal)  # a site may mute itself
-            else:
-                target = await _unit_id(db, unit)
-                if target != principal.unit_id and not await is_chair_of(db, principal, meeting):
-                    raise Forbidden("Chỉ chủ trì được tắt tiếng điểm cầu khác", code="chair_only")
-        else:
-            target = _site_unit(principal)
-            if unit is not None and await _unit_id(db, unit) != target:
-                raise Forbidden("Chỉ điểm cầu tự bật lại tiếng của mình", code="unmute_self_only")
-        events = await live.set_muted(db, meeting_id, target, muted)
+        target = principal.unit_id if unit is None else await _unit_id(db, unit)
+        by = await _mute_authority(db, principal, meeting, target)
+        events = await live.set_muted(db, meeting_id, target, muted, by)
+        if events and by is not MuteBy.SITE:
+            await audit.record(db, actor_of(principal), "site_muted" if muted else "site_unmuted",
+                               f"meeting:{meeting_id}", ip, unit=target)
     await publish(app, events)
+
+
+async def set_all_muted(app: web.Application, principal: Principal, meeting_id: int, muted: bool,
+                        ip: str = "") -> int:
+    """The chair's mute all (but the floor holder) / unmute all (its own mutes). How many changed."""
+    async with transaction(app[DB]) as db:
+        await ensure_chair(db, principal, meeting_id)
+        events = await live.set_all_muted(db, meeting_id, muted)
+        await audit.record(db, actor_of(principal), "all_muted" if muted else "all_unmuted",
+                           f"meeting:{meeting_id}", ip, count=len(events))
+    await publish(app, events)
+    return len(events)
+
+
+async def lower_all_hands(app: web.Application, principal: Principal, meeting_id: int) -> int:
+    async with transaction(app[DB]) as db:
+        await ensure_chair(db, principal, meeting_id)
+        events = await live.lower_all_hands(db, meeting_id)
+    await publish(app, events)
+    return len(events)
 
 
 async def connect(app: web.Application, meeting_id: int, unit_id: int) -> None:

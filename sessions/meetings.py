@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sessions.errors import DomainError, ValidationFailed
+from sessions.errors import DomainError, Forbidden, ValidationFailed
 
 
 class MeetingState(StrEnum):
@@ -81,6 +81,27 @@ ATTENDANCE_LABEL_VI = {
 MAX_REASON = 500
 
 
+class MuteBy(StrEnum):
+    """Who muted a site. A mute is lifted by the same authority or a higher one: a site's own
+    mute by the site (or above), its province operator's by the operator or the chair, the
+    chair's by the chair alone — a site the chair silenced asks for the floor instead."""
+
+    SITE = "site"
+    OPERATOR = "operator"
+    CHAIR = "chair"
+
+    @property
+    def rank(self) -> int:
+        return _MUTE_RANK[self]
+
+
+_MUTE_RANK = {MuteBy.SITE: 1, MuteBy.OPERATOR: 2, MuteBy.CHAIR: 3}
+
+
+class MuteLocked(Forbidden):
+    code = "muted_by_higher"
+
+
 @dataclass
 class Seat:
     """One participating unit's live row: attendance, connection, hand, mute."""
@@ -91,6 +112,7 @@ class Seat:
     online: int = 0  # open connections (tabs, bridges)
     hand_at: datetime | None = None
     muted: bool = False
+    muted_by: MuteBy | None = None
 
     def connect(self, at: datetime) -> bool:
         """A connection opened. True when the unit went from offline to online (new interval)."""
@@ -111,6 +133,28 @@ class Seat:
             self.hand_at = None  # a hand does not stay up for a site that left
             return True
         return False
+
+    def mute(self, by: MuteBy) -> bool:
+        """Mute the site on ``by``'s authority. True when that changed anything (a higher
+        authority's mute stays as it is)."""
+        if self.muted and self.muted_by is not None and self.muted_by.rank >= by.rank:
+            return False
+        self.muted, self.muted_by = True, by
+        return True
+
+    def unmute(self, by: MuteBy) -> bool:
+        """Lift the mute on ``by``'s authority; refused when a higher authority muted the site."""
+        if not self.muted:
+            return False
+        holder = self.muted_by or MuteBy.SITE
+        if holder.rank > by.rank:
+            if holder is MuteBy.CHAIR:
+                raise MuteLocked("Chủ trì đã tắt tiếng điểm cầu này: chỉ chủ trì bật lại được. "
+                                 "Hãy giơ tay xin phát biểu.", muted_by=holder.value)
+            raise MuteLocked("Điểm cầu cấp trên đã tắt tiếng điểm cầu này: chỉ điểm cầu cấp trên hoặc chủ trì "
+                             "bật lại được.", muted_by=holder.value)
+        self.muted, self.muted_by = False, None
+        return True
 
     def mark_in_person(self) -> None:
         self.status = Attendance.PRESENT_IN_PERSON

@@ -195,6 +195,7 @@ class Participant(Base):
     online: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     hand_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     muted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    muted_by: Mapped[str] = mapped_column(String(16), nullable=False, default="", server_default="")  # MuteBy
     marked_by: Mapped[str] = mapped_column(String(100), nullable=False, default="")
     spoke_seconds: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # meeting seq of its last change

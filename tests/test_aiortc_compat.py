@@ -53,6 +53,19 @@ def test_receiver_pli_method() -> None:
     assert inspect.iscoroutinefunction(method)
 
 
+def test_receiver_rtp_handler_and_audio_level_extension() -> None:
+    """The audio-level hook wraps ``_handle_rtp_packet`` per receiver; the DTLS transport must call
+    it through the instance (so the wrapper is seen) and the parser must fill ``audio_level``."""
+    from aiortc import rtcdtlstransport, rtp
+
+    method = _has(RTCRtpReceiver, compat.RECEIVER_RTP_METHOD, "the receiver's RTP packet handler")
+    assert list(inspect.signature(method).parameters) == ["self", "packet", "arrival_time_ms"]  # type: ignore[arg-type]
+    assert inspect.iscoroutinefunction(method)
+    assert f"receiver.{compat.RECEIVER_RTP_METHOD}(" in inspect.getsource(rtcdtlstransport), \
+        "RTCDtlsTransport no longer hands RTP packets to receiver._handle_rtp_packet"
+    assert "audio_level" in {f.name for f in __import__("dataclasses").fields(rtp.HeaderExtensions)}
+
+
 async def test_transceiver_keeps_negotiated_codecs() -> None:
     pc = RTCPeerConnection()
     try:

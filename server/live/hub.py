@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server.live.wire import Routed, decode, dumps
+from server.live.wire import BROADCAST, Routed, decode, dumps
 from sessions.roles import Principal
 
 log = logging.getLogger("hoinghi.hub")
@@ -104,7 +104,7 @@ class Subscription:
     buffer: list[Routed] | None = field(default_factory=list)
 
     def wants(self, r: Routed) -> bool:
-        if r.kind == "meeting":
+        if r.kind in BROADCAST:
             return True
         if self.kind == "meeting":
             return r.unit_id == self.unit_id
@@ -153,7 +153,7 @@ class MeetingSubs:
             self.rollcall.discard(sub)
 
     def matching(self, r: Routed) -> list[Subscription]:
-        if r.kind == "meeting":
+        if r.kind in BROADCAST:
             return list(self.all)
         subs = [s for s in self.rollcall if s.wants(r)]
         if r.unit_id is not None:

@@ -16,7 +16,10 @@ def dumps(obj: Any) -> bytes:
 
 # Event kinds that are not ordered by the meeting's seq: each carries the latest whole state of its
 # row (a site's connection health) and is always delivered, never held back behind a snapshot.
-UNORDERED = frozenset({"health"})
+UNORDERED = frozenset({"health", "speaking", "on_air"})
+# Event kinds every subscription of the meeting gets (sites included), not only those whose unit
+# or subtree the event concerns.
+BROADCAST = frozenset({"meeting", "on_air"})
 
 
 @dataclass(frozen=True, slots=True)

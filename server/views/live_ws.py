@@ -178,15 +178,24 @@ ACTIONS: dict[str, Action] = {
     "raise_hand": lambda r, p, m, msg: meeting_ops.set_hand(r.app, p, m, True),
     "lower_hand": lambda r, p, m, msg: meeting_ops.set_hand(
         r.app, p, m, False, msg["unit_id"] if isinstance(msg.get("unit_id"), int) else None),
-    "grant": lambda r, p, m, msg: meeting_ops.grant(r.app, p, m, _unit_ref(msg), client_ip(r)),
+    "grant": lambda r, p, m, msg: meeting_ops.grant(r.app, p, m, _unit_ref(msg), client_ip(r),
+                                                    confirm=msg.get("confirm") is True),
     "next": lambda r, p, m, msg: meeting_ops.next_speaker(r.app, p, m, client_ip(r)),
     "revoke": lambda r, p, m, msg: meeting_ops.revoke(r.app, p, m, client_ip(r)),
     "mute": lambda r, p, m, msg: meeting_ops.set_muted(
-        r.app, p, m, True, _unit_ref(msg) if ("unit" in msg or "unit_id" in msg) else None),
-    "unmute": lambda r, p, m, msg: meeting_ops.set_muted(r.app, p, m, False),
+        r.app, p, m, True, _unit_ref(msg) if ("unit" in msg or "unit_id" in msg) else None, client_ip(r)),
+    "unmute": lambda r, p, m, msg: meeting_ops.set_muted(
+        r.app, p, m, False, _unit_ref(msg) if ("unit" in msg or "unit_id" in msg) else None, client_ip(r)),
+    "mute_all": lambda r, p, m, msg: _none(meeting_ops.set_all_muted(r.app, p, m, True, client_ip(r))),
+    "unmute_all": lambda r, p, m, msg: _none(meeting_ops.set_all_muted(r.app, p, m, False, client_ip(r))),
+    "lower_all_hands": lambda r, p, m, msg: _none(meeting_ops.lower_all_hands(r.app, p, m)),
     "mark": lambda r, p, m, msg: _mark(r, p, m, msg),
     "state": lambda r, p, m, msg: _state(r, p, m, msg),
 }
+
+
+async def _none(work: Awaitable[object]) -> None:
+    await work
 
 
 async def _mark(request: web.Request, p: Principal, meeting_id: int, msg: dict[str, Any]) -> None:
@@ -252,12 +261,17 @@ async def _handle(request: web.Request, conn: Connection, msg: dict[str, Any]) -
         elif kind == "leave" and (meeting_id, unit_id) in conn.joined:
             conn.joined.discard((meeting_id, unit_id))
             await meeting_ops.disconnect(request.app, meeting_id, unit_id)
-    elif kind == "stats":
+    elif kind in ("stats", "speaking", "on_air"):
         from server import media
 
         async with request.app[DB]() as db:
-            await media.report_stats(request.app, db, conn.principal, _int(msg, "meeting"), msg.get("sites"),
-                                     request.app[CLOCK]())
+            meeting_id, now = _int(msg, "meeting"), request.app[CLOCK]()
+            if kind == "stats":
+                await media.report_stats(request.app, db, conn.principal, meeting_id, msg.get("sites"), now)
+            elif kind == "speaking":
+                await media.report_speaking(request.app, db, conn.principal, meeting_id, msg.get("sites"), now)
+            else:
+                await media.report_on_air(request.app, db, conn.principal, meeting_id, msg, now)
     elif kind == "action":
         if not conn.actions.take():
             conn.strikes += 1
@@ -302,7 +316,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             except DomainError as exc:
                 if isinstance(exc, BadMessage):
                     conn.strikes += 1
-                conn.send_obj({"type": "error", "id": msg_id, "code": exc.code, "message": exc.message})
+                error: dict[str, Any] = {"type": "error", "id": msg_id, "code": exc.code, "message": exc.message}
+                if exc.detail.get("warning"):  # e.g. confirm_required: what the page asks the chair
+                    error["detail"] = exc.detail
+                conn.send_obj(error)
             if conn.strikes > MAX_STRIKES:
                 await ws.close(code=CLOSE_ABUSE, message="Quá nhiều tin nhắn sai hoặc quá nhanh".encode())
                 break

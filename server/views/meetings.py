@@ -211,8 +211,8 @@ async def attendance_xlsx(request: web.Request) -> web.StreamResponse:
 
 # ---------------------------------------------------------------- JSON API
 
-def _ok() -> web.Response:
-    return web.json_response({"ok": True})
+def _ok(**extra: object) -> web.Response:
+    return web.json_response({"ok": True, **extra})
 
 
 @routes.get("/api/meetings")
@@ -306,9 +306,21 @@ async def api_hand(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
     unit_id = body.get("unit_id")
-    await meeting_ops.set_hand(request.app, p, _meeting_id(request), bool(body.get("up", True)),
+    up = _flag(body, "up", True)
+    if _flag(body, "all", False):
+        if up:
+            raise ValidationFailed("Không thể giơ tay thay tất cả điểm cầu", code="bad_request", field="up")
+        return _ok(lowered=await meeting_ops.lower_all_hands(request.app, p, _meeting_id(request)))
+    await meeting_ops.set_hand(request.app, p, _meeting_id(request), up,
                                unit_id if isinstance(unit_id, int) else None)
     return _ok()
+
+
+def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise ValidationFailed(f"Trường '{key}' phải là true hoặc false", code="bad_request", field=key)
+    return value
 
 
 @routes.post("/api/meetings/{meeting_id:\\d+}/floor")
@@ -320,7 +332,7 @@ async def api_floor(request: web.Request) -> web.StreamResponse:
     if action == "grant":
         raw_id = body.get("unit_id")
         unit: str | int = raw_id if isinstance(raw_id, int) else str(body.get("unit", ""))
-        await meeting_ops.grant(request.app, p, mid, unit, client_ip(request))
+        await meeting_ops.grant(request.app, p, mid, unit, client_ip(request), confirm=_flag(body, "confirm", False))
     elif action == "next":
         await meeting_ops.next_speaker(request.app, p, mid, client_ip(request))
     elif action == "revoke":
@@ -335,6 +347,12 @@ async def api_mute(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
     unit = body.get("unit")
-    await meeting_ops.set_muted(request.app, p, _meeting_id(request), bool(body.get("muted", True)),
-                                str(unit) if unit is not None else None)
+    raw_id = body.get("unit_id")
+    muted = _flag(body, "muted", True)
+    if _flag(body, "all", False):
+        changed = await meeting_ops.set_all_muted(request.app, p, _meeting_id(request), muted, client_ip(request))
+        return _ok(changed=changed)
+    target: str | int | None = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else (
+        str(unit) if unit is not None else None)
+    await meeting_ops.set_muted(request.app, p, _meeting_id(request), muted, target, client_ip(request))
     return _ok()

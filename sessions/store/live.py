@@ -22,6 +22,7 @@ from sessions.meetings import (
     Attendance,
     Floor,
     MeetingState,
+    MuteBy,
     Seat,
     require_open,
 )
@@ -48,13 +49,13 @@ class NotParticipant(ValidationFailed):
 
 _SEAT_COLS = (Participant.unit_id, Unit.code, Unit.name, Participant.level, Participant.province_id,
               Participant.status, Participant.reason, Participant.online, Participant.hand_at, Participant.muted,
-              Participant.spoke_seconds, Participant.seq)
+              Participant.spoke_seconds, Participant.seq, Participant.muted_by)
 
 
 def _seat_dict(r: Any) -> dict[str, Any]:
     return {"unit_id": r[0], "code": r[1], "name": r[2], "level": r[3], "province_id": r[4], "status": r[5],
             "reason": r[6], "online": r[7], "hand_at": r[8].isoformat() if r[8] else None, "muted": bool(r[9]),
-            "spoke_seconds": r[10], "seq": r[11]}
+            "muted_by": r[12] or None, "spoke_seconds": r[10], "seq": r[11]}
 
 
 async def seat_row(db: AsyncSession, meeting_id: int, unit_id: int) -> dict[str, Any]:
@@ -118,12 +119,18 @@ async def _load(db: AsyncSession, meeting_id: int, unit_id: int) -> tuple[Partic
                                                     Participant.unit_id == unit_id))).scalar_one_or_none()
     if p is None:
         raise NotParticipant("Đơn vị không tham dự hội nghị này", unit_id=unit_id)
-    return p, Seat(p.unit_id, Attendance(p.status), p.reason, p.online, p.hand_at, p.muted)
+    return p, _seat(p)
+
+
+def _seat(p: Participant) -> Seat:
+    return Seat(p.unit_id, Attendance(p.status), p.reason, p.online, p.hand_at, p.muted,
+                MuteBy(p.muted_by) if p.muted and p.muted_by else None)
 
 
 def _store(p: Participant, seat: Seat, seq: int, marked_by: str | None = None) -> None:
     p.status, p.reason, p.online, p.hand_at, p.muted, p.seq = (seat.status.value, seat.reason, seat.online,
                                                               seat.hand_at, seat.muted, seq)
+    p.muted_by = seat.muted_by.value if seat.muted and seat.muted_by is not None else ""
     if marked_by is not None:
         p.marked_by = marked_by
 
@@ -157,8 +164,7 @@ async def presence_many(db: AsyncSession, meeting_id: int, changes: list[tuple[i
     missing = wanted - rows.keys()
     if missing:
         raise NotParticipant("Đơn vị không tham dự hội nghị này", unit_id=min(missing))
-    seats = {uid: Seat(p.unit_id, Attendance(p.status), p.reason, p.online, p.hand_at, p.muted)
-             for uid, p in rows.items()}
+    seats = {uid: _seat(p) for uid, p in rows.items()}
     opened: dict[int, AttendanceInterval] = {}  # intervals opened in this batch and still open
     created: list[AttendanceInterval] = []
     close_stored: set[int] = set()  # units whose interval opened before this batch closes
@@ -181,13 +187,7 @@ async def presence_many(db: AsyncSession, meeting_id: int, changes: list[tuple[i
             AttendanceInterval.left_at.is_(None)).values(left_at=at))
     db.add_all(created)
     await db.flush()
-    paths: dict[int, list[int]] = {}
-    for uid, ancestor in (await db.execute(select(UnitClosure.descendant_id, UnitClosure.ancestor_id)
-                                           .where(UnitClosure.descendant_id.in_(wanted)))).all():
-        paths.setdefault(uid, []).append(ancestor)
-    events = [LiveEvent(meeting_id, row["seq"], "seat", row, tuple(paths.get(uid, ())))
-              for uid, row in (await seat_rows(db, meeting_id, wanted)).items()]
-    return sorted(events, key=lambda e: e.seq)
+    return await _seat_events(db, meeting_id, wanted)
 
 
 async def disconnect(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime) -> list[LiveEvent]:
@@ -264,12 +264,20 @@ async def _give_floor(db: AsyncSession, meeting_id: int, floor: Floor, previous:
 
 
 async def grant(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime, by_name: str) -> list[LiveEvent]:
+    """Give the floor to ``unit_id``. Granting is the chair's word that the site may speak: a mute
+    the chair (or an operator) put on it is lifted; a site's own mute stays its own."""
     seq = await bump_seq(db, meeting_id)
     require_open(await _state(db, meeting_id), "trao quyền phát biểu")
-    await _load(db, meeting_id, unit_id)  # must take part
+    p, seat = await _load(db, meeting_id, unit_id)  # must take part
+    if seat.muted and seat.muted_by is not None and seat.muted_by is not MuteBy.SITE:
+        seat.unmute(MuteBy.CHAIR)
+        _store(p, seat, seq)
     floor = await _floor(db, meeting_id)
     previous = floor.grant(unit_id)
-    return await _give_floor(db, meeting_id, floor, previous, unit_id, seq, at, by_name)
+    events = await _give_floor(db, meeting_id, floor, previous, unit_id, seq, at, by_name)
+    if previous == unit_id:  # granted again to the holder: _give_floor touched no seat
+        events.append(await seat_event(db, meeting_id, unit_id, seq))
+    return events
 
 
 async def next_speaker(db: AsyncSession, meeting_id: int, at: datetime, by_name: str) -> list[LiveEvent]:
@@ -290,16 +298,69 @@ async def revoke(db: AsyncSession, meeting_id: int, at: datetime, by_name: str) 
     return await _give_floor(db, meeting_id, floor, previous, None, seq, at, by_name)
 
 
-async def set_muted(db: AsyncSession, meeting_id: int, unit_id: int, muted: bool) -> list[LiveEvent]:
+async def set_muted(db: AsyncSession, meeting_id: int, unit_id: int, muted: bool,
+                    by: MuteBy = MuteBy.CHAIR) -> list[LiveEvent]:
+    """Mute or unmute one site on ``by``'s authority (``MuteBy``: a higher authority's mute is
+    lifted only by it). No event when nothing changed."""
     seq = await bump_seq(db, meeting_id)
     require_open(await _state(db, meeting_id), "tắt/bật tiếng")
     p, seat = await _load(db, meeting_id, unit_id)
-    if seat.muted == muted:
+    changed = seat.mute(by) if muted else seat.unmute(by)
+    if not changed:
         return []
-    seat.muted = muted
     _store(p, seat, seq)
     await db.flush()
     return [await seat_event(db, meeting_id, unit_id, seq)]
+
+
+async def set_all_muted(db: AsyncSession, meeting_id: int, muted: bool) -> list[LiveEvent]:
+    """The chair's "mute all" (every site but the floor holder) or "unmute all" (lifts the chair's
+    own mutes; a site that muted itself, or was muted by its operator, stays as it chose)."""
+    seq = await bump_seq(db, meeting_id)
+    require_open(await _state(db, meeting_id), "tắt/bật tiếng")
+    holder = (await db.execute(select(Meeting.floor_unit_id).where(Meeting.id == meeting_id))).scalar_one()
+    query = select(Participant).where(Participant.meeting_id == meeting_id)
+    if muted:
+        query = query.where(Participant.muted_by != MuteBy.CHAIR.value)
+        if holder is not None:
+            query = query.where(Participant.unit_id != holder)
+    else:
+        query = query.where(Participant.muted_by == MuteBy.CHAIR.value)
+    touched = []
+    for p in (await db.execute(query)).scalars():
+        seat = _seat(p)
+        if seat.mute(MuteBy.CHAIR) if muted else seat.unmute(MuteBy.CHAIR):
+            _store(p, seat, seq)
+            touched.append(p.unit_id)
+    if not touched:
+        return []
+    await db.flush()
+    return await _seat_events(db, meeting_id, set(touched))
+
+
+async def lower_all_hands(db: AsyncSession, meeting_id: int) -> list[LiveEvent]:
+    """The chair clears the hand queue."""
+    seq = await bump_seq(db, meeting_id)
+    require_open(await _state(db, meeting_id), "hạ tay")
+    raised = set((await db.execute(select(Participant.unit_id).where(
+        Participant.meeting_id == meeting_id, Participant.hand_at.is_not(None)))).scalars())
+    if not raised:
+        return []
+    await db.execute(update(Participant).where(Participant.meeting_id == meeting_id,
+                                               Participant.unit_id.in_(raised)).values(hand_at=None, seq=seq))
+    await db.flush()
+    return await _seat_events(db, meeting_id, raised)
+
+
+async def _seat_events(db: AsyncSession, meeting_id: int, unit_ids: set[int]) -> list[LiveEvent]:
+    """Seat events for many units in two queries (their rows and their paths)."""
+    paths: dict[int, list[int]] = {}
+    for uid, ancestor in (await db.execute(select(UnitClosure.descendant_id, UnitClosure.ancestor_id)
+                                           .where(UnitClosure.descendant_id.in_(unit_ids)))).all():
+        paths.setdefault(uid, []).append(ancestor)
+    events = [LiveEvent(meeting_id, row["seq"], "seat", row, tuple(paths.get(uid, ())))
+              for uid, row in (await seat_rows(db, meeting_id, unit_ids)).items()]
+    return sorted(events, key=lambda e: (e.seq, e.data["unit_id"]))
 
 
 async def meeting_snapshot(db: AsyncSession, meeting_id: int, own_unit_id: int | None) -> dict[str, Any]:
