@@ -74,6 +74,8 @@ class WsClient:
         self.own_seat: dict[str, Any] | None = None
         self.slides: dict[str, dict[str, Any]] = {}  # kpi:<unit code> → the unit's slide
         self.health: dict[str, dict[str, Any]] = {}  # unit code → its latest connection health
+        self.speaking: dict[str, dict[str, Any]] = {}  # unit code → its latest speaking state
+        self.on_air: dict[str, Any] | None = None  # the programme's latest on-air report
         self.dashboards: dict[str, dict[str, Any]] = {}  # directives:<unit code> → its snapshot
         self.directive_events = 0  # "counts moved" events of directives: subscriptions
         self.messages: list[dict[str, Any]] = []
@@ -118,6 +120,10 @@ class WsClient:
             self.slides[msg["unit"]] = data
         elif msg["kind"] == "health":
             self.health[data["code"]] = data
+        elif msg["kind"] == "speaking":
+            self.speaking[data["code"]] = data
+        elif msg["kind"] == "on_air":
+            self.on_air = data
         elif msg["kind"] == "meeting":
             if self.meeting is None or data["seq"] >= self.meeting["seq"]:
                 self.meeting = data

@@ -40,11 +40,17 @@ async def test_meeting_flow_over_websocket(live: LiveServer) -> None:
     await site.until(lambda: site.meeting["floor"] and site.meeting["floor"]["code"] == "08707")
     assert console.seat("08707")["hand_at"] is None
 
-    # The chair mutes the site; only the site can unmute itself.
+    # The chair mutes the site: the site cannot lift the chair's mute, the chair can.
     await console.request({"type": "action", "meeting": mid, "action": "mute", "unit": "08707"})
-    await site.until(lambda: site.own_seat and site.own_seat["muted"])
-    err = await console.request({"type": "action", "meeting": mid, "action": "unmute"})
-    assert err["type"] == "error"
+    await site.until(lambda: site.own_seat and site.own_seat["muted"] and site.own_seat["muted_by"] == "chair")
+    err = await site.request({"type": "action", "meeting": mid, "action": "unmute"})
+    assert (err["type"], err["code"]) == ("error", "muted_by_higher"), err
+    assert "chủ trì" in err["message"]
+    await console.request({"type": "action", "meeting": mid, "action": "unmute", "unit": "08707"})
+    await console.until(lambda: not console.seat("08707")["muted"])
+    # A site's own mute is its own to lift.
+    await site.request({"type": "action", "meeting": mid, "action": "mute"})
+    await console.until(lambda: console.seat("08707")["muted_by"] == "site")
     await site.request({"type": "action", "meeting": mid, "action": "unmute"})
     await console.until(lambda: not console.seat("08707")["muted"])
 

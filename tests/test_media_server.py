@@ -73,7 +73,8 @@ async def test_sites_get_their_bridge_and_a_signed_join_token(media_server: Live
     assert join_tokens.check(key, head["token"], srv.clock()).role == "chair"
 
     # The floor makes a site's token say it may publish.
-    resp = await chair.api("POST", f"/api/meetings/{mid}/floor", json={"action": "grant", "unit": "08707"})
+    resp = await chair.api("POST", f"/api/meetings/{mid}/floor",
+                           json={"action": "grant", "unit": "08707", "confirm": True})
     assert resp.status == 200, await resp.text()
     assert (await grant(srv, "vinhyen", mid))["may_publish"] is True
 
@@ -146,7 +147,7 @@ async def test_a_bridge_reports_its_sites_and_a_dead_bridge_leaves_a_gap(media_s
     assert console.seat("08707")["status"] == "present_online"
 
     # Floor changes reach the bridge.
-    await chair.api("POST", f"/api/meetings/{mid}/floor", json={"action": "grant", "unit": "08707"})
+    await chair.api("POST", f"/api/meetings/{mid}/floor", json={"action": "grant", "unit": "08707", "confirm": True})
     await bridge.until(lambda: ((bridge.meeting or {}).get("floor") or {}).get("code") == "08707")
 
     # Health for its site reaches the province console.

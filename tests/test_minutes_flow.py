@@ -33,7 +33,7 @@ async def concluded_meeting(srv: LiveServer) -> tuple[int, Client]:
     site = await WsClient.open(await srv.login("vinhyen"))
     await site.request({"type": "subscribe", "topic": f"meeting:{mid}"})
     assert (await site.request({"type": "join", "meeting": mid}))["type"] == "result"
-    for body in ({"action": "grant", "unit": "08707"}, {"action": "revoke"}):
+    for body in ({"action": "grant", "unit": "08707", "confirm": True}, {"action": "revoke"}):
         resp = await chair.api("POST", f"/api/meetings/{mid}/floor", json=body)
         assert resp.status == 200, await resp.text()
     resp = await chair.api("POST", f"/api/meetings/{mid}/rollcall",

@@ -682,10 +682,10 @@ async def outside_api_floor(w: World, c: Client) -> None:
 
 
 async def outside_api_mute(w: World, c: Client) -> None:
-    await refused_on_both_meetings(w, c, "mute", {"muted": True, "unit": "25"}, 403, "chair_only")
-    # Unmuting is a site's own act: another unit's never.
-    await refused_on_both_meetings(w, c, "mute", {"muted": False, "unit": "25"}, 403,
-                                   ("unmute_self_only", "forbidden"))
+    # Only the chair, or an operator above the site, mutes or unmutes another unit; viewers and
+    # accounts that operate no site never (issue #11).
+    for muted in (True, False):
+        await refused_on_both_meetings(w, c, "mute", {"muted": muted, "unit": "25"}, 403, ("chair_only", "forbidden"))
 
 
 async def outside_websocket(w: World, c: Client) -> None:
@@ -705,7 +705,8 @@ async def outside_websocket(w: World, c: Client) -> None:
             ({"type": "action", "meeting": shared, "action": "state", "to": "concluded"}, "chair_only"),
             ({"type": "action", "meeting": shared, "action": "mark", "unit": "08707", "status": "absent"},
              "forbidden"),
-            ({"type": "action", "meeting": shared, "action": "mute", "unit": "25"}, "chair_only"),
+            ({"type": "action", "meeting": shared, "action": "mute", "unit": "25"},
+             "chair_only" if operates_bridge(c) else "forbidden"),
             ({"type": "action", "meeting": shared, "action": "lower_hand", "unit_id": w.ids["unit_25"]}, "forbidden"),
         ]
         for msg, code in refused:
@@ -1152,7 +1153,8 @@ ROUTES: dict[tuple[str, str], Route] = {
         "api", Req("POST", "/api/meetings/{meeting_shared}/hand", json={"up": True}), 200, outside_api_hand,
         "vinhyen"),
     ("POST", "/api/meetings/{meeting_id}/floor"): Route(
-        "api", Req("POST", "/api/meetings/{meeting_shared}/floor", json={"action": "grant", "unit": "25"}), 200,
+        "api", Req("POST", "/api/meetings/{meeting_shared}/floor",
+                   json={"action": "grant", "unit": "25", "confirm": True}), 200,
         outside_api_floor, "chutri"),
     ("POST", "/api/meetings/{meeting_id}/mute"): Route(
         "api", Req("POST", "/api/meetings/{meeting_shared}/mute", json={"muted": True, "unit": "25"}), 200,
