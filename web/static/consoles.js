@@ -44,7 +44,20 @@ function connStatus(state) {
 }
 
 class MeetingView {
-  constructor(meetingId) { this.meetingId = meetingId; this.meeting = null; }
+  constructor(meetingId) { this.meetingId = meetingId; this.meeting = null; this.onAir = null; }
+  // Granted is not on air: the central bridge says when the floor holder's media reaches the programme.
+  setOnAir(data) { this.onAir = data; this.showOnAir(); }
+  showOnAir() {
+    const badge = $("#on-air");
+    if (!badge) return;
+    const floor = this.meeting?.floor?.code || null;
+    const air = this.onAir;
+    if (!floor) { badge.hidden = true; badge.dataset.onAir = ""; return; }
+    const live = air && air.code === floor && (air.video || air.audio);
+    badge.hidden = false;
+    badge.dataset.onAir = live ? "1" : "0";
+    badge.textContent = live ? t("js.meeting.on_air") : t("js.meeting.not_on_air");
+  }
   apply(data) {
     if (this.meeting && data.seq < this.meeting.seq) return;
     this.meeting = data;
@@ -61,6 +74,7 @@ class MeetingView {
     const holder = $("#floor-holder");
     holder.textContent = data.floor ? `${data.floor.name} (${data.floor.code})` : t("js.meeting.floor_chair");
     holder.dataset.unit = data.floor ? data.floor.code : "";
+    this.showOnAir();
     document.querySelectorAll(".state-btn").forEach((b) => {
       const allowed = { scheduled: ["rehearsal", "cancelled"], rehearsal: ["live", "cancelled"], live: ["concluded"] };
       b.disabled = !(allowed[data.state] || []).includes(b.dataset.to);
@@ -115,8 +129,12 @@ class SeatTable {
       actions.append(el("button", { class: "link", onclick: () => this.act("mark", { unit_id: s.unit_id, status: "not_called" }) }, t("js.meeting.reset")), " ");
     }
     if (this.chair) {
-      actions.append(el("button", { class: "link", onclick: () => this.act("grant", { unit_id: s.unit_id }) }, t("js.meeting.grant")), " ");
-      if (!s.muted) actions.append(el("button", { class: "link", onclick: () => this.act("mute", { unit_id: s.unit_id }) }, t("js.meeting.mute")));
+      actions.append(el("button", { class: "link", onclick: () => grantFloor(this.live, this.meetingId, { unit_id: s.unit_id }) }, t("js.meeting.grant")), " ");
+    }
+    if (this.chair || s.muted_by !== "chair") {  // the chair's mute is the chair's alone to lift
+      actions.append(s.muted
+        ? el("button", { class: "link", onclick: () => this.act("unmute", { unit_id: s.unit_id }) }, t("js.meeting.unmute"))
+        : el("button", { class: "link", onclick: () => this.act("mute", { unit_id: s.unit_id }) }, t("js.meeting.mute")));
     }
     const status = s.status === "absent" && s.reason
       ? t("js.meeting.status_reason", { status: STATUS_LABEL[s.status], reason: s.reason })
@@ -124,7 +142,7 @@ class SeatTable {
     return el("tr", { "data-unit": s.code, "data-status": s.status, "data-online": s.online ? "1" : "0" },
       el("td", {}, s.code), el("td", {}, s.name), el("td", { class: `st-${s.status}` }, status),
       this.connection(s),
-      el("td", {}, s.hand_at ? "✋" : ""), actions);
+      el("td", {}, s.hand_at ? "✋" : "", speakingMark(this.store, s)), actions);
   }
   connection(s) {
     const h = this.store?.health.get(s.unit_id);
@@ -153,11 +171,31 @@ class SeatTable {
   }
 }
 
+// A site speaking (its bridge reads the RFC 6464 level of its microphone), muted or not.
+function speakingMark(store, s) {
+  const sp = store?.speaking?.get(s.unit_id);
+  if (!sp?.speaking) return "";
+  return el("span", { class: "speaking", "data-speaking": "1", title: t("js.meeting.speaking") },
+    s.muted ? ` 🔇${t("js.meeting.speaking_muted")}` : " 🔊");
+}
+
+// Grant the floor; a site that is not connected needs the chair's confirmation (the server says so).
+function grantFloor(live, meetingId, target) {
+  return live.action(meetingId, "grant", target).catch((e) => {
+    if (e.code === "confirm_required" && confirm(e.message)) {
+      return live.action(meetingId, "grant", { ...target, confirm: true }).catch((err) => { flash(err.message); throw err; });
+    }
+    if (e.code !== "confirm_required") flash(e.message);
+    throw e;
+  });
+}
+
 function renderHands(store, live, meetingId, chair) {
   const hands = store.hands();
   $("#hand-count").textContent = hands.length ? `(${hands.length})` : "";
   $("#hands").replaceChildren(...hands.map((s) => el("li", { "data-unit": s.code }, `${s.name} (${s.code}) `,
-    chair ? el("button", { class: "link", onclick: () => live.action(meetingId, "grant", { unit_id: s.unit_id }).catch((e) => flash(e.message)) }, t("js.meeting.grant")) : "",
+    speakingMark(store, s), " ",
+    chair ? el("button", { class: "link", onclick: () => grantFloor(live, meetingId, { unit_id: s.unit_id }).catch(() => {}) }, t("js.meeting.grant")) : "",
     chair ? " " : "",
     chair ? el("button", { class: "link", onclick: () => live.action(meetingId, "lower_hand", { unit_id: s.unit_id }).catch((e) => flash(e.message)) }, t("js.meeting.lower_hand")) : "")));
 }
@@ -177,6 +215,8 @@ function rollcallLive(view, store, render) {
     onEvent: (m) => {
       if (m.kind === "meeting") view.apply(m.data);
       else if (m.kind === "health") { store.health.set(m.data.unit_id, m.data); soon(); }
+      else if (m.kind === "speaking") { store.speaking.set(m.data.unit_id, m.data); render(); }
+      else if (m.kind === "on_air") view.setOnAir(m.data);
       else { store.apply(m.data); render(); }
     },
   });
@@ -250,8 +290,11 @@ export function chairConsole(meetingId, rootCode) {
   $("#grant-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const unit = e.target.unit.value.trim();
-    live.action(meetingId, "grant", { unit }).then(() => { e.target.reset(); }).catch((err) => flash(err.message));
+    grantFloor(live, meetingId, { unit }).then(() => { e.target.reset(); }).catch(() => {});
   });
+  $("#mute-all-btn").addEventListener("click", () => live.action(meetingId, "mute_all").catch((e) => flash(e.message)));
+  $("#unmute-all-btn").addEventListener("click", () => live.action(meetingId, "unmute_all").catch((e) => flash(e.message)));
+  $("#lower-all-btn").addEventListener("click", () => live.action(meetingId, "lower_all_hands").catch((e) => flash(e.message)));
 }
 
 export function provinceConsole(meetingId, unitCode) {
@@ -283,10 +326,14 @@ export function sitePage(meetingId, unitId, canOperate) {
     if (!seat) return;
     $("#my-status").textContent = STATUS_LABEL[seat.status];
     $("#my-status").dataset.status = seat.status;
-    $("#my-mute").textContent = seat.muted ? t("js.meeting.muted_by_chair") : t("js.meeting.unmuted");
+    const by = seat.muted ? (seat.muted_by || "chair") : "";
+    $("#my-mute").textContent = seat.muted ? t(`js.meeting.muted_by_${by}`) : t("js.meeting.unmuted");
     $("#my-mute").dataset.muted = seat.muted ? "1" : "0";
-    $("#unmute-btn").hidden = !seat.muted || !canOperate;
+    $("#my-mute").dataset.mutedBy = by;
+    // a mute by the chair or the province is theirs to lift: the site raises its hand instead
+    $("#unmute-btn").hidden = !seat.muted || !canOperate || by !== "site";
     $("#mute-btn").hidden = seat.muted || !canOperate;
+    media.setMicEnabled(!seat.muted);
     const btn = $("#hand-btn");
     if (btn) {
       const open = ["rehearsal", "live"].includes(view.meeting?.state);
@@ -295,7 +342,7 @@ export function sitePage(meetingId, unitId, canOperate) {
       btn.dataset.hand = seat.hand_at ? "up" : "down";
     }
   };
-  const media = mountMedia(meetingId);
+  const media = mountMedia(meetingId, { micAlways: canOperate });
   let publishing = false;
   const followFloor = () => {
     const holding = view.meeting?.floor?.unit_id === unitId && ["rehearsal", "live"].includes(view.meeting?.state);
@@ -307,6 +354,8 @@ export function sitePage(meetingId, unitId, canOperate) {
     onSnapshot: (m) => { view.apply(m.data.meeting); seat = m.data.seat; renderSeat(); },
     onEvent: (m) => {
       if (m.kind === "meeting") view.apply(m.data);
+      else if (m.kind === "on_air") { view.setOnAir(m.data); return; }
+      else if (m.kind !== "seat") return;
       else if (!seat || m.data.seq >= seat.seq) seat = m.data;
       renderSeat();
     },

@@ -69,7 +69,7 @@ export class Live {
 
 // Rows replace rows; an older row (lower seq) never overwrites a newer one.
 export class SeatStore {
-  constructor() { this.seats = new Map(); this.provinces = {}; this.health = new Map(); }
+  constructor() { this.seats = new Map(); this.provinces = {}; this.health = new Map(); this.speaking = new Map(); }
   load(snapshot) {
     this.seats.clear();
     for (const s of snapshot.seats) this.seats.set(s.unit_id, s);

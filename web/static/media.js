@@ -62,8 +62,12 @@ function hangUp(location, token) {
 export class MediaLink {
   // video: the <video> that shows the programme; audioBox: where one <audio> per incoming sound
   // track goes; onStatus(key, label); publishVideo: a <video> previewing what this site sends.
-  constructor({ meetingId, video, audioBox, onStatus, preview = null, alwaysPublish = false, onAudioBlocked = null }) {
-    Object.assign(this, { meetingId, video, audioBox, onStatus, preview, alwaysPublish, onAudioBlocked });
+  // micAlways: a site sends its microphone even without the floor (its bridge reads who speaks;
+  // the sound reaches nobody unless the site holds the floor and is not muted).
+  constructor({ meetingId, video, audioBox, onStatus, preview = null, alwaysPublish = false, onAudioBlocked = null,
+    micAlways = false }) {
+    Object.assign(this, { meetingId, video, audioBox, onStatus, preview, alwaysPublish, onAudioBlocked, micAlways });
+    this.micEnabled = true;
     this.grant = null;
     this.player = null;
     this.publisher = null;
@@ -93,7 +97,8 @@ export class MediaLink {
       this.grant = await fetchGrant(this.meetingId);
       if (!this.grant.bridge) { this.setStatus("none"); return this.grant; }
       await this.play();
-      if (this.wantPublish) await this.publish();
+      if (this.wantPublish) await this.publish(true);
+      else if (this.micAlways) await this.publish(false).catch(() => {});  // no microphone: still play
       this.attempt = 0;
     } catch (err) {
       if (err instanceof HttpError && err.code === "wrong_state") { this.setStatus("closed"); this.retry(5000); }
@@ -160,28 +165,39 @@ export class MediaLink {
   // The floor came to this site (or went): start or stop sending camera and microphone.
   async setPublishing(on) {
     this.wantPublish = on || this.alwaysPublish;
-    if (this.wantPublish && !this.publisher && this.grant?.bridge) {
+    if (this.wantPublish && !this.publisher?.video && this.grant?.bridge) {
       try {
         this.grant = await fetchGrant(this.meetingId);  // fresh token, and may_publish now true
-        await this.publish();
+        this.stopPublishing();  // the microphone alone: camera and microphone replace it
+        await this.publish(true);
       } catch (err) {
         if (err?.name === "NotAllowedError") this.setStatus("denied");
         else setTimeout(() => this.setPublishing(this.wantPublish), 1000);
       }
-    } else if (!this.wantPublish) {
+    } else if (!this.wantPublish && this.publisher?.video) {
       this.stopPublishing();
+      if (this.micAlways && this.grant?.bridge) await this.publish(false).catch(() => {});
     }
   }
 
-  async publish() {
+  // The chair (or the province) muted this site: the microphone track stops too. The bridge drops
+  // a muted site's sound whatever the page does; this is so the site knows and sends nothing.
+  setMicEnabled(on) {
+    this.micEnabled = on;
+    for (const t of this.publisher?.media.getAudioTracks() || []) t.enabled = on;
+  }
+
+  async publish(withVideo = true) {
     if (this.publisher) return;
     const g = this.grant;
-    const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: true });
+    const media = await navigator.mediaDevices.getUserMedia({ video: withVideo ? { width: 640, height: 480 } : false,
+      audio: true });
+    for (const t of media.getAudioTracks()) t.enabled = this.micEnabled;
     const pc = new RTCPeerConnection({ iceServers: g.ice_servers || [] });
-    this.publisher = { pc, location: null, token: g.token, media };
+    this.publisher = { pc, location: null, token: g.token, media, video: withVideo };
     this.watch(pc, "publisher");
     for (const track of media.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [media] });
-    if (this.preview) { this.preview.srcObject = media; this.preview.muted = true; this.preview.play?.().catch(() => {}); }
+    if (this.preview && withVideo) { this.preview.srcObject = media; this.preview.muted = true; this.preview.play?.().catch(() => {}); }
     try {
       this.publisher.location = await negotiate(pc, g.whip, g.token);
     } catch (err) {
@@ -216,12 +232,12 @@ export class MediaLink {
 }
 
 // Everything the page needs: the panel's elements (templates/_media_panel.html) wired to a link.
-export function mountMedia(meetingId, { alwaysPublish = false } = {}) {
+export function mountMedia(meetingId, { alwaysPublish = false, micAlways = false } = {}) {
   const q = (sel) => document.querySelector(sel);
   const soundRow = q("#sound-row");
   const link = new MediaLink({
     meetingId, video: q("#programme"), audioBox: q("#programme-audio"), preview: q("#my-camera"),
-    onStatus: statusShower(q("#media-status")), alwaysPublish,
+    onStatus: statusShower(q("#media-status")), alwaysPublish, micAlways,
     onAudioBlocked: () => { if (soundRow) soundRow.hidden = false; },
   });
   q("#sound-btn")?.addEventListener("click", () => {
