@@ -101,3 +101,26 @@ def test_tally_per_level_and_province() -> None:
     assert t["all"] == {"expected": 4, "present": 2, "online": 1, "in_person": 1, "absent": 1, "not_called": 1}
     assert t["province:10"]["expected"] == 3 and t["province:10"]["present"] == 2
     assert t["level:commune"]["expected"] == 3 and t["level:commune"]["absent"] == 1
+
+
+def test_a_mute_is_lifted_only_by_the_same_authority_or_a_higher_one() -> None:
+    from sessions.meetings import MuteBy, MuteLocked, Seat
+
+    seat = Seat(1)
+    assert seat.mute(MuteBy.SITE) and seat.muted_by is MuteBy.SITE
+    assert not seat.mute(MuteBy.SITE)
+    assert seat.mute(MuteBy.CHAIR) and seat.muted_by is MuteBy.CHAIR, "the chair's mute takes over"
+    assert not seat.mute(MuteBy.OPERATOR), "a lower authority changes nothing"
+    for lower in (MuteBy.SITE, MuteBy.OPERATOR):
+        with pytest.raises(MuteLocked) as refused:
+            seat.unmute(lower)
+        assert refused.value.code == "muted_by_higher" and "chủ trì" in refused.value.message
+        assert seat.muted and seat.muted_by is MuteBy.CHAIR, "a refused unmute changes nothing"
+    assert seat.unmute(MuteBy.CHAIR) and not seat.muted and seat.muted_by is None
+    assert not seat.unmute(MuteBy.CHAIR)
+    seat.mute(MuteBy.OPERATOR)
+    with pytest.raises(MuteLocked):
+        seat.unmute(MuteBy.SITE)
+    assert seat.unmute(MuteBy.CHAIR)
+    seat.mute(MuteBy.SITE)
+    assert seat.unmute(MuteBy.OPERATOR), "above a site's own mute, the province may lift it"
