@@ -287,3 +287,23 @@ async def test_speaking_and_on_air_reports_are_checked(live: LiveServer) -> None
         await site.close()
         await province.close()
 
+
+
+async def test_a_bridge_that_starts_after_the_mute_enforces_it(
+        live: LiveServer, bridge_on_server: tuple[str, BridgeState, str]) -> None:
+    """Mute state lives in the roll call, not in the bridge: a bridge (re)started after the chair
+    muted a site learns it from the roll-call snapshot as soon as the site sends again."""
+    url, state, unit = bridge_on_server
+    key = media_key(live.settings)
+    chair, mid = await _live_meeting(live)
+    assert (await _mute(chair, mid, muted=True, unit=A))[0] == 200
+    mic = await whip(url, mid, token(unit, A, "site", mid, key), None, ToneTrack(1000))
+    try:
+        room = state.room(mid)
+        await until(lambda: A in room.programme.muted, 3.0, "the new bridge to learn the earlier mute")
+        source = room.programme.sites[A].audio
+        assert source is not None
+        await until(lambda: source.dropped_muted > 10, 3.0, "the muted site's packets dropped at the bridge")
+        assert source.frames == 0, "nothing of a muted site reached the programme"
+    finally:
+        await mic.pc.close()
