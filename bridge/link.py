@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -59,8 +60,10 @@ class BridgeLink:
         self._stall_task = asyncio.create_task(self._stall_loop(), name="bridge-stalls")
         if self.channel is not None:
             self.channel.start()
-            self._stats_task = asyncio.create_task(self._stats_loop(), name="bridge-stats")
-            self._media_task = asyncio.create_task(self._media_loop(), name="bridge-speaking")
+            self._stats_task = asyncio.create_task(self._every(STATS_SECONDS, self.report_stats, "stats"),
+                                                   name="bridge-stats")
+            self._media_task = asyncio.create_task(
+                self._every(SPEAKING_SECONDS, self.report_media, "speaking / on-air"), name="bridge-speaking")
 
     async def close(self) -> None:
         for background in (self._stats_task, self._stall_task, self._media_task):
@@ -201,16 +204,6 @@ class BridgeLink:
 
     # ------------------------------------------------------------------ speaking, on air
 
-    async def _media_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SPEAKING_SECONDS)
-            try:
-                await self.report_media()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("speaking / on-air report failed")
-
     async def report_media(self) -> None:
         """Tell the server whose speaking state changed (the sites publishing here), and — on the
         bridge with no upstream, which serves the chair — whose media the programme carries."""
@@ -224,8 +217,9 @@ class BridgeLink:
         if self.state.config.upstream_url:
             return
         now = asyncio.get_running_loop().time()
+        active = {s.meeting for s in self.state.sessions.values()}
         for meeting, room in list(self.state.rooms.items()):
-            if not any(s.meeting == meeting for s in self.state.sessions.values()):
+            if meeting not in active:
                 continue
             air = room.on_air()
             told = self._on_air.get(meeting)
@@ -235,15 +229,17 @@ class BridgeLink:
 
     # ------------------------------------------------------------------ health
 
-    async def _stats_loop(self) -> None:
+    @staticmethod
+    async def _every(seconds: float, report: Callable[[], Awaitable[None]], what: str) -> None:
+        """Call ``report`` every ``seconds``; a failure is logged and the next round goes on."""
         while True:
-            await asyncio.sleep(STATS_SECONDS)
+            await asyncio.sleep(seconds)
             try:
-                await self.report_stats()
+                await report()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("stats report failed")
+                log.exception("%s report failed", what)
 
     async def report_stats(self) -> None:
         assert self.channel is not None

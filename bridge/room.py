@@ -66,13 +66,13 @@ class Room:
     def on_air(self) -> tuple[str | None, bool, bool]:
         """(floor holder, its picture is in the programme, its sound is) — None while nobody holds
         the floor. Granted is not on air: this says when the floor holder's media arrived."""
-        unit = self.programme.floor
-        site = self.programme.sites.get(unit) if unit else None
-        if unit is None:
-            return None, False, False
-        video = site is not None and site.video is not None and self.programme.video.current is site.video
-        audio = site is not None and site.audio is not None and self.programme.floor_audio.current is site.audio \
-            and not site.audio.muted
+        programme = self.programme
+        unit = programme.floor
+        site = programme.sites.get(unit) if unit else None
+        if site is None:
+            return unit, False, False
+        video = site.video is not None and programme.video.current is site.video
+        audio = site.audio is not None and programme.floor_audio.current is site.audio and not site.audio.muted
         return unit, video, audio
 
     def set_muted(self, units: set[str] | frozenset[str]) -> None:

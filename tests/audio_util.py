@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import av
 import numpy as np
-from aiortc import RTCRtpTransceiver, RTCSessionDescription
+from aiortc import RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from tests.media_util import STEP, peer_connection, post_sdp, until
+from tests.media_util import STEP, drain, peer_connection, play_offer, until
 
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
@@ -140,22 +140,15 @@ async def listen(base_url: str, meeting: int, tok: str) -> Listener:
                                              pc.addTransceiver("audio", direction="recvonly")]
     listener = Listener(pc, {}, [], [])
 
-    async def consume(track: MediaStreamTrack, ear: Ear | None) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                if ear is not None:
-                    ear.feed(frame)  # type: ignore[arg-type]
-                else:
-                    listener.video_frames += 1
-        except MediaStreamError:
-            pass
+    def count_video(_frame: object) -> None:
+        listener.video_frames += 1
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
         transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
         ear = listener.ears.get(transceiver.mid or "") if track.kind == "audio" else None
-        listener.tasks.append(asyncio.ensure_future(consume(track, ear)))
+        on_frame = ear.feed if ear is not None else count_video
+        listener.tasks.append(asyncio.ensure_future(drain(track, on_frame)))  # type: ignore[arg-type]
 
     try:
         await pc.setLocalDescription(await pc.createOffer())
@@ -163,11 +156,7 @@ async def listen(base_url: str, meeting: int, tok: str) -> Listener:
             mid = transceiver.mid or ""
             listener.order.append(mid)
             listener.ears[mid] = Ear(mid)
-        status, answer, location = await post_sdp(f"{base_url}/meetings/{meeting}/whep", tok,
-                                                  pc.localDescription.sdp)
-        assert status == 201, answer
-        listener.location = location
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        _answer, listener.location = await play_offer(pc, base_url, meeting, tok)
     except BaseException:
         await listener.close()
         raise

@@ -183,26 +183,37 @@ class Player:
         await self.pc.close()
 
 
+async def drain(track: MediaStreamTrack, on_frame: Callable[[object], None]) -> None:
+    """Hand every frame ``track`` yields to ``on_frame`` until the track ends."""
+    try:
+        while True:
+            on_frame(await track.recv())
+    except MediaStreamError:
+        pass
+
+
+async def play_offer(pc: RTCPeerConnection, base_url: str, meeting: int, tok: str) -> tuple[str, str]:
+    """POST ``pc``'s local offer to the meeting's WHEP endpoint and apply the answer: (answer, Location)."""
+    status, answer, location = await post_sdp(f"{base_url}/meetings/{meeting}/whep", tok, pc.localDescription.sdp)
+    assert status == 201, answer
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return answer, location
+
+
 async def whep(base_url: str, meeting: int, tok: str, audio_tracks: int = 2) -> Player:
     pc = peer_connection()
     player = Player(pc)
 
-    async def consume(track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                if track.kind == "video":
-                    assert isinstance(frame, av.VideoFrame)
-                    player.frames.append((time.monotonic(), frame.width, frame.height, int(frame.pts or 0)))
-                    player.first_frame.set()
-                else:
-                    player.audio_frames += 1
-        except MediaStreamError:
-            pass
+    def on_frame(frame: object) -> None:
+        if isinstance(frame, av.VideoFrame):
+            player.frames.append((time.monotonic(), frame.width, frame.height, int(frame.pts or 0)))
+            player.first_frame.set()
+        else:
+            player.audio_frames += 1
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
-        player.tasks.append(asyncio.ensure_future(consume(track)))
+        player.tasks.append(asyncio.ensure_future(drain(track, on_frame)))
 
     try:
         pc.addTransceiver("video", direction="recvonly")
@@ -210,10 +221,7 @@ async def whep(base_url: str, meeting: int, tok: str, audio_tracks: int = 2) -> 
             pc.addTransceiver("audio", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())
         player.started = time.monotonic()
-        status, answer, location = await post_sdp(f"{base_url}/meetings/{meeting}/whep", tok, pc.localDescription.sdp)
-        assert status == 201, answer
-        player.answer, player.location = answer, location
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        player.answer, player.location = await play_offer(pc, base_url, meeting, tok)
     except BaseException:
         await player.close()
         raise
