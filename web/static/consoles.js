@@ -175,8 +175,8 @@ class SeatTable {
 function speakingMark(store, s) {
   const sp = store?.speaking?.get(s.unit_id);
   if (!sp?.speaking) return "";
-  return el("span", { class: "speaking", "data-speaking": "1", title: t("js.meeting.speaking") },
-    s.muted ? ` 🔇${t("js.meeting.speaking_muted")}` : " 🔊");
+  return el("span", { class: s.muted ? "speaking muted-speaker" : "speaking", "data-speaking": "1" },
+    ` ● ${s.muted ? t("js.meeting.speaking_muted") : t("js.meeting.speaking")}`);
 }
 
 // Grant the floor; a site that is not connected needs the chair's confirmation (the server says so).
