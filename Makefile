@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/live.py
 	$(BIN)/python bench/kpi.py
 	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/audio.py
 	$(BIN)/python bench/directives.py
 
 clean:

@@ -164,10 +164,15 @@ async def test_a_grant_to_a_site_that_is_not_connected_asks_the_chair_to_confirm
         assert state["floor"] is None and state["seq"] == seq, "nothing changed before the chair confirmed"
         resp = await chair.api("POST", f"/api/meetings/{mid}/floor", json={"action": "grant", "unit": A})
         assert resp.status == 409 and (await resp.json())["error"]["warning"] == "not_connected"
-        # a unit that does not take part is refused whatever the confirmation
-        err = await console.request({"type": "action", "meeting": mid, "action": "grant", "unit": "99999",
-                                     "confirm": True})
-        assert err["type"] == "error", err
+        # a unit that does not take part (the ministry itself is not a seat of this meeting), or does
+        # not exist, is refused whatever the confirmation, and nothing changes
+        for unit, code in (("BCA", "not_participant"), ("99999", "unit_not_found")):
+            err = await console.request({"type": "action", "meeting": mid, "action": "grant", "unit": unit,
+                                         "confirm": True})
+            assert (err["type"], err["code"]) == ("error", code), err
+            assert err["message"], err
+        async with live.app[DB]() as db:
+            assert (await live_store.meeting_state(db, mid))["floor"] is None
         ok = await console.request({"type": "action", "meeting": mid, "action": "grant", "unit": A, "confirm": True})
         assert ok["type"] == "result", ok
         await console.until(lambda: console.meeting and (console.meeting["floor"] or {}).get("code") == A)
