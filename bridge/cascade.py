@@ -9,6 +9,7 @@ upstream's programme otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,11 @@ from sessions import join_tokens
 log = logging.getLogger("hoinghi.bridge.cascade")
 
 UPSTREAM = "upstream"
+
+
+# A publication replaced by one of the same floor holder ends this long after (the upstream bridge
+# ends it as soon as the new one carries media: bridge.peers.REPLACE_WAIT at the latest).
+RETIRE_AFTER = 6.0
 
 
 class CascadeError(Exception):
@@ -99,15 +105,21 @@ async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
 
 
 async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: str) -> Link:
-    """Publish a local site's stream (it holds the floor) to the upstream bridge."""
+    """Publish a local site's stream (it holds the floor) to the upstream bridge.
+
+    Its sound goes up as the local programme's floor-audio timeline, not as the site's source: the
+    timeline moves from one source to the next without a gap (the site replacing its microphone-only
+    publication by camera and microphone), so a publication up there never goes silent because the
+    source it started with ended first. A muted site's source feeds that timeline nothing."""
     base = state.config.upstream_url.rstrip("/")
     pc = peer_connection(state)
     link = Link(pc, "")
+    floor_audio = state.room(meeting).programme.floor_audio
     try:
         for source in (site.video, site.audio):
             if source is None:
                 continue
-            track = source.fanout.subscribe()
+            track = (floor_audio if source is site.audio else source).fanout.subscribe()
             link.tracks.append(track)
             transceiver = pc.addTransceiver(track, direction="sendonly")
             codecs = RTCRtpSender.getCapabilities(source.kind).codecs
@@ -152,6 +164,8 @@ class Uplink:
         self.publish: Link | None = None
         self.published_unit: str | None = None
         self.published_site: Site | None = None
+        self._changing = asyncio.Lock()
+        self._retiring: set[asyncio.Future[None]] = set()
 
     def _token(self, unit: str) -> str:
         return join_tokens.issue(self.state.config.key, meeting=self.meeting, unit=unit, role="bridge",
@@ -161,20 +175,43 @@ class Uplink:
         self.play = await play_upstream(self.state, self.meeting, self._token(self.state.config.unit))
 
     async def floor_changed(self) -> None:
-        """Publish the floor holder upstream if it publishes here; stop publishing otherwise."""
-        room = self.state.room(self.meeting)
-        site = room.programme.sites.get(room.floor) if room.floor else None
-        if site is not None and room.floor == self.published_unit and site is self.published_site:
-            return
-        await self._stop_publishing()
-        if site is not None and room.floor is not None and room.floor != UPSTREAM:
-            # the floor holder's current publication (its microphone alone, then camera and microphone)
-            self.publish = await publish_upstream(self.state, self.meeting, site, self._token(room.floor))
-            self.published_unit, self.published_site = room.floor, site
+        """Publish the floor holder upstream if it publishes here; stop publishing otherwise.
+
+        Make before break: a new publication (another floor holder, or the same site moving from
+        its microphone alone to camera and microphone) is up before the old one ends, so the
+        upstream never goes a handshake without the floor holder's sound. One change at a time."""
+        async with self._changing:
+            room = self.state.room(self.meeting)
+            site = room.programme.sites.get(room.floor) if room.floor else None
+            if site is not None and room.floor == self.published_unit and site is self.published_site:
+                return
+            old, old_unit = self.publish, self.published_unit
+            self.publish, self.published_unit, self.published_site = None, None, None
+            try:
+                if site is not None and room.floor is not None and room.floor != UPSTREAM:
+                    self.publish = await publish_upstream(self.state, self.meeting, site, self._token(room.floor))
+                    self.published_unit, self.published_site = room.floor, site
+            finally:
+                if old is not None and old_unit is not None:
+                    if old_unit == self.published_unit:
+                        # The same floor holder published again: the upstream ends the old publication
+                        # itself once the new one carries media; ours goes only after that.
+                        retiring = asyncio.ensure_future(self._retire(old, old_unit))
+                        self._retiring.add(retiring)
+                        retiring.add_done_callback(self._retiring.discard)
+                    else:
+                        await close_link(old, self._token(old_unit), self.state.config.upstream_url)
+
+    async def _retire(self, link: Link, unit: str) -> None:
+        try:
+            await asyncio.sleep(RETIRE_AFTER)
+        finally:
+            await close_link(link, self._token(unit), self.state.config.upstream_url)
 
     async def republish(self) -> None:
         """The upstream ended our publication (it had seen nothing for a while): publish again."""
-        await self._stop_publishing()
+        async with self._changing:
+            await self._stop_publishing()
         await self.floor_changed()
 
     async def _stop_publishing(self) -> None:
@@ -185,7 +222,11 @@ class Uplink:
         self.published_site = None
 
     async def close(self) -> None:
-        await self._stop_publishing()
+        async with self._changing:
+            await self._stop_publishing()
+        for retiring in list(self._retiring):
+            retiring.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         if self.play is not None:
             self.state.room(self.meeting).programme.unpublish(UPSTREAM)
             await close_link(self.play, self._token(self.state.config.unit), self.state.config.upstream_url)

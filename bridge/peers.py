@@ -146,10 +146,28 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
     state.sessions[session.id] = session
     session.answer = answer
     room.programme.publish(session.site, chair=claims.role == "chair")
-    if previous is not None:  # the same site published again (reconnect): the new one wins
-        asyncio.get_running_loop().create_task(state.close_session(previous))
+    if previous is not None:  # the same site published again (reconnect, or camera added): the new one wins
+        asyncio.get_running_loop().create_task(_replace(state, previous, session))
     await state.opened(session)
     return session
+
+
+REPLACE_WAIT = 5.0  # seconds a publication waits for its replacement's media before it ends anyway
+
+
+async def _replace(state: BridgeState, previous: PeerSession, new: PeerSession) -> None:
+    """End ``previous`` once every source of ``new`` carries media (or REPLACE_WAIT passes): the
+    programme's switches take each new source at its first packet (video at its first keyframe),
+    so listeners hear and see no gap while the new connection completes its handshake (a site
+    adding its camera to its microphone)."""
+    flowing = [asyncio.ensure_future(source.flowing.wait()) for source in new.sources]
+    try:
+        if flowing:
+            await asyncio.wait(flowing, timeout=REPLACE_WAIT)
+    finally:
+        for waiter in flowing:
+            waiter.cancel()
+        await state.close_session(previous)
 
 
 def _own_voice(programme: Programme, output: Switch, claims: JoinClaims) -> Callable[[], bool] | None:

@@ -198,6 +198,7 @@ class Source:
         # dropped here, before the programme and the cascade see them.
         self.muted = False
         self.dropped_muted = 0
+        self.flowing = asyncio.Event()  # set at the first packet (a publication replacing another waits for it)
         self.frames = 0
         self.keyframes_seen = 0
         self._task: asyncio.Task[None] | None = None
@@ -211,6 +212,8 @@ class Source:
         return self._keyframes.sent if self._keyframes is not None else 0
 
     def feed(self, packet: av.Packet) -> None:
+        if not self.flowing.is_set():
+            self.flowing.set()
         if self.muted:
             self.dropped_muted += 1
             return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import itertools
 import math
 import time
 from collections import deque
@@ -79,6 +80,7 @@ class Ear:
     mid: str
     chunks: deque[tuple[float, np.ndarray]] = field(default_factory=lambda: deque(maxlen=100))
     frames: int = 0
+    timeline: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=1000))  # (arrival, pts, n)
 
     def feed(self, frame: av.AudioFrame) -> None:
         data = frame.to_ndarray()
@@ -86,6 +88,17 @@ class Ear:
             if frame.format.is_packed else data[0]
         self.chunks.append((time.monotonic(), mono.astype(np.int16)))
         self.frames += 1
+        if frame.pts is not None:
+            self.timeline.append((time.monotonic(), int(frame.pts), len(mono)))
+
+    def longest_gap(self, since: float) -> float:
+        """The longest hole, in seconds of media time, between consecutive frames that arrived
+        after ``since`` (monotonic). The bridges stamp a timeline by the wall clock across a
+        change of source, so a source that went quiet shows as a jump; a process that merely falls
+        behind (a loaded machine) delivers late frames without one."""
+        stamps = [(pts, n) for at, pts, n in self.timeline if at >= since]
+        gaps = [(b[0] - a[0] - a[1]) / SAMPLE_RATE for a, b in itertools.pairwise(stamps)]
+        return max(gaps, default=0.0)
 
     def hears(self, window: float = WINDOW_S) -> float | None:
         """The frequency this track carries over the last ``window`` seconds (None: silence or

@@ -11,6 +11,7 @@ tier (aiortc's "balanced" bundle policy left the second audio m-line on a dead t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -179,3 +180,31 @@ async def test_nobody_hears_themselves(conference: Conference) -> None:
     assert conf.a.floor.hears() is None, f"commune A hears itself: {conf.a.heard()}"
     assert conf.chair.chair.hears() is None, f"the chair hears itself: {conf.chair.heard()}"
     assert near(conf.chair.floor.hears(), A_HZ), conf.chair.heard()
+
+
+async def test_the_floor_holder_stays_heard_when_its_camera_joins(conference: Conference) -> None:
+    """As a site page does: A sends its microphone alone, is given the floor (heard at once), then
+    publishes camera and microphone, which replace the microphone-only publication. B (A's own
+    province) and C (through the centre) keep hearing A through the change: a bridge ends the old
+    publication only once the new one carries media, and the cascade sends up the floor-audio
+    timeline, not one source (a full-suite CI run caught C going silent for a handshake)."""
+    conf = conference
+    mic = await whip(conf.p.url, 1, token(P, "A"), None, ToneTrack(A_HZ))
+    conf.a_pub = mic
+    conf.set_floor("A")
+    await conf.floor_changed()
+    await asyncio.gather(*(until_heard(listener, "floor", A_HZ, who=who) for who, listener in conf.listeners().items()))
+    await asyncio.sleep(0.5)
+
+    conf.a_pub = await whip(conf.p.url, 1, token(P, "A"), EncodedVideoTrack("vp8", 176, 144), ToneTrack(A_HZ))
+    since = time.monotonic()
+    await conf.floor_changed()
+    await asyncio.sleep(2.0)
+    await mic.pc.close()
+    for who, listener in conf.listeners().items():
+        assert near(listener.floor.hears(), A_HZ), f"{who} no longer hears A: {listener.heard()}"
+        gap = listener.floor.longest_gap(since)
+        print(f"{who}: longest hole in A's sound while its camera joined {gap * 1000:.0f} ms")
+        # a listener notices ~0.1 s; the old break-before-make cascade left 0.1–0.3 s (more when loaded)
+        assert gap < 0.06, f"{who}: A's sound had a {gap * 1000:.0f} ms hole while its camera joined"
+    await until(lambda: conf.central.state.room(1).programme.on_air == "A", STEP, "A's picture at the centre")

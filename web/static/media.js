@@ -166,11 +166,17 @@ export class MediaLink {
   async setPublishing(on) {
     this.wantPublish = on || this.alwaysPublish;
     if (this.wantPublish && !this.publisher?.video && this.grant?.bridge) {
+      const micOnly = this.publisher;
       try {
         this.grant = await fetchGrant(this.meetingId);  // fresh token, and may_publish now true
-        this.stopPublishing();  // the microphone alone: camera and microphone replace it
+        // Camera and microphone replace the microphone alone, make before break: the bridge ends
+        // the old publication once the new one carries media, so the floor is heard without a gap.
+        this.publisher = null;
         await this.publish(true);
+        if (micOnly) this.retire(micOnly, this.publisher?.pc);
       } catch (err) {
+        if (micOnly && !this.publisher) this.publisher = micOnly;
+        else if (micOnly) this.retire(micOnly, null);
         if (err?.name === "NotAllowedError") this.setStatus("denied");
         else setTimeout(() => this.setPublishing(this.wantPublish), 1000);
       }
@@ -204,6 +210,26 @@ export class MediaLink {
       this.stopPublishing();
       throw err;
     }
+  }
+
+  // End a replaced publication once its successor is connected (and a moment more, for the bridge
+  // to take the new source at its first packet).
+  retire(old, successor) {
+    let ended = false;
+    const finish = () => {
+      if (ended) return;
+      ended = true;
+      successor?.removeEventListener("connectionstatechange", settled);
+      setTimeout(() => {
+        hangUp(old.location, old.token);
+        old.pc.close();
+        for (const t of old.media.getTracks()) t.stop();
+      }, 1000);
+    };
+    const settled = () => { if (["connected", "failed", "closed"].includes(successor.connectionState)) finish(); };
+    if (!successor || successor.connectionState === "connected") { finish(); return; }
+    successor.addEventListener("connectionstatechange", settled);
+    setTimeout(finish, 5000);  // never keep the old one longer than this
   }
 
   stopPublishing() {
