@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import signing
 from server.db import transaction
 from server.state import CLOCK, CSRF_TOKEN, DB, METRICS, PRINCIPAL, SESSION_INFO, SETTINGS, SIGNING_KEY, TOKEN_CHECKS
 from server.web_util import client_ip, is_api
+from sessions import signing
 from sessions.errors import Forbidden, ValidationFailed
 from sessions.passwords import DUMMY_HASH, verify_password
 from sessions.roles import Principal
@@ -194,9 +194,10 @@ async def ensure_reaches(db: AsyncSession, principal: Principal, unit_id: int) -
         raise Forbidden("Đơn vị này nằm ngoài phạm vi của bạn", code="out_of_scope")
 
 
-async def issue_machine_token(app: web.Application, db: AsyncSession, *, name: str, unit_id: int,
-                              scopes: frozenset[str], days: int, created_by_id: int | None) -> tuple[int, str]:
-    settings = app[SETTINGS]
+async def mint_machine_token(db: AsyncSession, *, key: bytes, max_days: int, now: datetime, name: str, unit_id: int,
+                             scopes: frozenset[str], days: int, created_by_id: int | None) -> tuple[int, str]:
+    """Create a machine token (stored by the digest of its secret) and return (id, token): the one
+    place tokens are minted, for the admin pages and API, the CLI and the demo's bridges."""
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationFailed("Tên gọi của mã truy cập phải có 1–100 ký tự", code="token_name_invalid")
@@ -204,13 +205,19 @@ async def issue_machine_token(app: web.Application, db: AsyncSession, *, name: s
     if not scopes or unknown:
         raise ValidationFailed(f"Phạm vi quyền không hợp lệ: {', '.join(sorted(unknown)) or '(trống)'}; "
                                f"chọn trong {', '.join(MACHINE_SCOPES)}", code="token_scope_invalid")
-    if not (1 <= days <= settings.machine_token_max_days):
-        raise ValidationFailed(f"Số ngày hiệu lực phải từ 1 đến {settings.machine_token_max_days}",
-                               code="token_ttl_invalid")
-    expires_at = app[CLOCK]() + timedelta(days=days)
+    if not (1 <= days <= max_days):
+        raise ValidationFailed(f"Số ngày hiệu lực phải từ 1 đến {max_days}", code="token_ttl_invalid")
+    expires_at = now + timedelta(days=days)
     tid = await auth_store.add_machine_token(db, name=name, unit_id=unit_id, scopes=scopes, expires_at=expires_at,
                                              created_by_id=created_by_id)
-    token = signing.sign(app[SIGNING_KEY], MACHINE_TOKEN_TYPE, {"tid": tid, "n": secrets.token_urlsafe(12)},
-                         expires_at)
+    token = signing.sign(key, MACHINE_TOKEN_TYPE, {"tid": tid, "n": secrets.token_urlsafe(12)}, expires_at)
     await auth_store.set_token_secret(db, tid, token)
     return tid, token
+
+
+async def issue_machine_token(app: web.Application, db: AsyncSession, *, name: str, unit_id: int,
+                              scopes: frozenset[str], days: int, created_by_id: int | None) -> tuple[int, str]:
+    """:func:`mint_machine_token` with the running server's key, limit and clock."""
+    return await mint_machine_token(db, key=app[SIGNING_KEY], max_days=app[SETTINGS].machine_token_max_days,
+                                    now=app[CLOCK](), name=name, unit_id=unit_id, scopes=scopes, days=days,
+                                    created_by_id=created_by_id)

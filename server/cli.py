@@ -370,10 +370,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tokens(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import timedelta
-
-    from server import signing
-    from server.auth import MACHINE_SCOPES, MACHINE_TOKEN_TYPE
+    from server.auth import mint_machine_token
+    from sessions.errors import ValidationFailed
     from sessions.models import utcnow
     from sessions.store import audit, units
     from sessions.store import auth as auth_store
@@ -388,19 +386,16 @@ def _tokens(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Đã thu hồi mã #{args.token_id}.")
         return 0
     scopes = frozenset(s.strip() for s in args.scopes.split(",") if s.strip())
-    if not scopes or scopes - set(MACHINE_SCOPES):
-        raise CliError(f"phạm vi quyền không hợp lệ; chọn trong {', '.join(MACHINE_SCOPES)}")
-    if not 1 <= args.days <= settings.machine_token_max_days:
-        raise CliError(f"--days phải từ 1 đến {settings.machine_token_max_days}")
-    key = settings.signing_key()
 
     async def add(session: AsyncSession) -> str:
         unit = await units.get_by_code(session, args.unit)
-        expires = utcnow() + timedelta(days=args.days)
-        tid = await auth_store.add_machine_token(session, name=args.name, unit_id=unit.id,
-                                                 scopes=scopes, expires_at=expires, created_by_id=None)
-        token = signing.sign(key, MACHINE_TOKEN_TYPE, {"tid": tid, "n": secrets.token_urlsafe(12)}, expires)
-        await auth_store.set_token_secret(session, tid, token)
+        try:
+            tid, token = await mint_machine_token(session, key=settings.signing_key(),
+                                                  max_days=settings.machine_token_max_days, now=utcnow(),
+                                                  name=args.name, unit_id=unit.id, scopes=scopes, days=args.days,
+                                                  created_by_id=None)
+        except ValidationFailed as exc:
+            raise CliError(exc.message) from None
         await audit.record(session, audit.CLI, "token_issued", f"token:{tid}", name=args.name)
         return token
 

@@ -8,22 +8,18 @@ console and a site page sees and hears the programme and can hand the floor over
 from __future__ import annotations
 
 import asyncio
-import secrets
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import signing
-from server.auth import MACHINE_TOKEN_TYPE
+from server.auth import mint_machine_token
 from server.settings import Settings
 from sessions.models import utcnow
-from sessions.store import auth as auth_store
 from sessions.store import units
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,19 +46,14 @@ def _free(host: str, port: int) -> bool:
 async def _tokens(settings: Settings) -> dict[str, str]:
     from server.cli import _with_db
 
-    key = settings.signing_key()
-    expires = utcnow() + timedelta(days=7)
-
     async def work(db: AsyncSession) -> dict[str, str]:
         out: dict[str, str] = {}
         for code, _offset, _up in BRIDGES:
             unit = await units.get_by_code(db, code)
-            tid = await auth_store.add_machine_token(db, name=f"demo-bridge-{code}", unit_id=unit.id,
-                                                     scopes=frozenset({"bridge"}), expires_at=expires,
-                                                     created_by_id=None)
-            token = signing.sign(key, MACHINE_TOKEN_TYPE, {"tid": tid, "n": secrets.token_urlsafe(12)}, expires)
-            await auth_store.set_token_secret(db, tid, token)
-            out[code] = token
+            _tid, out[code] = await mint_machine_token(
+                db, key=settings.signing_key(), max_days=settings.machine_token_max_days, now=utcnow(),
+                name=f"demo-bridge-{code}", unit_id=unit.id, scopes=frozenset({"bridge"}),
+                days=min(7, settings.machine_token_max_days), created_by_id=None)
         return out
 
     return await _with_db(settings, work)

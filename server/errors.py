@@ -10,9 +10,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from server.i18n import translator
-from server.signing import BadToken
 from server.web_util import is_api, json_error, lang_of, render
 from sessions.errors import DomainError, ImportRejected
+from sessions.signing import BadToken
 
 log = logging.getLogger("hoinghi.errors")
 

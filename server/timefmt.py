@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
+from sessions.timezone import VN
 
 
 def local(dt: datetime | None, fmt: str = "%H:%M %d/%m/%Y") -> str:

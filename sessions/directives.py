@@ -13,14 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from sessions.errors import Conflict, ValidationFailed
+from sessions.timezone import VN
 from sessions.units import Level
 
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_TEXT = 4000
-MAX_REPORT = 4000
 MAX_NAMED_UNITS = 200  # units named one by one; "every unit of level L under U" has no cap
 
 
@@ -33,7 +31,6 @@ class Bucket(StrEnum):
 
 # Overdue first: the order of "my unit's directives".
 BUCKET_ORDER: tuple[Bucket, ...] = (Bucket.OPEN_OVERDUE, Bucket.OPEN_WITHIN, Bucket.DONE_LATE, Bucket.DONE_ON_TIME)
-BUCKET_RANK = {b: i for i, b in enumerate(BUCKET_ORDER)}
 BUCKET_LABEL_VI = {
     Bucket.OPEN_OVERDUE: "Quá hạn chưa hoàn thành",
     Bucket.OPEN_WITHIN: "Đang thực hiện trong hạn",

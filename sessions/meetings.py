@@ -114,7 +114,7 @@ class Seat:
     muted: bool = False
     muted_by: MuteBy | None = None
 
-    def connect(self, at: datetime) -> bool:
+    def connect(self) -> bool:
         """A connection opened. True when the unit went from offline to online (new interval)."""
         self.online += 1
         if self.online > 1:
@@ -124,7 +124,7 @@ class Seat:
             self.reason = ""
         return True
 
-    def disconnect(self, at: datetime) -> bool:
+    def disconnect(self) -> bool:
         """A connection closed. True when the unit's last connection went (interval closes)."""
         if self.online == 0:
             return False
@@ -221,6 +221,14 @@ class Floor:
         return self.grant(new), new
 
 
+PRESENT = frozenset({Attendance.PRESENT_ONLINE, Attendance.PRESENT_IN_PERSON})
+
+
+def is_present(status: Attendance | str) -> bool:
+    """The roll call's "present": online or in person (what every count and console sums)."""
+    return status in PRESENT
+
+
 def tally(seats: list[tuple[str, int | None, Attendance, int]]) -> dict[str, dict[str, int]]:
     """Counts at a glance: rows of (level, province id, status, online) → per level and per
     province: expected, present (online or in person), online now, absent, not called."""
@@ -230,7 +238,7 @@ def tally(seats: list[tuple[str, int | None, Attendance, int]]) -> dict[str, dic
         c = out.setdefault(key, {"expected": 0, "present": 0, "online": 0, "in_person": 0, "absent": 0,
                                  "not_called": 0})
         c["expected"] += 1
-        if status in (Attendance.PRESENT_ONLINE, Attendance.PRESENT_IN_PERSON):
+        if is_present(status):
             c["present"] += 1
         if status is Attendance.PRESENT_IN_PERSON:
             c["in_person"] += 1

@@ -7,15 +7,14 @@ so a reviewer can find it, and each carries a stable code.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
-from zoneinfo import ZoneInfo
 
 from sessions.errors import ValidationFailed
 from sessions.meetings import Attendance
+from sessions.timezone import VN
 
 if TYPE_CHECKING:
     from sessions.minutes import Minutes
 
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def _fail(message: str, code: str, **detail: Any) -> NoReturn:

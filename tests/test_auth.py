@@ -13,9 +13,9 @@ import aiohttp
 from sqlalchemy import func, select
 from yarl import URL
 
-from server import signing
 from server.auth import MACHINE_TOKEN_TYPE, PRELOGIN_CSRF_COOKIE, SESSION_COOKIE
 from server.state import DB, SIGNING_KEY
+from sessions import signing
 from sessions.models import AuditEntry, MachineToken, User, WebSession
 from tests.conftest import ACCOUNTS, PASSWORD, LiveServer
 from tests.test_scope import ROUTES, Req, changed, fixture_ids, issue_token, send, session_client, snapshot

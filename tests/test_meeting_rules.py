@@ -48,12 +48,12 @@ def test_actions_need_an_open_meeting() -> None:
 
 def test_seat_connection_follows_presence() -> None:
     seat = Seat(1)
-    assert seat.connect(T0) is True and seat.status is Attendance.PRESENT_ONLINE
-    assert seat.connect(T0) is False  # a second tab opens no new interval
-    assert seat.disconnect(T0) is False and seat.online == 1
+    assert seat.connect() is True and seat.status is Attendance.PRESENT_ONLINE
+    assert seat.connect() is False  # a second tab opens no new interval
+    assert seat.disconnect() is False and seat.online == 1
     seat.hand_at = T0
-    assert seat.disconnect(T0) is True and seat.online == 0 and seat.hand_at is None
-    assert seat.disconnect(T0) is False  # never negative
+    assert seat.disconnect() is True and seat.online == 0 and seat.hand_at is None
+    assert seat.disconnect() is False  # never negative
     assert seat.status is Attendance.PRESENT_ONLINE  # it attended
 
 
@@ -64,7 +64,7 @@ def test_absence_needs_reason_and_an_offline_site() -> None:
     assert err.value.code == "reason_required" and seat.status is Attendance.NOT_CALLED
     seat.mark_absent("Mất điện")
     assert seat.status is Attendance.ABSENT and seat.reason == "Mất điện"
-    seat.connect(T0)  # the site turns up after all
+    seat.connect()  # the site turns up after all
     assert seat.status is Attendance.PRESENT_ONLINE and seat.reason == ""
     with pytest.raises(ValidationFailed) as err2:
         seat.mark_absent("x")
@@ -74,7 +74,7 @@ def test_absence_needs_reason_and_an_offline_site() -> None:
 def test_in_person_is_kept_when_a_connection_opens() -> None:
     seat = Seat(1)
     seat.mark_in_person()
-    seat.connect(T0)
+    seat.connect()
     assert seat.status is Attendance.PRESENT_IN_PERSON
 
 

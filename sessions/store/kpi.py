@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,10 +30,10 @@ from sessions.errors import DomainError, ValidationFailed
 from sessions.kpi import Catalog, Value, validate_value
 from sessions.models import KpiReport, KpiTotal, Unit, UnitClosure
 from sessions.store import kpi_catalog
+from sessions.timezone import VN
 from sessions.units import deepest_first
 
 MAX_REPORTS = 10_000
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 _CHUNK = 2000
 _TOTALS = cast(Table, KpiTotal.__table__)
 _REPORTS = cast(Table, KpiReport.__table__)

@@ -19,11 +19,13 @@ from sessions.errors import NotFound, ValidationFailed
 from sessions.meetings import (
     ATTENDANCE_LABEL_VI,
     STATE_LABEL_VI,
+    TRANSITIONS,
     Attendance,
     Floor,
     MeetingState,
     MuteBy,
     Seat,
+    is_present,
     require_open,
 )
 from sessions.models import AttendanceInterval, FloorTurn, Meeting, Participant, Unit, UnitClosure
@@ -55,7 +57,7 @@ _SEAT_COLS = (Participant.unit_id, Unit.code, Unit.name, Participant.level, Part
 def _seat_dict(r: Any) -> dict[str, Any]:
     return {"unit_id": r[0], "code": r[1], "name": r[2], "level": r[3], "province_id": r[4], "status": r[5],
             "reason": r[6], "online": r[7], "hand_at": r[8].isoformat() if r[8] else None, "muted": bool(r[9]),
-            "muted_by": r[12] or None, "spoke_seconds": r[10], "seq": r[11]}
+            "muted_by": r[12] or None, "spoke_seconds": r[10], "seq": r[11], "present": is_present(r[5])}
 
 
 async def seat_row(db: AsyncSession, meeting_id: int, unit_id: int) -> dict[str, Any]:
@@ -92,7 +94,7 @@ async def meeting_state(db: AsyncSession, meeting_id: int) -> dict[str, Any]:
         floor = {"unit_id": row[3], "code": u[0], "name": u[1], "since": since.isoformat() if since else None}
     state = MeetingState(row[2])
     return {"id": row[0], "title": row[1], "state": state.value, "state_label": STATE_LABEL_VI[state],
-            "floor": floor, "seq": row[4]}
+            "next_states": sorted(TRANSITIONS[state]), "floor": floor, "seq": row[4]}
 
 
 async def _path(db: AsyncSession, unit_id: int) -> tuple[int, ...]:
@@ -140,7 +142,7 @@ async def connect(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime)
     seq = await bump_seq(db, meeting_id)
     require_open(await _state(db, meeting_id), "kết nối")
     p, seat = await _load(db, meeting_id, unit_id)
-    if seat.connect(at):
+    if seat.connect():
         db.add(AttendanceInterval(meeting_id=meeting_id, unit_id=unit_id, joined_at=at))
     _store(p, seat, seq)
     await db.flush()
@@ -171,10 +173,10 @@ async def presence_many(db: AsyncSession, meeting_id: int, changes: list[tuple[i
     for seq, (uid, up) in enumerate(changes, start=last - len(changes) + 1):
         seat = seats[uid]
         if up:
-            if seat.connect(at):
+            if seat.connect():
                 opened[uid] = AttendanceInterval(meeting_id=meeting_id, unit_id=uid, joined_at=at)
                 created.append(opened[uid])
-        elif seat.disconnect(at):
+        elif seat.disconnect():
             interval = opened.pop(uid, None)
             if interval is not None:
                 interval.left_at = at
@@ -193,7 +195,7 @@ async def presence_many(db: AsyncSession, meeting_id: int, changes: list[tuple[i
 async def disconnect(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime) -> list[LiveEvent]:
     seq = await bump_seq(db, meeting_id)
     p, seat = await _load(db, meeting_id, unit_id)
-    if seat.disconnect(at):
+    if seat.disconnect():
         await db.execute(update(AttendanceInterval).where(
             AttendanceInterval.meeting_id == meeting_id, AttendanceInterval.unit_id == unit_id,
             AttendanceInterval.left_at.is_(None)).values(left_at=at))

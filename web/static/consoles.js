@@ -26,7 +26,6 @@ const el = (tag, attrs = {}, ...kids) => {
   for (const kid of kids) node.append(kid);
   return node;
 };
-const PRESENT = new Set(["present_online", "present_in_person"]);
 
 function flash(message) {
   const box = $("#flash");
@@ -75,10 +74,8 @@ class MeetingView {
     holder.textContent = data.floor ? `${data.floor.name} (${data.floor.code})` : t("js.meeting.floor_chair");
     holder.dataset.unit = data.floor ? data.floor.code : "";
     this.showOnAir();
-    document.querySelectorAll(".state-btn").forEach((b) => {
-      const allowed = { scheduled: ["rehearsal", "cancelled"], rehearsal: ["live", "cancelled"], live: ["concluded"] };
-      b.disabled = !(allowed[data.state] || []).includes(b.dataset.to);
-    });
+    // the moves the server's state machine allows from here (sessions.meetings.TRANSITIONS)
+    document.querySelectorAll(".state-btn").forEach((b) => { b.disabled = !(data.next_states || []).includes(b.dataset.to); });
   }
 }
 
@@ -86,7 +83,7 @@ function counts(seats) {
   const c = { expected: 0, present: 0, online: 0, absent: 0, not_called: 0 };
   for (const s of seats) {
     c.expected++;
-    if (PRESENT.has(s.status)) c.present++;
+    if (s.present) c.present++;  // the server's rule (sessions.meetings.is_present)
     if (s.online) c.online++;
     if (s.status === "absent") c.absent++;
     if (s.status === "not_called") c.not_called++;
