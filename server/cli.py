@@ -49,14 +49,7 @@ def _progress_bar(desc: str) -> tuple[Callable[[int, int], None], Callable[[], N
 
 
 async def _with_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    url = settings.effective_database_url()
-    await db.upgrade(url)
-    engine = db.make_engine(url)
-    try:
-        async with db.transaction(db.sessionmaker(engine)) as session:
-            return await work(session)
-    finally:
-        await engine.dispose()
+    return await db.run_once(settings.effective_database_url(), work)
 
 
 def unit_rows(settings: Settings, source: str, *, file: str | None = None, spec: str | None = None,

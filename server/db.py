@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -63,3 +65,15 @@ def upgrade_sync(url: str, revision: str = "head") -> None:
 async def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema to ``revision``: migrations are the only way the schema is made."""
     await asyncio.to_thread(upgrade_sync, url, revision)
+
+
+async def run_once(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Migrate the database at ``url`` to head, run ``work`` in one transaction on a fresh engine,
+    dispose of the engine (the CLI's commands and the demo's set-up)."""
+    await upgrade(url)
+    engine = make_engine(url)
+    try:
+        async with transaction(sessionmaker(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()

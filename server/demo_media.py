@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import db
 from server.auth import mint_machine_token
 from server.settings import Settings
 from sessions.models import utcnow
@@ -44,8 +45,6 @@ def _free(host: str, port: int) -> bool:
 
 
 async def _tokens(settings: Settings) -> dict[str, str]:
-    from server.cli import _with_db
-
     async def work(db: AsyncSession) -> dict[str, str]:
         out: dict[str, str] = {}
         for code, _offset, _up in BRIDGES:
@@ -56,7 +55,7 @@ async def _tokens(settings: Settings) -> dict[str, str]:
                 days=min(7, settings.machine_token_max_days), created_by_id=None)
         return out
 
-    return await _with_db(settings, work)
+    return await db.run_once(settings.effective_database_url(), work)
 
 
 def start(settings: Settings) -> tuple[Settings, list[RunningBridge]]:

@@ -23,7 +23,8 @@ from typing import Any
 
 from sessions.errors import ValidationFailed
 from sessions.meetings import Attendance
-from sessions.minutes_rules import VN, check_minutes
+from sessions.minutes_rules import check_minutes
+from sessions.timezone import VN
 from sessions.units import Level
 
 SCHEMA = 1
