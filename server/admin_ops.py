@@ -7,14 +7,12 @@ import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import actor_of, ensure_reaches, issue_machine_token
 from server.db import transaction
 from server.state import CLOCK, DB
 from sessions.errors import Forbidden, ValidationFailed
-from sessions.models import Unit
 from sessions.passwords import hash_password
 from sessions.roles import Permission, Principal, Role, parse_role
 from sessions.store import audit, units
@@ -98,7 +96,7 @@ async def check_import_scope(db: AsyncSession, principal: Principal, rows: list[
     """A principal may only add or change units inside its own subtree."""
     in_scope = await units.subtree_ids(db, principal.unit_id)
     codes = {r.code for r in rows} | {r.parent_code for r in rows if r.parent_code}
-    stored = dict((await db.execute(select(Unit.code, Unit.id).where(Unit.code.in_(codes)))).all())
+    stored = await units.ids_by_code(db, codes)
     batch = {r.code for r in rows}
     for row in rows:
         if row.code in stored and stored[row.code] not in in_scope:

@@ -195,18 +195,14 @@ async def demo_meeting(settings: Settings) -> int:
     tomorrow 14:00 Hanoi time — created once; later runs reuse it."""
     from datetime import datetime, timedelta
 
-    from sqlalchemy import select
-
-    from server.timefmt import VN
-    from sessions.models import Meeting
     from sessions.store import meetings, units
+    from sessions.timezone import VN
     from sessions.units import Level
 
     async def work(session: AsyncSession) -> int:
-        found = (await session.execute(select(Meeting.id).where(Meeting.title == DEMO_MEETING_TITLE)
-                                       .order_by(Meeting.id.desc()))).scalars().first()
+        found = await meetings.latest_titled(session, DEMO_MEETING_TITLE)
         if found is not None:
-            return int(found)
+            return found
         root = await units.get_by_code(session, DEFAULT_ROOT_CODE)
         tomorrow = (datetime.now(VN) + timedelta(days=1)).replace(hour=14, minute=0, second=0, microsecond=0)
         return await meetings.schedule(session, title=DEMO_MEETING_TITLE, agenda=DEMO_MEETING_AGENDA,

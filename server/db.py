@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -77,3 +77,8 @@ async def run_once(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
             return await work(session)
     finally:
         await engine.dispose()
+
+
+async def ping(session: AsyncSession) -> None:
+    """One round trip to the database (the health check)."""
+    await session.execute(text("SELECT 1"))

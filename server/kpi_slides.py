@@ -5,25 +5,22 @@ the ministry, the ranking of its child units on the on-time rate. Built for many
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.live.wire import dumps
 from server.state import BUS
-from server.timefmt import local
 from sessions.kpi import Direction, Indicator, Kind, Value, colour, display, rank
-from sessions.models import KpiTotal, Meeting, MeetingKpiSnapshot, Unit
 from sessions.store import kpi as kpi_store
 from sessions.store import kpi_catalog
+from sessions.store import kpi_slides as slide_store
+from sessions.store.kpi_slides import Previous
 
 PERIOD = "campaign"
 RANKED = "DVC_TY_LE_DUNG_HAN"  # the ministry's table of child units
-TREND_MONTHS = 6
 MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
@@ -64,96 +61,17 @@ def _shown(ind: Indicator, v: Value) -> float | None:
     return float(v.num)
 
 
-@dataclass(frozen=True, slots=True)
-class Previous:
-    """A unit's campaign values frozen when its latest concluded meeting ended."""
-
-    meeting_id: int
-    title: str
-    date: str
-    values: dict[str, Value]
-
-
-async def previous_meeting(db: AsyncSession, unit_ids: Sequence[int], period: str = PERIOD) -> dict[int, Previous]:
-    """Per unit, the snapshot of the last concluded meeting that holds its values (one query per
-    chunk for the rows, one for the meetings' titles)."""
-    snap = MeetingKpiSnapshot
-    out: dict[int, Previous] = {}
-    rows: list[Any] = []
-    for start in range(0, len(unit_ids), 2000):
-        chunk = unit_ids[start:start + 2000]
-        last = (select(snap.unit_id, func.max(snap.taken_at).label("at"))
-                .where(snap.phase == "concluded", snap.period == period, snap.unit_id.in_(chunk))
-                .group_by(snap.unit_id).subquery())
-        rows += (await db.execute(
-            select(snap.unit_id, snap.meeting_id, snap.indicator, snap.num, snap.den)
-            .join(last, (last.c.unit_id == snap.unit_id) & (last.c.at == snap.taken_at))
-            .where(snap.phase == "concluded", snap.period == period))).all()
-    if not rows:
-        return out
-    meetings = {r.id: r for r in (await db.execute(
-        select(Meeting.id, Meeting.title, Meeting.scheduled_start)
-        .where(Meeting.id.in_({r.meeting_id for r in rows})))).all()}
-    # Two meetings concluded at the same instant: the later one (higher id) is the reference.
-    latest: dict[int, int] = {}
-    for r in rows:
-        latest[r.unit_id] = max(latest.get(r.unit_id, 0), r.meeting_id)
-    for r in rows:
-        if r.meeting_id != latest[r.unit_id]:
-            continue
-        m = meetings[r.meeting_id]
-        prev = out.get(r.unit_id)
-        if prev is None:
-            prev = out[r.unit_id] = Previous(m.id, m.title, local(m.scheduled_start, "%d/%m/%Y"), {})
-        prev.values[r.indicator] = Value(int(r.num), int(r.den))
-    return out
-
-
-async def monthly_trend(db: AsyncSession, unit_ids: Sequence[int],
-                        months: int = TREND_MONTHS) -> dict[int, dict[str, list[tuple[str, Value]]]]:
-    """Per unit and indicator, the last ``months`` monthly totals (oldest first)."""
-    found: dict[int, dict[str, list[tuple[str, Value]]]] = {}
-    for start in range(0, len(unit_ids), 2000):
-        rows = await db.execute(select(KpiTotal.unit_id, KpiTotal.indicator, KpiTotal.period, KpiTotal.num,
-                                       KpiTotal.den)
-                                .where(KpiTotal.unit_id.in_(unit_ids[start:start + 2000]),
-                                       KpiTotal.period.like("____-__"), KpiTotal.period.not_like("%Q%")))
-        for uid, ind, period, num, den in rows.all():
-            found.setdefault(uid, {}).setdefault(ind, []).append((period, Value(int(num), int(den))))
-    for per_unit in found.values():
-        for ind, series in per_unit.items():
-            per_unit[ind] = sorted(series)[-months:]
-    return found
-
-
 async def slides(db: AsyncSession, unit_ids: Iterable[int], period: str = PERIOD) -> dict[int, dict[str, Any]]:
     """Slide data per unit: few queries whatever the number of units."""
     wanted = sorted(set(unit_ids))
     if not wanted:
         return {}
-    units: dict[int, Any] = {}
-    for start in range(0, len(wanted), 2000):
-        rows = await db.execute(select(Unit.id, Unit.code, Unit.name, Unit.level, Unit.parent_id)
-                                .where(Unit.id.in_(wanted[start:start + 2000])))
-        units |= {r.id: r for r in rows.all()}
-    parents = sorted({u.parent_id for u in units.values() if u.parent_id is not None})
-    roots = [u.id for u in units.values() if u.parent_id is None]
-    family: dict[int | None, list[Any]] = {}
-    for start in range(0, len(parents), 2000):
-        rows = await db.execute(select(Unit.id, Unit.code, Unit.name, Unit.parent_id)
-                                .where(Unit.parent_id.in_(parents[start:start + 2000])))
-        for r in rows.all():
-            family.setdefault(r.parent_id, []).append(r)
-    children: dict[int, list[Any]] = {}
-    if roots:
-        rows = await db.execute(select(Unit.id, Unit.code, Unit.name, Unit.parent_id).where(Unit.parent_id.in_(roots)))
-        for r in rows.all():
-            children.setdefault(r.parent_id, []).append(r)
+    units, family, children = await slide_store.unit_family(db, wanted)
     ids = set(units) | {r.id for rs in family.values() for r in rs} | {r.id for rs in children.values() for r in rs}
     values = await kpi_store.totals_of(db, ids, period)
     catalog = await kpi_catalog.load(db)
-    previous = await previous_meeting(db, wanted, period)
-    trends = await monthly_trend(db, wanted)
+    previous = await slide_store.previous_meeting(db, wanted, period)
+    trends = await slide_store.monthly_trend(db, wanted)
     out: dict[int, dict[str, Any]] = {}
     for uid, u in units.items():
         siblings = [r.id for r in family.get(u.parent_id, [])] if u.parent_id is not None else [uid]

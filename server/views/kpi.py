@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from server import kpi_slides
@@ -14,10 +13,10 @@ from server.kpi_slides import indicator_row
 from server.state import CLOCK, DB
 from server.web_util import client_ip, json_body, json_error, render, require_permission, require_principal
 from sessions.errors import Conflict, Forbidden, ValidationFailed
-from sessions.models import Unit
 from sessions.roles import Permission, Principal, Role
 from sessions.store import audit, kpi_catalog, units
 from sessions.store import kpi as kpi_store
+from sessions.store import kpi_slides as slide_store
 
 routes = web.RouteTableDef()
 
@@ -73,14 +72,11 @@ async def kpi_unit(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as db:
         unit = await units.get_by_code(db, request.match_info["unit_code"])
         await ensure_reaches(db, p, unit.id)
-        if unit.parent_id is None:
-            siblings = [unit.id]
-        else:
-            siblings = list((await db.execute(select(Unit.id).where(Unit.parent_id == unit.parent_id))).scalars())
+        siblings = await slide_store.sibling_ids(db, unit)
         values = await kpi_store.totals_of(db, siblings, period)
         catalog = await kpi_catalog.load(db)
-        previous = (await kpi_slides.previous_meeting(db, [unit.id], period)).get(unit.id)
-        trend = (await kpi_slides.monthly_trend(db, [unit.id])).get(unit.id)
+        previous = (await slide_store.previous_meeting(db, [unit.id], period)).get(unit.id)
+        trend = (await slide_store.monthly_trend(db, [unit.id])).get(unit.id)
     return web.json_response({
         "unit": unit.as_dict(), "period": period,
         "indicators": [indicator_row(i, values, unit.id, unit.level.value, siblings, previous, trend)

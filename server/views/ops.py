@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from sqlalchemy import text
 
+from server.db import ping
 from server.state import DB, METRICS
 
 routes = web.RouteTableDef()
@@ -17,7 +17,7 @@ log = logging.getLogger("hoinghi.ops")
 async def healthz(request: web.Request) -> web.StreamResponse:
     try:
         async with request.app[DB]() as db:
-            await db.execute(text("SELECT 1"))
+            await ping(db)
     except Exception as exc:  # the point of a health check is to say so, not to raise
         log.warning("health check failed", extra={"error": type(exc).__name__})
         return web.json_response({"status": "error", "database": "unreachable"}, status=503)

@@ -154,6 +154,13 @@ async def get(db: AsyncSession, meeting_id: int) -> MeetingView:
     return _mview(row)
 
 
+async def latest_titled(db: AsyncSession, title: str) -> int | None:
+    """The newest meeting of that exact title (the demo finds what it made before)."""
+    found = (await db.execute(select(Meeting.id).where(Meeting.title == title)
+                              .order_by(Meeting.id.desc()))).scalars().first()
+    return int(found) if found is not None else None
+
+
 async def visible_to(db: AsyncSession, meeting_id: int, unit_id: int) -> bool:
     """A unit sees a meeting it chairs (or that is chaired below it), or in which it or a unit of
     its subtree takes part, or in which an ancestor of it takes part as a site's parent bridge."""

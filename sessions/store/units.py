@@ -148,6 +148,11 @@ async def get_by_code(db: AsyncSession, code: str) -> UnitView:
     return _view(row)
 
 
+async def ids_by_code(db: AsyncSession, codes: set[str]) -> dict[str, int]:
+    """The stored ones of ``codes`` → their ids (unknown codes are left out)."""
+    return {code: uid for code, uid in (await db.execute(select(Unit.code, Unit.id).where(Unit.code.in_(codes)))).all()}
+
+
 async def get_by_id(db: AsyncSession, unit_id: int) -> UnitView:
     row = (await db.execute(select(*_COLS).where(Unit.id == unit_id))).first()
     if row is None:
