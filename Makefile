@@ -32,7 +32,7 @@ serve: $(STAMP)
 	$(BIN)/hoinghi serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check server sessions bridge tests bench
+	$(BIN)/ruff check server sessions bridge demo tests bench
 	$(BIN)/mypy
 
 test: $(STAMP) lint

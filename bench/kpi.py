@@ -33,13 +33,12 @@ import contextlib
 import gc
 import json
 import math
-import secrets
 import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +59,12 @@ from bench.live import (  # noqa: E402
     percentile,
     raise_fd_limit,
 )
-from server import cli, signing  # noqa: E402
+from server import commands as cli  # noqa: E402
 from server import db as dbmod  # noqa: E402
-from server.auth import MACHINE_TOKEN_TYPE  # noqa: E402
+from server.auth import mint_machine_token  # noqa: E402
 from server.settings import Settings, load_settings  # noqa: E402
 from sessions.kpi import Indicator, Kind  # noqa: E402
 from sessions.models import KpiTotal, Unit, utcnow  # noqa: E402
-from sessions.store import auth as auth_store  # noqa: E402
 from sessions.store import kpi as kpi_store  # noqa: E402
 from sessions.store import kpi_catalog  # noqa: E402
 from sessions.unit_sources import DEFAULT_ROOT_CODE  # noqa: E402
@@ -105,22 +103,19 @@ async def prepare(settings: Settings, spec: str) -> tuple[list[str], str]:
     result = await cli.import_units(settings, rows, quiet=True)
     log(f"  imported {result.added} units ({spec}) in {time.perf_counter() - started:.1f} s")
     key = settings.signing_key()
-    expires = utcnow() + timedelta(days=1)
 
     async def work(db: AsyncSession) -> tuple[list[str], str]:
         communes = list((await db.execute(select(Unit.code).where(Unit.level == Level.COMMUNE)
                                           .order_by(Unit.id))).scalars())
         root = (await db.execute(select(Unit.id).where(Unit.code == DEFAULT_ROOT_CODE))).scalar_one()
-        tid = await auth_store.add_machine_token(db, name="kpi bench", unit_id=root,
-                                                 scopes=frozenset({"kpi:write", "units:read"}), expires_at=expires,
-                                                 created_by_id=None)
-        token = signing.sign(key, MACHINE_TOKEN_TYPE, {"tid": tid, "n": secrets.token_urlsafe(12)}, expires)
-        await auth_store.set_token_secret(db, tid, token)
+        _tid, token = await mint_machine_token(db, key=key, max_days=1, now=utcnow(), name="kpi bench", unit_id=root,
+                                               scopes=frozenset({"kpi:write", "units:read"}), days=1,
+                                               created_by_id=None)
         await kpi_catalog.add(db, EXTRA_INDICATORS, utcnow(), None)
         CATALOG[:] = list(await kpi_catalog.load(db))
         return communes, token
 
-    return await cli._with_db(settings, work)
+    return await cli.with_db(settings, work)
 
 
 async def post(http: aiohttp.ClientSession, token: str, reports: list[dict[str, Any]]) -> dict[str, Any]:

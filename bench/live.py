@@ -55,7 +55,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +66,10 @@ import aiohttp  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 
-from server import cli, signing  # noqa: E402
-from server.auth import MACHINE_TOKEN_TYPE  # noqa: E402
+from server import commands as cli  # noqa: E402
+from server.auth import mint_machine_token  # noqa: E402
 from server.settings import Settings, load_settings  # noqa: E402
 from sessions.models import Unit, utcnow  # noqa: E402
-from sessions.store import auth as auth_store  # noqa: E402
 from sessions.unit_sources import DEFAULT_ROOT_CODE  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -175,23 +173,20 @@ async def prepare(settings: Settings, spec: str, chair_password: str) -> list[Si
     log(f"  imported {result.added} units ({spec}) in {time.perf_counter() - started:.1f} s")
     await cli.add_user(settings, CHAIR, DEFAULT_ROOT_CODE, "chair", "Chủ trì (benchmark)", chair_password)
     key = settings.signing_key()
-    expires = utcnow() + timedelta(days=1)
 
     async def tokens(db: AsyncSession) -> list[Site]:
         units = (await db.execute(select(Unit.id, Unit.code).where(Unit.code != DEFAULT_ROOT_CODE)
                                   .order_by(Unit.id))).all()
         sites = []
         for uid, code in units:
-            tid = await auth_store.add_machine_token(db, name=f"bridge {code}", unit_id=uid,
-                                                     scopes=frozenset({"bridge"}), expires_at=expires,
-                                                     created_by_id=None)
-            token = signing.sign(key, MACHINE_TOKEN_TYPE, {"tid": tid, "n": secrets.token_urlsafe(12)}, expires)
-            await auth_store.set_token_secret(db, tid, token)
+            _tid, token = await mint_machine_token(db, key=key, max_days=1, now=utcnow(), name=f"bridge {code}",
+                                                   unit_id=uid, scopes=frozenset({"bridge"}), days=1,
+                                                   created_by_id=None)
             sites.append(Site(uid, code, token))
         return sites
 
     started = time.perf_counter()
-    sites = await cli._with_db(settings, tokens)
+    sites = await cli.with_db(settings, tokens)
     log(f"  {len(sites)} bridge tokens (one per site unit) in {time.perf_counter() - started:.1f} s")
     return sites
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from server import demo_directives
+from demo import directives as demo_directives
 from server.db import transaction
 from server.state import DB
 from sessions.store import units as units_store

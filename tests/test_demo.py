@@ -247,7 +247,7 @@ async def test_demo_has_the_concluded_seed_meeting(http: aiohttp.ClientSession, 
                                                    demo: Demo) -> None:
     """#6's demo: the seed conference concluded, its minutes carrying the minister's three
     instructions as directives due 31/12/2022, and one of them broken down by Phú Thọ."""
-    from server import demo_directives
+    from demo import directives as demo_directives
 
     found = re.search(r"Hội nghị đã kết thúc #(\d+)", demo.first.stdout)
     assert found, demo.first.stdout

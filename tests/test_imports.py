@@ -1,6 +1,7 @@
 """The project's layers, read from the source (imports inside functions included): no import
-cycles in ``server/``, ``sessions/`` and ``bridge/``; the domain (``sessions``) imports no web or
-media framework and neither of the other two; the bridge never imports the server."""
+cycles in ``server/``, ``sessions/``, ``bridge/`` and ``demo/``; the domain (``sessions``) imports no
+web or media framework and none of the others; the bridge never imports the server; only the
+command line imports the demo."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("server", "sessions", "bridge")
+PACKAGES = ("server", "sessions", "bridge", "demo")
 FORBIDDEN = {
     "sessions": ("server", "bridge", "aiohttp", "aiortc", "aiohttp_jinja2", "av"),
-    "bridge": ("server",),
+    "bridge": ("server", "demo"),
 }
+# The demo's data lives outside the serving code: only the command line reaches it.
+DEMO_ENTRY = "server.cli"
 
 
 def _module_name(path: Path) -> str:
@@ -131,4 +134,6 @@ def test_layers_import_only_downwards() -> None:
         for imported in _imports(path, name):
             if imported.split(".")[0] in FORBIDDEN.get(top, ()):
                 wrong.append(f"{name} imports {imported}")
+            if top == "server" and imported.split(".")[0] == "demo" and name != DEMO_ENTRY:
+                wrong.append(f"{name} imports {imported} (demo data is for the command line only)")
     assert not wrong, "\n".join(sorted(wrong))

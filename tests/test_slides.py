@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from server import demo_kpi, kpi_slides
+from demo import kpi as demo_kpi
+from server import kpi_slides
 from server.db import transaction
 from sessions.store import kpi as kpi_store
 from sessions.store import units as units_store

@@ -16,13 +16,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.meetings import MeetingState
-from sessions.models import KpiTotal, Meeting, MeetingKpiSnapshot, Unit
+from sessions.store import backfill, meetings, units
 from sessions.store import kpi as kpi_store
-from sessions.store import meetings
 from sessions.store import minutes as minutes_store
 from sessions.units import Level
 
@@ -135,8 +133,8 @@ def demo_reports(communes: Sequence[str], ministry: str) -> list[dict[str, Any]]
 
 async def load(db: AsyncSession, ministry_code: str, now: datetime) -> dict[str, int]:
     """Report the demo figures (the caller's transaction); returns accepted/duplicates/corrected."""
-    ministry = (await db.execute(select(Unit.id).where(Unit.code == ministry_code))).scalar_one()
-    communes = sorted((await db.execute(select(Unit.code).where(Unit.level == "commune"))).scalars())
+    ministry = (await units.get_by_code(db, ministry_code)).id
+    communes = sorted(u.code for u in await units.subtree(db, ministry, Level.COMMUNE))
     reports = demo_reports(communes, ministry_code)
     total = {"accepted": 0, "duplicates": 0, "corrected": 0}
     for start in range(0, len(reports), kpi_store.MAX_REPORTS):
@@ -149,9 +147,9 @@ async def load(db: AsyncSession, ministry_code: str, now: datetime) -> dict[str,
 
 async def previous_meeting(db: AsyncSession, ministry_id: int, ministry_code: str) -> int:
     """The concluded July briefing and its KPI snapshot (created once; later runs reuse it)."""
-    found = (await db.execute(select(Meeting.id).where(Meeting.title == PREVIOUS_TITLE))).scalars().first()
+    found = await meetings.latest_titled(db, PREVIOUS_TITLE)
     if found is not None:
-        return int(found)
+        return found
     mid = await meetings.schedule(db, title=PREVIOUS_TITLE, agenda=["Tình hình triển khai Đề án 06 tháng 7/2022"],
                                   start=PREVIOUS_START, chair_unit_id=ministry_id, created_by_id=None,
                                   selectors=[meetings.Selector(ministry_code, (Level.PROVINCE, Level.COMMUNE))])
@@ -160,10 +158,8 @@ async def previous_meeting(db: AsyncSession, ministry_id: int, ministry_code: st
         await meetings.change_state(db, mid, target, at=at, by_user_id=None, by_name="demo")
     now: dict[tuple[int, str], tuple[int, int]] = {}
     august: dict[tuple[int, str], tuple[int, int]] = {}
-    rows = await db.execute(select(KpiTotal.unit_id, KpiTotal.indicator, KpiTotal.period, KpiTotal.num,
-                                   KpiTotal.den).where(KpiTotal.period.in_((PERIOD, MONTHS[-1]))))
-    for uid, ind, period, num, den in rows.all():
-        (now if period == PERIOD else august)[(uid, ind)] = (int(num), int(den))
+    for uid, ind, period, num, den in await backfill.totals(db, (PERIOD, MONTHS[-1])):
+        (now if period == PERIOD else august)[(uid, ind)] = (num, den)
     snapshot: list[dict[str, Any]] = []
     for (uid, ind), (num, den) in sorted(now.items()):
         if ind in MONTHLY:
@@ -175,7 +171,6 @@ async def previous_meeting(db: AsyncSession, ministry_id: int, ministry_code: st
         for phase, at in (("live", PREVIOUS_START), ("concluded", PREVIOUS_END)):
             snapshot.append({"meeting_id": mid, "phase": phase, "unit_id": uid, "indicator": ind,
                              "period": PERIOD, "num": num, "den": den, "taken_at": at})
-    for start in range(0, len(snapshot), 5000):
-        await db.execute(insert(MeetingKpiSnapshot), snapshot[start:start + 5000])
+    await backfill.kpi_snapshot(db, snapshot)
     await minutes_store.freeze(db, mid, PREVIOUS_END, "demo")  # a concluded meeting has its minutes
     return mid

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.directives import AssigneeSpec, DirectiveInput, Priority
 from sessions.meetings import MeetingState
-from sessions.models import Assignment, AttendanceInterval, FloorTurn, Meeting, Participant, Unit
-from sessions.store import audit, kpi_snapshots, meetings, units
+from sessions.store import audit, backfill, kpi_snapshots, meetings, units
 from sessions.store import directives as directive_store
 from sessions.store import minutes as minutes_store
 from sessions.units import Level
@@ -54,9 +52,9 @@ ABSENT = {"Mất điện lưới khu vực, không kết nối được": 3, "Đ
 
 async def load(db: AsyncSession, ministry_code: str) -> int:
     """Create the concluded seed meeting (the caller's transaction); returns its id."""
-    found = (await db.execute(select(Meeting.id).where(Meeting.title == TITLE))).scalars().first()
+    found = await meetings.latest_titled(db, TITLE)
     if found is not None:
-        return int(found)
+        return found
     ministry = await units.get_by_code(db, ministry_code)
     mid = await meetings.schedule(db, title=TITLE, agenda=[
         "Báo cáo sơ kết 6 tháng triển khai Đề án 06", "Phát biểu của các điểm cầu", "Kết luận của Bộ trưởng"],
@@ -83,8 +81,7 @@ async def load(db: AsyncSession, ministry_code: str) -> int:
 
 async def _roll_call(db: AsyncSession, mid: int) -> None:
     """Every site present online for the whole meeting but a few absent with their reasons."""
-    seats = (await db.execute(select(Participant.unit_id, Unit.code).join(Unit, Unit.id == Participant.unit_id)
-                              .where(Participant.meeting_id == mid).order_by(Unit.code))).all()
+    seats = await backfill.seats(db, mid)
     absent: dict[int, str] = {}
     communes = [uid for uid, code in seats if len(code) == 5]
     pick = iter(communes[7::97])
@@ -92,27 +89,15 @@ async def _roll_call(db: AsyncSession, mid: int) -> None:
         for _ in range(count):
             absent[next(pick)] = reason
     present = [uid for uid, _code in seats if uid not in absent]
-    for start in range(0, len(present), 2000):
-        chunk = present[start:start + 2000]
-        await db.execute(update(Participant).where(Participant.meeting_id == mid, Participant.unit_id.in_(chunk))
-                         .values(status="present_online", marked_by="demo"))
-        db.add_all(AttendanceInterval(meeting_id=mid, unit_id=uid, joined_at=START, left_at=END) for uid in chunk)
-    for uid, reason in absent.items():
-        await db.execute(update(Participant).where(Participant.meeting_id == mid, Participant.unit_id == uid)
-                         .values(status="absent", reason=reason, marked_by="demo"))
-    await db.flush()
+    await backfill.roll_call(db, mid, present, absent, START, END, "demo")
 
 
 async def _floor(db: AsyncSession, mid: int) -> None:
     at = START + timedelta(minutes=45)
     for code, minutes in SPEAKERS:
         unit = await units.get_by_code(db, code)
-        db.add(FloorTurn(meeting_id=mid, unit_id=unit.id, started_at=at, ended_at=at + timedelta(minutes=minutes),
-                         granted_by="demo"))
-        await db.execute(update(Participant).where(Participant.meeting_id == mid, Participant.unit_id == unit.id)
-                         .values(spoke_seconds=minutes * 60))
+        await backfill.floor_turn(db, mid, unit.id, at, at + timedelta(minutes=minutes), "demo")
         at += timedelta(minutes=minutes + 2)
-    await db.flush()
 
 
 async def _follow_up(db: AsyncSession, made: list[directive_store.Created], actor: audit.Actor) -> None:
@@ -128,8 +113,7 @@ async def _follow_up(db: AsyncSession, made: list[directive_store.Created], acto
             db, training, DirectiveInput(BREAKDOWN, date(2022, 10, 31), Priority.URGENT,
                                          AssigneeSpec(units=wards, lead=wards[0]), True),
             actor=audit.Actor("cli", name="Công an tỉnh Phú Thọ"), now=sep)
-        child = (await db.execute(select(Assignment.id).join(Unit, Unit.id == Assignment.unit_id)
-                                  .where(Unit.code == wards[0], Assignment.depth == 1))).scalar_one()
+        child = await backfill.assignment_of(db, wards[0], depth=1)
         await directive_store.report_progress(db, child, text="Đã bố trí 2 cán bộ hướng dẫn tại bộ phận một cửa.",
                                               percent=100, files=[], actor=actor, now=sep + timedelta(days=20))
         await directive_store.complete(db, child, actor=actor, now=sep + timedelta(days=20))
