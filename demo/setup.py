@@ -34,8 +34,8 @@ async def demo_setup(settings: Settings) -> list[tuple[str, str, str, str]]:
     created = []
     for username, role, unit_code, full_name in DEMO_ACCOUNTS:
 
-        async def exists(session: AsyncSession, name: str = username) -> UserView | None:
-            return await users.get_by_username(session, name)
+        async def exists(db: AsyncSession, name: str = username) -> UserView | None:
+            return await users.get_by_username(db, name)
 
         if await with_db(settings, exists) is not None:
             continue
@@ -62,13 +62,13 @@ async def demo_meeting(settings: Settings) -> int:
     from sessions.timezone import VN
     from sessions.units import Level
 
-    async def work(session: AsyncSession) -> int:
-        found = await meetings.latest_titled(session, DEMO_MEETING_TITLE)
+    async def work(db: AsyncSession) -> int:
+        found = await meetings.latest_titled(db, DEMO_MEETING_TITLE)
         if found is not None:
             return found
-        root = await units.get_by_code(session, DEFAULT_ROOT_CODE)
+        root = await units.get_by_code(db, DEFAULT_ROOT_CODE)
         tomorrow = (datetime.now(VN) + timedelta(days=1)).replace(hour=14, minute=0, second=0, microsecond=0)
-        return await meetings.schedule(session, title=DEMO_MEETING_TITLE, agenda=DEMO_MEETING_AGENDA,
+        return await meetings.schedule(db, title=DEMO_MEETING_TITLE, agenda=DEMO_MEETING_AGENDA,
                                        start=tomorrow, chair_unit_id=root.id, created_by_id=None,
                                        selectors=[meetings.Selector(DEFAULT_ROOT_CODE,
                                                                     (Level.PROVINCE, Level.COMMUNE))])
@@ -80,7 +80,7 @@ async def demo_concluded(settings: Settings) -> int:
     """The seed report's conference, concluded, with its minutes and directives (demo.directives)."""
     from demo import directives
 
-    return await with_db(settings, lambda session: directives.load(session, DEFAULT_ROOT_CODE))
+    return await with_db(settings, lambda db: directives.load(db, DEFAULT_ROOT_CODE))
 
 
 async def demo_kpi(settings: Settings) -> dict[str, int]:
@@ -88,7 +88,7 @@ async def demo_kpi(settings: Settings) -> dict[str, int]:
     from demo import kpi
     from sessions.models import utcnow
 
-    return await with_db(settings, lambda session: kpi.load(session, DEFAULT_ROOT_CODE, utcnow()))
+    return await with_db(settings, lambda db: kpi.load(db, DEFAULT_ROOT_CODE, utcnow()))
 
 
 def run(settings: Settings, serve: Callable[[Settings], None] | None) -> None:

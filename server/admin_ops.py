@@ -65,7 +65,7 @@ async def set_user_active(app: web.Application, principal: Principal, user_id: i
             raise ValidationFailed("Không thể tự khoá tài khoản của mình", code="self_lock")
         await users_store.set_active(db, user.id, active)
         if not active:
-            await auth_store.delete_user_sessions(db, user.id)
+            await auth_store.delete_user_logins(db, user.id)
         await audit.record(db, actor_of(principal), "user_unlocked" if active else "user_locked", user.username, ip)
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import transaction
-from server.state import CLOCK, CSRF_TOKEN, DB, METRICS, PRINCIPAL, SESSION_INFO, SETTINGS, SIGNING_KEY, TOKEN_CHECKS
+from server.state import CLOCK, CSRF_TOKEN, DB, LOGIN_INFO, METRICS, PRINCIPAL, SETTINGS, SIGNING_KEY, TOKEN_CHECKS
 from server.web_util import client_ip, is_api
 from sessions import signing
 from sessions.errors import Forbidden, ValidationFailed
@@ -93,10 +93,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise
     elif secret := request.cookies.get(SESSION_COOKIE):
         async with request.app[DB]() as db:
-            info = await auth_store.load_session(db, secret, request.app[CLOCK]())
+            info = await auth_store.load_login(db, secret, request.app[CLOCK]())
         if info is not None:
             request[PRINCIPAL] = info.principal
-            request[SESSION_INFO] = info
+            request[LOGIN_INFO] = info
             request[CSRF_TOKEN] = info.csrf_token
             cookie_auth = True
 
@@ -167,7 +167,7 @@ async def login(app: web.Application, username: str, password: str, ip: str) -> 
             return LoginOutcome(False, "failed")
         secret = secrets.token_urlsafe(32)
         await auth_store.purge_expired_sessions(db, now)  # housekeeping rides on logins
-        await auth_store.create_session(db, secret, user.id, secrets.token_urlsafe(32),
+        await auth_store.create_login(db, secret, user.id, secrets.token_urlsafe(32),
                                         now + timedelta(minutes=settings.session_ttl_minutes), ip)
         await audit.record(db, actor_of_user(user.id, user.username, user.unit_id), "login", name, ip, at=now)
     app[METRICS].logins.labels("ok").inc()

@@ -177,26 +177,26 @@ def _tokens(args: argparse.Namespace, settings: Settings) -> int:
     from sessions.store import auth as auth_store
 
     if args.tokens_command == "revoke":
-        async def revoke(session: AsyncSession) -> None:
-            await auth_store.get_token(session, args.token_id)
-            await auth_store.revoke_token(session, args.token_id, utcnow())
-            await audit.record(session, audit.CLI, "token_revoked", f"token:{args.token_id}")
+        async def revoke(db: AsyncSession) -> None:
+            await auth_store.get_token(db, args.token_id)
+            await auth_store.revoke_token(db, args.token_id, utcnow())
+            await audit.record(db, audit.CLI, "token_revoked", f"token:{args.token_id}")
 
         asyncio.run(with_db(settings, revoke))
         print(f"Đã thu hồi mã #{args.token_id}.")
         return 0
     scopes = frozenset(s.strip() for s in args.scopes.split(",") if s.strip())
 
-    async def add(session: AsyncSession) -> str:
-        unit = await units.get_by_code(session, args.unit)
+    async def add(db: AsyncSession) -> str:
+        unit = await units.get_by_code(db, args.unit)
         try:
-            tid, token = await mint_machine_token(session, key=settings.signing_key(),
+            tid, token = await mint_machine_token(db, key=settings.signing_key(),
                                                   max_days=settings.machine_token_max_days, now=utcnow(),
                                                   name=args.name, unit_id=unit.id, scopes=scopes, days=args.days,
                                                   created_by_id=None)
         except ValidationFailed as exc:
             raise CliError(exc.message) from None
-        await audit.record(session, audit.CLI, "token_issued", f"token:{tid}", name=args.name)
+        await audit.record(db, audit.CLI, "token_issued", f"token:{tid}", name=args.name)
         return token
 
     print(asyncio.run(with_db(settings, add)))

@@ -70,9 +70,9 @@ async def import_units(settings: Settings, rows: list[UnitRow], quiet: bool = Fa
 
     update, close = _progress_bar("Nhập đơn vị") if not quiet else ((lambda _d, _t: None), (lambda: None))
 
-    async def work(session: AsyncSession) -> ImportResult:
-        result = await units.import_units(session, rows, progress=update)
-        await audit.record(session, audit.CLI, "units_imported", f"{len(rows)} rows",
+    async def work(db: AsyncSession) -> ImportResult:
+        result = await units.import_units(db, rows, progress=update)
+        await audit.record(db, audit.CLI, "units_imported", f"{len(rows)} rows",
                            added=result.added, updated=result.updated, unchanged=result.unchanged)
         return result
 
@@ -89,11 +89,11 @@ async def add_user(settings: Settings, username: str, unit_code: str, role: str,
 
     pw_hash = await asyncio.to_thread(hash_password, password)
 
-    async def work(session: AsyncSession) -> UserView:
-        unit = await units.get_by_code(session, unit_code)
-        user = await users.create_user(session, username=username, full_name=full_name,
+    async def work(db: AsyncSession) -> UserView:
+        unit = await units.get_by_code(db, unit_code)
+        user = await users.create_user(db, username=username, full_name=full_name,
                                        password_hash=pw_hash, unit_id=unit.id, role=role)
-        await audit.record(session, audit.CLI, "user_created", user.username, role=role,
+        await audit.record(db, audit.CLI, "user_created", user.username, role=role,
                            unit=unit.code)
         return user
 
@@ -107,12 +107,12 @@ async def set_password(settings: Settings, username: str, password: str) -> None
 
     pw_hash = await asyncio.to_thread(hash_password, password)
 
-    async def work(session: AsyncSession) -> None:
-        user = await users.get_by_username(session, username)
+    async def work(db: AsyncSession) -> None:
+        user = await users.get_by_username(db, username)
         if user is None:
             raise CliError(f"không có tài khoản '{username}'")
-        await users.set_password_hash(session, user.id, pw_hash)
-        await auth_store.delete_user_sessions(session, user.id)
-        await audit.record(session, audit.CLI, "password_reset", user.username)
+        await users.set_password_hash(db, user.id, pw_hash)
+        await auth_store.delete_user_logins(db, user.id)
+        await audit.record(db, audit.CLI, "password_reset", user.username)
 
     await with_db(settings, work)

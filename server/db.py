@@ -73,12 +73,12 @@ async def run_once(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     await upgrade(url)
     engine = make_engine(url)
     try:
-        async with transaction(sessionmaker(engine)) as session:
-            return await work(session)
+        async with transaction(sessionmaker(engine)) as db:
+            return await work(db)
     finally:
         await engine.dispose()
 
 
-async def ping(session: AsyncSession) -> None:
+async def ping(db: AsyncSession) -> None:
     """One round trip to the database (the health check)."""
-    await session.execute(text("SELECT 1"))
+    await db.execute(text("SELECT 1"))

@@ -410,6 +410,6 @@ def _html_env() -> jinja2.Environment:
 def render_html(doc: Minutes, *, lang: str = "vi", **links: Any) -> str:
     """The minutes page as a string, outside any request (no user, no navigation): for tests,
     static export and e-mail. ``links`` are :func:`minutes_context`'s keyword arguments."""
-    shell = {**language_context(lang), "principal": None, "session_info": None, "csrf_token": "", "path": "",
+    shell = {**language_context(lang), "principal": None, "login_info": None, "csrf_token": "", "path": "",
              "nav": []}
     return _html_env().get_template("minutes.html").render({**shell, **minutes_context(doc, lang=lang, **links)})

@@ -27,7 +27,7 @@ METRICS = web.AppKey("metrics", Metrics)
 
 # Per-request storage, set by the auth middleware.
 PRINCIPAL = web.RequestKey("principal", object)
-SESSION_INFO = web.RequestKey("session_info", object)
+LOGIN_INFO = web.RequestKey("login_info", object)
 CSRF_TOKEN = web.RequestKey("csrf_token", str)
 
 BUS: web.AppKey[Bus] = web.AppKey("bus")

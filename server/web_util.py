@@ -8,7 +8,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.i18n import LANGUAGES, language_context
-from server.state import CSRF_TOKEN, PRINCIPAL, SESSION_INFO, SETTINGS
+from server.state import CSRF_TOKEN, LOGIN_INFO, PRINCIPAL, SETTINGS
 from sessions.errors import ValidationFailed
 from sessions.roles import Permission, Principal
 
@@ -66,11 +66,11 @@ NAV = (
 def render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
     lang = lang_of(request)
     principal = principal_of(request)
-    session = request.get(SESSION_INFO)
+    login = request.get(LOGIN_INFO)
     base = {
         **language_context(lang),
         "principal": principal,
-        "session_info": session,
+        "login_info": login,
         "csrf_token": request.get(CSRF_TOKEN, ""),
         "path": request.path,
         "nav": [(href, key) for href, key, perm in NAV

@@ -98,7 +98,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
-class WebSession(Base):
+class LoginRecord(Base):
     """Server-side login session; the cookie carries a random secret, we store its SHA-256."""
 
     __tablename__ = "web_sessions"
@@ -449,6 +449,7 @@ __all__ = [
     "KpiIndicator",
     "KpiReport",
     "KpiTotal",
+    "LoginRecord",
     "MachineToken",
     "Meeting",
     "MeetingKpiSnapshot",
@@ -461,6 +462,5 @@ __all__ = [
     "UnitClosure",
     "UnitTreeVersion",
     "User",
-    "WebSession",
     "utcnow",
 ]

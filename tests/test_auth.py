@@ -16,7 +16,7 @@ from yarl import URL
 from server.auth import MACHINE_TOKEN_TYPE, PRELOGIN_CSRF_COOKIE, SESSION_COOKIE
 from server.state import DB, SIGNING_KEY
 from sessions import signing
-from sessions.models import AuditEntry, MachineToken, User, WebSession
+from sessions.models import AuditEntry, LoginRecord, MachineToken, User
 from tests.conftest import ACCOUNTS, PASSWORD, LiveServer
 from tests.test_scope import ROUTES, Req, changed, fixture_ids, issue_token, send, session_client, snapshot
 
@@ -96,17 +96,17 @@ async def test_session_cookie_is_httponly_samesite_and_stored_hashed(live_sqlite
     assert int(cookie["max-age"]) == live.settings.session_ttl_minutes * 60
     # The database keeps only a digest: a leaked table does not hand out sessions.
     async with live.app[DB]() as db:
-        stored = list((await db.execute(select(WebSession.id))).scalars().all())
+        stored = list((await db.execute(select(LoginRecord.id))).scalars().all())
     assert stored == [hashlib.sha256(cookie.value.encode()).hexdigest()] and cookie.value not in stored
 
 
 async def test_logout_ends_the_session_on_the_server(live: LiveServer) -> None:
     c = await live.login("hanoi")
     secret = c.http.cookie_jar.filter_cookies(URL(live.url))[SESSION_COOKIE].value
-    assert await count(live, WebSession) == 1
+    assert await count(live, LoginRecord) == 1
     resp = await c.post_form("/logout")
     assert (resp.status, resp.headers["Location"]) == (303, "/login?m=out")
-    assert await count(live, WebSession) == 0
+    assert await count(live, LoginRecord) == 0
     assert [r.actor_name for r in await audit_rows(live, "logout")] == ["hanoi"]
     # Replaying the old cookie (as a stolen copy would) finds no session.
     replay = live.client()
@@ -185,7 +185,7 @@ async def test_login_form_needs_its_double_submit_cookie(live_sqlite: LiveServer
     resp = await mismatched.post("/login", data={"username": "hanoi", "password": PASSWORD, "csrf_token": "khac"},
                                  allow_redirects=False)
     assert resp.status == 403 and SESSION_COOKIE not in resp.cookies
-    assert await count(live, WebSession) == 0 and await audit_rows(live, "login") == []
+    assert await count(live, LoginRecord) == 0 and await audit_rows(live, "login") == []
     assert await audit_rows(live, "login_failed") == []  # refused before the password was even looked at
 
     resp = await try_login(live, "hanoi", PASSWORD)

@@ -299,7 +299,7 @@ async def session_client(live: LiveServer, username: str) -> Client:
     async with transaction(live.app[DB]) as db:
         user = await users_store.get_by_username(db, username)
         assert user is not None
-        await auth_store.create_session(db, secret, user.id, csrf, live.clock() + timedelta(hours=1), "127.0.0.1")
+        await auth_store.create_login(db, secret, user.id, csrf, live.clock() + timedelta(hours=1), "127.0.0.1")
     http = live.client()
     http.cookie_jar.update_cookies({SESSION_COOKIE: secret})
     return Client(http, csrf, username)

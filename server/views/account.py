@@ -72,7 +72,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     principal = require_principal(request)
     secret = request.cookies.get(auth.SESSION_COOKIE, "")
     async with transaction(request.app[DB]) as db:
-        await auth_store.delete_session(db, secret)
+        await auth_store.delete_login(db, secret)
         await audit.record(db, auth.actor_of(principal), "logout", principal.name, client_ip(request))
     resp = web.HTTPSeeOther("/login?m=out")
     resp.del_cookie(auth.SESSION_COOKIE, path="/")

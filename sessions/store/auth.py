@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.errors import NotFound
-from sessions.models import MachineToken, Unit, UnitClosure, User, WebSession
+from sessions.models import LoginRecord, MachineToken, Unit, UnitClosure, User
 from sessions.roles import Principal, Role
 
 
@@ -20,7 +20,7 @@ def digest(secret: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionInfo:
+class LoginInfo:
     principal: Principal
     csrf_token: str
     expires_at: datetime
@@ -29,34 +29,34 @@ class SessionInfo:
     full_name: str
 
 
-async def create_session(db: AsyncSession, secret: str, user_id: int, csrf_token: str, expires_at: datetime,
+async def create_login(db: AsyncSession, secret: str, user_id: int, csrf_token: str, expires_at: datetime,
                          ip: str) -> None:
-    db.add(WebSession(id=digest(secret), user_id=user_id, csrf_token=csrf_token, expires_at=expires_at, ip=ip))
+    db.add(LoginRecord(id=digest(secret), user_id=user_id, csrf_token=csrf_token, expires_at=expires_at, ip=ip))
 
 
-async def load_session(db: AsyncSession, secret: str, now: datetime) -> SessionInfo | None:
+async def load_login(db: AsyncSession, secret: str, now: datetime) -> LoginInfo | None:
     row = (await db.execute(
-        select(WebSession.csrf_token, WebSession.expires_at, User.id, User.username, User.full_name, User.role,
+        select(LoginRecord.csrf_token, LoginRecord.expires_at, User.id, User.username, User.full_name, User.role,
                User.is_active, Unit.id, Unit.code, Unit.name, Unit.level)
-        .join(User, User.id == WebSession.user_id).join(Unit, Unit.id == User.unit_id)
-        .where(WebSession.id == digest(secret))
+        .join(User, User.id == LoginRecord.user_id).join(Unit, Unit.id == User.unit_id)
+        .where(LoginRecord.id == digest(secret))
     )).first()
     if row is None or row[1] <= now or not row[6]:
         return None
     principal = Principal(kind="user", id=row[2], name=row[3], unit_id=row[7], unit_code=row[8], role=Role(row[5]))
-    return SessionInfo(principal, row[0], row[1], row[9], row[10], row[4])
+    return LoginInfo(principal, row[0], row[1], row[9], row[10], row[4])
 
 
-async def delete_session(db: AsyncSession, secret: str) -> None:
-    await db.execute(delete(WebSession).where(WebSession.id == digest(secret)))
+async def delete_login(db: AsyncSession, secret: str) -> None:
+    await db.execute(delete(LoginRecord).where(LoginRecord.id == digest(secret)))
 
 
-async def delete_user_sessions(db: AsyncSession, user_id: int) -> None:
-    await db.execute(delete(WebSession).where(WebSession.user_id == user_id))
+async def delete_user_logins(db: AsyncSession, user_id: int) -> None:
+    await db.execute(delete(LoginRecord).where(LoginRecord.user_id == user_id))
 
 
 async def purge_expired_sessions(db: AsyncSession, now: datetime) -> int:
-    result = await db.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    result = await db.execute(delete(LoginRecord).where(LoginRecord.expires_at <= now))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
