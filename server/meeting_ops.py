@@ -16,7 +16,7 @@ from server.state import BUS, CLOCK, DB, INSTANCE, PRESENCE
 from sessions.errors import Conflict, Forbidden, NotFound
 from sessions.meetings import Attendance, MeetingState, MuteBy
 from sessions.roles import Permission, Principal
-from sessions.store import audit, kpi_snapshots, leases, live, units
+from sessions.store import audit, floor, kpi_snapshots, leases, live, units
 from sessions.store import meetings as store
 from sessions.store import minutes as minutes_store
 from sessions.store.live import LiveEvent
@@ -130,7 +130,7 @@ async def set_hand(app: web.Application, principal: Principal, meeting_id: int, 
             target = unit_id
         else:
             target = _site_unit(principal)
-        events = await live.set_hand(db, meeting_id, target, up, now)
+        events = await floor.set_hand(db, meeting_id, target, up, now)
     await publish(app, events)
 
 
@@ -153,7 +153,7 @@ async def grant(app: web.Application, principal: Principal, meeting_id: int, uni
                 raise NotConnected(f"{seat['name']} chưa kết nối: chương trình vẫn phát hình chủ trì cho đến khi "
                                    "điểm cầu vào. Vẫn trao quyền phát biểu?", warning="not_connected",
                                    unit=seat["code"])
-        events = await live.grant(db, meeting_id, uid, now, principal.name)
+        events = await floor.grant(db, meeting_id, uid, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_granted", f"meeting:{meeting_id}", ip, unit=uid)
     await publish(app, events)
 
@@ -162,7 +162,7 @@ async def next_speaker(app: web.Application, principal: Principal, meeting_id: i
     now = app[CLOCK]()
     async with transaction(app[DB]) as db:
         await ensure_chair(db, principal, meeting_id)
-        events = await live.next_speaker(db, meeting_id, now, principal.name)
+        events = await floor.next_speaker(db, meeting_id, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_granted", f"meeting:{meeting_id}", ip, unit="next")
     await publish(app, events)
 
@@ -171,7 +171,7 @@ async def revoke(app: web.Application, principal: Principal, meeting_id: int, ip
     now = app[CLOCK]()
     async with transaction(app[DB]) as db:
         await ensure_chair(db, principal, meeting_id)
-        events = await live.revoke(db, meeting_id, now, principal.name)
+        events = await floor.revoke(db, meeting_id, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_revoked", f"meeting:{meeting_id}", ip)
     await publish(app, events)
 
@@ -202,7 +202,7 @@ async def set_muted(app: web.Application, principal: Principal, meeting_id: int,
         meeting = await ensure_visible(db, principal, meeting_id)
         target = principal.unit_id if unit is None else await _unit_id(db, unit)
         by = await _mute_authority(db, principal, meeting, target)
-        events = await live.set_muted(db, meeting_id, target, muted, by)
+        events = await floor.set_muted(db, meeting_id, target, muted, by)
         if events and by is not MuteBy.SITE:
             await audit.record(db, actor_of(principal), "site_muted" if muted else "site_unmuted",
                                f"meeting:{meeting_id}", ip, unit=target)
@@ -214,7 +214,7 @@ async def set_all_muted(app: web.Application, principal: Principal, meeting_id: 
     """The chair's mute all (but the floor holder) / unmute all (its own mutes). How many changed."""
     async with transaction(app[DB]) as db:
         await ensure_chair(db, principal, meeting_id)
-        events = await live.set_all_muted(db, meeting_id, muted)
+        events = await floor.set_all_muted(db, meeting_id, muted)
         await audit.record(db, actor_of(principal), "all_muted" if muted else "all_unmuted",
                            f"meeting:{meeting_id}", ip, count=len(events))
     await publish(app, events)
@@ -224,7 +224,7 @@ async def set_all_muted(app: web.Application, principal: Principal, meeting_id: 
 async def lower_all_hands(app: web.Application, principal: Principal, meeting_id: int) -> int:
     async with transaction(app[DB]) as db:
         await ensure_chair(db, principal, meeting_id)
-        events = await live.lower_all_hands(db, meeting_id)
+        events = await floor.lower_all_hands(db, meeting_id)
     await publish(app, events)
     return len(events)
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from server import db as dbmod
 from sessions.errors import DomainError
 from sessions.meetings import Attendance, MeetingState
-from sessions.store import live, units
+from sessions.store import floor, live, units
 from sessions.store import meetings as mstore
 from sessions.store.live import LiveEvent
 from sessions.units import Level
@@ -104,15 +104,15 @@ async def _op(s: Any, op: str, mid: int, uid: int, at: datetime) -> list[LiveEve
     if op == "reset":
         return await live.mark(s, mid, uid, Attendance.NOT_CALLED, "", "t")
     if op in ("raise", "lower"):
-        return await live.set_hand(s, mid, uid, op == "raise", at)
+        return await floor.set_hand(s, mid, uid, op == "raise", at)
     if op == "grant":
-        return await live.grant(s, mid, uid, at, "t")
+        return await floor.grant(s, mid, uid, at, "t")
     if op == "next":
-        return await live.next_speaker(s, mid, at, "t")
+        return await floor.next_speaker(s, mid, at, "t")
     if op == "revoke":
-        return await live.revoke(s, mid, at, "t")
+        return await floor.revoke(s, mid, at, "t")
     if op in ("mute", "unmute"):
-        return await live.set_muted(s, mid, uid, op == "mute")
+        return await floor.set_muted(s, mid, uid, op == "mute")
     current = MeetingState((await mstore.get(s, mid)).state)
     target = {MeetingState.SCHEDULED: MeetingState.REHEARSAL, MeetingState.REHEARSAL: MeetingState.LIVE}.get(
         current, MeetingState.CONCLUDED)

@@ -21,7 +21,6 @@ from sessions.meetings import (
     STATE_LABEL_VI,
     TRANSITIONS,
     Attendance,
-    Floor,
     MeetingState,
     MuteBy,
     Seat,
@@ -29,7 +28,7 @@ from sessions.meetings import (
     require_open,
 )
 from sessions.models import AttendanceInterval, FloorTurn, Meeting, Participant, Unit, UnitClosure
-from sessions.store.meetings import bump_seq, close_floor_turn
+from sessions.store.meetings import bump_seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,24 +111,24 @@ async def meeting_event(db: AsyncSession, meeting_id: int, seq: int) -> LiveEven
     return LiveEvent(meeting_id, seq, "meeting", data)
 
 
-async def _state(db: AsyncSession, meeting_id: int) -> MeetingState:
+async def state_of(db: AsyncSession, meeting_id: int) -> MeetingState:
     return MeetingState((await db.execute(select(Meeting.state).where(Meeting.id == meeting_id))).scalar_one())
 
 
-async def _load(db: AsyncSession, meeting_id: int, unit_id: int) -> tuple[Participant, Seat]:
+async def load_seat(db: AsyncSession, meeting_id: int, unit_id: int) -> tuple[Participant, Seat]:
     p = (await db.execute(select(Participant).where(Participant.meeting_id == meeting_id,
                                                     Participant.unit_id == unit_id))).scalar_one_or_none()
     if p is None:
         raise NotParticipant("Đơn vị không tham dự hội nghị này", unit_id=unit_id)
-    return p, _seat(p)
+    return p, seat_of(p)
 
 
-def _seat(p: Participant) -> Seat:
+def seat_of(p: Participant) -> Seat:
     return Seat(p.unit_id, Attendance(p.status), p.reason, p.online, p.hand_at, p.muted,
                 MuteBy(p.muted_by) if p.muted and p.muted_by else None)
 
 
-def _store(p: Participant, seat: Seat, seq: int, marked_by: str | None = None) -> None:
+def store_seat(p: Participant, seat: Seat, seq: int, marked_by: str | None = None) -> None:
     p.status, p.reason, p.online, p.hand_at, p.muted, p.seq = (seat.status.value, seat.reason, seat.online,
                                                               seat.hand_at, seat.muted, seq)
     p.muted_by = seat.muted_by.value if seat.muted and seat.muted_by is not None else ""
@@ -140,11 +139,11 @@ def _store(p: Participant, seat: Seat, seq: int, marked_by: str | None = None) -
 async def connect(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime) -> list[LiveEvent]:
     """A site's connection opened (page, or its bridge). Opens an attendance interval if it was offline."""
     seq = await bump_seq(db, meeting_id)
-    require_open(await _state(db, meeting_id), "kết nối")
-    p, seat = await _load(db, meeting_id, unit_id)
+    require_open(await state_of(db, meeting_id), "kết nối")
+    p, seat = await load_seat(db, meeting_id, unit_id)
     if seat.connect():
         db.add(AttendanceInterval(meeting_id=meeting_id, unit_id=unit_id, joined_at=at))
-    _store(p, seat, seq)
+    store_seat(p, seat, seq)
     await db.flush()
     return [await seat_event(db, meeting_id, unit_id, seq)]
 
@@ -159,14 +158,14 @@ async def presence_many(db: AsyncSession, meeting_id: int, changes: list[tuple[i
         return []
     last = await bump_seq(db, meeting_id, len(changes))
     if any(up for _unit, up in changes):
-        require_open(await _state(db, meeting_id), "kết nối")
+        require_open(await state_of(db, meeting_id), "kết nối")
     wanted = {unit_id for unit_id, _up in changes}
     rows = {p.unit_id: p for p in (await db.execute(select(Participant).where(
         Participant.meeting_id == meeting_id, Participant.unit_id.in_(wanted)))).scalars()}
     missing = wanted - rows.keys()
     if missing:
         raise NotParticipant("Đơn vị không tham dự hội nghị này", unit_id=min(missing))
-    seats = {uid: _seat(p) for uid, p in rows.items()}
+    seats = {uid: seat_of(p) for uid, p in rows.items()}
     opened: dict[int, AttendanceInterval] = {}  # intervals opened in this batch and still open
     created: list[AttendanceInterval] = []
     close_stored: set[int] = set()  # units whose interval opened before this batch closes
@@ -182,24 +181,24 @@ async def presence_many(db: AsyncSession, meeting_id: int, changes: list[tuple[i
                 interval.left_at = at
             else:
                 close_stored.add(uid)
-        _store(rows[uid], seat, seq)
+        store_seat(rows[uid], seat, seq)
     if close_stored:  # before the new intervals are added, so it cannot close them
         await db.execute(update(AttendanceInterval).where(
             AttendanceInterval.meeting_id == meeting_id, AttendanceInterval.unit_id.in_(close_stored),
             AttendanceInterval.left_at.is_(None)).values(left_at=at))
     db.add_all(created)
     await db.flush()
-    return await _seat_events(db, meeting_id, wanted)
+    return await seat_events(db, meeting_id, wanted)
 
 
 async def disconnect(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime) -> list[LiveEvent]:
     seq = await bump_seq(db, meeting_id)
-    p, seat = await _load(db, meeting_id, unit_id)
+    p, seat = await load_seat(db, meeting_id, unit_id)
     if seat.disconnect():
         await db.execute(update(AttendanceInterval).where(
             AttendanceInterval.meeting_id == meeting_id, AttendanceInterval.unit_id == unit_id,
             AttendanceInterval.left_at.is_(None)).values(left_at=at))
-    _store(p, seat, seq)
+    store_seat(p, seat, seq)
     await db.flush()
     return [await seat_event(db, meeting_id, unit_id, seq)]
 
@@ -208,8 +207,8 @@ async def mark(db: AsyncSession, meeting_id: int, unit_id: int, status: Attendan
                by_name: str) -> list[LiveEvent]:
     """In person, absent (reason required) or reset to not called — by the bridge operator or chair."""
     seq = await bump_seq(db, meeting_id)
-    require_open(await _state(db, meeting_id), "điểm danh")
-    p, seat = await _load(db, meeting_id, unit_id)
+    require_open(await state_of(db, meeting_id), "điểm danh")
+    p, seat = await load_seat(db, meeting_id, unit_id)
     if status is Attendance.PRESENT_IN_PERSON:
         seat.mark_in_person()
     elif status is Attendance.ABSENT:
@@ -219,142 +218,12 @@ async def mark(db: AsyncSession, meeting_id: int, unit_id: int, status: Attendan
     else:
         raise ValidationFailed(f"Trạng thái '{ATTENDANCE_LABEL_VI[status]}' do kết nối tự ghi nhận, không đặt tay",
                                code="status_invalid", field="status")
-    _store(p, seat, seq, marked_by=by_name)
+    store_seat(p, seat, seq, marked_by=by_name)
     await db.flush()
     return [await seat_event(db, meeting_id, unit_id, seq)]
 
 
-async def _floor(db: AsyncSession, meeting_id: int) -> Floor:
-    holder = (await db.execute(select(Meeting.floor_unit_id).where(Meeting.id == meeting_id))).scalar_one()
-    hands = (await db.execute(select(Participant.unit_id).where(
-        Participant.meeting_id == meeting_id, Participant.hand_at.is_not(None))
-        .order_by(Participant.hand_at, Participant.unit_id))).scalars().all()
-    return Floor(holder, list(hands))
-
-
-async def set_hand(db: AsyncSession, meeting_id: int, unit_id: int, up: bool, at: datetime) -> list[LiveEvent]:
-    seq = await bump_seq(db, meeting_id)
-    require_open(await _state(db, meeting_id), "giơ tay")
-    p, seat = await _load(db, meeting_id, unit_id)
-    floor = await _floor(db, meeting_id)
-    changed = floor.raise_hand(unit_id) if up else floor.lower_hand(unit_id)
-    if not changed:
-        return []
-    seat.hand_at = at if up else None
-    _store(p, seat, seq)
-    await db.flush()
-    return [await seat_event(db, meeting_id, unit_id, seq)]
-
-
-async def _give_floor(db: AsyncSession, meeting_id: int, floor: Floor, previous: int | None, new: int | None,
-                      seq: int, at: datetime, by_name: str) -> list[LiveEvent]:
-    touched: list[int] = []
-    if previous is not None and previous != new:
-        await close_floor_turn(db, meeting_id, at)
-        touched.append(previous)
-    if new is not None and new != previous:
-        db.add(FloorTurn(meeting_id=meeting_id, unit_id=new, started_at=at, granted_by=by_name))
-        touched.append(new)
-    await db.execute(update(Meeting).where(Meeting.id == meeting_id).values(floor_unit_id=floor.holder))
-    for uid in touched:
-        await db.execute(update(Participant).where(Participant.meeting_id == meeting_id, Participant.unit_id == uid)
-                         .values(hand_at=None if uid == new else Participant.hand_at, seq=seq))
-    await db.flush()
-    events = [await meeting_event(db, meeting_id, seq)]
-    events += [await seat_event(db, meeting_id, uid, seq) for uid in touched]
-    return events
-
-
-async def grant(db: AsyncSession, meeting_id: int, unit_id: int, at: datetime, by_name: str) -> list[LiveEvent]:
-    """Give the floor to ``unit_id``. Granting is the chair's word that the site may speak: a mute
-    the chair (or an operator) put on it is lifted; a site's own mute stays its own."""
-    seq = await bump_seq(db, meeting_id)
-    require_open(await _state(db, meeting_id), "trao quyền phát biểu")
-    p, seat = await _load(db, meeting_id, unit_id)  # must take part
-    if seat.muted and seat.muted_by is not None and seat.muted_by is not MuteBy.SITE:
-        seat.unmute(MuteBy.CHAIR)
-        _store(p, seat, seq)
-    floor = await _floor(db, meeting_id)
-    previous = floor.grant(unit_id)
-    events = await _give_floor(db, meeting_id, floor, previous, unit_id, seq, at, by_name)
-    if previous == unit_id:  # granted again to the holder: _give_floor touched no seat
-        events.append(await seat_event(db, meeting_id, unit_id, seq))
-    return events
-
-
-async def next_speaker(db: AsyncSession, meeting_id: int, at: datetime, by_name: str) -> list[LiveEvent]:
-    seq = await bump_seq(db, meeting_id)
-    require_open(await _state(db, meeting_id), "trao quyền phát biểu")
-    floor = await _floor(db, meeting_id)
-    previous, new = floor.next()
-    return await _give_floor(db, meeting_id, floor, previous, new, seq, at, by_name)
-
-
-async def revoke(db: AsyncSession, meeting_id: int, at: datetime, by_name: str) -> list[LiveEvent]:
-    seq = await bump_seq(db, meeting_id)
-    require_open(await _state(db, meeting_id), "thu hồi quyền phát biểu")
-    floor = await _floor(db, meeting_id)
-    previous = floor.revoke()
-    if previous is None:
-        raise ValidationFailed("Chưa có điểm cầu nào giữ quyền phát biểu", code="floor_empty")
-    return await _give_floor(db, meeting_id, floor, previous, None, seq, at, by_name)
-
-
-async def set_muted(db: AsyncSession, meeting_id: int, unit_id: int, muted: bool,
-                    by: MuteBy = MuteBy.CHAIR) -> list[LiveEvent]:
-    """Mute or unmute one site on ``by``'s authority (``MuteBy``: a higher authority's mute is
-    lifted only by it). No event when nothing changed."""
-    seq = await bump_seq(db, meeting_id)
-    require_open(await _state(db, meeting_id), "tắt/bật tiếng")
-    p, seat = await _load(db, meeting_id, unit_id)
-    changed = seat.mute(by) if muted else seat.unmute(by)
-    if not changed:
-        return []
-    _store(p, seat, seq)
-    await db.flush()
-    return [await seat_event(db, meeting_id, unit_id, seq)]
-
-
-async def set_all_muted(db: AsyncSession, meeting_id: int, muted: bool) -> list[LiveEvent]:
-    """The chair's "mute all" (every site but the floor holder) or "unmute all" (lifts the chair's
-    own mutes; a site that muted itself, or was muted by its operator, stays as it chose)."""
-    seq = await bump_seq(db, meeting_id)
-    require_open(await _state(db, meeting_id), "tắt/bật tiếng")
-    holder = (await db.execute(select(Meeting.floor_unit_id).where(Meeting.id == meeting_id))).scalar_one()
-    query = select(Participant).where(Participant.meeting_id == meeting_id)
-    if muted:
-        query = query.where(Participant.muted_by != MuteBy.CHAIR.value)
-        if holder is not None:
-            query = query.where(Participant.unit_id != holder)
-    else:
-        query = query.where(Participant.muted_by == MuteBy.CHAIR.value)
-    touched = []
-    for p in (await db.execute(query)).scalars():
-        seat = _seat(p)
-        if seat.mute(MuteBy.CHAIR) if muted else seat.unmute(MuteBy.CHAIR):
-            _store(p, seat, seq)
-            touched.append(p.unit_id)
-    if not touched:
-        return []
-    await db.flush()
-    return await _seat_events(db, meeting_id, set(touched))
-
-
-async def lower_all_hands(db: AsyncSession, meeting_id: int) -> list[LiveEvent]:
-    """The chair clears the hand queue."""
-    seq = await bump_seq(db, meeting_id)
-    require_open(await _state(db, meeting_id), "hạ tay")
-    raised = set((await db.execute(select(Participant.unit_id).where(
-        Participant.meeting_id == meeting_id, Participant.hand_at.is_not(None)))).scalars())
-    if not raised:
-        return []
-    await db.execute(update(Participant).where(Participant.meeting_id == meeting_id,
-                                               Participant.unit_id.in_(raised)).values(hand_at=None, seq=seq))
-    await db.flush()
-    return await _seat_events(db, meeting_id, raised)
-
-
-async def _seat_events(db: AsyncSession, meeting_id: int, unit_ids: set[int]) -> list[LiveEvent]:
+async def seat_events(db: AsyncSession, meeting_id: int, unit_ids: set[int]) -> list[LiveEvent]:
     """Seat events for many units in two queries (their rows and their paths)."""
     paths: dict[int, list[int]] = {}
     for uid, ancestor in (await db.execute(select(UnitClosure.descendant_id, UnitClosure.ancestor_id)
