@@ -1,0 +1,47 @@
+"""ORM models, one module per area (``base``, ``org``, ``meetings``, ``kpi``, ``directives``). Times are
+stored in UTC (aware on the way in and out, whatever the backend). Importing the package registers
+every table on ``Base.metadata``."""
+
+from sessions.models.base import Base, UTCDateTime, utcnow
+from sessions.models.directives import Assignment, Attachment, Conclusion, Directive, MeetingMinutes, ProgressReport
+from sessions.models.kpi import KpiIndicator, KpiReport, KpiTotal, MeetingKpiSnapshot
+from sessions.models.meetings import (
+    AttendanceInterval,
+    FloorTurn,
+    Meeting,
+    MeetingTransition,
+    Participant,
+    PresenceLease,
+    ServerInstance,
+)
+from sessions.models.org import AuditEntry, LoginRecord, MachineToken, Unit, UnitClosure, UnitTreeVersion, User
+
+__all__ = [
+    "Assignment",
+    "Attachment",
+    "AttendanceInterval",
+    "AuditEntry",
+    "Base",
+    "Conclusion",
+    "Directive",
+    "FloorTurn",
+    "KpiIndicator",
+    "KpiReport",
+    "KpiTotal",
+    "LoginRecord",
+    "MachineToken",
+    "Meeting",
+    "MeetingKpiSnapshot",
+    "MeetingMinutes",
+    "MeetingTransition",
+    "Participant",
+    "PresenceLease",
+    "ProgressReport",
+    "ServerInstance",
+    "UTCDateTime",
+    "Unit",
+    "UnitClosure",
+    "UnitTreeVersion",
+    "User",
+    "utcnow",
+]
