@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sessions import values
 from sessions.errors import ValidationFailed
 from sessions.meetings import Attendance
 from sessions.minutes_rules import check_minutes
@@ -28,7 +28,6 @@ from sessions.timezone import VN
 from sessions.units import Level
 
 SCHEMA = 1
-MAX_TEXT = 4000
 MAX_NAME = 300
 
 
@@ -233,27 +232,27 @@ def build_minutes(**data: Any) -> Minutes:
     if meeting_id is not None and (isinstance(meeting_id, bool) or not isinstance(meeting_id, int)):
         raise ValidationFailed("Mã hội nghị phải là số nguyên", code="field_invalid", field="meeting_id")
     return Minutes(
-        title=_text(data["title"], "title"),
-        started_at=_when(data["started_at"], "started_at"),
-        ended_at=_when(data["ended_at"], "ended_at"),
+        title=values.text(data["title"], "title"),
+        started_at=values.when(data["started_at"], "started_at"),
+        ended_at=values.when(data["ended_at"], "ended_at"),
         chair=_chair(data["chair"]),
-        agency=_text(data["agency"], "agency"),
-        symbol=_text(data["symbol"], "symbol"),
-        number=_text(data.get("number", ""), "number"),
-        superior_agency=_text(data.get("superior_agency", ""), "superior_agency"),
-        place=_text(data.get("place", "Hà Nội"), "place"),
-        venue=_text(data.get("venue", "trực tuyến"), "venue"),
-        attendance=tuple(_site(x) for x in _items(data.get("attendance", ()), "attendance")),
-        floor=tuple(_turn(x) for x in _items(data.get("floor", ()), "floor")),
-        kpis=tuple(_kpi(x) for x in _items(data.get("kpis", ()), "kpis")),
-        conclusions=tuple(_conclusion(x) for x in _items(data.get("conclusions", ()), "conclusions")),
-        recipients=tuple(_text(x, "recipients") for x in _items(data.get("recipients", ()), "recipients")),
+        agency=values.text(data["agency"], "agency"),
+        symbol=values.text(data["symbol"], "symbol"),
+        number=values.text(data.get("number", ""), "number"),
+        superior_agency=values.text(data.get("superior_agency", ""), "superior_agency"),
+        place=values.text(data.get("place", "Hà Nội"), "place"),
+        venue=values.text(data.get("venue", "trực tuyến"), "venue"),
+        attendance=tuple(_site(x) for x in values.items(data.get("attendance", ()), "attendance")),
+        floor=tuple(_turn(x) for x in values.items(data.get("floor", ()), "floor")),
+        kpis=tuple(_kpi(x) for x in values.items(data.get("kpis", ()), "kpis")),
+        conclusions=tuple(_conclusion(x) for x in values.items(data.get("conclusions", ()), "conclusions")),
+        recipients=tuple(values.text(x, "recipients") for x in values.items(data.get("recipients", ()), "recipients")),
         signer=None if signer is None else _signer(signer),
         meeting_id=meeting_id,
         version=version,
-        correction_reason=_text(data.get("correction_reason", ""), "correction_reason"),
-        published_at=None if published is None else _when(published, "published_at"),
-        supersedes=_text(data.get("supersedes", ""), "supersedes"),
+        correction_reason=values.text(data.get("correction_reason", ""), "correction_reason"),
+        published_at=None if published is None else values.when(published, "published_at"),
+        supersedes=values.text(data.get("supersedes", ""), "supersedes"),
     )
 
 
@@ -295,7 +294,7 @@ def content_hash(doc: Minutes) -> str:
 def correct(doc: Minutes, changes: Mapping[str, Any], reason: str, *, at: datetime) -> Minutes:
     """A corrected new version (version + 1, ``reason`` required, published ``at``). ``doc`` is
     left as it was; the new version records ``doc``'s content hash in ``supersedes``."""
-    why = _norm(reason) if isinstance(reason, str) else ""
+    why = values.norm(reason) if isinstance(reason, str) else ""
     if not why:
         raise ValidationFailed("Cần ghi lý do đính chính biên bản", code="reason_required", field="reason")
     if doc.published_at is None:
@@ -306,7 +305,7 @@ def correct(doc: Minutes, changes: Mapping[str, Any], reason: str, *, at: dateti
     if refused:
         raise ValidationFailed(f"Không thể đính chính trường: {', '.join(sorted(refused))}",
                                code="field_not_correctable")
-    when = _when(at, "at")
+    when = values.when(at, "at")
     if when < doc.published_at:
         raise ValidationFailed("Thời điểm đính chính sớm hơn thời điểm công bố", code="correction_before_publish")
     base = {k: v for k, v in to_dict(doc).items() if k != "schema"}
@@ -318,145 +317,72 @@ def correct(doc: Minutes, changes: Mapping[str, Any], reason: str, *, at: dateti
 
 
 # ---------------------------------------------------------------------------------------------
-# Coercion helpers
-
-
-_CONTROL = {c: None for c in range(32) if chr(c) not in "\n\t"} | {0x7F: None}
-
-
-def _norm(value: str) -> str:
-    # Control characters have no place in a document (and are not allowed in XML): dropped.
-    return unicodedata.normalize("NFC", value).translate(_CONTROL).strip()
-
-
-def _text(value: Any, name: str, *, limit: int = MAX_TEXT) -> str:
-    if not isinstance(value, str):
-        raise ValidationFailed(f"Trường '{name}' phải là chuỗi ký tự", code="field_invalid", field=name)
-    out = _norm(value)
-    if len(out) > limit:
-        raise ValidationFailed(f"Trường '{name}' dài quá {limit} ký tự", code="text_too_long", field=name)
-    return out
-
-
-def _when(value: Any, name: str) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise ValidationFailed(f"Thời điểm '{name}' không hợp lệ", code="field_invalid", field=name) from exc
-    if not isinstance(value, datetime):
-        raise ValidationFailed(f"Thời điểm '{name}' không hợp lệ", code="field_invalid", field=name)
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationFailed(f"Thời điểm '{name}' phải có múi giờ", code="time_naive", field=name)
-    return value.astimezone(UTC)
-
-
-def _day(value: Any, name: str) -> date:
-    if isinstance(value, datetime):
-        raise ValidationFailed(f"'{name}' phải là ngày, không kèm giờ", code="field_invalid", field=name)
-    if isinstance(value, str):
-        try:
-            value = date.fromisoformat(value)
-        except ValueError as exc:
-            raise ValidationFailed(f"Ngày '{name}' không hợp lệ", code="field_invalid", field=name) from exc
-    if not isinstance(value, date):
-        raise ValidationFailed(f"Ngày '{name}' không hợp lệ", code="field_invalid", field=name)
-    return value
-
-
-def _items(value: Any, name: str) -> Iterable[Any]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ValidationFailed(f"Trường '{name}' phải là danh sách", code="field_invalid", field=name)
-    return value
-
-
-def _mapping(value: Any, kind: type, name: str) -> Mapping[str, Any]:
-    if isinstance(value, kind):
-        return {f.name: getattr(value, f.name) for f in fields(kind)}
-    if not isinstance(value, Mapping):
-        raise ValidationFailed(f"Trường '{name}' không hợp lệ", code="field_invalid", field=name)
-    unknown = set(value) - {f.name for f in fields(kind)}
-    if unknown:
-        raise ValidationFailed(f"Trường '{name}' có khóa lạ: {', '.join(sorted(unknown))}", code="field_unknown",
-                               field=name)
-    return value
-
-
-def _enum(kind: Any, value: Any, name: str, label: str) -> Any:
-    try:
-        return kind(value)
-    except ValueError as exc:
-        raise ValidationFailed(f"{label} không hợp lệ: {value!r}", code="field_invalid", field=name) from exc
-
-
-def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed(f"Trường '{name}' phải là số nguyên", code="field_invalid", field=name)
-    return value
+# The document's parts, read from data (the value readers are in sessions.values)
 
 
 def _chair(value: Any) -> Chair:
-    m = _mapping(value, Chair, "chair")
-    return Chair(name=_text(m.get("name", ""), "chair.name", limit=MAX_NAME),
-                 title=_text(m.get("title", ""), "chair.title", limit=MAX_NAME),
-                 unit=_text(m.get("unit", ""), "chair.unit", limit=MAX_NAME))
+    m = values.record(value, Chair, "chair")
+    return Chair(name=values.text(m.get("name", ""), "chair.name", limit=MAX_NAME),
+                 title=values.text(m.get("title", ""), "chair.title", limit=MAX_NAME),
+                 unit=values.text(m.get("unit", ""), "chair.unit", limit=MAX_NAME))
 
 
 def _signer(value: Any) -> Signer:
-    m = _mapping(value, Signer, "signer")
-    return Signer(title=_text(m.get("title", ""), "signer.title", limit=MAX_NAME),
-                  name=_text(m.get("name", ""), "signer.name", limit=MAX_NAME),
-                  authority=_text(m.get("authority", ""), "signer.authority", limit=MAX_NAME))
+    m = values.record(value, Signer, "signer")
+    return Signer(title=values.text(m.get("title", ""), "signer.title", limit=MAX_NAME),
+                  name=values.text(m.get("name", ""), "signer.name", limit=MAX_NAME),
+                  authority=values.text(m.get("authority", ""), "signer.authority", limit=MAX_NAME))
 
 
 def _site(value: Any) -> SiteAttendance:
-    m = _mapping(value, SiteAttendance, "attendance")
-    return SiteAttendance(unit_code=_text(m.get("unit_code", ""), "attendance.unit_code", limit=MAX_NAME),
-                          unit_name=_text(m.get("unit_name", ""), "attendance.unit_name", limit=MAX_NAME),
-                          level=_enum(Level, m.get("level"), "attendance.level", "Cấp đơn vị"),
-                          status=_enum(Attendance, m.get("status"), "attendance.status", "Trạng thái điểm danh"),
-                          reason=_text(m.get("reason", ""), "attendance.reason"),
-                          parent=_text(m.get("parent", ""), "attendance.parent", limit=MAX_NAME))
+    m = values.record(value, SiteAttendance, "attendance")
+    return SiteAttendance(unit_code=values.text(m.get("unit_code", ""), "attendance.unit_code", limit=MAX_NAME),
+                          unit_name=values.text(m.get("unit_name", ""), "attendance.unit_name", limit=MAX_NAME),
+                          level=values.choice(Level, m.get("level"), "attendance.level", "Cấp đơn vị"),
+                          status=values.choice(Attendance, m.get("status"), "attendance.status",
+                                               "Trạng thái điểm danh"),
+                          reason=values.text(m.get("reason", ""), "attendance.reason"),
+                          parent=values.text(m.get("parent", ""), "attendance.parent", limit=MAX_NAME))
 
 
 def _turn(value: Any) -> FloorTurn:
-    m = _mapping(value, FloorTurn, "floor")
-    return FloorTurn(speaker=_text(m.get("speaker", ""), "floor.speaker", limit=MAX_NAME),
-                     unit_name=_text(m.get("unit_name", ""), "floor.unit_name", limit=MAX_NAME),
-                     started_at=_when(m.get("started_at"), "floor.started_at"),
-                     ended_at=_when(m.get("ended_at"), "floor.ended_at"))
+    m = values.record(value, FloorTurn, "floor")
+    return FloorTurn(speaker=values.text(m.get("speaker", ""), "floor.speaker", limit=MAX_NAME),
+                     unit_name=values.text(m.get("unit_name", ""), "floor.unit_name", limit=MAX_NAME),
+                     started_at=values.when(m.get("started_at"), "floor.started_at"),
+                     ended_at=values.when(m.get("ended_at"), "floor.ended_at"))
 
 
 def _kpi(value: Any) -> KpiRow:
-    m = _mapping(value, KpiRow, "kpis")
+    m = values.record(value, KpiRow, "kpis")
     den = m.get("den")
-    return KpiRow(code=_text(m.get("code", ""), "kpis.code", limit=MAX_NAME),
-                  name=_text(m.get("name", ""), "kpis.name", limit=MAX_NAME),
-                  unit=_text(m.get("unit", ""), "kpis.unit", limit=MAX_NAME),
-                  num=_int(m.get("num"), "kpis.num"),
-                  den=None if den is None else _int(den, "kpis.den"),
-                  phase=_enum(KpiPhase, m.get("phase"), "kpis.phase", "Thời điểm chụp số liệu"),
-                  scope=_text(m.get("scope", ""), "kpis.scope", limit=MAX_NAME))
+    return KpiRow(code=values.text(m.get("code", ""), "kpis.code", limit=MAX_NAME),
+                  name=values.text(m.get("name", ""), "kpis.name", limit=MAX_NAME),
+                  unit=values.text(m.get("unit", ""), "kpis.unit", limit=MAX_NAME),
+                  num=values.integer(m.get("num"), "kpis.num"),
+                  den=None if den is None else values.integer(den, "kpis.den"),
+                  phase=values.choice(KpiPhase, m.get("phase"), "kpis.phase", "Thời điểm chụp số liệu"),
+                  scope=values.text(m.get("scope", ""), "kpis.scope", limit=MAX_NAME))
 
 
 def _directive(value: Any) -> DirectiveEntry:
-    m = _mapping(value, DirectiveEntry, "directives")
+    m = values.record(value, DirectiveEntry, "directives")
     return DirectiveEntry(
-        text=_text(m.get("text", ""), "directives.text"),
-        assignees=tuple(_text(a, "directives.assignees", limit=MAX_NAME)
-                        for a in _items(m.get("assignees", ()), "directives.assignees")),
-        deadline=_day(m.get("deadline"), "directives.deadline"),
-        lead=_text(m.get("lead", ""), "directives.lead", limit=MAX_NAME),
-        cooperating=tuple(_text(a, "directives.cooperating", limit=MAX_NAME)
-                          for a in _items(m.get("cooperating", ()), "directives.cooperating")),
-        priority=_enum(Priority, m.get("priority", Priority.NORMAL), "directives.priority", "Mức độ ưu tiên"),
-        assignee_group=_text(m.get("assignee_group", ""), "directives.assignee_group", limit=MAX_NAME))
+        text=values.text(m.get("text", ""), "directives.text"),
+        assignees=tuple(values.text(a, "directives.assignees", limit=MAX_NAME)
+                        for a in values.items(m.get("assignees", ()), "directives.assignees")),
+        deadline=values.day(m.get("deadline"), "directives.deadline"),
+        lead=values.text(m.get("lead", ""), "directives.lead", limit=MAX_NAME),
+        cooperating=tuple(values.text(a, "directives.cooperating", limit=MAX_NAME)
+                          for a in values.items(m.get("cooperating", ()), "directives.cooperating")),
+        priority=values.choice(Priority, m.get("priority", Priority.NORMAL), "directives.priority", "Mức độ ưu tiên"),
+        assignee_group=values.text(m.get("assignee_group", ""), "directives.assignee_group", limit=MAX_NAME))
 
 
 def _conclusion(value: Any) -> Conclusion:
-    m = _mapping(value, Conclusion, "conclusions")
-    return Conclusion(text=_text(m.get("text", ""), "conclusions.text"),
-                      directives=tuple(_directive(d) for d in _items(m.get("directives", ()), "directives")))
+    m = values.record(value, Conclusion, "conclusions")
+    return Conclusion(text=values.text(m.get("text", ""), "conclusions.text"),
+                      directives=tuple(_directive(d) for d in values.items(m.get("directives", ()), "directives")))
 
 
 def _plain(value: Any) -> Any:
