@@ -1,31 +1,13 @@
-"""Minutes exported as a Vietnamese notice of conclusions: PDF (fpdf2), DOCX (python-docx), HTML
-(Jinja2, ``web/templates/minutes.html``).
-
-Layout follows Decree 30/2020/NĐ-CP: A4, margins top/bottom 20 mm, left 30 mm, right 15 mm;
-Times New Roman 13–14 pt; the two-column header, "THÔNG BÁO" centred, "Nơi nhận:" bottom left
-and the signature bottom right; page numbers centred at the top from page 2. What the notice
-says comes from :func:`server.minutes_notice.notice_of`; this module only places it.
-
-The PDF embeds a serif TrueType font with Vietnamese glyphs: Liberation Serif 2 (metric-compatible
-with Times New Roman, Debian ``fonts-liberation2``), else DejaVu Serif (``fonts-dejavu-core``).
-The DOCX names Times New Roman and lets the reader's Word substitute as it does for any document.
-"""
+"""Minutes as a PDF in the Decree 30/2020 notice layout (fpdf2, the serif font of
+:mod:`server.exports.fonts` embedded)."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any
-
-import jinja2
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from server.i18n import language_context
-from server.minutes_notice import (
+from server.exports.fonts import SerifFont, find_serif_font
+from server.exports.notice import (
     APPENDIX_PT,
     BODY_PT,
     HEADER_PT,
@@ -42,80 +24,7 @@ from server.minutes_notice import (
     Table,
     notice_of,
 )
-from server.timefmt import local
-from sessions.errors import DomainError
 from sessions.minutes import Minutes
-
-SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
-FONT_FAMILIES: tuple[tuple[str, Mapping[str, str]], ...] = (
-    ("LiberationSerif", {"": "LiberationSerif-Regular.ttf", "B": "LiberationSerif-Bold.ttf",
-                         "I": "LiberationSerif-Italic.ttf", "BI": "LiberationSerif-BoldItalic.ttf"}),
-    ("DejaVuSerif", {"": "DejaVuSerif.ttf", "B": "DejaVuSerif-Bold.ttf", "I": "DejaVuSerif-Italic.ttf",
-                     "BI": "DejaVuSerif-BoldItalic.ttf"}),
-)
-
-
-class FontMissing(DomainError):
-    code = "pdf_font_missing"
-    status = 503
-
-
-@dataclass(frozen=True, slots=True)
-class SerifFont:
-    """One family's TrueType files by fpdf2 style ("", "B", "I", "BI")."""
-
-    family: str
-    files: Mapping[str, Path]
-
-
-def find_serif_font(extra_dirs: Iterable[str | Path] = (), *, system: bool = True) -> SerifFont:
-    """The first family of :data:`FONT_FAMILIES` whose regular and bold faces exist under the
-    given folders or (``system``) the system and per-user font folders, and cover the
-    Vietnamese alphabet. Liberation Serif 1.x (Debian ``fonts-liberation``, which Chromium pulls
-    in) lacks most Vietnamese letters and is skipped; 2.x (``fonts-liberation2``) has them. A
-    missing italic falls back to the upright face (DejaVu's italics are in ``fonts-dejavu-extra``)."""
-    dirs = (*extra_dirs, *(SYSTEM_FONT_DIRS if system else ()))
-    return _find(tuple(str(Path(d).expanduser()) for d in dirs))
-
-
-VIETNAMESE = "".join(chr(c) for c in range(0x1EA0, 0x1EFA)) + "ĂăĐđĨĩŨũƠơƯưÀÁÂÃÈÉÊÌÍÒÓÔÕÙÚÝàáâãèéêìíòóôõùúý"
-
-
-@cache
-def covers_vietnamese(path: Path) -> bool:
-    from fontTools.ttLib import TTFont  # fpdf2 depends on fontTools
-
-    try:
-        cmap = TTFont(str(path), lazy=True).getBestCmap() or {}
-    except Exception:  # an unreadable file is simply not a candidate
-        return False
-    return all(ord(c) in cmap for c in VIETNAMESE)
-
-
-@cache
-def _find(dirs: tuple[str, ...]) -> SerifFont:
-    wanted = {name for _, files in FONT_FAMILIES for name in files.values()}
-    by_folder: dict[Path, dict[str, Path]] = {}
-    for folder in dirs:
-        root = Path(folder)
-        if root.is_dir():
-            for path in sorted(root.rglob("*.ttf")):
-                if path.name in wanted:
-                    by_folder.setdefault(path.parent, {})[path.name] = path
-    for family, files in FONT_FAMILIES:
-        for found in by_folder.values():
-            regular, bold = found.get(files[""]), found.get(files["B"])
-            if regular is None or bold is None or not covers_vietnamese(regular):
-                continue
-            faces = {"": regular, "B": bold, "I": found.get(files["I"]) or regular,
-                     "BI": found.get(files["BI"]) or bold}
-            return SerifFont(family, faces)
-    raise FontMissing("Không tìm thấy phông chữ có đủ dấu tiếng Việt để xuất PDF (Liberation Serif 2 hoặc "
-                      "DejaVu Serif). Cài gói: apt-get install fonts-liberation2 fonts-dejavu-core, hoặc chép "
-                      "các tệp LiberationSerif-*.ttf vào ~/.local/share/fonts")
-
-
-# --- PDF ---------------------------------------------------------------------------------------------
 
 
 def _pt_mm(pt: float, leading: float = 1.25) -> float:
@@ -361,55 +270,3 @@ def _pdf_appendix(pdf: _NoticePdf, a: Appendix) -> None:
 
 
 # --- DOCX --------------------------------------------------------------------------------------------
-
-
-def render_docx(doc: Minutes) -> bytes:
-    """The notice of conclusions of ``doc`` as DOCX bytes (Times New Roman, A4, Decree 30 margins)."""
-    from server.minutes_docx import write_docx  # python-docx imports lxml: only when asked
-
-    out = io.BytesIO()
-    write_docx(notice_of(doc), out)
-    return out.getvalue()
-
-
-# --- HTML ----------------------------------------------------------------------------------------------
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
-MINUTES_LABELS = {
-    "vi": {"version": "Phiên bản", "published": "công bố lúc", "pdf": "Tải PDF", "docx": "Tải DOCX",
-           "versions": "Các phiên bản"},
-    "en": {"version": "Version", "published": "published", "pdf": "Download PDF", "docx": "Download DOCX",
-           "versions": "Versions"},
-}
-
-
-def minutes_context(doc: Minutes, *, lang: str = "vi", pdf_url: str = "", docx_url: str = "",
-                    versions: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
-    """The context of ``minutes.html``: ``doc`` (the :class:`Minutes`), ``notice`` (its strings),
-    ``labels`` (toolbar words in ``lang``), ``published`` (local time text), the export links and
-    ``versions`` as (label, href) pairs, href empty for the version shown. A route renders it
-    with ``render(request, "minutes.html", minutes_context(...))``."""
-    return {
-        "doc": doc,
-        "notice": notice_of(doc),
-        "labels": MINUTES_LABELS.get(lang, MINUTES_LABELS["vi"]),
-        "published": local(doc.published_at),
-        "pdf_url": pdf_url,
-        "docx_url": docx_url,
-        "versions": [{"label": label, "href": href} for label, href in versions],
-    }
-
-
-@cache
-def _html_env() -> jinja2.Environment:
-    # The app's own settings (server/app.py): autoescaped HTML, undefined names are errors.
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
-
-
-def render_html(doc: Minutes, *, lang: str = "vi", **links: Any) -> str:
-    """The minutes page as a string, outside any request (no user, no navigation): for tests,
-    static export and e-mail. ``links`` are :func:`minutes_context`'s keyword arguments."""
-    shell = {**language_context(lang), "principal": None, "login_info": None, "csrf_token": "", "path": "",
-             "nav": []}
-    return _html_env().get_template("minutes.html").render({**shell, **minutes_context(doc, lang=lang, **links)})

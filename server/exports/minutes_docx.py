@@ -1,7 +1,8 @@
-"""The notice of conclusions written as DOCX with python-docx (see server/minutes_export.py)."""
+"""The notice of conclusions written as DOCX with python-docx (the same notice as the PDF and HTML)."""
 
 from __future__ import annotations
 
+import io
 from typing import IO
 from xml.sax.saxutils import escape
 
@@ -16,7 +17,7 @@ from docx.shared import Cm, Mm, Pt
 from docx.table import Table as DocxTable
 from docx.text.paragraph import Paragraph
 
-from server.minutes_notice import (
+from server.exports.notice import (
     APPENDIX_PT,
     BODY_PT,
     HEADER_PT,
@@ -31,7 +32,9 @@ from server.minutes_notice import (
     BlockKind,
     Notice,
     Table,
+    notice_of,
 )
+from sessions.minutes import Minutes
 
 FONT = "Times New Roman"
 CENTER, JUSTIFY, LEFT = WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.JUSTIFY, WD_ALIGN_PARAGRAPH.LEFT
@@ -188,4 +191,12 @@ def _appendix(doc: DocxDocument, a: Appendix, size: float, text_mm: float) -> No
     _para(doc.add_paragraph(), a.label, size, bold=True, align=CENTER)
     _para(doc.add_paragraph(), a.caption, size - 1, italic=True, align=CENTER)
     _data_table(doc, a.table, APPENDIX_PT, text_mm)
+
+
+def render_docx(doc: Minutes) -> bytes:
+    """The notice of conclusions of ``doc`` as DOCX bytes (Times New Roman, A4, Decree 30 margins).
+    python-docx loads lxml: callers import this module when a DOCX is asked for, not at start-up."""
+    out = io.BytesIO()
+    write_docx(notice_of(doc), out)
+    return out.getvalue()
 
