@@ -19,7 +19,7 @@ install: $(STAMP)
 
 # Minutes PDFs embed a serif font with Vietnamese letters (Liberation Serif 2 or DejaVu Serif).
 fonts: $(STAMP)
-	@$(BIN)/python -c "from server.minutes_export import find_serif_font; find_serif_font()" 2>/dev/null || \
+	@$(BIN)/python -c "from server.exports.fonts import find_serif_font; find_serif_font()" 2>/dev/null || \
 	  (echo "Cài phông chữ tiếng Việt cho biên bản PDF (fonts-liberation2)…" && \
 	   (apt-get install -y -qq fonts-liberation2 fonts-dejavu-core >/dev/null 2>&1 || \
 	    (apt-get update -qq && apt-get install -y -qq fonts-liberation2 fonts-dejavu-core >/dev/null 2>&1)) || \

@@ -110,7 +110,8 @@ def minutes_pdf_seconds(rounds: int = 3) -> float:
     sys.path.insert(0, str(REPO / "bench"))
     from minutes_pdf import synthetic_minutes  # type: ignore[import-not-found]
 
-    from server.minutes_export import find_serif_font, render_pdf
+    from server.exports.fonts import find_serif_font
+    from server.exports.minutes_pdf import render_pdf
 
     doc, font = synthetic_minutes(3355, 20), find_serif_font()
     times = []

@@ -23,7 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.minutes_export import find_serif_font, render_docx, render_pdf
+from server.exports.fonts import find_serif_font
+from server.exports.minutes_docx import render_docx
+from server.exports.minutes_pdf import render_pdf
 from sessions.minutes import Minutes, build_minutes
 
 START = datetime(2022, 8, 17, 7, 0, tzinfo=UTC)

@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from bench.minutes_pdf import synthetic_minutes
-from server import minutes_export as export
-from server import minutes_notice as notice
+from server.exports import fonts, minutes_docx, minutes_html, minutes_pdf, notice
 from sessions import minutes as m
 from sessions.errors import ValidationFailed
 from sessions.meetings import Attendance
@@ -241,26 +240,26 @@ def expected_strings(doc: m.Minutes) -> list[str]:
     return out
 
 
-def _dejavu() -> export.SerifFont | None:
-    folders = sorted({str(p.parent) for root in export.SYSTEM_FONT_DIRS if Path(root).is_dir()
+def _dejavu() -> fonts.SerifFont | None:
+    folders = sorted({str(p.parent) for root in fonts.SYSTEM_FONT_DIRS if Path(root).is_dir()
                       for p in Path(root).rglob("DejaVuSerif.ttf")})
     try:
-        return export.find_serif_font(folders, system=False) if folders else None
-    except export.FontMissing:
+        return fonts.find_serif_font(folders, system=False) if folders else None
+    except fonts.FontMissing:
         return None
 
 
 @pytest.mark.parametrize("family", ["default", "DejaVuSerif"])
 def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str, family: str,
                                              caplog: pytest.LogCaptureFixture) -> None:
-    font = export.find_serif_font() if family == "default" else _dejavu()
+    font = fonts.find_serif_font() if family == "default" else _dejavu()
     if font is None:
         need_service("DejaVu Serif is not installed (fonts-dejavu-core; .ci/run installs it)")
     assert family in ("default", font.family)
     with caplog.at_level(logging.WARNING, logger="fpdf"):
-        data = export.render_pdf(seed_doc, font=font)
+        data = minutes_pdf.render_pdf(seed_doc, font=font)
     assert not [r for r in caplog.records if "missing" in r.getMessage()], "glyphs missing from the font"
-    assert export.render_pdf(seed_doc, font=font) == data  # one version, one file: dated by the minutes
+    assert minutes_pdf.render_pdf(seed_doc, font=font) == data  # one version, one file: dated by the minutes
     pages, reader = pdf_text(data)
     text = " ".join(pages)
     missing = [s for s in expected_strings(seed_doc) if s not in text]
@@ -272,8 +271,8 @@ def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str
     # A4 portrait, a serif font with Vietnamese glyphs embedded, page numbers from page 2.
     box = reader.pages[0].mediabox
     assert (round(float(box.width)), round(float(box.height))) == (595, 842)
-    fonts = {str(f["/BaseFont"]) for p in reader.pages for f in p["/Resources"]["/Font"].values()}
-    assert all(font.family in f for f in fonts), fonts
+    embedded = {str(f["/BaseFont"]) for p in reader.pages for f in p["/Resources"]["/Font"].values()}
+    assert all(font.family in f for f in embedded), embedded
     assert pages[1].startswith("2 ")
     assert not pages[0].startswith("1 ")
     # The body comes before the appendix, the signature block on the last body page.
@@ -282,7 +281,7 @@ def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str
 
 
 def test_docx_notice_carries_the_seed_minutes(seed_doc: m.Minutes) -> None:
-    document = DocxReader(io.BytesIO(export.render_docx(seed_doc)))
+    document = DocxReader(io.BytesIO(minutes_docx.render_docx(seed_doc)))
     text = docx_text(document)
     missing = [s for s in expected_strings(seed_doc) if s not in text]
     assert not missing, missing
@@ -302,14 +301,14 @@ def test_docx_notice_carries_the_seed_minutes(seed_doc: m.Minutes) -> None:
 
 def test_a_corrected_version_says_so(seed_doc: m.Minutes) -> None:
     v2 = m.correct(seed_doc, {"number": "125"}, "Cấp số văn bản", at=datetime(2022, 8, 20, tzinfo=UTC))
-    pages, _ = pdf_text(export.render_pdf(v2))
+    pages, _ = pdf_text(minutes_pdf.render_pdf(v2))
     assert "Số: 125/TB-BCA" in pages[0]
     assert "phiên bản 2: Cấp số văn bản" in pages[0]
 
 
 def test_a_national_meeting_is_summarised_by_level_with_the_list_in_the_appendix() -> None:
     doc = synthetic_minutes(3355, 20)
-    pages, _ = pdf_text(export.render_pdf(doc))
+    pages, _ = pdf_text(minutes_pdf.render_pdf(doc))
     appendix_at = next(i for i, p in enumerate(pages) if "Phụ lục I: Danh sách điểm cầu" in p)
     body = " ".join(pages[:appendix_at])
     levels = {s.level: s for s in m.attendance_by_level(doc)}
@@ -325,7 +324,7 @@ def test_a_national_meeting_is_summarised_by_level_with_the_list_in_the_appendix
     assert all(s.unit_name in appendix for s in doc.attendance[:: 97]) and doc.attendance[-1].unit_name in appendix
     assert len(pages) < 120
     assert len(doc.directives) == 20 and all(_flat(d.text) in body for d in doc.directives)
-    document = DocxReader(io.BytesIO(export.render_docx(doc)))
+    document = DocxReader(io.BytesIO(minutes_docx.render_docx(doc)))
     appendix_table = next(t for t in document.tables if [c.text for c in t.rows[0].cells][-2:] == ["Tình trạng",
                                                                                                  "Lý do vắng"])
     assert len(appendix_table.rows) == 3355 + 1
@@ -336,14 +335,14 @@ def test_a_national_meeting_is_summarised_by_level_with_the_list_in_the_appendix
 
 
 def test_font_lookup_refuses_clearly_when_no_vietnamese_serif(tmp_path: Path) -> None:
-    with pytest.raises(export.FontMissing) as err:
-        export.find_serif_font([tmp_path], system=False)
+    with pytest.raises(fonts.FontMissing) as err:
+        fonts.find_serif_font([tmp_path], system=False)
     assert "fonts-liberation2" in err.value.message and err.value.status == 503
 
 
 def test_font_lookup_skips_fonts_without_vietnamese(tmp_path: Path) -> None:
-    good = export.find_serif_font()
-    assert export.covers_vietnamese(good.files[""])
+    good = fonts.find_serif_font()
+    assert fonts.covers_vietnamese(good.files[""])
     # A folder whose only candidate lacks Vietnamese letters (here: a real font cut down to ASCII).
     from fontTools import subset
 
@@ -355,15 +354,15 @@ def test_font_lookup_skips_fonts_without_vietnamese(tmp_path: Path) -> None:
     sub.subset(font)
     font.save(str(cut))
     (tmp_path / "LiberationSerif-Bold.ttf").write_bytes(cut.read_bytes())
-    assert not export.covers_vietnamese(cut)
-    with pytest.raises(export.FontMissing):
-        export.find_serif_font([tmp_path], system=False)
+    assert not fonts.covers_vietnamese(cut)
+    with pytest.raises(fonts.FontMissing):
+        fonts.find_serif_font([tmp_path], system=False)
     # Regular and bold only (DejaVu's italics live in another package): italic falls back to upright.
     solo = tmp_path / "solo"
     solo.mkdir()
     (solo / "LiberationSerif-Regular.ttf").write_bytes(good.files[""].read_bytes())
     (solo / "LiberationSerif-Bold.ttf").write_bytes(good.files["B"].read_bytes())
-    found = export.find_serif_font([solo], system=False)
+    found = fonts.find_serif_font([solo], system=False)
     assert found.files["I"] == solo / "LiberationSerif-Regular.ttf"
     assert found.files["BI"] == solo / "LiberationSerif-Bold.ttf"
 
@@ -392,7 +391,7 @@ def html_text(page: str) -> str:
 
 
 def test_html_page_carries_the_same_notice(seed_doc: m.Minutes) -> None:
-    page = export.render_html(seed_doc, pdf_url="/minutes/7.pdf", docx_url="/minutes/7.docx",
+    page = minutes_html.render_html(seed_doc, pdf_url="/minutes/7.pdf", docx_url="/minutes/7.docx",
                               versions=[("1", ""), ("2", "/minutes/7?v=2")])
     text = html_text(page)
     missing = [s for s in expected_strings(seed_doc) if s not in text]
@@ -407,7 +406,7 @@ def test_html_escapes_and_lists_every_site() -> None:
     doc = synthetic_minutes(400, 3)
     doc = m.correct(doc, {"title": "Hội nghị <b>giao ban</b> & sơ kết"}, "Sửa tên",
                     at=doc.ended_at + timedelta(days=3))
-    page = export.render_html(doc, lang="en")
+    page = minutes_html.render_html(doc, lang="en")
     assert "Hội nghị &lt;b&gt;giao ban&lt;/b&gt; &amp; sơ kết" in page and "<b>giao ban</b>" not in page
     assert "Version 2" in page and "phiên bản 2: Sửa tên" in page
     appendix = page.split('<section class="appendix">')[1]

@@ -1,17 +1,16 @@
 """Meetings: list and scheduling, the chair / province / site consoles, the JSON API, and the
-attendance export. Live updates ride the websocket (server/views/live_ws.py)."""
+attendance export (server.exports.attendance). Live updates ride the websocket (server.live)."""
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from server import meeting_ops
 from server.auth import ensure_reaches
+from server.exports import attendance
 from server.state import CLOCK, DB, SETTINGS
 from server.timefmt import local, parse_local
 from server.web_util import client_ip, json_body, render, require_principal
@@ -144,11 +143,6 @@ async def site_page(request: web.Request) -> web.StreamResponse:
 
 # ---------------------------------------------------------------- attendance export
 
-EXPORT_COLUMNS = ("Mã đơn vị", "Đơn vị", "Cấp", "Tỉnh/Thành phố", "Trạng thái", "Lý do vắng",
-                  "Vào lần đầu", "Rời lần cuối", "Số lần kết nối", "Thời gian kết nối (giây)", "Phát biểu (giây)",
-                  "Các khoảng kết nối")
-
-
 async def _export_rows(request: web.Request) -> tuple[store.MeetingView, list[list[Any]]]:
     p = require_principal(request)
     async with request.app[DB]() as db:
@@ -158,53 +152,20 @@ async def _export_rows(request: web.Request) -> tuple[store.MeetingView, list[li
         scope = None if chair else await units.subtree_ids(db, p.unit_id)
     if not chair and not p.can(Permission.OPERATE_BRIDGE):
         raise Forbidden("Chỉ chủ trì và điểm cầu tỉnh được xuất danh sách điểm danh", code="forbidden")
-    now = request.app[CLOCK]()
-    out = []
-    for r in rows:
-        if scope is not None and r["unit_id"] not in scope:
-            continue
-        iv: list[tuple[datetime, datetime | None]] = r["intervals"]
-        total = sum(int(((left or now) - joined).total_seconds()) for joined, left in iv)
-        out.append([
-            r["code"], r["name"], Level(r["level"]).label_vi, r["province"][1],
-            ATTENDANCE_LABEL_VI[Attendance(r["status"])], r["reason"],
-            local(iv[0][0], "%Y-%m-%d %H:%M:%S") if iv else "",
-            local(iv[-1][1], "%Y-%m-%d %H:%M:%S") if iv and iv[-1][1] else "",
-            len(iv), total, r["spoke_seconds"],
-            "; ".join(f"{local(j, '%H:%M:%S')}–{local(lft, '%H:%M:%S') if lft else '…'}" for j, lft in iv),
-        ])
-    return meeting, out
+    return meeting, attendance.table(rows, scope, request.app[CLOCK]())
 
 
 @routes.get("/meetings/{meeting_id:\\d+}/attendance.csv")
 async def attendance_csv(request: web.Request) -> web.StreamResponse:
     meeting, rows = await _export_rows(request)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(EXPORT_COLUMNS)
-    writer.writerows(rows)
-    body = ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM: Excel opens Vietnamese text correctly
-    return web.Response(body=body, content_type="text/csv", charset="utf-8", headers={
+    return web.Response(body=attendance.to_csv(rows), content_type="text/csv", charset="utf-8", headers={
         "Content-Disposition": f'attachment; filename="diem-danh-hoi-nghi-{meeting.id}.csv"'})
 
 
 @routes.get("/meetings/{meeting_id:\\d+}/attendance.xlsx")
 async def attendance_xlsx(request: web.Request) -> web.StreamResponse:
-    from openpyxl import Workbook
-
     meeting, rows = await _export_rows(request)
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "Điểm danh"
-    ws.append([meeting.title])
-    ws.append(list(EXPORT_COLUMNS))
-    for row in rows:
-        ws.append(row)
-    ws.freeze_panes = "A3"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return web.Response(body=buf.getvalue(), headers={
+    return web.Response(body=attendance.to_xlsx(meeting.title, rows), headers={
         "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "Content-Disposition": f'attachment; filename="diem-danh-hoi-nghi-{meeting.id}.xlsx"'})
 

@@ -8,6 +8,7 @@ that did: ``meeting_ops.ensure_visible``). Who corrects: the meeting's chair.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from server import meeting_ops
 from server.auth import actor_of
 from server.db import transaction
-from server.minutes_export import minutes_context, render_docx, render_pdf
+from server.exports.minutes_html import minutes_context
+from server.exports.minutes_pdf import render_pdf
 from server.state import CLOCK, DB
 from server.web_util import client_ip, json_body, lang_of, render, require_principal
 from sessions import minutes as doc_rules
@@ -82,7 +84,14 @@ async def _export(request: web.Request, kind: str) -> web.StreamResponse:
     _p, doc, _history, _chair = await _read(request)
     loop = asyncio.get_running_loop()
     # CPU-bound (a national meeting's appendix is ~90 pages): off the event loop.
-    data = await loop.run_in_executor(None, render_pdf if kind == "pdf" else render_docx, doc)
+    render: Callable[[Minutes], bytes]
+    if kind == "pdf":
+        render = render_pdf
+    else:
+        from server.exports.minutes_docx import render_docx  # python-docx (lxml) only when asked
+
+        render = render_docx
+    data = await loop.run_in_executor(None, render, doc)
     name = f"bien-ban-hoi-nghi-{_meeting_id(request)}-v{doc.version}.{kind}"
     ctype = "application/pdf" if kind == "pdf" else \
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
