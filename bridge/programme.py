@@ -5,7 +5,8 @@ A :class:`Switch` moves a timeline from one source to another: for video it asks
 source for a keyframe and keeps forwarding the old source until that keyframe arrives (no
 subscriber ever sees a frozen or garbled picture), then re-bases the new source's timestamps so
 the outgoing timeline stays monotonic (the RTP timestamps a subscriber receives advance by the
-wall-clock time of the switch, as if one camera had kept running).
+wall-clock time of the switch, as if one camera had kept running). Sound handed over from a source
+that is still sending goes on packet to packet.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Switch:
         self._offset = 0
         self._last_pts: int | None = None
         self._last_time = 0.0
+        self._last_step = 0  # the current source's last pts step (one packet's duration)
+        self._current_live = False  # the current source sent something since the pending one was chosen
         self.switches = 0
 
     def _request_keyframe(self) -> None:
@@ -57,6 +60,7 @@ class Switch:
                 self._detach(self.current)
             self.current = None
         self.pending = source
+        self._current_live = False
         if self._on_packet not in source.listeners:
             source.listeners.append(self._on_packet)
         source.request_keyframe()
@@ -76,6 +80,9 @@ class Switch:
         assert packet.pts is not None
         out = av.Packet(bytes(packet))
         out.pts = packet.pts + self._offset
+        if self._last_pts is not None and out.pts > self._last_pts:
+            self._last_step = out.pts - self._last_pts
+        self._current_live = True
         out.time_base = packet.time_base
         self._last_pts = out.pts
         self._last_time = self._clock()
@@ -88,8 +95,14 @@ class Switch:
         self.current = source
         self.pending = None
         self.switches += 1
+        previous_live = self.current is not None and not self.current.ended.is_set() and self._current_live
         if self._last_pts is None:
             self._offset = -packet.pts
+        elif self.kind == "audio" and previous_live and self._last_step:
+            # Sound handed over from a source that is still sending (make before break): the new
+            # source's packet follows the old one's last, whatever the wall clock says (a process
+            # that stalled would otherwise stamp a hole in the timeline that was never silent).
+            self._offset = self._last_pts + self._last_step - packet.pts
         else:
             elapsed = max(0.0, self._clock() - self._last_time)
             step = max(1, round(elapsed * CLOCK_RATE[self.kind]))
