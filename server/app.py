@@ -17,9 +17,11 @@ from server import auth, db, meeting_ops, reminders
 from server.batching import Coalescer
 from server.errors import error_middleware
 from server.live import leases
+from server.live import socket as live_socket
 from server.live.bus import make_bus
 from server.live.hub import Hub
 from server.live.presence import Presence
+from server.live.topics import meeting_snapshots
 from server.metrics import Metrics
 from server.settings import Settings
 from server.state import BUS, CLOCK, DB, ENGINE, HUB, METRICS, PRESENCE, SETTINGS, SIGNING_KEY, SNAPSHOTS, TOKEN_CHECKS
@@ -30,7 +32,6 @@ from server.views import (
     directive_pages,
     directives,
     kpi,
-    live_ws,
     meetings,
     minutes,
     ops,
@@ -103,7 +104,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         app[BUS], app[HUB] = bus, hub
         app[PRESENCE] = Presence(partial(meeting_ops.write_presence, app))
         app[TOKEN_CHECKS] = Coalescer(partial(auth.check_tokens, app))
-        app[SNAPSHOTS] = Coalescer(partial(live_ws.meeting_snapshots, app))
+        app[SNAPSHOTS] = Coalescer(partial(meeting_snapshots, app))
         heartbeat = await leases.start(app)
         yield
         await hub.close_all()
@@ -124,7 +125,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
     app.on_shutdown.append(close_websockets)
     app.cleanup_ctx.append(reminders.reminders_ctx)
     for module in (ops, account, pages, admin, api, kpi, meetings, minutes, directives, directive_pages,
-                   live_ws):
+                   live_socket):
         app.add_routes(module.routes)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     return app

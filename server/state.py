@@ -34,7 +34,7 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 PRESENCE: web.AppKey[Presence] = web.AppKey("presence")
 INSTANCE = web.AppKey("instance", str)  # this server process's id in server_instances (server.live.leases)
-# Snapshots of ``meeting:`` subscriptions, batched per meeting (see server.views.live_ws).
+# Snapshots of ``meeting:`` subscriptions, batched per meeting (see server.live.topics).
 SNAPSHOTS: web.AppKey[Coalescer[int, Subscription, dict[str, Any]]] = web.AppKey("snapshots")
 # Bearer token checks, batched: (token id, token, now) → principal (see server.auth.check_tokens).
 TOKEN_CHECKS: web.AppKey[Coalescer[None, tuple[int, str, datetime], Principal]] = web.AppKey("token_checks")

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import WSMsgType
 from openpyxl import load_workbook
 
-from server.live.hub import CLOSE_SLOW, Connection, Hub, Subscription
+from server.live.hub import CLOSE_SLOW, Connection, Hub, Outbox, Subscription
 from server.live.wire import encode
 from sessions.roles import Principal, Role
 from sessions.store.live import LiveEvent
@@ -38,8 +38,9 @@ async def test_slow_client_is_dropped_not_buffered() -> None:
     hub = Hub(queue_size=8)
     sock = StuckSocket()
     who = Principal("user", 1, "x", 1, "01", Role.SITE_OPERATOR)
-    conn = Connection(sock, who, hub.queue_size)  # type: ignore[arg-type]
-    hub.connect(conn)
+    outbox = Outbox(sock, hub.queue_size)
+    conn = Connection(outbox.send, who)
+    hub.connect(conn, outbox)
     sub = Subscription(conn, "meeting:1", 1, "meeting", 1)
     hub.add(sub)
     sub.snapshot_sent(0)
@@ -47,8 +48,8 @@ async def test_slow_client_is_dropped_not_buffered() -> None:
         event = LiveEvent(1, seq, "meeting", {"seq": seq, "state": "live"})
         await hub.on_bus("meeting.1", encode(event))
     await asyncio.sleep(0)
-    assert conn.dropped and sock.close_code == CLOSE_SLOW
-    assert conn.queue.qsize() <= 8  # bounded: never grew with the backlog
+    assert outbox.dropped and sock.close_code == CLOSE_SLOW
+    assert outbox.queue.qsize() <= 8  # bounded: never grew with the backlog
     await hub.disconnect(conn)
 
 
@@ -56,8 +57,7 @@ async def test_snapshot_buffer_drops_events_already_in_the_snapshot() -> None:
     hub = Hub()
     sent: list[bytes] = []
     who = Principal("user", 1, "x", 1, "01", Role.CHAIR)
-    conn = Connection(StuckSocket(), who, 64)  # type: ignore[arg-type]
-    conn.send = sent.append  # type: ignore[method-assign]
+    conn = Connection(sent.append, who)
     sub = Subscription(conn, "meeting:1", 1, "meeting", 1)
     hub.add(sub)  # registered before the snapshot is read
     for seq in (3, 4, 5):

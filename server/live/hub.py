@@ -1,10 +1,11 @@
 """The websocket hub: connections, subscriptions, and fan-out of bus events.
 
-Each connection has a bounded outbound queue and one writer task: a client that cannot keep
-up is disconnected, never buffered without end. A subscription is registered *before* its
-snapshot is read and buffers events until the snapshot is sent, then forwards only events
-newer than the snapshot — so a client gets snapshot then events with no gap and no duplicate.
-Frames arrive from the bus already serialised and are forwarded byte for byte.
+Each socket has an outbox — a bounded queue and one writer task — and the connection sends
+through it without ever seeing the socket: a client that cannot keep up is disconnected, never
+buffered without end. A subscription is registered *before* its snapshot is read and buffers
+events until the snapshot is sent, then forwards only events newer than the snapshot — so a
+client gets snapshot then events with no gap and no duplicate. Frames arrive from the bus
+already serialised and are forwarded byte for byte.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType
 
 from server.live.wire import BROADCAST, Routed, decode, dumps
 from sessions.roles import Principal
@@ -43,24 +45,31 @@ class TokenBucket:
         return False
 
 
-@dataclass(eq=False)
-class Connection:
-    ws: web.WebSocketResponse
-    principal: Principal
-    queue_size: int
-    queue: asyncio.Queue[bytes | None] = field(init=False)
-    writer: asyncio.Task[None] | None = None
-    subs: dict[str, Subscription] = field(default_factory=dict)
-    joined: set[tuple[int, int]] = field(default_factory=set)  # (meeting id, unit id)
-    actions: TokenBucket = field(default_factory=lambda: TokenBucket(5.0, 10.0))
-    strikes: int = 0
-    dropped: bool = False
+class Socket(Protocol):
+    """What an outbox writes to: an aiohttp ``WebSocketResponse`` (or a test's stand-in)."""
 
-    def __post_init__(self) -> None:
-        self.queue = asyncio.Queue(self.queue_size)
+    @property
+    def closed(self) -> bool: ...
+
+    async def send_frame(self, frame: bytes, opcode: WSMsgType, /) -> None: ...
+
+    async def close(self, *, code: int = ..., message: bytes = ...) -> object: ...
+
+
+class Outbox:
+    """One socket's bounded outbound queue and the task that writes it out. A client that falls
+    ``size`` frames behind is closed with 4008 (it reconnects and gets a fresh snapshot), never
+    buffered without end."""
+
+    def __init__(self, ws: Socket, size: int, name: str = "ws") -> None:
+        self.ws, self.name = ws, name
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(size)
+        self.writer: asyncio.Task[None] | None = None
+        self.closing: asyncio.Task[object] | None = None  # the 4008 close of a slow client
+        self.dropped = False
 
     def start(self) -> None:
-        self.writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.principal.name}")
+        self.writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.name}")
 
     def send(self, frame: bytes) -> None:
         if self.dropped:
@@ -69,12 +78,9 @@ class Connection:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.dropped = True
-            log.warning("slow websocket client dropped", extra={"who": self.principal.name})
-            asyncio.get_running_loop().create_task(
+            log.warning("slow websocket client dropped", extra={"who": self.name})
+            self.closing = asyncio.get_running_loop().create_task(
                 self.ws.close(code=CLOSE_SLOW, message="Kết nối quá chậm, đang tải lại".encode()))
-
-    def send_obj(self, obj: dict[str, Any]) -> None:
-        self.send(dumps(obj))
 
     async def _write(self) -> None:
         while True:
@@ -86,11 +92,35 @@ class Connection:
             except (ConnectionError, RuntimeError):
                 return
 
+    async def close(self, code: int, message: bytes) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, message=message)
+
     async def stop(self) -> None:
+        """End the writer. A 4008 close under way is left to finish its handshake (aiohttp bounds
+        it); it is kept in ``closing`` only so that it cannot be garbage-collected mid-way."""
         if self.writer is not None:
             self.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.writer
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client of the websocket: who it is, what it follows, which sites it joined, its action
+    budget and strikes. It never sees the socket: frames leave through ``send`` (an outbox's
+    bounded queue in the server, a list in a test)."""
+
+    send: Callable[[bytes], None]
+    principal: Principal
+    ip: str = ""
+    subs: dict[str, Subscription] = field(default_factory=dict)
+    joined: set[tuple[int, int]] = field(default_factory=set)  # (meeting id, unit id)
+    actions: TokenBucket = field(default_factory=lambda: TokenBucket(5.0, 10.0))
+    strikes: int = 0
+
+    def send_obj(self, obj: dict[str, Any]) -> None:
+        self.send(dumps(obj))
 
 
 @dataclass(eq=False)
@@ -167,7 +197,7 @@ class Hub:
         self.by_meeting: dict[int, MeetingSubs] = {}
         self.by_slide: dict[int, set[Subscription]] = {}  # kpi: subscriptions by unit id
         self.by_dashboard: dict[int, set[Subscription]] = {}  # directives: subscriptions by subtree root
-        self.connections: set[Connection] = set()
+        self.connections: dict[Connection, Outbox] = {}  # each connection's outbox, to close at shutdown
         self.delivered = 0
 
     async def on_bus(self, topic: str, message: bytes) -> None:
@@ -230,19 +260,19 @@ class Hub:
         if sub.conn.subs.get(sub.topic) is sub:
             del sub.conn.subs[sub.topic]
 
-    def connect(self, conn: Connection) -> None:
-        self.connections.add(conn)
-        conn.start()
+    def connect(self, conn: Connection, outbox: Outbox) -> None:
+        self.connections[conn] = outbox
+        outbox.start()
 
     async def disconnect(self, conn: Connection) -> None:
         for sub in list(conn.subs.values()):
             self.remove(sub)
-        self.connections.discard(conn)
-        await conn.stop()
+        outbox = self.connections.pop(conn, None)
+        if outbox is not None:
+            await outbox.stop()
 
     async def close_all(self) -> None:
-        for conn in list(self.connections):
-            with contextlib.suppress(Exception):
-                await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-            await conn.stop()
+        for outbox in list(self.connections.values()):
+            await outbox.close(WSCloseCode.GOING_AWAY, b"server shutdown")
+            await outbox.stop()
         self.connections.clear()

@@ -1,0 +1,79 @@
+"""Meeting actions sent over the live websocket (``{"type":"action", …}``): one named function
+per action, taking its typed message (server.live.messages). Who may do what is decided by
+server.meeting_ops, exactly as for the same actions over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from server import meeting_ops
+from server.live.hub import Connection
+from server.live.messages import (
+    Action,
+    ChangeState,
+    Grant,
+    LowerAllHands,
+    LowerHand,
+    Mark,
+    Mute,
+    MuteAll,
+    NextSpeaker,
+    RaiseHand,
+    Revoke,
+    Unmute,
+    UnmuteAll,
+)
+
+
+async def raise_hand(app: web.Application, conn: Connection, msg: RaiseHand) -> None:
+    await meeting_ops.set_hand(app, conn.principal, msg.meeting, True)
+
+
+async def lower_hand(app: web.Application, conn: Connection, msg: LowerHand) -> None:
+    await meeting_ops.set_hand(app, conn.principal, msg.meeting, False, msg.unit_id)
+
+
+async def lower_all_hands(app: web.Application, conn: Connection, msg: LowerAllHands) -> None:
+    await meeting_ops.lower_all_hands(app, conn.principal, msg.meeting)
+
+
+async def grant(app: web.Application, conn: Connection, msg: Grant) -> None:
+    await meeting_ops.grant(app, conn.principal, msg.meeting, msg.unit, conn.ip, confirm=msg.confirm)
+
+
+async def next_speaker(app: web.Application, conn: Connection, msg: NextSpeaker) -> None:
+    await meeting_ops.next_speaker(app, conn.principal, msg.meeting, conn.ip)
+
+
+async def revoke(app: web.Application, conn: Connection, msg: Revoke) -> None:
+    await meeting_ops.revoke(app, conn.principal, msg.meeting, conn.ip)
+
+
+async def set_muted(app: web.Application, conn: Connection, msg: Mute) -> None:
+    """``mute`` / ``unmute`` a site (``unit`` None: the caller's own)."""
+    await meeting_ops.set_muted(app, conn.principal, msg.meeting, msg.muted, msg.unit, conn.ip)
+
+
+async def set_all_muted(app: web.Application, conn: Connection, msg: MuteAll) -> None:
+    """``mute_all`` / ``unmute_all`` (the chair)."""
+    await meeting_ops.set_all_muted(app, conn.principal, msg.meeting, msg.muted, conn.ip)
+
+
+async def mark(app: web.Application, conn: Connection, msg: Mark) -> None:
+    await meeting_ops.mark(app, conn.principal, msg.meeting, msg.unit, msg.status, msg.reason, conn.ip)
+
+
+async def change_state(app: web.Application, conn: Connection, msg: ChangeState) -> None:
+    await meeting_ops.change_state(app, conn.principal, msg.meeting, msg.to, conn.ip)
+
+
+ActionHandler = Callable[[web.Application, Connection, Any], Awaitable[None]]
+ACTIONS: dict[type[Action], ActionHandler] = {
+    RaiseHand: raise_hand, LowerHand: lower_hand, LowerAllHands: lower_all_hands,
+    Grant: grant, NextSpeaker: next_speaker, Revoke: revoke,
+    Mute: set_muted, Unmute: set_muted, MuteAll: set_all_muted, UnmuteAll: set_all_muted,
+    Mark: mark, ChangeState: change_state,
+}

@@ -1,0 +1,117 @@
+"""The one websocket endpoint ``/ws``: the loop that reads frames and answers each one.
+
+Layers, as Home Assistant's ``websocket_api``: frames are read into typed messages
+(server.live.messages), each message goes to its handler (server.live.handlers, which uses the
+topic handlers of server.live.topics and the meeting actions of server.live.actions), and this
+loop turns every outcome into exactly one answer frame — ``result``, ``pong`` or ``error`` —
+with the socket kept open. An unexpected exception becomes ``internal_error`` (logged with its
+traceback). Frames leave through the connection's ``send``: the hub's bounded outbox.
+Every message and error code is in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import WSMessage, WSMsgType, web
+
+from server import meeting_ops
+from server.live.frames import MAX_MESSAGE, BadMessage, check_shape, decode
+from server.live.handlers import HANDLERS
+from server.live.hub import CLOSE_ABUSE, Connection, Outbox
+from server.live.messages import parse
+from server.live.wire import dumps
+from server.state import HUB
+from server.web_util import client_ip, require_principal
+from sessions.errors import DomainError, ValidationFailed
+
+routes = web.RouteTableDef()
+log = logging.getLogger("hoinghi.ws")
+MAX_STRIKES = 50  # malformed or excess messages before the socket is closed with 4029
+INTERNAL_ERROR = "Lỗi hệ thống. Vui lòng thử lại sau; sự cố đã được ghi nhận."
+
+
+class RateLimited(ValidationFailed):
+    code = "rate_limited"
+
+
+def error_frame(request_id: object, exc: DomainError) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "id": request_id, "code": exc.code, "message": exc.message}
+    if exc.detail.get("warning"):  # e.g. confirm_required: what the page asks the chair
+        frame["detail"] = exc.detail
+    return frame
+
+
+@routes.get("/ws")
+async def websocket(request: web.Request) -> web.StreamResponse:
+    principal = require_principal(request)
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE)
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    outbox = Outbox(ws, hub.queue_size, principal.name)
+    conn = Connection(outbox.send, principal, client_ip(request))
+    hub.connect(conn, outbox)
+    try:
+        async for frame in ws:
+            if frame.type == WSMsgType.ERROR:
+                break
+            await receive(request.app, conn, frame)
+            if conn.strikes > MAX_STRIKES:
+                await ws.close(code=CLOSE_ABUSE, message="Quá nhiều tin nhắn sai hoặc quá nhanh".encode())
+                break
+    finally:
+        await hub.disconnect(conn)
+        await _leave_all(request.app, conn)
+    return ws
+
+
+async def receive(app: web.Application, conn: Connection, frame: WSMessage) -> None:
+    """One frame → one answer. Never raises (but for cancellation): the socket stays open."""
+    request_id: object = None
+    kind: object = None
+    try:
+        if frame.type != WSMsgType.TEXT:
+            raise BadMessage("Chỉ nhận tin nhắn JSON dạng văn bản")
+        raw = decode(frame.data)
+        check_shape(raw.get("id"), depth=2)  # an id is echoed: it must be one that can be written back
+        request_id, kind = raw.get("id"), raw.get("type")
+        check_shape(raw)
+        if kind == "action" and not conn.actions.take():  # well-formed or not, an action spends a token
+            raise RateLimited("Thao tác quá nhanh, vui lòng chờ giây lát")
+        msg = parse(raw)
+        answer = await HANDLERS[type(msg)](app, conn, msg)
+        if answer is not None:
+            _send(conn, {**answer, "id": request_id})
+        elif "id" in raw:
+            _send(conn, {"type": "result", "id": request_id, "ok": True})
+    except DomainError as exc:
+        if isinstance(exc, BadMessage | RateLimited):
+            conn.strikes += 1
+        _send(conn, error_frame(request_id, exc))
+    except Exception:
+        if conn not in app[HUB].connections:  # the server is closing every socket: nobody to tell
+            log.debug("websocket message cut short by shutdown", exc_info=True)
+            return
+        log.exception("websocket message failed", extra={"who": conn.principal.name, "type": str(kind)[:40]})
+        _send(conn, {"type": "error", "id": request_id, "code": "internal_error", "message": INTERNAL_ERROR})
+
+
+def _send(conn: Connection, frame: dict[str, Any]) -> None:
+    """Queue an answer; one that cannot be serialised is logged and answered ``internal_error``."""
+    try:
+        data = dumps(frame)
+    except (TypeError, ValueError, RecursionError):
+        log.exception("websocket answer not serialisable", extra={"who": conn.principal.name})
+        data = dumps({"type": "error", "id": None, "code": "internal_error", "message": INTERNAL_ERROR})
+    conn.send(data)
+
+
+async def _leave_all(app: web.Application, conn: Connection) -> None:
+    """Everything the socket joined is left when it closes: a site that vanished shows as a gap."""
+    for meeting_id, unit_id in list(conn.joined):
+        try:
+            await asyncio.shield(meeting_ops.disconnect(app, meeting_id, unit_id))
+        except Exception:
+            log.exception("presence cleanup failed", extra={"meeting": meeting_id})
