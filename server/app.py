@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import auth, db, meeting_ops, reminders
+from server import auth, db, reminders
 from server.batching import Coalescer
 from server.errors import error_middleware
 from server.live import leases
@@ -23,8 +23,24 @@ from server.live.hub import Hub
 from server.live.presence import Presence
 from server.live.topics import meeting_snapshots
 from server.metrics import Metrics
+from server.services import meetings as meeting_ops
+from server.services.deps import Deps
 from server.settings import Settings
-from server.state import BUS, CLOCK, DB, ENGINE, HUB, METRICS, PRESENCE, SETTINGS, SIGNING_KEY, SNAPSHOTS, TOKEN_CHECKS
+from server.state import (
+    BUS,
+    CLOCK,
+    DB,
+    DEPS,
+    ENGINE,
+    HUB,
+    INSTANCE,
+    METRICS,
+    PRESENCE,
+    SETTINGS,
+    SIGNING_KEY,
+    SNAPSHOTS,
+    TOKEN_CHECKS,
+)
 from server.views import (
     account,
     admin,
@@ -102,10 +118,12 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         bus.subscribe("kpi.", hub.on_kpi)
         bus.subscribe("directives.", hub.on_directives)
         app[BUS], app[HUB] = bus, hub
-        app[PRESENCE] = Presence(partial(meeting_ops.write_presence, app))
+        deps = app[DEPS] = Deps(app[DB], clock, bus, settings, app[SIGNING_KEY])
+        app[PRESENCE] = Presence(partial(meeting_ops.write_presence, deps))
         app[TOKEN_CHECKS] = Coalescer(partial(auth.check_tokens, app))
         app[SNAPSHOTS] = Coalescer(partial(meeting_snapshots, app))
         heartbeat = await leases.start(app)
+        deps.instance = app[INSTANCE]
         yield
         await hub.close_all()
         for batches in (app[PRESENCE], app[TOKEN_CHECKS], app[SNAPSHOTS]):

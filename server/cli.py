@@ -157,7 +157,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         configure(settings.log_level, settings.log_format)
         try:
-            from server.media import media_key
+            from server.services.media import media_key
 
             run_bridge(args, media_key(settings))
         except BridgeCliError as exc:

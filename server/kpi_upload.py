@@ -9,10 +9,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from server import kpi_slides
 from server.auth import actor_of
 from server.db import transaction
-from server.state import CLOCK, DB, SETTINGS
+from server.services import kpi_slides
+from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import client_ip, json_error, render, require_principal
 from sessions.errors import Conflict, DomainError, Forbidden
 from sessions.kpi_csv import CSV_COLUMNS, KpiCsvRejected, parse_kpi_csv
@@ -55,7 +55,7 @@ async def ingest_csv(request: web.Request, p: Principal, data: bytes, source: st
         raise Conflict("Báo cáo đang được gửi đồng thời từ nơi khác; hãy gửi lại", code="conflict") from None
     if result.affected:
         async with request.app[DB]() as db:  # after the commit, like the JSON intake
-            await kpi_slides.publish(request.app, db, result.affected)
+            await kpi_slides.publish(request.app[DEPS], db, result.affected)
     return result
 
 

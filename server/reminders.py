@@ -19,10 +19,10 @@ from email.message import EmailMessage
 
 from aiohttp import web
 
-from server import directive_ops
 from server.db import transaction
+from server.services import directives as directive_ops
 from server.settings import Settings
-from server.state import CLOCK, DB, SETTINGS
+from server.state import CLOCK, DB, DEPS, SETTINGS
 from sessions.directives import VN
 from sessions.store import directives as store
 from sessions.store import units
@@ -80,7 +80,7 @@ async def run_once(app: web.Application, send: Sender = smtp_send) -> int:
     if not flagged:
         return 0
     async with app[DB]() as db:
-        await directive_ops.publish(app, db, set(flagged))
+        await directive_ops.publish(app[DEPS], db, set(flagged))
         if settings.reminder_email_to:
             tree = await units.unit_tree(db)
             per_province: dict[str, int] = {}

@@ -14,6 +14,7 @@ from server.live.bus import Bus
 from server.live.hub import Hub, Subscription
 from server.live.presence import Presence
 from server.metrics import Metrics
+from server.services.deps import Deps
 from server.settings import Settings
 from sessions.roles import Principal
 
@@ -34,6 +35,7 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 PRESENCE: web.AppKey[Presence] = web.AppKey("presence")
 INSTANCE = web.AppKey("instance", str)  # this server process's id in server_instances (server.live.leases)
+DEPS: web.AppKey[Deps] = web.AppKey("deps")  # what services are handed (server.services.deps)
 # Snapshots of ``meeting:`` subscriptions, batched per meeting (see server.live.topics).
 SNAPSHOTS: web.AppKey[Coalescer[int, Subscription, dict[str, Any]]] = web.AppKey("snapshots")
 # Bearer token checks, batched: (token id, token, now) → principal (see server.auth.check_tokens).

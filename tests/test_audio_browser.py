@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page
 
-from server.media import media_key
+from server.services.media import media_key
 from tests.browser_util import chromium, chromium_path, login, new_page, shot
 from tests.conftest import LiveServer
 from tests.live_util import WsClient, free_port, schedule, set_state

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from server import db as dbmod
-from server import kpi_slides
 from server.db import transaction
+from server.services import kpi_slides
 from server.state import DB
 from sessions.errors import ValidationFailed
 from sessions.kpi import BUILTIN, Direction, Kind, Thresholds, indicator_from_spec

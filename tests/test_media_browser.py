@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from server.media import media_key
+from server.services.media import media_key
 from server.state import DB
 from sessions.store import live as live_store
 from tests.browser_util import chromium, chromium_path, login, new_page, shot

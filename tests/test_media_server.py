@@ -13,7 +13,7 @@ import pytest
 
 from server.auth import issue_machine_token
 from server.db import transaction
-from server.media import media_key
+from server.services.media import media_key
 from server.settings import SettingsError, load_settings
 from server.state import DB
 from sessions import join_tokens

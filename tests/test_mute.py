@@ -15,7 +15,7 @@ from bridge.app import STATE, create_app
 from bridge.room import BridgeConfig, BridgeState
 from server.auth import issue_machine_token
 from server.db import transaction
-from server.media import media_key
+from server.services.media import media_key
 from server.state import DB
 from sessions.store import live as live_store
 from sessions.store import units as units_store

@@ -12,8 +12,8 @@ import pytest
 from playwright.async_api import expect
 
 from demo import kpi as demo_kpi
-from server import kpi_slides
 from server.db import transaction
+from server.services import kpi_slides
 from sessions.store import kpi as kpi_store
 from sessions.store import units as units_store
 from tests.browser_util import chromium, login, new_page

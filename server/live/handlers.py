@@ -10,12 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
-from server import media, meeting_ops
 from server.live import topics
 from server.live.actions import ACTIONS
 from server.live.hub import Connection
 from server.live.messages import Join, Leave, MeetingTopic, OnAir, Ping, Speaking, Stats, Subscribe, Unsubscribe
-from server.state import CLOCK, DB, HUB
+from server.services import media
+from server.services import meetings as meeting_ops
+from server.state import CLOCK, DB, DEPS, HUB, PRESENCE
 from sessions.errors import Forbidden
 from sessions.roles import Permission
 from sessions.store import live, units
@@ -67,7 +68,7 @@ async def join(app: web.Application, conn: Connection, msg: Join) -> Answer:
     """A site connected: roll call present online, an attendance interval opens (once per socket)."""
     unit_id = await _present_unit(app, conn, msg.meeting, msg.unit)
     if (msg.meeting, unit_id) not in conn.joined:
-        await meeting_ops.connect(app, msg.meeting, unit_id)
+        await app[PRESENCE].connect(msg.meeting, unit_id)
         conn.joined.add((msg.meeting, unit_id))
     return None
 
@@ -76,25 +77,25 @@ async def leave(app: web.Application, conn: Connection, msg: Leave) -> Answer:
     unit_id = await _present_unit(app, conn, msg.meeting, msg.unit)
     if (msg.meeting, unit_id) in conn.joined:
         conn.joined.discard((msg.meeting, unit_id))
-        await meeting_ops.disconnect(app, msg.meeting, unit_id)
+        await app[PRESENCE].disconnect(msg.meeting, unit_id)
     return None
 
 
 async def stats(app: web.Application, conn: Connection, msg: Stats) -> Answer:
     async with app[DB]() as db:
-        await media.report_stats(app, db, conn.principal, msg.meeting, msg.sites, app[CLOCK]())
+        await media.report_stats(app[DEPS], db, conn.principal, msg.meeting, msg.sites, app[CLOCK]())
     return None
 
 
 async def speaking(app: web.Application, conn: Connection, msg: Speaking) -> Answer:
     async with app[DB]() as db:
-        await media.report_speaking(app, db, conn.principal, msg.meeting, msg.sites, app[CLOCK]())
+        await media.report_speaking(app[DEPS], db, conn.principal, msg.meeting, msg.sites, app[CLOCK]())
     return None
 
 
 async def on_air(app: web.Application, conn: Connection, msg: OnAir) -> Answer:
     async with app[DB]() as db:
-        await media.report_on_air(app, db, conn.principal, msg.meeting, msg.fields, app[CLOCK]())
+        await media.report_on_air(app[DEPS], db, conn.principal, msg.meeting, msg.fields, app[CLOCK]())
     return None
 
 

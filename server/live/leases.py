@@ -19,8 +19,8 @@ from datetime import timedelta
 from aiohttp import web
 
 from server.db import transaction
-from server.meeting_ops import publish
-from server.state import CLOCK, DB, INSTANCE, PRESENCE, SETTINGS
+from server.services.meetings import publish
+from server.state import CLOCK, DB, DEPS, INSTANCE, PRESENCE, SETTINGS
 from sessions.store import leases, live
 from sessions.store.live import LiveEvent
 
@@ -93,7 +93,7 @@ async def _release(app: web.Application, instance_id: str) -> bool:
         async with transaction(app[DB]) as db:
             await leases.unregister(db, instance_id)
         return True
-    await publish(app, events)
+    await publish(app[DEPS], events)
     log.warning("a server instance stopped answering: its connections were released",
                 extra={"instance": instance_id, "connections": connections})
     return True

@@ -17,13 +17,12 @@ from typing import Any
 
 from aiohttp import WSMessage, WSMsgType, web
 
-from server import meeting_ops
 from server.live.frames import MAX_MESSAGE, BadMessage, check_shape, decode
 from server.live.handlers import HANDLERS
 from server.live.hub import CLOSE_ABUSE, Connection, Outbox
 from server.live.messages import parse
 from server.live.wire import dumps
-from server.state import HUB
+from server.state import HUB, PRESENCE
 from server.web_util import client_ip, require_principal
 from sessions.errors import DomainError, ValidationFailed
 
@@ -112,6 +111,6 @@ async def _leave_all(app: web.Application, conn: Connection) -> None:
     """Everything the socket joined is left when it closes: a site that vanished shows as a gap."""
     for meeting_id, unit_id in list(conn.joined):
         try:
-            await asyncio.shield(meeting_ops.disconnect(app, meeting_id, unit_id))
+            await asyncio.shield(app[PRESENCE].disconnect(meeting_id, unit_id))
         except Exception:
             log.exception("presence cleanup failed", extra={"meeting": meeting_id})

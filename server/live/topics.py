@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from server import kpi_slides, meeting_ops
 from server.live.hub import Connection, Hub, Subscription
 from server.live.messages import DirectivesTopic, KpiTopic, MeetingTopic, RollcallTopic, Topic
+from server.services import kpi_slides
+from server.services import meetings as meeting_ops
 from server.state import CLOCK, DB, HUB, SNAPSHOTS
 from server.views import kpi as kpi_views
 from sessions.errors import DomainError, Forbidden

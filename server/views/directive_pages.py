@@ -10,7 +10,7 @@ from datetime import datetime
 from aiohttp import web
 
 from server.auth import ensure_reaches
-from server.directive_ops import can_act
+from server.services.directives import can_act
 from server.state import CLOCK, DB
 from server.timefmt import local
 from server.web_util import render, require_principal

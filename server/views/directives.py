@@ -9,9 +9,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from server import attachments, directive_ops, meeting_ops
+from server import attachments
 from server.auth import ensure_reaches
-from server.state import CLOCK, DB, SETTINGS
+from server.services import directives as directive_ops
+from server.services import meetings as meeting_ops
+from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import json_body, require_principal
 from sessions.directives import DirectiveInput, parse_directive
 from sessions.errors import ValidationFailed
@@ -46,7 +48,7 @@ async def api_conclude(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
     given = _directives(body.get("directives"))
-    cid, created = await directive_ops.record_conclusion(request.app, p, _id(request, "meeting_id"),
+    cid, created = await directive_ops.record_conclusion(request.app[DEPS], p, _id(request, "meeting_id"),
                                                          str(body.get("text", "")), given)
     return web.json_response({"conclusion": {"id": cid}, "directives": [_created(c) for c in created]}, status=201)
 
@@ -64,7 +66,7 @@ async def api_conclusions(request: web.Request) -> web.StreamResponse:
 async def api_add_directive(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     given = parse_directive(await json_body(request))
-    created = await directive_ops.add_directive(request.app, p, _id(request, "conclusion_id"), given)
+    created = await directive_ops.add_directive(request.app[DEPS], p, _id(request, "conclusion_id"), given)
     return web.json_response({"directive": _created(created)}, status=201)
 
 
@@ -74,7 +76,7 @@ async def api_add_directive(request: web.Request) -> web.StreamResponse:
 async def api_break_down(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     given = parse_directive(await json_body(request))
-    created = await directive_ops.break_down(request.app, p, _id(request, "assignment_id"), given)
+    created = await directive_ops.break_down(request.app[DEPS], p, _id(request, "assignment_id"), given)
     return web.json_response({"directive": _created(created)}, status=201)
 
 
@@ -91,7 +93,8 @@ async def api_report(request: web.Request) -> web.StreamResponse:
         body = await json_body(request)
         text, percent, files = str(body.get("text", "")), body.get("percent"), []
     try:
-        report_id = await directive_ops.report(request.app, p, _id(request, "assignment_id"), text, percent, files)
+        report_id = await directive_ops.report(request.app[DEPS], p, _id(request, "assignment_id"), text, percent,
+                                               files)
     except BaseException:
         attachments.discard(settings, files)  # nothing of a refused report stays, on disk either
         raise
@@ -101,7 +104,7 @@ async def api_report(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/assignments/{assignment_id:\\d+}/done")
 async def api_done(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    await directive_ops.complete(request.app, p, _id(request, "assignment_id"))
+    await directive_ops.complete(request.app[DEPS], p, _id(request, "assignment_id"))
     return web.json_response({"ok": True})
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from server import kpi_slides
 from server.auth import actor_of, ensure_reaches
 from server.db import transaction
-from server.kpi_slides import indicator_row
-from server.state import CLOCK, DB
+from server.services import kpi_slides
+from server.services.kpi_slides import indicator_row
+from server.state import CLOCK, DB, DEPS
 from server.web_util import client_ip, json_body, json_error, render, require_permission, require_principal
 from sessions.errors import Conflict, Forbidden, ValidationFailed
 from sessions.roles import Permission, Principal, Role
@@ -59,7 +59,7 @@ async def kpi_reports(request: web.Request) -> web.StreamResponse:
         raise Conflict("Báo cáo đang được gửi đồng thời từ nơi khác; hãy gửi lại", code="conflict") from None
     if result.affected:
         async with request.app[DB]() as db:  # after the commit: every reader sees what subscribers get
-            await kpi_slides.publish(request.app, db, result.affected)
+            await kpi_slides.publish(request.app[DEPS], db, result.affected)
     return web.json_response(result.counts())
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from server import meeting_ops
 from server.auth import ensure_reaches
 from server.exports import attendance
-from server.state import CLOCK, DB, SETTINGS
+from server.services import meetings as meeting_ops
+from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.timefmt import local, parse_local
 from server.web_util import client_ip, json_body, render, require_principal
 from sessions.errors import DomainError, Forbidden, ValidationFailed
@@ -74,7 +74,7 @@ async def meetings_create(request: web.Request) -> web.StreamResponse:
             start = parse_local(kept["start"])
         except ValueError:
             raise ValidationFailed("Thời gian bắt đầu không hợp lệ", code="start_invalid", field="start") from None
-        meeting_id = await meeting_ops.schedule(request.app, p, title=kept["title"],
+        meeting_id = await meeting_ops.schedule(request.app[DEPS], p, title=kept["title"],
                                                 agenda=kept["agenda"].splitlines(), start=start,
                                                 selectors=selectors, ip=client_ip(request))
     except DomainError as exc:
@@ -196,7 +196,7 @@ async def api_create(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise ValidationFailed("Thời gian bắt đầu không hợp lệ (ISO 8601)", code="start_invalid",
                                field="start") from None
-    meeting_id = await meeting_ops.schedule(request.app, p, title=str(body.get("title", "")), agenda=agenda,
+    meeting_id = await meeting_ops.schedule(request.app[DEPS], p, title=str(body.get("title", "")), agenda=agenda,
                                             start=start, selectors=store.parse_selectors(body.get("participants")),
                                             ip=client_ip(request))
     async with request.app[DB]() as db:
@@ -216,11 +216,11 @@ async def api_get(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/meetings/{meeting_id:\\d+}/media")
 async def api_media(request: web.Request) -> web.StreamResponse:
     """The caller's site's way into the meeting's media: its bridge, a join token, ICE servers."""
-    from server import media
+    from server.services import media
 
     p = require_principal(request)
     async with request.app[DB]() as db:
-        grant = await media.grant(request.app, db, request.app[SETTINGS], p, _meeting_id(request),
+        grant = await media.grant(request.app[DEPS], db, request.app[SETTINGS], p, _meeting_id(request),
                                   request.app[CLOCK]())
     return web.json_response(grant, headers={"Cache-Control": "no-store"})
 
@@ -245,7 +245,7 @@ async def api_state(request: web.Request) -> web.StreamResponse:
         target = MeetingState(str(body.get("to", "")))
     except ValueError:
         raise ValidationFailed("Trạng thái hội nghị không hợp lệ", code="state_invalid", field="to") from None
-    new = await meeting_ops.change_state(request.app, p, _meeting_id(request), target, client_ip(request))
+    new = await meeting_ops.change_state(request.app[DEPS], p, _meeting_id(request), target, client_ip(request))
     return web.json_response({"state": new.value})
 
 
@@ -257,7 +257,7 @@ async def api_mark(request: web.Request) -> web.StreamResponse:
         status = Attendance(str(body.get("status", "")))
     except ValueError:
         raise ValidationFailed("Trạng thái điểm danh không hợp lệ", code="status_invalid", field="status") from None
-    await meeting_ops.mark(request.app, p, _meeting_id(request), str(body.get("unit", "")), status,
+    await meeting_ops.mark(request.app[DEPS], p, _meeting_id(request), str(body.get("unit", "")), status,
                            str(body.get("reason", "")), client_ip(request))
     return _ok()
 
@@ -271,8 +271,8 @@ async def api_hand(request: web.Request) -> web.StreamResponse:
     if _flag(body, "all", False):
         if up:
             raise ValidationFailed("Không thể giơ tay thay tất cả điểm cầu", code="bad_request", field="up")
-        return _ok(lowered=await meeting_ops.lower_all_hands(request.app, p, _meeting_id(request)))
-    await meeting_ops.set_hand(request.app, p, _meeting_id(request), up,
+        return _ok(lowered=await meeting_ops.lower_all_hands(request.app[DEPS], p, _meeting_id(request)))
+    await meeting_ops.set_hand(request.app[DEPS], p, _meeting_id(request), up,
                                unit_id if isinstance(unit_id, int) else None)
     return _ok()
 
@@ -293,11 +293,12 @@ async def api_floor(request: web.Request) -> web.StreamResponse:
     if action == "grant":
         raw_id = body.get("unit_id")
         unit: str | int = raw_id if isinstance(raw_id, int) else str(body.get("unit", ""))
-        await meeting_ops.grant(request.app, p, mid, unit, client_ip(request), confirm=_flag(body, "confirm", False))
+        await meeting_ops.grant(request.app[DEPS], p, mid, unit, client_ip(request),
+                                confirm=_flag(body, "confirm", False))
     elif action == "next":
-        await meeting_ops.next_speaker(request.app, p, mid, client_ip(request))
+        await meeting_ops.next_speaker(request.app[DEPS], p, mid, client_ip(request))
     elif action == "revoke":
-        await meeting_ops.revoke(request.app, p, mid, client_ip(request))
+        await meeting_ops.revoke(request.app[DEPS], p, mid, client_ip(request))
     else:
         raise ValidationFailed("'action' phải là grant, next hoặc revoke", code="unknown_action", field="action")
     return _ok()
@@ -311,9 +312,9 @@ async def api_mute(request: web.Request) -> web.StreamResponse:
     raw_id = body.get("unit_id")
     muted = _flag(body, "muted", True)
     if _flag(body, "all", False):
-        changed = await meeting_ops.set_all_muted(request.app, p, _meeting_id(request), muted, client_ip(request))
+        changed = await meeting_ops.set_all_muted(request.app[DEPS], p, _meeting_id(request), muted, client_ip(request))
         return _ok(changed=changed)
     target: str | int | None = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else (
         str(unit) if unit is not None else None)
-    await meeting_ops.set_muted(request.app, p, _meeting_id(request), muted, target, client_ip(request))
+    await meeting_ops.set_muted(request.app[DEPS], p, _meeting_id(request), muted, target, client_ip(request))
     return _ok()

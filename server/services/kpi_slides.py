@@ -8,11 +8,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.live.wire import dumps
-from server.state import BUS
+from server.services.deps import Deps
 from sessions.kpi import Direction, Indicator, Kind, Value, colour, display, rank
 from sessions.store import kpi as kpi_store
 from sessions.store import kpi_catalog
@@ -112,13 +111,13 @@ def encode(unit_id: int, data: dict[str, Any]) -> bytes:
     return dumps({"m": 0, "s": 0, "k": "kpi", "u": unit_id, "p": []}) + b"\n" + dumps(frame(data))
 
 
-async def publish(app: web.Application, db: AsyncSession, affected: Iterable[kpi_store.Key]) -> int:
+async def publish(deps: Deps, db: AsyncSession, affected: Iterable[kpi_store.Key]) -> int:
     """One event per unit whose slide period changed; returns how many were published."""
     # The campaign figures, and the monthly ones (the trend charts), are on the slide.
     unit_ids = {uid for uid, _ind, period in affected if period == PERIOD or MONTH.match(period)}
     if not unit_ids:
         return 0
-    bus = app[BUS]
+    bus = deps.bus
     data = await slides(db, unit_ids)
     for uid, slide in sorted(data.items()):
         await bus.publish(f"kpi.{uid}", encode(uid, slide))

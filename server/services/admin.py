@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.auth import actor_of, ensure_reaches, issue_machine_token
+from server.auth import actor_of, ensure_reaches, mint_machine_token
 from server.db import transaction
-from server.state import CLOCK, DB
+from server.services.deps import Deps
 from sessions.errors import Forbidden, ValidationFailed
 from sessions.passwords import hash_password
 from sessions.roles import Permission, Principal, Role, parse_role
@@ -37,14 +36,14 @@ class NewUser:
     password: str
 
 
-async def create_user(app: web.Application, principal: Principal, spec: NewUser, ip: str) -> users_store.UserView:
+async def create_user(deps: Deps, principal: Principal, spec: NewUser, ip: str) -> users_store.UserView:
     _need(principal, Permission.MANAGE_USERS)
     role = parse_role(spec.role)
     if role is None:
         raise ValidationFailed(f"Vai trò '{spec.role}' không hợp lệ", code="role_invalid", field="role")
     users_store.validate_username(spec.username)
     pw_hash = await asyncio.to_thread(hash_password, spec.password)
-    async with transaction(app[DB]) as db:
+    async with transaction(deps.db) as db:
         unit = await units.get_by_code(db, spec.unit_code.strip())
         await ensure_reaches(db, principal, unit.id)
         if role is Role.ADMIN and unit.id == principal.unit_id and principal.role is not Role.ADMIN:
@@ -56,9 +55,9 @@ async def create_user(app: web.Application, principal: Principal, spec: NewUser,
     return user
 
 
-async def set_user_active(app: web.Application, principal: Principal, user_id: int, active: bool, ip: str) -> None:
+async def set_user_active(deps: Deps, principal: Principal, user_id: int, active: bool, ip: str) -> None:
     _need(principal, Permission.MANAGE_USERS)
-    async with transaction(app[DB]) as db:
+    async with transaction(deps.db) as db:
         user = await users_store.get_by_id(db, user_id)
         await ensure_reaches(db, principal, user.unit_id)
         if user.id == principal.id:
@@ -69,13 +68,14 @@ async def set_user_active(app: web.Application, principal: Principal, user_id: i
         await audit.record(db, actor_of(principal), "user_unlocked" if active else "user_locked", user.username, ip)
 
 
-async def create_token(app: web.Application, principal: Principal, *, name: str, unit_code: str,
+async def create_token(deps: Deps, principal: Principal, *, name: str, unit_code: str,
                        scopes: frozenset[str], days: int, ip: str) -> tuple[auth_store.TokenView, str]:
     _need(principal, Permission.MANAGE_TOKENS)
-    async with transaction(app[DB]) as db:
+    async with transaction(deps.db) as db:
         unit = await units.get_by_code(db, unit_code.strip())
         await ensure_reaches(db, principal, unit.id)
-        tid, token = await issue_machine_token(app, db, name=name, unit_id=unit.id, scopes=scopes, days=days,
+        tid, token = await mint_machine_token(db, key=deps.signing_key, max_days=deps.settings.machine_token_max_days,
+                                               now=deps.clock(), name=name, unit_id=unit.id, scopes=scopes, days=days,
                                                created_by_id=principal.id if principal.kind == "user" else None)
         await audit.record(db, actor_of(principal), "token_issued", f"token:{tid}", ip, name=name,
                            unit=unit.code, scopes=" ".join(sorted(scopes)), days=days)
@@ -83,12 +83,12 @@ async def create_token(app: web.Application, principal: Principal, *, name: str,
     return view, token
 
 
-async def revoke_token(app: web.Application, principal: Principal, token_id: int, ip: str) -> None:
+async def revoke_token(deps: Deps, principal: Principal, token_id: int, ip: str) -> None:
     _need(principal, Permission.MANAGE_TOKENS)
-    async with transaction(app[DB]) as db:
+    async with transaction(deps.db) as db:
         tok = await auth_store.get_token(db, token_id)
         await ensure_reaches(db, principal, tok.unit_id)
-        await auth_store.revoke_token(db, token_id, app[CLOCK]())
+        await auth_store.revoke_token(db, token_id, deps.clock())
         await audit.record(db, actor_of(principal), "token_revoked", f"token:{token_id}", ip, name=tok.name)
 
 
@@ -121,11 +121,11 @@ async def check_import_scope(db: AsyncSession, principal: Principal, rows: list[
                                 code="out_of_scope")
 
 
-async def import_units_csv(app: web.Application, principal: Principal, data: bytes, filename: str,
+async def import_units_csv(deps: Deps, principal: Principal, data: bytes, filename: str,
                            ip: str) -> ImportResult:
     _need(principal, Permission.MANAGE_UNITS)
     rows = parse_csv(data)
-    async with transaction(app[DB]) as db:
+    async with transaction(deps.db) as db:
         await check_import_scope(db, principal, rows)
         result = await units.import_units(db, rows)
         await audit.record(db, actor_of(principal), "units_imported", filename[:200], ip, added=result.added,

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import actor_of
 from server.db import transaction
 from server.live.wire import encode
-from server.state import BUS, CLOCK, DB, INSTANCE, PRESENCE
+from server.services.deps import Deps
 from sessions.errors import Conflict, Forbidden, NotFound
 from sessions.meetings import Attendance, MeetingState, MuteBy
 from sessions.roles import Permission, Principal
@@ -22,8 +21,8 @@ from sessions.store import minutes as minutes_store
 from sessions.store.live import LiveEvent
 
 
-async def publish(app: web.Application, events: list[LiveEvent]) -> None:
-    bus = app[BUS]
+async def publish(deps: Deps, events: list[LiveEvent]) -> None:
+    bus = deps.bus
     for event in events:
         await bus.publish(f"meeting.{event.meeting_id}", encode(event))
 
@@ -53,11 +52,11 @@ async def ensure_chair(db: AsyncSession, principal: Principal, meeting_id: int) 
     return meeting
 
 
-async def schedule(app: web.Application, principal: Principal, *, title: str, agenda: list[str], start: datetime,
+async def schedule(deps: Deps, principal: Principal, *, title: str, agenda: list[str], start: datetime,
                    selectors: list[store.Selector], ip: str = "") -> int:
     if not principal.can(Permission.CHAIR_MEETINGS):
         raise Forbidden("Chỉ chủ trì được lên lịch hội nghị", code="chair_only")
-    async with transaction(app[DB]) as db:
+    async with transaction(deps.db) as db:
         for sel in selectors:
             unit = await units.get_by_code(db, sel.unit_code)
             if not await units.is_within(db, principal.unit_id, unit.id):
@@ -69,10 +68,10 @@ async def schedule(app: web.Application, principal: Principal, *, title: str, ag
     return meeting_id
 
 
-async def change_state(app: web.Application, principal: Principal, meeting_id: int, target: MeetingState,
+async def change_state(deps: Deps, principal: Principal, meeting_id: int, target: MeetingState,
                        ip: str = "") -> MeetingState:
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         await ensure_chair(db, principal, meeting_id)
         seq, old, new, touched = await store.change_state(db, meeting_id, target, at=now, by_user_id=principal.id,
                                                           by_name=principal.name)
@@ -86,7 +85,7 @@ async def change_state(app: web.Application, principal: Principal, meeting_id: i
         events += [await live.seat_event(db, meeting_id, uid, seq) for uid in touched]
         await audit.record(db, actor_of(principal), "meeting_state", f"meeting:{meeting_id}", ip, old=old.value,
                            new=new.value)
-    await publish(app, events)
+    await publish(deps, events)
     return new
 
 
@@ -96,10 +95,10 @@ async def _unit_id(db: AsyncSession, code_or_id: str | int) -> int:
     return (await units.get_by_code(db, code_or_id)).id
 
 
-async def mark(app: web.Application, principal: Principal, meeting_id: int, unit: str | int, status: Attendance,
+async def mark(deps: Deps, principal: Principal, meeting_id: int, unit: str | int, status: Attendance,
                reason: str, ip: str = "") -> None:
     """Roll call by hand: the chair for any site, a bridge operator for sites of its subtree."""
-    async with transaction(app[DB]) as db:
+    async with transaction(deps.db) as db:
         meeting = await ensure_visible(db, principal, meeting_id)
         uid = await _unit_id(db, unit)
         chair = await is_chair_of(db, principal, meeting)
@@ -109,7 +108,7 @@ async def mark(app: web.Application, principal: Principal, meeting_id: int, unit
         events = await live.mark(db, meeting_id, uid, status, reason, principal.name)
         await audit.record(db, actor_of(principal), "rollcall_marked", f"meeting:{meeting_id}", ip, unit=uid,
                            status=status.value, reason=reason.strip()[:200])
-    await publish(app, events)
+    await publish(deps, events)
 
 
 def _site_unit(principal: Principal) -> int:
@@ -118,11 +117,11 @@ def _site_unit(principal: Principal) -> int:
     return principal.unit_id
 
 
-async def set_hand(app: web.Application, principal: Principal, meeting_id: int, up: bool,
+async def set_hand(deps: Deps, principal: Principal, meeting_id: int, up: bool,
                    unit_id: int | None = None) -> None:
     """A site raises or lowers its own hand; the chair may lower anyone's."""
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         meeting = await ensure_visible(db, principal, meeting_id)
         if unit_id is not None and unit_id != principal.unit_id:
             if up or not await is_chair_of(db, principal, meeting):
@@ -131,7 +130,7 @@ async def set_hand(app: web.Application, principal: Principal, meeting_id: int, 
         else:
             target = _site_unit(principal)
         events = await floor.set_hand(db, meeting_id, target, up, now)
-    await publish(app, events)
+    await publish(deps, events)
 
 
 class NotConnected(Conflict):
@@ -141,10 +140,10 @@ class NotConnected(Conflict):
     code = "confirm_required"
 
 
-async def grant(app: web.Application, principal: Principal, meeting_id: int, unit: str | int, ip: str = "",
+async def grant(deps: Deps, principal: Principal, meeting_id: int, unit: str | int, ip: str = "",
                 confirm: bool = False) -> None:
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         await ensure_chair(db, principal, meeting_id)
         uid = await _unit_id(db, unit)
         if not confirm:
@@ -155,25 +154,25 @@ async def grant(app: web.Application, principal: Principal, meeting_id: int, uni
                                    unit=seat["code"])
         events = await floor.grant(db, meeting_id, uid, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_granted", f"meeting:{meeting_id}", ip, unit=uid)
-    await publish(app, events)
+    await publish(deps, events)
 
 
-async def next_speaker(app: web.Application, principal: Principal, meeting_id: int, ip: str = "") -> None:
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+async def next_speaker(deps: Deps, principal: Principal, meeting_id: int, ip: str = "") -> None:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         await ensure_chair(db, principal, meeting_id)
         events = await floor.next_speaker(db, meeting_id, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_granted", f"meeting:{meeting_id}", ip, unit="next")
-    await publish(app, events)
+    await publish(deps, events)
 
 
-async def revoke(app: web.Application, principal: Principal, meeting_id: int, ip: str = "") -> None:
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+async def revoke(deps: Deps, principal: Principal, meeting_id: int, ip: str = "") -> None:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         await ensure_chair(db, principal, meeting_id)
         events = await floor.revoke(db, meeting_id, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_revoked", f"meeting:{meeting_id}", ip)
-    await publish(app, events)
+    await publish(deps, events)
 
 
 async def _mute_authority(db: AsyncSession, principal: Principal, meeting: store.MeetingView,
@@ -194,11 +193,11 @@ async def _mute_authority(db: AsyncSession, principal: Principal, meeting: store
     raise Forbidden("Chỉ chủ trì hoặc điểm cầu cấp trên được tắt/bật tiếng điểm cầu này", code="chair_only")
 
 
-async def set_muted(app: web.Application, principal: Principal, meeting_id: int, muted: bool,
+async def set_muted(deps: Deps, principal: Principal, meeting_id: int, muted: bool,
                     unit: str | int | None = None, ip: str = "") -> None:
     """Mute or unmute a site (``unit``; None: the caller's own). Who may lift a mute follows
     ``sessions.meetings.MuteBy``; the bridges drop a muted site's sound (they follow the roll call)."""
-    async with transaction(app[DB]) as db:
+    async with transaction(deps.db) as db:
         meeting = await ensure_visible(db, principal, meeting_id)
         target = principal.unit_id if unit is None else await _unit_id(db, unit)
         by = await _mute_authority(db, principal, meeting, target)
@@ -206,43 +205,33 @@ async def set_muted(app: web.Application, principal: Principal, meeting_id: int,
         if events and by is not MuteBy.SITE:
             await audit.record(db, actor_of(principal), "site_muted" if muted else "site_unmuted",
                                f"meeting:{meeting_id}", ip, unit=target)
-    await publish(app, events)
+    await publish(deps, events)
 
 
-async def set_all_muted(app: web.Application, principal: Principal, meeting_id: int, muted: bool,
+async def set_all_muted(deps: Deps, principal: Principal, meeting_id: int, muted: bool,
                         ip: str = "") -> int:
     """The chair's mute all (but the floor holder) / unmute all (its own mutes). How many changed."""
-    async with transaction(app[DB]) as db:
+    async with transaction(deps.db) as db:
         await ensure_chair(db, principal, meeting_id)
         events = await floor.set_all_muted(db, meeting_id, muted)
         await audit.record(db, actor_of(principal), "all_muted" if muted else "all_unmuted",
                            f"meeting:{meeting_id}", ip, count=len(events))
-    await publish(app, events)
+    await publish(deps, events)
     return len(events)
 
 
-async def lower_all_hands(app: web.Application, principal: Principal, meeting_id: int) -> int:
-    async with transaction(app[DB]) as db:
+async def lower_all_hands(deps: Deps, principal: Principal, meeting_id: int) -> int:
+    async with transaction(deps.db) as db:
         await ensure_chair(db, principal, meeting_id)
         events = await floor.lower_all_hands(db, meeting_id)
-    await publish(app, events)
+    await publish(deps, events)
     return len(events)
 
 
-async def connect(app: web.Application, meeting_id: int, unit_id: int) -> None:
-    """A site's connection opened; joins and leaves arriving together are written in one batch
-    (``server.live.presence``)."""
-    await app[PRESENCE].connect(meeting_id, unit_id)
-
-
-async def disconnect(app: web.Application, meeting_id: int, unit_id: int) -> None:
-    await app[PRESENCE].disconnect(meeting_id, unit_id)
-
-
-async def write_presence(app: web.Application, meeting_id: int, changes: list[tuple[int, bool]]) -> None:
+async def write_presence(deps: Deps, meeting_id: int, changes: list[tuple[int, bool]]) -> None:
     """One batch of connections (True) and disconnections (False) of one meeting's sites."""
-    at = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+    at = deps.clock()
+    async with transaction(deps.db) as db:
         events = await live.presence_many(db, meeting_id, changes, at)
-        await leases.apply(db, app[INSTANCE], meeting_id, changes, at)
-    await publish(app, events)
+        await leases.apply(db, deps.instance, meeting_id, changes, at)
+    await publish(deps, events)

@@ -18,12 +18,11 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.live.wire import dumps
+from server.services.deps import Deps
 from server.settings import Settings, parse_bridges, parse_ice_servers
-from server.state import BUS
 from sessions import join_tokens
 from sessions.errors import Forbidden, ValidationFailed
 from sessions.meetings import OPEN_STATES, STATE_LABEL_VI, WrongState
@@ -56,10 +55,10 @@ async def serving_bridge(db: AsyncSession, bridges: dict[str, str], unit_id: int
     return None
 
 
-async def grant(app: web.Application, db: AsyncSession, settings: Settings, p: Principal, meeting_id: int,
+async def grant(deps: Deps, db: AsyncSession, settings: Settings, p: Principal, meeting_id: int,
                 now: datetime) -> dict[str, Any]:
     """What the caller's site needs to join the meeting's media (see docs/protocol.md)."""
-    from server import meeting_ops
+    from server.services import meetings as meeting_ops
 
     meeting = await meeting_ops.ensure_visible(db, p, meeting_id)
     chair = await meeting_ops.is_chair_of(db, p, meeting)
@@ -149,14 +148,14 @@ def _site_list(sites: object, code: str) -> list[dict[str, Any]]:
     return sites
 
 
-async def _publish_unordered(app: web.Application, meeting_id: int, kind: str, unit_id: int | None,
+async def _publish_unordered(deps: Deps, meeting_id: int, kind: str, unit_id: int | None,
                              path: list[int], data: dict[str, Any]) -> None:
     header = {"m": meeting_id, "s": 0, "k": kind, "u": unit_id, "p": path}
     frame = {"type": "event", "meeting": meeting_id, "seq": 0, "kind": kind, "data": data}
-    await app[BUS].publish(f"meeting.{meeting_id}", dumps(header) + b"\n" + dumps(frame))
+    await deps.bus.publish(f"meeting.{meeting_id}", dumps(header) + b"\n" + dumps(frame))
 
 
-async def report_stats(app: web.Application, db: AsyncSession, p: Principal, meeting_id: int,
+async def report_stats(deps: Deps, db: AsyncSession, p: Principal, meeting_id: int,
                        sites: object, now: datetime) -> int:
     """A bridge's per-site figures → one ``health`` event per site, to the consoles watching it.
     Sites must lie in the bridge's subtree and take part in the meeting."""
@@ -172,11 +171,11 @@ async def report_stats(app: web.Application, db: AsyncSession, p: Principal, mee
     for code, stat in rows:
         unit, path = reach[code]
         data = {"unit_id": unit.id, "code": unit.code, **stat, "level": health_level(stat), "at": now.isoformat()}
-        await _publish_unordered(app, meeting_id, "health", unit.id, path, data)
+        await _publish_unordered(deps, meeting_id, "health", unit.id, path, data)
     return len(rows)
 
 
-async def report_speaking(app: web.Application, db: AsyncSession, p: Principal, meeting_id: int,
+async def report_speaking(deps: Deps, db: AsyncSession, p: Principal, meeting_id: int,
                           sites: object, now: datetime) -> int:
     """A bridge's speaking states (read from the RFC 6464 audio levels of what its sites send, never
     decoded) → one ``speaking`` event per site, to the consoles watching it (and the site itself)."""
@@ -195,15 +194,15 @@ async def report_speaking(app: web.Application, db: AsyncSession, p: Principal, 
     for code, speaking, level in rows:
         unit, path = reach[code]
         data = {"unit_id": unit.id, "code": unit.code, "speaking": speaking, "level": level, "at": now.isoformat()}
-        await _publish_unordered(app, meeting_id, "speaking", unit.id, path, data)
+        await _publish_unordered(deps, meeting_id, "speaking", unit.id, path, data)
     return len(rows)
 
 
-async def report_on_air(app: web.Application, db: AsyncSession, p: Principal, meeting_id: int, msg: dict[str, Any],
+async def report_on_air(deps: Deps, db: AsyncSession, p: Principal, meeting_id: int, msg: dict[str, Any],
                         now: datetime) -> None:
     """The bridge that serves the chair says whose media the programme carries now: the floor
     holder is "on air" once its picture or sound actually reaches the programme, not when granted."""
-    from server import meeting_ops
+    from server.services import meetings as meeting_ops
 
     _require_bridge(p, "trạng thái lên sóng")
     meeting = await meeting_ops.ensure_visible(db, p, meeting_id)
@@ -220,4 +219,4 @@ async def report_on_air(app: web.Application, db: AsyncSession, p: Principal, me
         unit, _path = (await _reach(db, p, meeting_id, [code]))[code]
         unit_id, name = unit.id, unit.name
     data = {"unit_id": unit_id, "code": code, "name": name, "video": video, "audio": audio, "at": now.isoformat()}
-    await _publish_unordered(app, meeting_id, "on_air", unit_id, [], data)
+    await _publish_unordered(deps, meeting_id, "on_air", unit_id, [], data)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import meeting_ops
 from server.auth import actor_of
 from server.db import transaction
 from server.live.wire import dumps
-from server.state import BUS, CLOCK, DB
+from server.services import meetings as meeting_ops
+from server.services.deps import Deps
 from sessions.directives import DirectiveInput
 from sessions.errors import Forbidden, NotFound
 from sessions.roles import Permission, Principal
@@ -38,7 +37,7 @@ def can_act(p: Principal) -> bool:
     return any(p.can(perm) for perm in (Permission.CHAIR_MEETINGS, Permission.OPERATE_BRIDGE, Permission.OPERATE_SITE))
 
 
-async def publish(app: web.Application, db: AsyncSession, unit_ids: Iterable[int]) -> None:
+async def publish(deps: Deps, db: AsyncSession, unit_ids: Iterable[int]) -> None:
     """Tell the dashboards of every ancestor of the affected units to refresh. The frame carries
     no figures — a dashboard re-reads its own counts, scope-checked — so routing is an economy,
     never a safeguard."""
@@ -53,8 +52,8 @@ async def publish(app: web.Application, db: AsyncSession, unit_ids: Iterable[int
             path = set()
             break
     header = {"m": 0, "s": 0, "k": "directives", "u": None, "p": sorted(path)}
-    frame = {"type": "event", "kind": "directives", "at": app[CLOCK]().isoformat()}
-    await app[BUS].publish(TOPIC, dumps(header) + b"\n" + dumps(frame))
+    frame = {"type": "event", "kind": "directives", "at": deps.clock().isoformat()}
+    await deps.bus.publish(TOPIC, dumps(header) + b"\n" + dumps(frame))
 
 
 async def _ensure_secretary(db: AsyncSession, p: Principal, meeting_id: int) -> None:
@@ -67,32 +66,32 @@ async def _ensure_secretary(db: AsyncSession, p: Principal, meeting_id: int) -> 
                     code="chair_only")
 
 
-async def record_conclusion(app: web.Application, p: Principal, meeting_id: int, text: str,
+async def record_conclusion(deps: Deps, p: Principal, meeting_id: int, text: str,
                             given: list[DirectiveInput]) -> tuple[int, list[Created]]:
     """A conclusion and the directives it carries, all in one transaction (all or nothing)."""
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         await _ensure_secretary(db, p, meeting_id)
         actor = actor_of(p)
         cid = await store.add_conclusion(db, meeting_id, text, actor, now)
         created = [await store.create_directive(db, cid, g, actor=actor, now=now) for g in given]
     if created:
-        async with app[DB]() as db:
-            await publish(app, db, {u for c in created for u in c.unit_ids})
+        async with deps.db() as db:
+            await publish(deps, db, {u for c in created for u in c.unit_ids})
     return cid, created
 
 
-async def add_directive(app: web.Application, p: Principal, conclusion_id: int, given: DirectiveInput) -> Created:
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+async def add_directive(deps: Deps, p: Principal, conclusion_id: int, given: DirectiveInput) -> Created:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         meeting_id = await store.conclusion_meeting(db, conclusion_id)
         try:
             await _ensure_secretary(db, p, meeting_id)
         except NotFound:
             raise NotFound("Không tìm thấy kết luận", code="conclusion_not_found") from None
         created = await store.create_directive(db, conclusion_id, given, actor=actor_of(p), now=now)
-    async with app[DB]() as db:
-        await publish(app, db, created.unit_ids)
+    async with deps.db() as db:
+        await publish(deps, db, created.unit_ids)
     return created
 
 
@@ -106,32 +105,32 @@ async def _ensure_assignment(db: AsyncSession, p: Principal, assignment_id: int)
     return a.unit_id
 
 
-async def break_down(app: web.Application, p: Principal, assignment_id: int, given: DirectiveInput) -> Created:
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+async def break_down(deps: Deps, p: Principal, assignment_id: int, given: DirectiveInput) -> Created:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         await _ensure_assignment(db, p, assignment_id)
         created = await store.break_down(db, assignment_id, given, actor=actor_of(p), now=now)
-    async with app[DB]() as db:
-        await publish(app, db, created.unit_ids)
+    async with deps.db() as db:
+        await publish(deps, db, created.unit_ids)
     return created
 
 
-async def report(app: web.Application, p: Principal, assignment_id: int, text: str, percent: object,
+async def report(deps: Deps, p: Principal, assignment_id: int, text: str, percent: object,
                  files: list[StoredFile]) -> int:
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         unit_id = await _ensure_assignment(db, p, assignment_id)
         report_id = await store.report_progress(db, assignment_id, text=text, percent=percent, files=files,
                                                 actor=actor_of(p), now=now)
-    async with app[DB]() as db:
-        await publish(app, db, [unit_id])
+    async with deps.db() as db:
+        await publish(deps, db, [unit_id])
     return report_id
 
 
-async def complete(app: web.Application, p: Principal, assignment_id: int) -> None:
-    now = app[CLOCK]()
-    async with transaction(app[DB]) as db:
+async def complete(deps: Deps, p: Principal, assignment_id: int) -> None:
+    now = deps.clock()
+    async with transaction(deps.db) as db:
         unit_id = await _ensure_assignment(db, p, assignment_id)
         await store.complete(db, assignment_id, actor=actor_of(p), now=now)
-    async with app[DB]() as db:
-        await publish(app, db, [unit_id])
+    async with deps.db() as db:
+        await publish(deps, db, [unit_id])
