@@ -1,6 +1,6 @@
 """Every touch of aiortc's private API, in one place (aiortc 1.16).
 
-A pass-through relay needs four things aiortc does not expose publicly:
+A pass-through relay needs six things aiortc does not expose publicly:
 
 1. **Encoded frames out of a receiver.** The receiver's decoder thread looks its decoder up
    through the module name ``aiortc.rtcrtpreceiver.get_decoder``. For codecs marked
@@ -20,38 +20,37 @@ A pass-through relay needs four things aiortc does not expose publicly:
 5. **A cheaper clock.** The sender stamps every RTP packet with ``aiortc.clock.current_ntp_time()``,
    which goes through ``datetime`` objects (~8 % of a relay's CPU with many subscribers); the same
    value is computed from ``time.time()``.
-6. **A send path without a task per subscriber.** aiortc's ``RTCRtpSender._run_rtp`` wakes one
-   task per subscriber per frame, packetizes the frame again for each subscriber, builds an
-   ``RtpPacket`` per packet and awaits four coroutines down to ``sendto``. For a track that can
-   push (:class:`DirectTrack`, the relay's subscriber tracks) we replace the sender's ``_run_rtp``
-   and ``_retransmit`` on that one sender: the fan-out call itself sends (:class:`DirectSender`):
-   the frame is packetized once for all subscribers of a timeline (:class:`FramePacker`), and per
-   subscriber there is only a 12-byte header, SRTP and one ``sendto``. It reads the sender's
-   name-mangled state (``_RTCRtpSender__*``: extension map, mid, RTX payload type, the counters
-   its RTCP sender reports), the DTLS transport's SRTP session and the ICE pair nominated for
-   component 1. Only a plain UDP pair is sent to directly; any other (TURN) goes through aiortc's
-   own ``RTCDtlsTransport._send_rtp``.
+6. **A send path without a task per subscriber** (:mod:`bridge.direct_send`). aiortc's
+   ``RTCRtpSender._run_rtp`` wakes one task per subscriber per frame, packetizes the frame again
+   for each subscriber and awaits four coroutines down to ``sendto``. For a relay track we replace
+   the sender's ``_run_rtp`` and ``_retransmit`` on that one sender and send from the fan-out call
+   itself. That path reads the sender's SSRCs and name-mangled state (``_RTCRtpSender__*``:
+   extension map, mid, RTX payload type, the counters its RTCP sender reports), builds packets with
+   ``aiortc.rtp``, takes the DTLS transport's SRTP session and the ICE pair nominated for
+   component 1 (aioice). Only a plain UDP pair is sent to directly; any other (TURN) goes through
+   aiortc's own ``RTCDtlsTransport._send_rtp``. Every name it touches is listed here.
 
 Which codecs are pass-through is decided per peer connection: after ``setRemoteDescription``
 each transceiver holds its own negotiated copies of the codec parameters
 (``RTCRtpTransceiver._codecs``), and :func:`mark_passthrough` tags those copies. Other peer
 connections of the same process (a test's own players, say) keep decoding normally.
 
-``tests/test_aiortc_compat.py`` checks each of these names, so an aiortc upgrade that moves one
-fails loudly instead of silently transcoding.
+These names belong to one minor version of aiortc and aioice (:data:`TARGET_VERSIONS`, pinned in
+``pyproject.toml``): :func:`install` and the bridge's command line refuse any other.
+``tests/test_aiortc_compat.py`` checks each name and exercises each hook on a real pair of aiortc
+peers, so an upgrade that moves one fails loudly instead of silently transcoding.
 """
 
 from __future__ import annotations
 
-import asyncio
 import fractions
 import random
-import struct
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any
 
+import aioice
+import aiortc
 import av
 from aioice import ice as _aioice_mod
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
@@ -71,8 +70,6 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 MARK = "_hoinghi_passthrough"
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
-PASSTHROUGH_MIME_TYPES = ("video/vp8", "video/h264", "audio/opus")
-
 # The names below are aiortc internals; the test module checks every one of them.
 RECEIVER_DECODER_LOOKUP = (_receiver_mod, "get_decoder")
 SENDER_ENCODER_LOOKUP = (_sender_mod, "get_encoder")
@@ -86,13 +83,19 @@ H264_PACKETIZE = "_packetize"  # classmethod (NAL units) -> payloads
 NTP_CLOCK = (_clock_mod, "current_ntp_time")
 COMMON_CODECS_FUNCTION = (_pc_mod, "find_common_codecs")
 LOCAL_CODECS_TABLE = (_codecs_mod, "CODECS")
-# The direct send path (6.)
+# The direct send path (6., bridge.direct_send)
 SENDER_RUN_RTP = "_run_rtp"  # coroutine method (codec) started by RTCRtpSender.send()
 SENDER_RETRANSMIT = "_retransmit"  # coroutine method (sequence_number) called on a NACK
 SENDER_PRIVATE = "_RTCRtpSender__"  # name-mangling prefix of RTCRtpSender's own attributes
 SENDER_STATE = ("rtp_started", "rtp_exited", "rtp_header_extensions_map", "mid", "rtx_payload_type",
                 "ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count")
 SENDER_HISTORY_SIZE = (_sender_mod, "RTP_HISTORY_SIZE")
+SENDER_SSRC = "_ssrc"
+SENDER_RTX_SSRC = "_rtx_ssrc"
+SEQUENCE_NUMBER_ORIGIN = (_sender_mod, "random_sequence_number")  # () -> a random first sequence number
+RTP_HEADER_EXTENSIONS = (_rtp_mod, "HeaderExtensions")  # the values; the sender's map serializes them
+RTP_PACKET = (_rtp_mod, "RtpPacket")
+RTX_WRAP = (_rtp_mod, "wrap_rtx")
 DTLS_STATE_ATTR = "_state"
 DTLS_CONNECTED = (_dtls_mod, "State")  # State.CONNECTED
 DTLS_SRTP_ATTR = "_tx_srtp"
@@ -100,6 +103,28 @@ DTLS_SEND_RTP = "_send_rtp"
 ICE_CONNECTION_ATTR = "_connection"  # RTCIceTransport -> aioice.Connection
 ICE_NOMINATED_ATTR = "_nominated"  # aioice.Connection: {component: CandidatePair}
 ICE_UDP_PROTOCOL = (_aioice_mod, "StunProtocol")
+
+# The minor versions whose internals the names below are (pyproject.toml pins the same).
+TARGET_VERSIONS = {"aiortc": "1.16", "aioice": "0.13"}
+_MODULES = {"aiortc": aiortc, "aioice": aioice}
+
+
+class UnsupportedVersion(RuntimeError):
+    """The installed aiortc (or aioice) is not the version this module was written against."""
+
+
+def check_versions() -> None:
+    """Raise :class:`UnsupportedVersion` (Vietnamese message) unless the installed aiortc and aioice
+    are the minor versions this module names the internals of."""
+    for package, target in TARGET_VERSIONS.items():
+        version = str(getattr(_MODULES[package], "__version__", "?"))
+        if version.split(".")[:2] != target.split("."):
+            raise UnsupportedVersion(
+                f"điểm cầu cần {package} {target}.x nhưng máy đang cài {package} {version}: "
+                f"bridge/aiortc_compat.py dùng API nội bộ của đúng phiên bản {target}. "
+                f"Cài lại bằng: pip install '{package}~={target}.0' (hoặc sửa và kiểm thử lại mô-đun "
+                f"tương thích trước khi nâng cấp)")
+
 
 _original_get_decoder: Callable[[RTCRtpCodecParameters], Any] | None = None
 _original_get_encoder: Callable[[RTCRtpCodecParameters], Any] | None = None
@@ -177,9 +202,20 @@ def _get_decoder(codec: RTCRtpCodecParameters) -> Any:
     return _original_get_decoder(codec)
 
 
+def packer_for(mime: str) -> Vp8Packer | H264Packer | OpusPacker:
+    """A packer (no codec opened) for a lower-case mime type."""
+    if mime == "audio/opus":
+        return OpusPacker()
+    if mime == "video/h264":
+        return H264Packer()
+    if mime == "video/vp8":
+        return Vp8Packer()
+    raise ValueError(f"no pass-through packer for {mime}")
+
+
 def _get_encoder(codec: RTCRtpCodecParameters) -> Any:
     if _is_marked(codec):
-        return _get_packer(codec.mimeType.lower())
+        return packer_for(codec.mimeType.lower())
     assert _original_get_encoder is not None
     return _original_get_encoder(codec)
 
@@ -187,8 +223,11 @@ def _get_encoder(codec: RTCRtpCodecParameters) -> Any:
 def install() -> None:
     """Route aiortc's codec lookups through the pass-through hooks (idempotent, process-wide).
 
-    Unmarked codecs still get aiortc's own decoders and encoders."""
+    Unmarked codecs still get aiortc's own decoders and encoders. Refuses (:class:`UnsupportedVersion`)
+    an aiortc whose internals may not be the ones named here."""
     global _original_get_decoder, _original_get_encoder
+    if not installed():
+        check_versions()
     module, name = RECEIVER_DECODER_LOOKUP
     if getattr(module, name) is not _get_decoder:
         _original_get_decoder = getattr(module, name)
@@ -216,8 +255,6 @@ def mark_passthrough(pc: RTCPeerConnection, kinds: tuple[str, ...] = ("audio", "
             continue
         for codec in getattr(transceiver, TRANSCEIVER_CODECS_ATTR):
             setattr(codec, MARK, True)
-        if _is_direct_track(transceiver.sender.track):
-            use_direct_send(transceiver.sender)
 
 
 def negotiated_codecs(transceiver: Any) -> list[RTCRtpCodecParameters]:
@@ -261,224 +298,3 @@ def on_audio_level(receiver: RTCRtpReceiver, callback: Callable[[int], None]) ->
 async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """Ask the publisher behind ``receiver`` for a keyframe of stream ``media_ssrc``."""
     await getattr(receiver, RECEIVER_PLI_METHOD)(media_ssrc)
-
-
-# --- 6. The direct send path -------------------------------------------------------------------
-
-MAX_SEND_BACKLOG = 256 * 1024  # bytes queued in the UDP transport: beyond this a subscriber resyncs
-_HEADER = struct.Struct("!BBHLL")
-_EXTENSION_HEADER = struct.Struct("!HH")
-
-
-class DirectTrack(Protocol):
-    """A track that pushes its packets into a callback instead of being read by ``recv()``."""
-
-    packer: FramePacker
-
-    def attach_direct(self, send: Callable[[av.Packet], bool]) -> None:
-        """From now on call ``send(packet)`` for each packet; ``False`` means it fell behind."""
-
-    def detach_direct(self) -> None: ...
-
-    async def wait_stopped(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class FramePacker:
-    """Packetizes each encoded frame once for every subscriber of one timeline.
-
-    The subscribers of a timeline receive the same ``av.Packet`` objects one after another, so
-    the payloads of the last packet are kept. A timeline carries one codec (subscribers are
-    pinned to the source's codec); the VP8 picture id advances once per frame for everyone."""
-
-    def __init__(self) -> None:
-        self._packers: dict[str, Vp8Packer | H264Packer | OpusPacker] = {}
-        self._last: tuple[av.Packet, str] | None = None
-        self._result: tuple[list[bytes], int] = ([], 0)
-        self.frames = 0
-
-    def pack(self, packet: av.Packet, mime: str) -> tuple[list[bytes], int]:
-        last = self._last
-        if last is not None and last[0] is packet and last[1] == mime:
-            return self._result
-        packer = self._packers.get(mime)
-        if packer is None:
-            packer = self._packers[mime] = _get_packer(mime)
-        self._result = packer.pack(packet)
-        self._last = (packet, mime)  # holds the packet: its identity cannot be reused meanwhile
-        self.frames += 1
-        return self._result
-
-
-def _get_packer(mime: str) -> Vp8Packer | H264Packer | OpusPacker:
-    if mime == "audio/opus":
-        return OpusPacker()
-    if mime == "video/h264":
-        return H264Packer()
-    if mime == "video/vp8":
-        return Vp8Packer()
-    raise ValueError(f"no pass-through packer for {mime}")
-
-
-def _sender_state(sender: RTCRtpSender, name: str) -> Any:
-    return getattr(sender, SENDER_PRIVATE + name)
-
-
-class DirectSender:
-    """One subscriber's RTP stream, sent synchronously from the fan-out (see module docs, 6.).
-
-    Sequence numbers, timestamp origin and SSRC are the sender's own as aiortc would make them;
-    header extensions (mid, abs-send-time) are serialized once per frame; NACKed packets are
-    retransmitted (over RTX when negotiated) from a history of plain packets whose payloads are
-    shared by all subscribers; the counters the sender's RTCP reports and ``getStats()`` read are
-    kept up to date once per frame."""
-
-    def __init__(self, sender: RTCRtpSender, codec: RTCRtpCodecParameters, packer: FramePacker) -> None:
-        self.sender = sender
-        self.dtls = sender.transport
-        self.packer = packer
-        self.mime = codec.mimeType.lower()
-        self.payload_type: int = codec.payloadType or 0
-        self.ssrc = sender._ssrc
-        self.sequence_number = _sender_mod.random_sequence_number()
-        self.timestamp_origin = random.getrandbits(32)
-        self.extensions_map = _sender_state(sender, "rtp_header_extensions_map")
-        self.mid = _sender_state(sender, "mid")
-        self.rtx_sequence_number = _sender_mod.random_sequence_number()
-        self.history_size: int = getattr(*SENDER_HISTORY_SIZE)
-        self.history: dict[int, tuple[bytes, bytes]] = {}
-        self.packets = 0
-        self.octets = 0
-        self.backlogged = 0
-        self._connected = getattr(*DTLS_CONNECTED).CONNECTED
-        self.retransmits = 0
-        self._pair: Any = None
-        self._udp: Any = None
-        self._slow_queue: deque[bytes] = deque()
-        self._slow_task: asyncio.Task[None] | None = None
-
-    def _route(self) -> bool:
-        """Re-read the nominated pair; True when it is a plain UDP pair we can send to directly."""
-        connection = getattr(self.dtls.transport, ICE_CONNECTION_ATTR)
-        pair = getattr(connection, ICE_NOMINATED_ATTR).get(1)
-        if pair is not self._pair:
-            self._pair = pair
-            self._udp = None
-            if pair is not None and type(pair.protocol) is getattr(*ICE_UDP_PROTOCOL):
-                self._udp = pair.protocol.transport
-        return self._udp is not None
-
-    def send(self, packet: av.Packet) -> bool:
-        """Send one encoded frame. False: this subscriber's transport is backlogged (the frame
-        was not sent; the caller resyncs it at the next keyframe)."""
-        dtls = self.dtls
-        if getattr(dtls, DTLS_STATE_ATTR) is not self._connected:
-            return True  # not connected (yet or any more): nothing to send to, as aiortc drops it
-        payloads, timestamp = self.packer.pack(packet, self.mime)
-        if not payloads:
-            return True
-        direct = self._route()
-        if direct and self._udp.get_write_buffer_size() > MAX_SEND_BACKLOG:
-            self.backlogged += 1
-            return False
-        ntp = fast_ntp_time()
-        extensions = _rtp_mod.HeaderExtensions()
-        extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
-        extensions.mid = self.mid
-        profile, value = self.extensions_map.set(extensions)
-        first_byte = 0x90 if value else 0x80
-        extension = _EXTENSION_HEADER.pack(profile, len(value) >> 2) + value if value else b""
-        timestamp = (self.timestamp_origin + timestamp) & 0xFFFFFFFF
-        seq = self.sequence_number
-        last = len(payloads) - 1
-        history, size, pt, ssrc = self.history, self.history_size, self.payload_type, self.ssrc
-        octets = 0
-        plain_packets = []
-        for i, payload in enumerate(payloads):
-            header = _HEADER.pack(first_byte, pt | 0x80 if i == last else pt, seq, timestamp, ssrc) + extension
-            history[seq % size] = (header, payload)
-            plain_packets.append(header + payload)
-            octets += len(payload)
-            seq = (seq + 1) & 0xFFFF
-        self.sequence_number = seq
-        if direct:
-            protect, sendto, addr = getattr(dtls, DTLS_SRTP_ATTR).protect, self._udp.sendto, self._pair.remote_addr
-            for plain in plain_packets:
-                sendto(protect(plain), addr)
-        else:  # a TURN pair: aiortc's own (asynchronous) path, in order, by one task
-            self._slow_queue.extend(plain_packets)
-            if self._slow_task is None or self._slow_task.done():
-                self._slow_task = asyncio.get_running_loop().create_task(self._send_slow())
-        self.packets += len(payloads)
-        self.octets += octets
-        sender = self.sender
-        setattr(sender, SENDER_PRIVATE + "ntp_timestamp", ntp)
-        setattr(sender, SENDER_PRIVATE + "rtp_timestamp", timestamp)
-        setattr(sender, SENDER_PRIVATE + "octet_count", self.octets)
-        setattr(sender, SENDER_PRIVATE + "packet_count", self.packets)
-        return True
-
-    async def _send_slow(self) -> None:
-        queue = self._slow_queue
-        try:
-            while queue:
-                await getattr(self.dtls, DTLS_SEND_RTP)(queue.popleft())
-        except ConnectionError:
-            queue.clear()
-
-    async def retransmit(self, sequence_number: int) -> None:
-        """A NACKed packet again, wrapped in RTX when RTX was negotiated (as aiortc does)."""
-        entry = self.history.get(sequence_number % self.history_size)
-        if entry is None or _HEADER.unpack_from(entry[0])[2] != sequence_number:
-            return
-        plain = entry[0] + entry[1]
-        rtx_payload_type = _sender_state(self.sender, "rtx_payload_type")
-        if rtx_payload_type is not None:
-            original = _rtp_mod.RtpPacket.parse(plain, self.extensions_map)
-            rtx = _rtp_mod.wrap_rtx(original, payload_type=rtx_payload_type,
-                                    sequence_number=self.rtx_sequence_number, ssrc=self.sender._rtx_ssrc)
-            self.rtx_sequence_number = (self.rtx_sequence_number + 1) & 0xFFFF
-            plain = rtx.serialize(self.extensions_map)
-        self.retransmits += 1
-        try:
-            await getattr(self.dtls, DTLS_SEND_RTP)(plain)
-        except ConnectionError:
-            pass
-
-
-DIRECT_ATTR = "_hoinghi_direct"
-
-
-def direct_sender(sender: RTCRtpSender) -> DirectSender | None:
-    """The :class:`DirectSender` that sends for ``sender`` (None before it starts, or if it does not)."""
-    return getattr(sender, DIRECT_ATTR, None)
-
-
-def _is_direct_track(track: Any) -> bool:
-    return track is not None and hasattr(track, "attach_direct")
-
-
-def use_direct_send(sender: RTCRtpSender) -> None:
-    """Have ``sender`` send its (direct) track through :class:`DirectSender` once it starts."""
-
-    async def run_rtp(codec: RTCRtpCodecParameters) -> None:
-        if not _is_direct_track(sender.track):
-            await RTCRtpSender._run_rtp(sender, codec)  # replaced track: aiortc's own loop
-            return
-        track = cast(DirectTrack, sender.track)
-        _sender_state(sender, "rtp_started").set()
-        direct = DirectSender(sender, codec, track.packer)
-        setattr(sender, SENDER_RETRANSMIT, direct.retransmit)
-        setattr(sender, DIRECT_ATTR, direct)
-        try:
-            track.attach_direct(direct.send)
-            await track.wait_stopped()
-        except asyncio.CancelledError:
-            pass
-        finally:
-            track.detach_direct()
-            track.stop()
-            _sender_state(sender, "rtp_exited").set()
-
-    setattr(sender, SENDER_RUN_RTP, run_rtp)

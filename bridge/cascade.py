@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import aiohttp
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, sdp
 
-from bridge import aiortc_compat
+from bridge import aiortc_compat, direct_send
 from bridge.keyframes import KeyframeRequester
 from bridge.offer import capability, rtx_ssrcs
 from bridge.peers import peer_connection, pli_sender
@@ -122,6 +122,7 @@ async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: 
             track = (floor_audio if source is site.audio else source).fanout.subscribe()
             link.tracks.append(track)
             transceiver = pc.addTransceiver(track, direction="sendonly")
+            direct_send.use_direct_send(transceiver.sender)
             codecs = RTCRtpSender.getCapabilities(source.kind).codecs
             transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in
                                              (source.mime_type.lower(), "video/rtx")])

@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from bridge import aiortc_compat
 from bridge.room import BridgeConfig
 
 
@@ -44,6 +45,10 @@ def config_from_args(args: argparse.Namespace, key: bytes) -> BridgeConfig:
 def run(args: argparse.Namespace, key: bytes) -> None:
     from bridge.app import run as run_app
 
+    try:
+        aiortc_compat.check_versions()  # before anything touches aiortc's internals
+    except aiortc_compat.UnsupportedVersion as exc:
+        raise BridgeCliError(str(exc)) from None
     host, port = parse_listen(args.listen)
     config = config_from_args(args, key)
     run_app(config, host, port)

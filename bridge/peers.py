@@ -18,7 +18,7 @@ from aiortc import (
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
-from bridge import aiortc_compat
+from bridge import aiortc_compat, direct_send
 from bridge.errors import BridgeError
 from bridge.keyframes import KeyframeRequester
 from bridge.offer import (
@@ -200,12 +200,14 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerS
                 video_taken = True
                 track = programme.video.fanout.subscribe()
                 transceiver = pc.addTransceiver(track, direction="sendonly")
+                direct_send.use_direct_send(transceiver.sender)
                 aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
             elif m.kind == "audio" and audio_outputs:
                 output = audio_outputs.pop(0)
                 track = output.fanout.subscribe()
                 track.withheld = _own_voice(programme, output, claims)
                 transceiver = pc.addTransceiver(track, direction="sendonly")
+                direct_send.use_direct_send(transceiver.sender)
             elif m.kind in ("audio", "video"):
                 transceiver = pc.addTransceiver(m.kind, direction="inactive")
             else:

@@ -8,7 +8,7 @@ then (a late joiner does not wait for the publisher's next natural keyframe).
 
 A bridge's subscriber tracks are sent directly: the fan-out call packetizes each frame once for
 the whole timeline and sends it to every subscriber then and there
-(:class:`bridge.aiortc_compat.DirectSender`); a subscriber whose UDP transport is backlogged is
+(:class:`bridge.direct_send.DirectSender`); a subscriber whose UDP transport is backlogged is
 skipped and resynced at the next keyframe instead of buffering without bound. Read through
 ``recv()`` instead (aiortc's own sender loop), a track keeps a bounded queue with the same rule.
 """
@@ -23,7 +23,7 @@ from collections.abc import Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from bridge.aiortc_compat import FramePacker
+from bridge.direct_send import FramePacker
 from bridge.keyframes import KeyframeRequester, is_keyframe
 
 log = logging.getLogger("hoinghi.bridge.relay")
@@ -72,7 +72,7 @@ class RelayTrack(MediaStreamTrack):
 
     def attach_direct(self, send: Callable[[av.Packet], bool]) -> None:
         """Send each packet through ``send`` as it is pushed (see
-        :class:`bridge.aiortc_compat.DirectSender`); ``send`` returns False when it fell behind."""
+        :class:`bridge.direct_send.DirectSender`); ``send`` returns False when it fell behind."""
         self._direct = send
         self._queue.clear()
         self.start()

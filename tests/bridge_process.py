@@ -52,7 +52,7 @@ for cls in (vpx.Vp8Encoder, vpx.Vp8Decoder, h264.H264Encoder, h264.H264Decoder, 
 
 from aiohttp import web  # noqa: E402
 
-from bridge import aiortc_compat, relay  # noqa: E402
+from bridge import direct_send, relay  # noqa: E402
 from bridge.app import create_app  # noqa: E402
 from bridge.room import BridgeConfig  # noqa: E402
 
@@ -66,16 +66,16 @@ async def _counting_recv(self: relay.RelayTrack) -> av.Packet:
 
 
 relay.RelayTrack.recv = _counting_recv  # type: ignore[method-assign]
-_direct_send = aiortc_compat.DirectSender.send
+_direct_send = direct_send.DirectSender.send
 
 
-def _counting_direct_send(self: aiortc_compat.DirectSender, packet: av.Packet) -> bool:
+def _counting_direct_send(self: direct_send.DirectSender, packet: av.Packet) -> bool:
     sent = _direct_send(self, packet)
     COUNTS["forwarded_packets"] += 1
     return sent
 
 
-aiortc_compat.DirectSender.send = _counting_direct_send  # type: ignore[method-assign]
+direct_send.DirectSender.send = _counting_direct_send  # type: ignore[method-assign]
 
 
 async def main(unit: str, key: str) -> None:

@@ -1,4 +1,4 @@
-"""The bridge's direct send path (bridge.aiortc_compat.DirectSender) with real aiortc peers: one
+"""The bridge's direct send path (bridge.direct_send.DirectSender) with real aiortc peers: one
 packetization per frame for all subscribers, lost packets repaired by retransmission (not by a
 keyframe), and a backlogged subscriber resynced at the next keyframe instead of buffered."""
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiortc import RTCRtpSender
 
-from bridge import aiortc_compat
+from bridge import aiortc_compat, direct_send
 from bridge.room import BridgeState
 from tests.conftest import MEDIA_BRIDGE
 from tests.media_util import (
@@ -35,9 +35,9 @@ def _video_sender(state: BridgeState, player_unit: str) -> RTCRtpSender:
     return next(t.sender for t in session.pc.getTransceivers() if t.kind == "video")
 
 
-async def _direct(sender: RTCRtpSender) -> aiortc_compat.DirectSender:
-    await until(lambda: aiortc_compat.direct_sender(sender) is not None, STEP, "the direct sender to start")
-    direct = aiortc_compat.direct_sender(sender)
+async def _direct(sender: RTCRtpSender) -> direct_send.DirectSender:
+    await until(lambda: direct_send.direct_sender(sender) is not None, STEP, "the direct sender to start")
+    direct = direct_send.direct_sender(sender)
     assert direct is not None
     return direct
 
@@ -83,7 +83,7 @@ async def test_subscribers_share_one_packetization_and_decode(bridge: tuple[str,
         await close_peers(*peers)
 
 
-def _drop_one_video_packet(sender: RTCRtpSender, direct: aiortc_compat.DirectSender) -> Callable[[], int]:
+def _drop_one_video_packet(sender: RTCRtpSender, direct: direct_send.DirectSender) -> Callable[[], int]:
     """Make the UDP transport under ``sender`` lose the next video RTP packet it is asked to send
     (the SSRC is in the clear in an SRTP header). Returns the dropped sequence number, once known."""
     connection = getattr(sender.transport.transport, aiortc_compat.ICE_CONNECTION_ATTR)
@@ -140,7 +140,7 @@ async def test_a_backlogged_subscriber_resyncs_at_the_next_keyframe(bridge: tupl
         udp: Any = getattr(connection, aiortc_compat.ICE_NOMINATED_ATTR)[1].protocol.transport
         keyframes = camera.keyframes
         # the kernel stops taking this subscriber's datagrams: asyncio would buffer them without bound
-        udp.get_write_buffer_size = lambda: aiortc_compat.MAX_SEND_BACKLOG + 1
+        udp.get_write_buffer_size = lambda: direct_send.MAX_SEND_BACKLOG + 1
         await until(lambda: direct.backlogged >= 3, STEP, "the backlog to be seen")
         track = next(t for t in state.room(1).programme.video.fanout.tracks if t.resyncs)
         assert track.waiting_keyframe, "a backlogged subscriber waits for the next keyframe, it is not buffered"
