@@ -59,42 +59,42 @@ async def _offer(request: web.Request) -> str:
         raise BridgeError(400, "sdp_invalid", "Đề nghị SDP không đúng định dạng") from None
 
 
-def _created(request: web.Request, session_id: str, answer: str) -> web.Response:
-    location = str(request.app.router["session"].url_for(sid=session_id))
+def _created(request: web.Request, peer_id: str, answer: str) -> web.Response:
+    location = str(request.app.router["peer"].url_for(sid=peer_id))
     return web.Response(status=201, text=answer, content_type=SDP, headers={"Location": location})
 
 
 async def whip(request: web.Request) -> web.Response:
     meeting = _meeting_id(request)
     claims = _claims(request, meeting)
-    session = await peers.publish(request.app[STATE], claims, await _offer(request))
-    log.info("publish %s unit=%s role=%s meeting=%s", session.id, claims.unit, claims.role, meeting)
-    return _created(request, session.id, session.answer)
+    peer = await peers.publish(request.app[STATE], claims, await _offer(request))
+    log.info("publish %s unit=%s role=%s meeting=%s", peer.id, claims.unit, claims.role, meeting)
+    return _created(request, peer.id, peer.answer)
 
 
 async def whep(request: web.Request) -> web.Response:
     meeting = _meeting_id(request)
     claims = _claims(request, meeting)
-    session = await peers.play(request.app[STATE], claims, await _offer(request))
-    log.info("play %s unit=%s meeting=%s", session.id, claims.unit, meeting)
-    return _created(request, session.id, session.answer)
+    peer = await peers.play(request.app[STATE], claims, await _offer(request))
+    log.info("play %s unit=%s meeting=%s", peer.id, claims.unit, meeting)
+    return _created(request, peer.id, peer.answer)
 
 
-async def delete_session(request: web.Request) -> web.Response:
+async def end_peer(request: web.Request) -> web.Response:
     state = request.app[STATE]
     claims = _claims(request)
-    session = state.sessions.get(request.match_info["sid"])
-    if session is None:
+    peer = state.peers.get(request.match_info["sid"])
+    if peer is None:
         raise BridgeError(404, "session_not_found", "Không có phiên truyền hình này (có thể đã kết thúc)")
-    if session.unit != claims.unit or session.meeting != claims.meeting:
+    if peer.unit != claims.unit or peer.meeting != claims.meeting:
         raise BridgeError(403, "session_not_yours", "Phiên truyền hình này không phải của điểm cầu bạn")
-    await state.close_session(session)
+    await state.close_peer(peer)
     return web.Response(status=200)
 
 
 async def healthz(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response({"ok": True, "unit": state.config.unit, "sessions": len(state.sessions),
+    return web.json_response({"ok": True, "unit": state.config.unit, "sessions": len(state.peers),
                               "meetings": len(state.rooms)})
 
 
@@ -141,7 +141,7 @@ def create_app(config: BridgeConfig) -> web.Application:
     app.cleanup_ctx.append(lifetime)
     app.router.add_post("/meetings/{meeting}/whip", whip)
     app.router.add_post("/meetings/{meeting}/whep", whep)
-    app.router.add_delete("/sessions/{sid}", delete_session, name="session")
+    app.router.add_delete("/sessions/{sid}", end_peer, name="peer")  # the WHIP/WHEP session URL (the protocol's name)
     app.router.add_get("/healthz", healthz)
     app.router.add_route("OPTIONS", "/{tail:.*}", preflight)
     return app

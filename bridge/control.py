@@ -3,7 +3,7 @@ machine token of scope ``bridge`` (docs/protocol.md, "Media").
 
 - ``watch(meeting)``: subscribe to ``meeting:<id>``; every state or floor change calls
   ``on_meeting(meeting_id, state, floor_unit_code)``.
-- ``site_connected`` / ``site_disconnected``: a site's media session started / ended here — the
+- ``site_connected`` / ``site_disconnected``: a site's player started / ended here — the
   server's roll call shows it present online while it lasts (the bridge's socket closing ends
   them all, so a bridge that dies is a visible gap).
 - ``stats(meeting, sites)``: per-site RTT, loss, bitrate, frame rate → the consoles' health.
@@ -46,7 +46,7 @@ class ControlChannel:
         self.muted: dict[int, frozenset[str]] = {}
         self._seat_seq: dict[tuple[int, str], int] = {}
         self.meetings: set[int] = set()
-        self.sites: set[tuple[int, str]] = set()  # (meeting, unit code) with a live media session
+        self.sites: set[tuple[int, str]] = set()  # (meeting, unit code) with a live player here
         self.floor: dict[int, str | None] = {}
         self.state: dict[int, str] = {}
         self.connected = asyncio.Event()

@@ -1,9 +1,9 @@
-"""A bridge's tie to the rest of the system, wired to its sessions:
+"""A bridge's tie to the rest of the system, wired to its peers:
 
 - the server's control channel (``bridge.control``) moves each room's floor, and tells the server
   which sites play here (the roll call's present-online: a bridge that dies leaves a gap) and how
   their connections are doing (health, every ``STATS_SECONDS``);
-- with an upstream, the first session of a meeting starts that meeting's cascade
+- with an upstream, the first peer of a meeting starts that meeting's cascade
   (``bridge.cascade.Uplink``): play the upstream's programme, publish the local floor holder up.
   A cascade whose upstream connection fails is started again, with backoff, while sites remain.
 """
@@ -20,7 +20,7 @@ import aiohttp
 
 from bridge.cascade import Uplink
 from bridge.control import ControlChannel
-from bridge.room import BridgeState, PeerSession
+from bridge.room import BridgeState, Peer
 from bridge.speaking import SpeakingChanges, SpeakingMeter
 
 log = logging.getLogger("hoinghi.bridge.link")
@@ -29,7 +29,7 @@ STATS_SECONDS = 5.0
 SPEAKING_SECONDS = 0.2  # how often speaking states and the programme's on-air source are checked
 ON_AIR_REPEAT = 5.0  # the on-air state is said again this often (a console that just opened learns it)
 # A publisher whose camera sent nothing for this long is gone (its browser or its bridge died):
-# its session ends, so the programme falls back to the chair instead of a frozen picture until
+# its peer ends, so the programme falls back to the chair instead of a frozen picture until
 # ICE consent fails (~30 s); a publisher that is still alive publishes again (pages retry).
 STALL_SECONDS = 5.0
 ENDED = ("concluded", "cancelled")
@@ -53,8 +53,8 @@ class BridgeLink:
         self._speaking = SpeakingChanges()
         self._on_air: dict[int, tuple[tuple[str | None, bool, bool], float]] = {}
         self._last_bytes: dict[str, tuple[float, int, int]] = {}
-        state.on_open.append(self.session_opened)
-        state.on_close.append(self.session_closed)
+        state.on_open.append(self.peer_opened)
+        state.on_close.append(self.peer_closed)
 
     def start(self) -> None:
         self._stall_task = asyncio.create_task(self._stall_loop(), name="bridge-stalls")
@@ -92,34 +92,34 @@ class BridgeLink:
             except Exception:
                 log.exception("cascade: floor change of meeting %s failed", meeting)
         if state in ENDED:  # the meeting is over: end its media here
-            for session in [s for s in self.state.sessions.values() if s.meeting == meeting]:
-                await self.state.close_session(session)
+            for peer in [p for p in self.state.peers.values() if p.meeting == meeting]:
+                await self.state.close_peer(peer)
 
     def on_muted(self, meeting: int, units: frozenset[str]) -> None:
         self.state.room(meeting).set_muted(units)
 
-    # ------------------------------------------------------------------ sessions → server, cascade
+    # ------------------------------------------------------------------ peers → server, cascade
 
-    async def session_opened(self, session: PeerSession) -> None:
+    async def peer_opened(self, peer: Peer) -> None:
         if self.channel is not None:
-            await self.channel.watch(session.meeting)
-            if session.kind == "play" and session.role == "site":
-                await self.channel.site_connected(session.meeting, session.unit)
+            await self.channel.watch(peer.meeting)
+            if peer.kind == "play" and peer.role == "site":
+                await self.channel.site_connected(peer.meeting, peer.unit)
         if self.state.config.upstream_url:
-            self._ensure_uplink(session.meeting)
-        uplink = self.uplinks.get(session.meeting)
-        if session.kind == "publish" and uplink is not None:
+            self._ensure_uplink(peer.meeting)
+        uplink = self.uplinks.get(peer.meeting)
+        if peer.kind == "publish" and uplink is not None:
             await uplink.floor_changed()  # the floor holder may have just started sending here
 
-    async def session_closed(self, session: PeerSession) -> None:
-        if self.channel is not None and session.kind == "play" and session.role == "site":
-            still = any(s.kind == "play" and s.unit == session.unit and s.meeting == session.meeting
-                        for s in self.state.sessions.values())
+    async def peer_closed(self, peer: Peer) -> None:
+        if self.channel is not None and peer.kind == "play" and peer.role == "site":
+            still = any(p.kind == "play" and p.unit == peer.unit and p.meeting == peer.meeting
+                        for p in self.state.peers.values())
             if not still:
-                await self.channel.site_disconnected(session.meeting, session.unit)
-        self._last_bytes.pop(session.id, None)
-        uplink = self.uplinks.get(session.meeting)
-        if session.kind == "publish" and uplink is not None:
+                await self.channel.site_disconnected(peer.meeting, peer.unit)
+        self._last_bytes.pop(peer.id, None)
+        uplink = self.uplinks.get(peer.meeting)
+        if peer.kind == "publish" and uplink is not None:
             with contextlib.suppress(Exception):
                 await uplink.floor_changed()
 
@@ -136,10 +136,10 @@ class BridgeLink:
         return self._upstream_unit
 
     async def _run_uplink(self, meeting: int) -> None:
-        """Keep the meeting's cascade up while this bridge has sessions of the meeting."""
+        """Keep the meeting's cascade up while this bridge has peers of the meeting."""
         attempt = 0
         try:
-            while any(s.meeting == meeting for s in self.state.sessions.values()):
+            while any(p.meeting == meeting for p in self.state.peers.values()):
                 uplink: Uplink | None = None
                 try:
                     uplink = Uplink(self.state, meeting, await self._upstream())
@@ -174,32 +174,32 @@ class BridgeLink:
                 log.warning("cascade of meeting %s: the upstream ended our publication; publishing again",
                             uplink.meeting)
                 await uplink.republish()
-            if not any(s.meeting == uplink.meeting for s in self.state.sessions.values()):
+            if not any(p.meeting == uplink.meeting for p in self.state.peers.values()):
                 return
 
     # ------------------------------------------------------------------ publishers that died
 
     async def _stall_loop(self) -> None:
-        seen: dict[str, tuple[int, float]] = {}  # session id → (video frames, when that count was new)
+        seen: dict[str, tuple[int, float]] = {}  # peer id → (video frames, when that count was new)
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(1.0)
             now = loop.time()
-            for session in list(self.state.sessions.values()):
-                video = next((s for s in session.sources if s.kind == "video"), None)
-                if session.kind != "publish" or video is None:
+            for peer in list(self.state.peers.values()):
+                video = next((s for s in peer.sources if s.kind == "video"), None)
+                if peer.kind != "publish" or video is None:
                     continue
-                frames, since = seen.get(session.id, (-1, now))
+                frames, since = seen.get(peer.id, (-1, now))
                 if video.frames != frames:
-                    seen[session.id] = (video.frames, now)
+                    seen[peer.id] = (video.frames, now)
                 elif video.frames and now - since >= STALL_SECONDS:
-                    log.warning("publisher %s (%s, meeting %s) sent nothing for %.0f s: session ended",
-                                session.id, session.unit, session.meeting, now - since)
+                    log.warning("publisher %s (%s, meeting %s) sent nothing for %.0f s: its peer ended",
+                                peer.id, peer.unit, peer.meeting, now - since)
                     try:
-                        await self.state.close_session(session)
+                        await self.state.close_peer(peer)
                     except Exception:
-                        log.exception("closing stalled session %s failed", session.id)
-            for sid in [sid for sid in seen if sid not in self.state.sessions]:
+                        log.exception("closing stalled peer %s failed", peer.id)
+            for sid in [sid for sid in seen if sid not in self.state.peers]:
                 del seen[sid]
 
     # ------------------------------------------------------------------ speaking, on air
@@ -209,15 +209,15 @@ class BridgeLink:
         bridge with no upstream, which serves the chair — whose media the programme carries."""
         assert self.channel is not None
         meters: dict[tuple[int, str], SpeakingMeter] = {}
-        for session in list(self.state.sessions.values()):
-            if session.kind == "publish" and session.meter is not None:
-                meters[(session.meeting, session.unit)] = session.meter
+        for peer in list(self.state.peers.values()):
+            if peer.kind == "publish" and peer.meter is not None:
+                meters[(peer.meeting, peer.unit)] = peer.meter
         for meeting, sites in self._speaking.changes(meters).items():
             await self.channel.speaking(meeting, sites)
         if self.state.config.upstream_url:
             return
         now = asyncio.get_running_loop().time()
-        active = {s.meeting for s in self.state.sessions.values()}
+        active = {p.meeting for p in self.state.peers.values()}
         for meeting, room in list(self.state.rooms.items()):
             if meeting not in active:
                 continue
@@ -245,19 +245,19 @@ class BridgeLink:
         assert self.channel is not None
         by_meeting: dict[int, list[dict[str, Any]]] = {}
         loop = asyncio.get_running_loop()
-        for session in list(self.state.sessions.values()):
-            if session.kind != "play" or session.role != "site":
+        for peer in list(self.state.peers.values()):
+            if peer.kind != "play" or peer.role != "site":
                 continue
-            figures = await site_stats(session, self._last_bytes, loop.time())
-            by_meeting.setdefault(session.meeting, []).append({"unit": session.unit, **figures})
+            figures = await site_stats(peer, self._last_bytes, loop.time())
+            by_meeting.setdefault(peer.meeting, []).append({"unit": peer.unit, **figures})
         for meeting, sites in by_meeting.items():
             await self.channel.stats(meeting, sites)
 
 
-async def site_stats(session: PeerSession, last: dict[str, tuple[float, int, int]], now: float) -> dict[str, Any]:
+async def site_stats(peer: Peer, last: dict[str, tuple[float, int, int]], now: float) -> dict[str, Any]:
     """RTT and loss from the site's RTCP receiver reports; bitrate sent to it and frames per second
     of its video (one relayed packet is one encoded frame) since the last report."""
-    report = await session.pc.getStats()
+    report = await peer.pc.getStats()
     rtt = loss = None
     sent = 0
     for stat in report.values():
@@ -269,12 +269,12 @@ async def site_stats(session: PeerSession, last: dict[str, tuple[float, int, int
                 loss = round(min(1.0, max(0.0, float(stat.fractionLost) / 256)), 4)
         elif kind == "outbound-rtp":
             sent += int(getattr(stat, "bytesSent", 0) or 0)
-    frames = sum(t.packets_in for t in session.tracks if t.kind == "video")
-    previous = last.get(session.id)
-    last[session.id] = (now, sent, frames)
+    frames = sum(t.packets_in for t in peer.tracks if t.kind == "video")
+    previous = last.get(peer.id)
+    last[peer.id] = (now, sent, frames)
     kbps = fps = None
     if previous is not None and now > previous[0]:
         kbps = round(max(0, sent - previous[1]) * 8 / 1000 / (now - previous[0]), 1)
         fps = round(max(0, frames - previous[2]) / (now - previous[0]), 1)
-    return {"rtt_ms": rtt, "loss": loss, "kbps": kbps, "fps": fps, "connected": session.pc.connectionState
+    return {"rtt_ms": rtt, "loss": loss, "kbps": kbps, "fps": fps, "connected": peer.pc.connectionState
             in ("connected", "connecting", "new")}

@@ -32,7 +32,7 @@ from bridge.offer import (
 )
 from bridge.programme import Programme, Site, Switch
 from bridge.relay import RelayTrack, Source
-from bridge.room import BridgeState, PeerSession, Room
+from bridge.room import BridgeState, Peer, Room
 from bridge.speaking import SpeakingMeter
 from sessions.join_tokens import JoinClaims
 
@@ -61,9 +61,9 @@ def _video_codec(room: Room, description: object) -> RTCRtpCodecCapability | Non
     return None
 
 
-async def _negotiate(state: BridgeState, session: PeerSession, offer: str) -> str:
+async def _negotiate(state: BridgeState, peer: Peer, offer: str) -> str:
     """Apply the offer (transceivers already added and pinned), answer it, watch the connection."""
-    pc = session.pc
+    pc = peer.pc
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
     except OperationError as exc:  # no common codec after pinning (check_codecs should have said so)
@@ -76,7 +76,7 @@ async def _negotiate(state: BridgeState, session: PeerSession, offer: str) -> st
     @pc.on("connectionstatechange")
     async def on_state() -> None:
         if pc.connectionState in ("failed", "closed"):
-            await state.close_session(session)
+            await state.close_peer(peer)
 
     return pc.localDescription.sdp
 
@@ -94,7 +94,7 @@ def pli_sender(receiver: RTCRtpReceiver, rtx: set[int]) -> Callable[[], Awaitabl
     return send
 
 
-async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerSession:
+async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
     """A site (or a child bridge) publishes its camera and microphone into the meeting."""
     offer = strip_mdns_candidates(offer_text)
     description = parse_offer(offer)
@@ -107,13 +107,13 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
     video_cap = _video_codec(room, description)
 
     pc = peer_connection(state)
-    session = PeerSession(id=secrets.token_urlsafe(12), kind="publish", meeting=claims.meeting, unit=claims.unit,
-                          role=claims.role, pc=pc)
+    peer = Peer(id=secrets.token_urlsafe(12), kind="publish", meeting=claims.meeting, unit=claims.unit,
+                role=claims.role, pc=pc)
     try:
         for m in description.media:
             if m.kind in ("audio", "video"):
                 pc.addTransceiver(m.kind, direction="recvonly").setCodecPreferences(preferences(m.kind, video_cap))
-        answer = await _negotiate(state, session, offer)
+        answer = await _negotiate(state, peer, offer)
     except BaseException:
         await pc.close()
         raise
@@ -129,11 +129,11 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
         if transceiver.kind == "video":
             keyframes = KeyframeRequester(pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
         elif claims.role == "site":
-            session.meter = SpeakingMeter()
-            aiortc_compat.on_audio_level(transceiver.receiver, session.meter.feed)
+            peer.meter = SpeakingMeter()
+            aiortc_compat.on_audio_level(transceiver.receiver, peer.meter.feed)
         source = Source(transceiver.kind, codec.mimeType, keyframes, label=f"{claims.unit}/{transceiver.kind}")
         source.start(track)
-        session.sources.append(source)
+        peer.sources.append(source)
         if transceiver.kind == "video":
             video = source
             if room.video_codec is None:
@@ -141,21 +141,21 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
         else:
             audio = source
     previous = room.publishers.get(claims.unit)
-    session.site = Site(claims.unit, video, audio)
-    room.publishers[claims.unit] = session
-    state.sessions[session.id] = session
-    session.answer = answer
-    room.programme.publish(session.site, chair=claims.role == "chair")
+    peer.site = Site(claims.unit, video, audio)
+    room.publishers[claims.unit] = peer
+    state.peers[peer.id] = peer
+    peer.answer = answer
+    room.programme.publish(peer.site, chair=claims.role == "chair")
     if previous is not None:  # the same site published again (reconnect, or camera added): the new one wins
-        asyncio.get_running_loop().create_task(_replace(state, previous, session))
-    await state.opened(session)
-    return session
+        asyncio.get_running_loop().create_task(_replace(state, previous, peer))
+    await state.opened(peer)
+    return peer
 
 
 REPLACE_WAIT = 5.0  # seconds a publication waits for its replacement's media before it ends anyway
 
 
-async def _replace(state: BridgeState, previous: PeerSession, new: PeerSession) -> None:
+async def _replace(state: BridgeState, previous: Peer, new: Peer) -> None:
     """End ``previous`` once every source of ``new`` carries media (or REPLACE_WAIT passes): the
     programme's switches take each new source at its first packet (video at its first keyframe),
     so listeners hear and see no gap while the new connection completes its handshake (a site
@@ -167,7 +167,7 @@ async def _replace(state: BridgeState, previous: PeerSession, new: PeerSession) 
     finally:
         for waiter in flowing:
             waiter.cancel()
-        await state.close_session(previous)
+        await state.close_peer(previous)
 
 
 def _own_voice(programme: Programme, output: Switch, claims: JoinClaims) -> Callable[[], bool] | None:
@@ -179,7 +179,7 @@ def _own_voice(programme: Programme, output: Switch, claims: JoinClaims) -> Call
     return lambda: programme.floor == unit
 
 
-async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerSession:
+async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
     """A site plays the meeting's programme: video, chair audio, floor-holder audio."""
     offer = strip_mdns_candidates(offer_text)
     description = parse_offer(offer)
@@ -188,8 +188,8 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerS
     video_cap = _video_codec(room, description)
 
     pc = peer_connection(state)
-    session = PeerSession(id=secrets.token_urlsafe(12), kind="play", meeting=claims.meeting, unit=claims.unit,
-                          role=claims.role, pc=pc)
+    peer = Peer(id=secrets.token_urlsafe(12), kind="play", meeting=claims.meeting, unit=claims.unit,
+                role=claims.role, pc=pc)
     programme = room.programme
     audio_outputs = [programme.chair_audio, programme.floor_audio]
     video_taken = False
@@ -213,11 +213,11 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerS
             else:
                 continue
             if track is not None:
-                session.tracks.append(track)
+                peer.tracks.append(track)
             transceiver.setCodecPreferences(preferences(m.kind, video_cap))
-        answer = await _negotiate(state, session, offer)
+        answer = await _negotiate(state, peer, offer)
     except BaseException:
-        for t in session.tracks:
+        for t in peer.tracks:
             t.stop()
         await pc.close()
         raise
@@ -225,11 +225,11 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> PeerS
         room.video_codec = video_cap
     if claims.role == "bridge":
         # A child bridge plays each meeting once: playing again means it restarted, and its old
-        # session is dead (ICE would notice only ~30 s later). Sites may play on several screens.
-        for old in [s for s in state.sessions.values() if s.kind == "play" and s.role == "bridge"
-                    and s.unit == claims.unit and s.meeting == claims.meeting]:
-            asyncio.get_running_loop().create_task(state.close_session(old))
-    state.sessions[session.id] = session
-    session.answer = answer
-    await state.opened(session)
-    return session
+        # peer is dead (ICE would notice only ~30 s later). Sites may play on several screens.
+        for old in [p for p in state.peers.values() if p.kind == "play" and p.role == "bridge"
+                    and p.unit == claims.unit and p.meeting == claims.meeting]:
+            asyncio.get_running_loop().create_task(state.close_peer(old))
+    state.peers[peer.id] = peer
+    peer.answer = answer
+    await state.opened(peer)
+    return peer

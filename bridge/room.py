@@ -1,4 +1,4 @@
-"""What a bridge holds: its configuration, one :class:`Room` per meeting, the peer sessions."""
+"""What a bridge holds: its configuration, one :class:`Room` per meeting, its peers."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ class BridgeConfig:
 
 
 @dataclass(eq=False)
-class PeerSession:
-    """One WHIP (publish) or WHEP (play) peer connection."""
+class Peer:
+    """One WHIP (publish) or WHEP (play) peer connection and what it carries."""
 
     id: str
     kind: str  # "publish" or "play"
@@ -53,7 +53,7 @@ class Room:
         self.meeting = meeting
         self.programme = Programme()
         self.video_codec: RTCRtpCodecCapability | None = None
-        self.publishers: dict[str, PeerSession] = {}
+        self.publishers: dict[str, Peer] = {}
 
     @property
     def floor(self) -> str | None:
@@ -80,56 +80,56 @@ class Room:
         self.programme.set_muted(units)
 
 
-SessionHook = Callable[[PeerSession], Awaitable[None]]
+PeerHook = Callable[[Peer], Awaitable[None]]
 
 
 class BridgeState:
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
         self.rooms: dict[int, Room] = {}
-        self.sessions: dict[str, PeerSession] = {}
-        # Told of every session that starts / ends (bridge.link: roll call, cascade, health).
-        self.on_open: list[SessionHook] = []
-        self.on_close: list[SessionHook] = []
+        self.peers: dict[str, Peer] = {}
+        # Told of every peer that starts / ends (bridge.link: roll call, cascade, health).
+        self.on_open: list[PeerHook] = []
+        self.on_close: list[PeerHook] = []
 
-    async def opened(self, session: PeerSession) -> None:
+    async def opened(self, peer: Peer) -> None:
         for hook in self.on_open:
             try:
-                await hook(session)
+                await hook(peer)
             except Exception:
-                log.exception("session hook failed (%s %s)", session.kind, session.unit)
+                log.exception("peer hook failed (%s %s)", peer.kind, peer.unit)
 
-    async def closed(self, session: PeerSession) -> None:
+    async def closed(self, peer: Peer) -> None:
         for hook in self.on_close:
             try:
-                await hook(session)
+                await hook(peer)
             except Exception:
-                log.exception("session hook failed (%s %s)", session.kind, session.unit)
+                log.exception("peer hook failed (%s %s)", peer.kind, peer.unit)
 
     def room(self, meeting: int) -> Room:
         if meeting not in self.rooms:
             self.rooms[meeting] = Room(meeting)
         return self.rooms[meeting]
 
-    async def close_session(self, session: PeerSession) -> None:
-        if session.closed:
+    async def close_peer(self, peer: Peer) -> None:
+        if peer.closed:
             return
-        session.closed = True
-        self.sessions.pop(session.id, None)
-        room = self.rooms.get(session.meeting)
-        if room is not None and session.site is not None:
-            room.programme.unpublish(session.unit, session.site)
-            if room.publishers.get(session.unit) is session:
-                del room.publishers[session.unit]
-        for track in session.tracks:
+        peer.closed = True
+        self.peers.pop(peer.id, None)
+        room = self.rooms.get(peer.meeting)
+        if room is not None and peer.site is not None:
+            room.programme.unpublish(peer.unit, peer.site)
+            if room.publishers.get(peer.unit) is peer:
+                del room.publishers[peer.unit]
+        for track in peer.tracks:
             track.stop()
-        await asyncio.gather(*(s.close() for s in session.sources), return_exceptions=True)
-        await session.pc.close()
-        await self.closed(session)
-        log.info("session %s closed (%s %s, meeting %s)", session.id, session.kind, session.unit, session.meeting)
+        await asyncio.gather(*(s.close() for s in peer.sources), return_exceptions=True)
+        await peer.pc.close()
+        await self.closed(peer)
+        log.info("peer %s closed (%s %s, meeting %s)", peer.id, peer.kind, peer.unit, peer.meeting)
 
     async def close(self) -> None:
-        await asyncio.gather(*(self.close_session(s) for s in list(self.sessions.values())),
+        await asyncio.gather(*(self.close_peer(p) for p in list(self.peers.values())),
                              return_exceptions=True)
         for room in self.rooms.values():
             room.programme.close()

@@ -108,25 +108,25 @@ async def test_the_floor_holder_may_publish_and_its_delete_ends_the_publication(
         assert state.room(1).programme.on_air == "B"
         status, _ = await _delete(f"{base}{publisher.location}", token(BRIDGE, "B"))
         assert status == 200
-        assert state.room(1).programme.on_air is None and not state.sessions
+        assert state.room(1).programme.on_air is None and not state.peers
     finally:
         await publisher.pc.close()
 
 
-async def test_a_child_bridge_playing_again_replaces_its_dead_session(bridge: tuple[str, BridgeState]) -> None:
-    """A provincial bridge that restarts plays the meeting again at once; its previous session is
+async def test_a_child_bridge_playing_again_replaces_its_dead_peer(bridge: tuple[str, BridgeState]) -> None:
+    """A provincial bridge that restarts plays the meeting again at once; its previous peer is
     closed then, not ~30 s later when ICE gives up. A site may play on two screens."""
     url, state = bridge
     players = []
     try:
         players.append(await whep(url, 1, token(BRIDGE, "25", "bridge")))
-        first = next(s for s in state.sessions.values() if s.unit == "25")
+        first = next(p for p in state.peers.values() if p.unit == "25")
         players.append(await whep(url, 1, token(BRIDGE, "25", "bridge")))
-        await until(lambda: first.closed, 5, "the old cascade session to close")
-        assert [s.unit for s in state.sessions.values() if s.kind == "play"] == ["25"]
+        await until(lambda: first.closed, 5, "the old cascade peer to close")
+        assert [p.unit for p in state.peers.values() if p.kind == "play"] == ["25"]
         players.append(await whep(url, 1, token(BRIDGE, "08707")))
         players.append(await whep(url, 1, token(BRIDGE, "08707")))
-        assert sorted(s.unit for s in state.sessions.values() if s.kind == "play") == ["08707", "08707", "25"]
+        assert sorted(p.unit for p in state.peers.values() if p.kind == "play") == ["08707", "08707", "25"]
     finally:
         for player in players:
             await player.close()

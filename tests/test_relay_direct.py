@@ -31,8 +31,8 @@ BRIDGE = MEDIA_BRIDGE
 
 
 def _video_sender(state: BridgeState, player_unit: str) -> RTCRtpSender:
-    session = next(s for s in state.sessions.values() if s.kind == "play" and s.unit == player_unit)
-    return next(t.sender for t in session.pc.getTransceivers() if t.kind == "video")
+    peer = next(p for p in state.peers.values() if p.kind == "play" and p.unit == player_unit)
+    return next(t.sender for t in peer.pc.getTransceivers() if t.kind == "video")
 
 
 async def _direct(sender: RTCRtpSender) -> direct_send.DirectSender:
