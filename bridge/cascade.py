@@ -166,7 +166,7 @@ class Uplink:
         self.published_unit: str | None = None
         self.published_site: Site | None = None
         self._changing = asyncio.Lock()
-        self._retiring: set[asyncio.Future[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()  # replaced publications ending after RETIRE_AFTER
 
     def _token(self, unit: str) -> str:
         return join_tokens.issue(self.state.config.key, meeting=self.meeting, unit=unit, role="bridge",
@@ -197,7 +197,8 @@ class Uplink:
                     if old_unit == self.published_unit:
                         # The same floor holder published again: the upstream ends the old publication
                         # itself once the new one carries media; ours goes only after that.
-                        retiring = asyncio.ensure_future(self._retire(old, old_unit))
+                        retiring = asyncio.get_running_loop().create_task(self._retire(old, old_unit),
+                                                                          name=f"retire-{old_unit}")
                         self._retiring.add(retiring)
                         retiring.add_done_callback(self._retiring.discard)
                     else:

@@ -190,6 +190,13 @@ class DirectSender:
         except ConnectionError:
             queue.clear()
 
+    async def close(self) -> None:
+        """The sender stopped: packets still queued for aiortc's path are dropped, its task awaited."""
+        self._slow_queue.clear()
+        if self._slow_task is not None:
+            self._slow_task.cancel()
+            await asyncio.gather(self._slow_task, return_exceptions=True)
+
     async def retransmit(self, sequence_number: int) -> None:
         """A NACKed packet again, wrapped in RTX when RTX was negotiated (as aiortc does)."""
         entry = self.history.get(sequence_number % self.history_size)
@@ -241,6 +248,9 @@ def use_direct_send(sender: RTCRtpSender) -> None:
         finally:
             track.detach_direct()
             track.stop()
-            _sender_state(sender, "rtp_exited").set()
+            try:
+                await direct.close()
+            finally:
+                _sender_state(sender, "rtp_exited").set()  # RTCRtpSender.stop() waits for it
 
     setattr(sender, compat.SENDER_RUN_RTP, run_rtp)

@@ -110,10 +110,13 @@ class KeyframeRequester:
         except Exception:  # a failing publisher must not break the relay loop
             log.warning("keyframe request failed", exc_info=True)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """No more requests; those on their way are cancelled and awaited."""
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -66,13 +66,13 @@ class BridgeLink:
                 self._every(SPEAKING_SECONDS, self.report_media, "speaking / on-air"), name="bridge-speaking")
 
     async def close(self) -> None:
-        for background in (self._stats_task, self._stall_task, self._media_task):
-            if background is not None:
-                background.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await background
-        for task in self._starting.values():
+        """Cancel and await every task this link started: the report loops and the cascades (each
+        closes its uplink as it ends)."""
+        tasks = [t for t in (self._stats_task, self._stall_task, self._media_task) if t is not None]
+        tasks += self._starting.values()
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for uplink in list(self.uplinks.values()):
             with contextlib.suppress(Exception):
                 await uplink.close()
@@ -136,7 +136,8 @@ class BridgeLink:
         return self._upstream_unit
 
     async def _run_uplink(self, meeting: int) -> None:
-        """Keep the meeting's cascade up while this bridge has peers of the meeting."""
+        """Keep the meeting's cascade up while this bridge has peers of the meeting; the uplink of
+        the moment is closed whenever it goes down, also when this task is cancelled."""
         attempt = 0
         try:
             while any(p.meeting == meeting for p in self.state.peers.values()):
@@ -149,14 +150,13 @@ class BridgeLink:
                     attempt = 0
                     log.info("cascade of meeting %s up (upstream %s)", meeting, self._upstream_unit)
                     await self._until_down(uplink)
-                except asyncio.CancelledError:
-                    raise
                 except Exception as exc:
                     log.warning("cascade of meeting %s: %s", meeting, exc)
-                if uplink is not None:
-                    self.uplinks.pop(meeting, None)
-                    with contextlib.suppress(Exception):
-                        await uplink.close()
+                finally:
+                    if uplink is not None:
+                        self.uplinks.pop(meeting, None)
+                        with contextlib.suppress(Exception):
+                            await uplink.close()
                 self._upstream_unit = None  # the upstream may come back as another process
                 await asyncio.sleep(RETRY[min(attempt, len(RETRY) - 1)])
                 attempt += 1

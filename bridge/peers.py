@@ -74,9 +74,9 @@ async def _negotiate(state: BridgeState, peer: Peer, offer: str) -> str:
     await pc.setLocalDescription(await pc.createAnswer())
 
     @pc.on("connectionstatechange")
-    async def on_state() -> None:
+    def on_state() -> None:
         if pc.connectionState in ("failed", "closed"):
-            await state.close_peer(peer)
+            state.end_later(peer)
 
     return pc.localDescription.sdp
 
@@ -147,7 +147,7 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
     peer.answer = answer
     room.programme.publish(peer.site, chair=claims.role == "chair")
     if previous is not None:  # the same site published again (reconnect, or camera added): the new one wins
-        asyncio.get_running_loop().create_task(_replace(state, previous, peer))
+        state.spawn(_replace(state, previous, peer), name=f"replace-{previous.id}")
     await state.opened(peer)
     return peer
 
@@ -167,6 +167,7 @@ async def _replace(state: BridgeState, previous: Peer, new: Peer) -> None:
     finally:
         for waiter in flowing:
             waiter.cancel()
+        await asyncio.gather(*flowing, return_exceptions=True)
         await state.close_peer(previous)
 
 
@@ -228,7 +229,7 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
         # peer is dead (ICE would notice only ~30 s later). Sites may play on several screens.
         for old in [p for p in state.peers.values() if p.kind == "play" and p.role == "bridge"
                     and p.unit == claims.unit and p.meeting == claims.meeting]:
-            asyncio.get_running_loop().create_task(state.close_peer(old))
+            state.end_later(old)
     state.peers[peer.id] = peer
     peer.answer = answer
     await state.opened(peer)

@@ -243,7 +243,7 @@ class Source:
 
     async def close(self) -> None:
         if self._keyframes is not None:
-            self._keyframes.close()
+            await self._keyframes.close()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

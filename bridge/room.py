@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCPeerConnection
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -91,6 +92,19 @@ class BridgeState:
         # Told of every peer that starts / ends (bridge.link: roll call, cascade, health).
         self.on_open: list[PeerHook] = []
         self.on_close: list[PeerHook] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # background work, cancelled by close()
+        self._ending: set[asyncio.Task[None]] = set()  # peers being closed in the background, awaited by close()
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in the background for as long as the bridge runs: kept here, cancelled and
+        awaited by :meth:`close` (so it must clean up after itself when cancelled)."""
+        _keep(self._tasks, work, name)
+
+    def end_later(self, peer: Peer) -> None:
+        """Close ``peer`` without waiting for it (from a callback, or not to hold up a request);
+        :meth:`close` waits for it to finish rather than cut it short."""
+        if not peer.closed:
+            _keep(self._ending, self.close_peer(peer), f"end-peer-{peer.id}")
 
     async def opened(self, peer: Peer) -> None:
         for hook in self.on_open:
@@ -129,7 +143,21 @@ class BridgeState:
         log.info("peer %s closed (%s %s, meeting %s)", peer.id, peer.kind, peer.unit, peer.meeting)
 
     async def close(self) -> None:
+        """Shut the bridge's media down: background work cancelled (a replacement still waiting for
+        media closes what it replaces), then every peer closed, those already closing awaited."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(self.close_peer(p) for p in list(self.peers.values())),
                              return_exceptions=True)
+        while self._ending:
+            await asyncio.gather(*list(self._ending), return_exceptions=True)
         for room in self.rooms.values():
             room.programme.close()
+
+
+def _keep(tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None], name: str) -> None:
+    task = asyncio.get_running_loop().create_task(work, name=name)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)

@@ -4,15 +4,33 @@ the province and at the centre; the floor goes back to the chair."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
+import bridge
 from bridge.app import LINK, STATE, create_app
+from bridge.cascade import RETIRE_AFTER
 from bridge.link import BridgeLink
+from bridge.peers import REPLACE_WAIT
 from bridge.room import BridgeConfig, BridgeState
-from tests.media_util import KEY, STEP, EncodedVideoTrack, Player, Publisher, token, until, whep, whip
+from tests.media_util import (
+    KEY,
+    STEP,
+    EncodedVideoTrack,
+    Player,
+    Publisher,
+    offer_sdp,
+    post_sdp,
+    token,
+    until,
+    whep,
+    whip,
+)
 
 CENTRAL, PROVINCE = "TW", "HN"
 
@@ -76,3 +94,53 @@ async def test_central_province_commune(bridges: tuple[str, BridgeState, str, Br
                 await peer.close()
             else:
                 await peer.pc.close()
+
+
+async def test_shutdown_cancels_and_awaits_what_the_bridges_left_running() -> None:
+    """Background work at both tiers when the bridges stop — a replaced publication waiting for
+    its successor's media, a retired upstream publication waiting to end, the cascade itself —
+    is cancelled and awaited: the bridges stop at once and leave no task behind."""
+    central, central_url, central_state = await _start(BridgeConfig(unit=CENTRAL, key=KEY))
+    province, province_url, province_state = await _start(
+        BridgeConfig(unit=PROVINCE, key=KEY, upstream_url=central_url))
+    link = province.app[LINK]
+    peers: list[Publisher | Player] = []
+    try:
+        peers.append(await whip(central_url, 1, token(CENTRAL, "CHAIR", "chair"), EncodedVideoTrack("vp8")))
+        peers.append(await whep(province_url, 1, token(PROVINCE, "B")))
+        await until(lambda: link.uplinks.get(1) is not None, STEP, "the province's cascade to start")
+        uplink = link.uplinks[1]
+        central_state.room(1).set_floor("A")
+        province_state.room(1).set_floor("A")
+        peers.append(await whip(province_url, 1, token(PROVINCE, "A"), EncodedVideoTrack("vp8")))
+        await until(lambda: uplink.published_unit == "A", STEP, "A published upstream")
+        # A publishes again (camera added): the province replaces it, publishes the new one up and
+        # retires the old upstream publication later; the centre replaces it in turn
+        peers.append(await whip(province_url, 1, token(PROVINCE, "A"), EncodedVideoTrack("vp8")))
+        await until(lambda: bool(uplink._retiring), STEP, "the old upstream publication to be retiring")
+        # a publication whose client never completes its handshake: its predecessor waits for it
+        stalled = await offer_sdp(("audio",))
+        status, _, _ = await post_sdp(f"{province_url}/meetings/1/whip", token(PROVINCE, "A"), stalled)
+        assert status == 201
+        assert province_state._tasks, "a replacement is waiting for media"
+    finally:
+        for peer in peers:
+            await (peer.close() if isinstance(peer, Player) else peer.pc.close())
+        started = asyncio.get_running_loop().time()
+        await province.close()
+        await central.close()
+        stopped_in = asyncio.get_running_loop().time() - started
+    assert stopped_in < min(RETIRE_AFTER, REPLACE_WAIT), f"the bridges waited {stopped_in:.1f} s to stop"
+    assert not province_state.peers and not central_state.peers
+    assert not province_state._tasks and not province_state._ending and not central_state._tasks
+    assert not link._starting and not link.uplinks and not uplink._retiring
+    left = _bridge_tasks()
+    assert not left, f"tasks still running the bridge's code after shutdown: {left}"
+
+
+def _bridge_tasks() -> list[asyncio.Task[Any]]:
+    """Tasks still running the bridge's own code. (aiortc's and aioice's own tasks are left out: a
+    peer connection closed while its ICE checks complete can leave aioice's consent check running.)"""
+    package = str(Path(bridge.__file__).parent)
+    return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()
+            and getattr(getattr(t.get_coro(), "cr_code", None), "co_filename", "").startswith(package)]

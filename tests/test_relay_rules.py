@@ -55,7 +55,7 @@ async def test_requester_sends_the_deferred_request() -> None:
     for _ in range(5):
         requester.request()
     await asyncio.sleep(0.25)
-    requester.close()
+    await requester.close()
     assert len(sent) == 2 and sent[1] - sent[0] >= 0.09  # one at once, the four others as one deferred
     assert requester.requested == 5
 
