@@ -285,3 +285,28 @@ async def bridge() -> AsyncIterator[tuple[str, Any]]:
         yield str(server.make_url("")).rstrip("/"), server.app[STATE]
     finally:
         await server.close()
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Every async test ends with no task of its own still running: servers, bridges, peers and
+    sockets it started are stopped and their background tasks cancelled and awaited (set up
+    first, so this runs after every other fixture of the test has been torn down)."""
+    before = set(asyncio.all_tasks())
+    yield
+    current = asyncio.current_task()
+    for _ in range(50):  # tasks that are finishing their cancellation get a moment
+        leaked = [t for t in asyncio.all_tasks() if t not in before and t is not current and not t.done()
+                  and not _aioice_consent(t)]
+        if not leaked:
+            return
+        await asyncio.sleep(0.02)
+    names = sorted({f"{t.get_name()} ({t.get_coro()!r})"[:160] for t in leaked})
+    pytest.fail(f"{len(leaked)} task(s) left running after the test: " + "; ".join(names[:8]))
+
+
+def _aioice_consent(task: asyncio.Task[Any]) -> bool:
+    """aioice's own ICE consent check may outlive a peer connection closed just as ICE completed,
+    ending by itself within ~30 s (an aioice quirk, not a task of ours to keep)."""
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", "") == "Connection.query_consent"

@@ -112,7 +112,9 @@ async def _give_floor_to_a(conf: Conference) -> float:
     conf.set_floor("A")
     conf.a_pub = await whip(conf.p.url, 1, token(P, "A"), EncodedVideoTrack("vp8", 176, 144), ToneTrack(A_HZ))
     await conf.floor_changed()
-    await asyncio.gather(*(until_heard(listener, "floor", A_HZ, who=who)
+    # A functional bound, not a speed figure (bench/audio.py measures that): with the full suite and
+    # Chromium beside it on two cores, one run in a few needed over 10 s for the whole cascade.
+    await asyncio.gather(*(until_heard(listener, "floor", A_HZ, within=2 * STEP, who=who)
                            for who, listener in conf.listeners().items()))
     return loop.time() - started
 
@@ -165,7 +167,7 @@ async def test_a_muted_site_is_not_heard_even_if_it_keeps_sending(conference: Co
     print(f"muted site silent everywhere {silent_after:.2f} s after the mute")
 
     conf.set_muted(set())
-    await asyncio.gather(*(until_heard(listener, "floor", A_HZ, within=2.0, who=who)
+    await asyncio.gather(*(until_heard(listener, "floor", A_HZ, who=who)
                            for who, listener in conf.listeners().items()))
 
 

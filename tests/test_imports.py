@@ -137,3 +137,14 @@ def test_layers_import_only_downwards() -> None:
             if top == "server" and imported.split(".")[0] == "demo" and name != DEMO_ENTRY:
                 wrong.append(f"{name} imports {imported} (demo data is for the command line only)")
     assert not wrong, "\n".join(sorted(wrong))
+
+
+MAX_LINES = 400
+
+
+def test_no_source_file_over_400_lines() -> None:
+    """A module that grows past this is asking to be split along a seam one can name (migrations
+    are generated and exempt)."""
+    long = {str(path.relative_to(ROOT)): n for path in _modules().values()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"over {MAX_LINES} lines: {long}"
