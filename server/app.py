@@ -13,9 +13,21 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import auth, db, reminders
+from server import auth, db
 from server.batching import Coalescer
 from server.errors import error_middleware
+from server.http import (
+    account,
+    admin,
+    api,
+    directive_pages,
+    directives,
+    kpi,
+    meetings,
+    minutes,
+    ops,
+    pages,
+)
 from server.live import leases
 from server.live import socket as live_socket
 from server.live.bus import make_bus
@@ -24,6 +36,7 @@ from server.live.presence import Presence
 from server.live.topics import meeting_snapshots
 from server.metrics import Metrics
 from server.services import meetings as meeting_ops
+from server.services import reminders
 from server.services.deps import Deps
 from server.settings import Settings
 from server.state import (
@@ -40,18 +53,6 @@ from server.state import (
     SIGNING_KEY,
     SNAPSHOTS,
     TOKEN_CHECKS,
-)
-from server.views import (
-    account,
-    admin,
-    api,
-    directive_pages,
-    directives,
-    kpi,
-    meetings,
-    minutes,
-    ops,
-    pages,
 )
 from server.web_util import principal_of
 from sessions.models import utcnow

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from server import reminders
+from server.services import reminders
 from server.settings import Settings
 from tests.directive_util import CONCLUSION, INSTRUCTIONS, every_province, live_meeting, ok, start_seed_server
 from tests.live_util import WsClient

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from server.reminders import smtp_send, summary
+from server.services.reminders import smtp_send, summary
 from server.settings import SettingsError, load_settings
 from tests.live_util import free_port
 

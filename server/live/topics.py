@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from server.http import kpi as kpi_views
 from server.live.hub import Connection, Hub, Subscription
 from server.live.messages import DirectivesTopic, KpiTopic, MeetingTopic, RollcallTopic, Topic
 from server.services import kpi_slides
 from server.services import meetings as meeting_ops
 from server.state import CLOCK, DB, HUB, SNAPSHOTS
-from server.views import kpi as kpi_views
 from sessions.errors import DomainError, Forbidden
 from sessions.roles import Permission
 from sessions.store import directive_views, live, units

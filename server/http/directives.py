@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from server import attachments
 from server.auth import ensure_reaches
+from server.services import attachments
 from server.services import directives as directive_ops
 from server.services import meetings as meeting_ops
 from server.state import CLOCK, DB, DEPS, SETTINGS

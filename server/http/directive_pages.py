@@ -1,7 +1,7 @@
 """Directive pages (Vietnamese, server-rendered): my unit's assignments by bucket with the overdue
 reminder, the dashboard (counts per bucket per province, kept current over ``directives:<code>``),
 a directive with its cascade tree, and an assignment with its reports and history. Changes go
-through the JSON API (``server/views/directives.py``) from small forms in ``web/static/directives.js``."""
+through the JSON API (``server/http/directives.py``) from small forms in ``web/static/directives.js``."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.auth import actor_of, ensure_reaches
 from server.db import transaction
+from server.http import kpi_upload
 from server.services import kpi_slides
 from server.services.kpi_slides import indicator_row
 from server.state import CLOCK, DB, DEPS
@@ -96,24 +97,18 @@ async def slide_page(request: web.Request) -> web.StreamResponse:
     return render(request, "slides.html", {"unit": unit, "slide": data})
 
 
-# CSV intake (server/kpi_upload.py): the operators' upload page and the scripts' text/csv API.
+# CSV intake (server/http/kpi_upload.py): the operators' upload page and the scripts' text/csv API.
 
 @routes.get("/kpi/upload")
 async def kpi_upload_page(request: web.Request) -> web.StreamResponse:
-    from server import kpi_upload
-
     return await kpi_upload.upload_page(request)
 
 
 @routes.post("/kpi/upload")
 async def kpi_upload_submit(request: web.Request) -> web.StreamResponse:
-    from server import kpi_upload
-
     return await kpi_upload.upload_submit(request)
 
 
 @routes.post("/api/kpi/reports.csv")
 async def kpi_reports_csv(request: web.Request) -> web.StreamResponse:
-    from server import kpi_upload
-
     return await kpi_upload.api_reports_csv(request)
