@@ -61,7 +61,7 @@ from bench.live import (  # noqa: E402
 )
 from server import commands as cli  # noqa: E402
 from server import db as dbmod  # noqa: E402
-from server.auth import mint_machine_token  # noqa: E402
+from server.services.access import mint_machine_token  # noqa: E402
 from server.settings import Settings, load_settings  # noqa: E402
 from sessions.kpi import Indicator, Kind  # noqa: E402
 from sessions.models import KpiTotal, Unit, utcnow  # noqa: E402

@@ -67,7 +67,7 @@ from sqlalchemy import select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 
 from server import commands as cli  # noqa: E402
-from server.auth import mint_machine_token  # noqa: E402
+from server.services.access import mint_machine_token  # noqa: E402
 from server.settings import Settings, load_settings  # noqa: E402
 from sessions.models import Unit, utcnow  # noqa: E402
 from sessions.unit_sources import DEFAULT_ROOT_CODE  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import db
-from server.auth import mint_machine_token
+from server.services.access import mint_machine_token
 from server.settings import Settings
 from sessions.models import utcnow
 from sessions.store import units

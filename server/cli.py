@@ -170,7 +170,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tokens(args: argparse.Namespace, settings: Settings) -> int:
-    from server.auth import mint_machine_token
+    from server.services.access import mint_machine_token
     from sessions.errors import ValidationFailed
     from sessions.models import utcnow
     from sessions.store import audit, units

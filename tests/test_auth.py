@@ -13,7 +13,8 @@ import aiohttp
 from sqlalchemy import func, select
 from yarl import URL
 
-from server.auth import MACHINE_TOKEN_TYPE, PRELOGIN_CSRF_COOKIE, SESSION_COOKIE
+from server.auth import PRELOGIN_CSRF_COOKIE, SESSION_COOKIE
+from server.services.access import MACHINE_TOKEN_TYPE
 from server.state import DB, SIGNING_KEY
 from sessions import signing
 from sessions.models import AuditEntry, LoginRecord, MachineToken, User

@@ -10,6 +10,7 @@ from aiohttp import web
 from server import auth
 from server.db import transaction
 from server.i18n import LANGUAGES, translator
+from server.services import access
 from server.state import DB, SETTINGS
 from server.web_util import LANG_COOKIE, client_ip, lang_of, principal_of, render, require_principal
 from sessions.errors import ValidationFailed
@@ -73,7 +74,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     secret = request.cookies.get(auth.SESSION_COOKIE, "")
     async with transaction(request.app[DB]) as db:
         await auth_store.delete_login(db, secret)
-        await audit.record(db, auth.actor_of(principal), "logout", principal.name, client_ip(request))
+        await audit.record(db, access.actor_of(principal), "logout", principal.name, client_ip(request))
     resp = web.HTTPSeeOther("/login?m=out")
     resp.del_cookie(auth.SESSION_COOKIE, path="/")
     raise resp
@@ -114,5 +115,5 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
         return render(request, "password.html", {"error": exc.message, "done": False}, status=400)
     async with transaction(request.app[DB]) as db:
         await users_store.set_password_hash(db, user.id, new_hash)
-        await audit.record(db, auth.actor_of(principal), "password_changed", user.username, client_ip(request))
+        await audit.record(db, access.actor_of(principal), "password_changed", user.username, client_ip(request))
     return render(request, "password.html", {"error": None, "done": True})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.auth import MACHINE_SCOPES, actor_of
 from server.db import transaction
 from server.i18n import translator
 from server.services import admin as admin_ops
+from server.services.access import MACHINE_SCOPES, actor_of
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import client_ip, lang_of, render, require_permission
 from sessions.errors import DomainError, Forbidden, ImportRejected

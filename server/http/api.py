@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.auth import ensure_reaches
 from server.services import admin as admin_ops
+from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import client_ip, json_body, require_principal
 from sessions.errors import Forbidden, ValidationFailed

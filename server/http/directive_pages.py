@@ -9,7 +9,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from server.auth import ensure_reaches
+from server.services.access import ensure_reaches
 from server.services.directives import can_act
 from server.state import CLOCK, DB
 from server.timefmt import local

@@ -9,10 +9,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from server.auth import ensure_reaches
-from server.services import attachments
+from server.http import attachments
 from server.services import directives as directive_ops
 from server.services import meetings as meeting_ops
+from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import json_body, require_principal
 from sessions.directives import DirectiveInput, parse_directive

@@ -6,10 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from server.auth import actor_of, ensure_reaches
 from server.db import transaction
 from server.http import kpi_upload
 from server.services import kpi_slides
+from server.services.access import actor_of, ensure_reaches
 from server.services.kpi_slides import indicator_row
 from server.state import CLOCK, DB, DEPS
 from server.web_util import client_ip, json_body, json_error, render, require_permission, require_principal

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from server.auth import actor_of
 from server.db import transaction
 from server.services import kpi_slides
+from server.services.access import actor_of
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import client_ip, json_error, render, require_principal
 from sessions.errors import Conflict, DomainError, Forbidden

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from server.auth import ensure_reaches
 from server.exports import attendance
 from server.services import meetings as meeting_ops
+from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.timefmt import local, parse_local
 from server.web_util import client_ip, json_body, render, require_principal

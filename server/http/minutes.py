@@ -14,11 +14,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from server.auth import actor_of
 from server.db import transaction
 from server.exports.minutes_html import minutes_context
 from server.exports.minutes_pdf import render_pdf
 from server.services import meetings as meeting_ops
+from server.services.access import actor_of
 from server.state import CLOCK, DB
 from server.web_util import client_ip, json_body, lang_of, render, require_principal
 from sessions import minutes as doc_rules

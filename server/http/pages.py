@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.auth import ensure_reaches
+from server.services.access import ensure_reaches
 from server.state import DB
 from server.web_util import render, require_permission, require_principal
 from sessions.roles import ROLE_CAPABILITIES, Permission, Role

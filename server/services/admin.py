@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.auth import actor_of, ensure_reaches, mint_machine_token
 from server.db import transaction
+from server.services.access import actor_of, ensure_reaches, mint_machine_token
 from server.services.deps import Deps
 from sessions.errors import Forbidden, ValidationFailed
 from sessions.passwords import hash_password

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.auth import actor_of
 from server.db import transaction
 from server.live.wire import dumps
 from server.services import meetings as meeting_ops
+from server.services.access import actor_of
 from server.services.deps import Deps
 from sessions.directives import DirectiveInput
 from sessions.errors import Forbidden, NotFound

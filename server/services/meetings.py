@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.auth import actor_of
 from server.db import transaction
 from server.live.wire import encode
+from server.services.access import actor_of
 from server.services.deps import Deps
 from sessions.errors import Conflict, Forbidden, NotFound
 from sessions.meetings import Attendance, MeetingState, MuteBy

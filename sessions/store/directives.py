@@ -47,7 +47,7 @@ def _not_found_assignment() -> NotFound:
 
 @dataclass(frozen=True, slots=True)
 class StoredFile:
-    """An attachment already written to disk (see ``server.services.attachments``)."""
+    """An attachment already written to disk (see ``server.http.attachments``)."""
 
     filename: str
     content_type: str
