@@ -35,7 +35,7 @@ from server.live.hub import Hub
 from server.live.presence import Presence
 from server.live.topics import meeting_snapshots
 from server.metrics import Metrics
-from server.services import meetings as meeting_ops
+from server.services import meetings as meeting_service
 from server.services import reminders
 from server.services.deps import Deps
 from server.settings import Settings
@@ -120,7 +120,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         bus.subscribe("directives.", hub.on_directives)
         app[BUS], app[HUB] = bus, hub
         deps = app[DEPS] = Deps(app[DB], clock, bus, settings, app[SIGNING_KEY])
-        app[PRESENCE] = Presence(partial(meeting_ops.write_presence, deps))
+        app[PRESENCE] = Presence(partial(meeting_service.write_presence, deps))
         app[TOKEN_CHECKS] = Coalescer(partial(auth.check_tokens, app))
         app[SNAPSHOTS] = Coalescer(partial(meeting_snapshots, app))
         heartbeat = await leases.start(app)
@@ -142,7 +142,11 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
             await app[HUB].close_all()
 
     app.on_shutdown.append(close_websockets)
-    app.cleanup_ctx.append(reminders.reminders_ctx)
+    async def overdue_reminders(app: web.Application) -> AsyncIterator[None]:
+        async with reminders.running(app[DEPS]):
+            yield
+
+    app.cleanup_ctx.append(overdue_reminders)
     for module in (ops, account, pages, admin, api, kpi, meetings, minutes, directives, directive_pages,
                    live_socket):
         app.add_routes(module.routes)

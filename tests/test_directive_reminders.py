@@ -10,6 +10,7 @@ from typing import Any
 
 from server.services import reminders
 from server.settings import Settings
+from server.state import DEPS
 from tests.directive_util import CONCLUSION, INSTRUCTIONS, every_province, live_meeting, ok, start_seed_server
 from tests.live_util import WsClient
 
@@ -34,18 +35,18 @@ async def test_overdue_flagged_once_and_summarised(server_factory: Callable[...,
     def fake_send(settings: Settings, message: EmailMessage) -> None:
         sent.append(message)
 
-    assert await reminders.run_once(live.app, fake_send) == 0 and sent == []  # nothing overdue yet
+    assert await reminders.run_once(live.app[DEPS], fake_send) == 0 and sent == []  # nothing overdue yet
     watch = await WsClient.open(chair)
     await watch.request({"type": "subscribe", "topic": "directives:BCA"})
     live.clock.now = datetime(2022, 9, 1, 0, 0, tzinfo=UTC)  # 07:00 on 1/9 in Hà Nội
-    assert await reminders.run_once(live.app, fake_send) == 3  # Phú Thọ, Vĩnh Phúc, Hồ Chí Minh
+    assert await reminders.run_once(live.app[DEPS], fake_send) == 3  # Phú Thọ, Vĩnh Phúc, Hồ Chí Minh
     await watch.until(lambda: watch.directive_events >= 1)
     assert len(sent) == 1 and sent[0]["To"] == "vanphong@bca.gov.vn"
     assert "3 nhiệm vụ mới quá hạn" in sent[0]["Subject"]
     body = sent[0].get_content()
     assert "Tỉnh Vĩnh Phúc: 1 nhiệm vụ" in body and "Hà Nội" not in body
     live.clock.advance(days=1)
-    assert await reminders.run_once(live.app, fake_send) == 0 and len(sent) == 1  # flagged once only
+    assert await reminders.run_once(live.app[DEPS], fake_send) == 0 and len(sent) == 1  # flagged once only
 
     vp = await live.login("vinhphuc")
     mine = (await ok(await vp.get("/api/directives")))["assignments"][0]
@@ -67,4 +68,4 @@ async def test_no_email_unless_configured(server_factory: Callable[..., Any], sq
     def refuse(settings: Settings, message: EmailMessage) -> None:
         raise AssertionError("no email without reminder_email_to")
 
-    assert await reminders.run_once(live.app, refuse) == 4
+    assert await reminders.run_once(live.app[DEPS], refuse) == 4

@@ -14,6 +14,8 @@ FORBIDDEN = {
     "sessions": ("server", "bridge", "aiohttp", "aiortc", "aiohttp_jinja2", "av"),
     "bridge": ("server", "demo"),
 }
+# Services are called by HTTP handlers, the live socket and the command line alike: no web framework.
+SERVICES_MAY_NOT = ("aiohttp", "server.state", "server.http", "server.live.socket", "server.app")
 # The demo's data lives outside the serving code: only the command line reaches it.
 DEMO_ENTRY = "server.cli"
 
@@ -136,6 +138,8 @@ def test_layers_import_only_downwards() -> None:
                 wrong.append(f"{name} imports {imported}")
             if top == "server" and imported.split(".")[0] == "demo" and name != DEMO_ENTRY:
                 wrong.append(f"{name} imports {imported} (demo data is for the command line only)")
+            if name.startswith("server.services") and imported.startswith(SERVICES_MAY_NOT):
+                wrong.append(f"{name} imports {imported} (a service takes its Deps, not the web app)")
     assert not wrong, "\n".join(sorted(wrong))
 
 

@@ -25,8 +25,8 @@ from yarl import URL
 
 from server.auth import SESSION_COOKIE, issue_machine_token
 from server.db import transaction
-from server.services import directives as directive_ops
-from server.services import meetings as meeting_ops
+from server.services import directives as directive_service
+from server.services import meetings as meeting_service
 from server.state import DB, DEPS
 from sessions.directives import parse_directive
 from sessions.meetings import MeetingState
@@ -244,12 +244,12 @@ async def fixture_ids(live: LiveServer) -> dict[str, int]:
     assert chair_user is not None
     chair = Principal("user", chair_user.id, chair_user.username, chair_user.unit_id, chair_user.unit_code, Role.CHAIR)
     start = live.clock() + timedelta(days=1)
-    ids["meeting_shared"] = await meeting_ops.schedule(
+    ids["meeting_shared"] = await meeting_service.schedule(
         live.app[DEPS], chair, title="Hội nghị toàn quốc", agenda=["Khai mạc"], start=start,
         selectors=meetings_store.parse_selectors([{"unit": "BCA", "levels": ["province", "district", "commune"]}]))
     for state in (MeetingState.REHEARSAL, MeetingState.LIVE):
-        await meeting_ops.change_state(live.app[DEPS], chair, ids["meeting_shared"], state)
-    ids["meeting_outside"] = await meeting_ops.schedule(
+        await meeting_service.change_state(live.app[DEPS], chair, ids["meeting_shared"], state)
+    ids["meeting_outside"] = await meeting_service.schedule(
         live.app[DEPS], chair, title="Hội nghị riêng Phú Thọ", agenda=[], start=start,
         selectors=meetings_store.parse_selectors([{"unit": "25", "levels": ["province", "commune"]}]))
     async with transaction(live.app[DB]) as db:  # a KPI report of Phú Thọ, by its own source system
@@ -258,10 +258,10 @@ async def fixture_ids(live: LiveServer) -> dict[str, int]:
     # Two concluded meetings, with their minutes: nationwide, and Phú Thọ's own.
     for key, selector in (("meeting_done", {"unit": "BCA", "levels": ["province", "commune"]}),
                           ("meeting_done_outside", {"unit": "25", "levels": ["province", "commune"]})):
-        ids[key] = await meeting_ops.schedule(live.app[DEPS], chair, title=f"Hội nghị đã kết thúc {key}", agenda=[],
+        ids[key] = await meeting_service.schedule(live.app[DEPS], chair, title=f"Hội nghị đã kết thúc {key}", agenda=[],
                                               start=start, selectors=meetings_store.parse_selectors([selector]))
         for state in (MeetingState.REHEARSAL, MeetingState.LIVE, MeetingState.CONCLUDED):
-            await meeting_ops.change_state(live.app[DEPS], chair, ids[key], state)
+            await meeting_service.change_state(live.app[DEPS], chair, ids[key], state)
     ids["missing"] = MISSING_ID
     return ids
 
@@ -274,19 +274,20 @@ async def directive_ids(live: LiveServer, chair: Principal, ids: dict[str, int])
         phutho_user = await users_store.get_by_username(db, "phutho")
     assert phutho_user is not None
     phutho = Principal("user", phutho_user.id, "phutho", phutho_user.unit_id, "25", Role.BRIDGE_OPERATOR)
-    cid, created = await directive_ops.record_conclusion(live.app[DEPS], chair, ids["meeting_shared"], "Kết luận mẫu", [
+    cid, created = await directive_service.record_conclusion(
+        live.app[DEPS], chair, ids["meeting_shared"], "Kết luận mẫu", [
         parse_directive({"text": "Số hoá hồ sơ thủ tục hành chính", "deadline": "2099-12-31",
                          "every": {"unit": "BCA", "level": "province"}})])
     out = {"conclusion_shared": cid, "directive_shared": created[0].directive_id}
     out |= {f"assignment_{code}": created[0].assignment_ids[ids[f"unit_{code}"]] for code in ("01", "25", "79")}
-    breakdown = await directive_ops.break_down(live.app[DEPS], phutho, out["assignment_25"], parse_directive(
+    breakdown = await directive_service.break_down(live.app[DEPS], phutho, out["assignment_25"], parse_directive(
         {"text": "Tập huấn cán bộ phường", "deadline": "2099-06-30", "units": ["08707", "08740"]}))
     out["directive_25"] = breakdown.directive_id
     out |= {f"assignment_{code}": breakdown.assignment_ids[ids[f"unit_{code}"]] for code in ("08707", "08740")}
     stored = live.settings.attachment_path / "ab" / "bao-cao-25"
     stored.parent.mkdir(parents=True, exist_ok=True)
     stored.write_bytes(b"%PDF-1.4 Phu Tho")
-    await directive_ops.report(live.app[DEPS], phutho, out["assignment_25"], "Đã triển khai", 40, [
+    await directive_service.report(live.app[DEPS], phutho, out["assignment_25"], "Đã triển khai", 40, [
         StoredFile("bao-cao.pdf", "application/pdf", stored.stat().st_size, "0" * 64, "ab/bao-cao-25")])
     async with live.app[DB]() as db:
         out["attachment_25"] = (await db.execute(select(Attachment.id))).scalar_one()

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from server.db import transaction
 from server.i18n import translator
-from server.services import admin as admin_ops
+from server.services import admin as admin_service
 from server.services.access import MACHINE_SCOPES, actor_of
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import client_ip, lang_of, render, require_permission
@@ -40,9 +40,9 @@ async def users_create(request: web.Request) -> web.StreamResponse:
     principal = require_permission(request, Permission.MANAGE_USERS)
     form = await request.post()
     fields = {k: str(form.get(k, "")) for k in ("username", "full_name", "unit_code", "role", "password")}
-    spec = admin_ops.NewUser(**fields)
+    spec = admin_service.NewUser(**fields)
     try:
-        user = await admin_ops.create_user(request.app[DEPS], principal, spec, client_ip(request))
+        user = await admin_service.create_user(request.app[DEPS], principal, spec, client_ip(request))
     except DomainError as exc:
         # Keep what was typed (except the password) so nothing the user entered is lost.
         kept = {k: v for k, v in fields.items() if k != "password"}
@@ -56,7 +56,7 @@ async def users_lock(request: web.Request) -> web.StreamResponse:
     principal = require_permission(request, Permission.MANAGE_USERS)
     active = request.match_info["action"] == "unlock"
     try:
-        await admin_ops.set_user_active(request.app[DEPS], principal, int(request.match_info["user_id"]), active,
+        await admin_service.set_user_active(request.app[DEPS], principal, int(request.match_info["user_id"]), active,
                                         client_ip(request))
     except DomainError as exc:
         return await _users_page(request, error=exc.message, status=exc.status)
@@ -90,7 +90,7 @@ async def tokens_create(request: web.Request) -> web.StreamResponse:
     except ValueError:
         return await _tokens_page(request, error="Số ngày hiệu lực phải là số nguyên", form=kept, status=400)
     try:
-        _view, token = await admin_ops.create_token(request.app[DEPS], principal, name=kept["name"],
+        _view, token = await admin_service.create_token(request.app[DEPS], principal, name=kept["name"],
                                                     unit_code=kept["unit_code"], scopes=scopes, days=days,
                                                     ip=client_ip(request))
     except DomainError as exc:
@@ -102,7 +102,7 @@ async def tokens_create(request: web.Request) -> web.StreamResponse:
 async def tokens_revoke(request: web.Request) -> web.StreamResponse:
     principal = require_permission(request, Permission.MANAGE_TOKENS)
     try:
-        await admin_ops.revoke_token(request.app[DEPS], principal, int(request.match_info["token_id"]),
+        await admin_service.revoke_token(request.app[DEPS], principal, int(request.match_info["token_id"]),
                                      client_ip(request))
     except DomainError as exc:
         return await _tokens_page(request, error=exc.message, status=exc.status)
@@ -131,7 +131,7 @@ async def import_submit(request: web.Request) -> web.StreamResponse:
         ctx["errors"] = [(0, f"Tệp quá lớn ({len(data)} byte); giới hạn là {limit} byte")]
         return render(request, "admin_import.html", ctx, status=413)
     try:
-        ctx["result"] = await admin_ops.import_units_csv(request.app[DEPS], principal, data, upload.filename,
+        ctx["result"] = await admin_service.import_units_csv(request.app[DEPS], principal, data, upload.filename,
                                                          client_ip(request))
     except ImportRejected as exc:
         ctx["errors"] = exc.errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.services import admin as admin_ops
+from server.services import admin as admin_service
 from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import client_ip, json_body, require_principal
@@ -86,16 +86,16 @@ async def users_list(request: web.Request) -> web.StreamResponse:
 async def users_create(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
-    spec = admin_ops.NewUser(**{k: str(body.get(k, "")) for k in ("username", "full_name", "unit_code", "role",
+    spec = admin_service.NewUser(**{k: str(body.get(k, "")) for k in ("username", "full_name", "unit_code", "role",
                                                                    "password")})
-    user = await admin_ops.create_user(request.app[DEPS], p, spec, client_ip(request))
+    user = await admin_service.create_user(request.app[DEPS], p, spec, client_ip(request))
     return web.json_response({"user": user.as_dict()}, status=201)
 
 
 @routes.post("/api/users/{user_id:\\d+}/{action:lock|unlock}")
 async def users_lock(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    await admin_ops.set_user_active(request.app[DEPS], p, int(request.match_info["user_id"]),
+    await admin_service.set_user_active(request.app[DEPS], p, int(request.match_info["user_id"]),
                                     request.match_info["action"] == "unlock", client_ip(request))
     return web.json_response({"ok": True})
 
@@ -121,7 +121,7 @@ async def tokens_create(request: web.Request) -> web.StreamResponse:
         raise ValidationFailed("'scopes' phải là danh sách chuỗi", code="token_scope_invalid")
     if not isinstance(days, int) or isinstance(days, bool):
         raise ValidationFailed("'days' phải là số nguyên", code="token_ttl_invalid")
-    view, token = await admin_ops.create_token(request.app[DEPS], p, name=str(body.get("name", "")),
+    view, token = await admin_service.create_token(request.app[DEPS], p, name=str(body.get("name", "")),
                                                unit_code=str(body.get("unit_code", "")), scopes=frozenset(scopes),
                                                days=days, ip=client_ip(request))
     return web.json_response({"token": token, **view.as_dict(request.app[CLOCK]())}, status=201)
@@ -130,7 +130,7 @@ async def tokens_create(request: web.Request) -> web.StreamResponse:
 @routes.delete("/api/tokens/{token_id:\\d+}")
 async def tokens_revoke(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    await admin_ops.revoke_token(request.app[DEPS], p, int(request.match_info["token_id"]), client_ip(request))
+    await admin_service.revoke_token(request.app[DEPS], p, int(request.match_info["token_id"]), client_ip(request))
     return web.json_response({"ok": True})
 
 
@@ -144,7 +144,7 @@ async def units_import(request: web.Request) -> web.StreamResponse:
     data = await request.content.read(limit + 1)
     if len(data) > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data))
-    result = await admin_ops.import_units_csv(request.app[DEPS], p, data, request.query.get("filename", "api.csv"),
+    result = await admin_service.import_units_csv(request.app[DEPS], p, data, request.query.get("filename", "api.csv"),
                                               client_ip(request))
     return web.json_response({"added": result.added, "updated": result.updated, "unchanged": result.unchanged})
 

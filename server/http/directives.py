@@ -10,8 +10,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from server.http import attachments
-from server.services import directives as directive_ops
-from server.services import meetings as meeting_ops
+from server.services import directives as directive_service
+from server.services import meetings as meeting_service
 from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import json_body, require_principal
@@ -48,7 +48,7 @@ async def api_conclude(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
     given = _directives(body.get("directives"))
-    cid, created = await directive_ops.record_conclusion(request.app[DEPS], p, _id(request, "meeting_id"),
+    cid, created = await directive_service.record_conclusion(request.app[DEPS], p, _id(request, "meeting_id"),
                                                          str(body.get("text", "")), given)
     return web.json_response({"conclusion": {"id": cid}, "directives": [_created(c) for c in created]}, status=201)
 
@@ -57,7 +57,7 @@ async def api_conclude(request: web.Request) -> web.StreamResponse:
 async def api_conclusions(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
-        await meeting_ops.check_visible(db, p, _id(request, "meeting_id"))
+        await meeting_service.check_visible(db, p, _id(request, "meeting_id"))
         items = await views.conclusions_of(db, _id(request, "meeting_id"), p.unit_id, request.app[CLOCK]())
     return web.json_response({"conclusions": items})
 
@@ -66,7 +66,7 @@ async def api_conclusions(request: web.Request) -> web.StreamResponse:
 async def api_add_directive(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     given = parse_directive(await json_body(request))
-    created = await directive_ops.add_directive(request.app[DEPS], p, _id(request, "conclusion_id"), given)
+    created = await directive_service.add_directive(request.app[DEPS], p, _id(request, "conclusion_id"), given)
     return web.json_response({"directive": _created(created)}, status=201)
 
 
@@ -76,7 +76,7 @@ async def api_add_directive(request: web.Request) -> web.StreamResponse:
 async def api_break_down(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     given = parse_directive(await json_body(request))
-    created = await directive_ops.break_down(request.app[DEPS], p, _id(request, "assignment_id"), given)
+    created = await directive_service.break_down(request.app[DEPS], p, _id(request, "assignment_id"), given)
     return web.json_response({"directive": _created(created)}, status=201)
 
 
@@ -93,7 +93,7 @@ async def api_report(request: web.Request) -> web.StreamResponse:
         body = await json_body(request)
         text, percent, files = str(body.get("text", "")), body.get("percent"), []
     try:
-        report_id = await directive_ops.report(request.app[DEPS], p, _id(request, "assignment_id"), text, percent,
+        report_id = await directive_service.report(request.app[DEPS], p, _id(request, "assignment_id"), text, percent,
                                                files)
     except BaseException:
         attachments.discard(settings, files)  # nothing of a refused report stays, on disk either
@@ -104,7 +104,7 @@ async def api_report(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/assignments/{assignment_id:\\d+}/done")
 async def api_done(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    await directive_ops.complete(request.app[DEPS], p, _id(request, "assignment_id"))
+    await directive_service.complete(request.app[DEPS], p, _id(request, "assignment_id"))
     return web.json_response({"ok": True})
 
 
@@ -154,7 +154,7 @@ async def api_dashboard(request: web.Request) -> web.StreamResponse:
         unit = await units.get_by_code(db, request.query.get("unit", p.unit_code))
         await ensure_reaches(db, p, unit.id)
         if meeting is not None:
-            await meeting_ops.check_visible(db, p, int(meeting))
+            await meeting_service.check_visible(db, p, int(meeting))
         data = await views.dashboard(db, unit.id, request.app[CLOCK](), meeting_id=int(meeting) if meeting else None,
                                      depth=int(depth) if depth is not None else None)
     return web.json_response(data)

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from server.exports import attendance
-from server.services import meetings as meeting_ops
+from server.services import meetings as meeting_service
 from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.timefmt import local, parse_local
@@ -74,7 +74,7 @@ async def meetings_create(request: web.Request) -> web.StreamResponse:
             start = parse_local(kept["start"])
         except ValueError:
             raise ValidationFailed("Thời gian bắt đầu không hợp lệ", code="start_invalid", field="start") from None
-        meeting_id = await meeting_ops.schedule(request.app[DEPS], p, title=kept["title"],
+        meeting_id = await meeting_service.schedule(request.app[DEPS], p, title=kept["title"],
                                                 agenda=kept["agenda"].splitlines(), start=start,
                                                 selectors=selectors, ip=client_ip(request))
     except DomainError as exc:
@@ -87,8 +87,8 @@ async def meetings_create(request: web.Request) -> web.StreamResponse:
 async def _context(request: web.Request) -> tuple[Principal, store.MeetingView, bool]:
     p = require_principal(request)
     async with request.app[DB]() as db:
-        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
-        chair = await meeting_ops.is_chair_of(db, p, meeting)
+        meeting = await meeting_service.ensure_visible(db, p, _meeting_id(request))
+        chair = await meeting_service.is_chair_of(db, p, meeting)
     return p, meeting, chair
 
 
@@ -146,8 +146,8 @@ async def site_page(request: web.Request) -> web.StreamResponse:
 async def _export_rows(request: web.Request) -> tuple[store.MeetingView, list[list[Any]]]:
     p = require_principal(request)
     async with request.app[DB]() as db:
-        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
-        chair = await meeting_ops.is_chair_of(db, p, meeting)
+        meeting = await meeting_service.ensure_visible(db, p, _meeting_id(request))
+        chair = await meeting_service.is_chair_of(db, p, meeting)
         rows = await live.attendance_rows(db, meeting.id)
         scope = None if chair else await units.subtree_ids(db, p.unit_id)
     if not chair and not p.can(Permission.OPERATE_BRIDGE):
@@ -196,7 +196,7 @@ async def api_create(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise ValidationFailed("Thời gian bắt đầu không hợp lệ (ISO 8601)", code="start_invalid",
                                field="start") from None
-    meeting_id = await meeting_ops.schedule(request.app[DEPS], p, title=str(body.get("title", "")), agenda=agenda,
+    meeting_id = await meeting_service.schedule(request.app[DEPS], p, title=str(body.get("title", "")), agenda=agenda,
                                             start=start, selectors=store.parse_selectors(body.get("participants")),
                                             ip=client_ip(request))
     async with request.app[DB]() as db:
@@ -208,7 +208,7 @@ async def api_create(request: web.Request) -> web.StreamResponse:
 async def api_get(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
-        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        meeting = await meeting_service.ensure_visible(db, p, _meeting_id(request))
         snap = await live.meeting_snapshot(db, meeting.id, p.unit_id)
     return web.json_response({"meeting": meeting.as_dict(), "live": snap})
 
@@ -229,7 +229,7 @@ async def api_media(request: web.Request) -> web.StreamResponse:
 async def api_rollcall(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
-        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        meeting = await meeting_service.ensure_visible(db, p, _meeting_id(request))
         unit = await units.get_by_code(db, request.query.get("unit", p.unit_code))
         if not await units.is_within(db, p.unit_id, unit.id):
             raise Forbidden("Không được xem điểm danh ngoài phạm vi của mình", code="out_of_scope")
@@ -245,7 +245,7 @@ async def api_state(request: web.Request) -> web.StreamResponse:
         target = MeetingState(str(body.get("to", "")))
     except ValueError:
         raise ValidationFailed("Trạng thái hội nghị không hợp lệ", code="state_invalid", field="to") from None
-    new = await meeting_ops.change_state(request.app[DEPS], p, _meeting_id(request), target, client_ip(request))
+    new = await meeting_service.change_state(request.app[DEPS], p, _meeting_id(request), target, client_ip(request))
     return web.json_response({"state": new.value})
 
 
@@ -257,7 +257,7 @@ async def api_mark(request: web.Request) -> web.StreamResponse:
         status = Attendance(str(body.get("status", "")))
     except ValueError:
         raise ValidationFailed("Trạng thái điểm danh không hợp lệ", code="status_invalid", field="status") from None
-    await meeting_ops.mark(request.app[DEPS], p, _meeting_id(request), str(body.get("unit", "")), status,
+    await meeting_service.mark(request.app[DEPS], p, _meeting_id(request), str(body.get("unit", "")), status,
                            str(body.get("reason", "")), client_ip(request))
     return _ok()
 
@@ -271,8 +271,8 @@ async def api_hand(request: web.Request) -> web.StreamResponse:
     if _flag(body, "all", False):
         if up:
             raise ValidationFailed("Không thể giơ tay thay tất cả điểm cầu", code="bad_request", field="up")
-        return _ok(lowered=await meeting_ops.lower_all_hands(request.app[DEPS], p, _meeting_id(request)))
-    await meeting_ops.set_hand(request.app[DEPS], p, _meeting_id(request), up,
+        return _ok(lowered=await meeting_service.lower_all_hands(request.app[DEPS], p, _meeting_id(request)))
+    await meeting_service.set_hand(request.app[DEPS], p, _meeting_id(request), up,
                                unit_id if isinstance(unit_id, int) else None)
     return _ok()
 
@@ -293,12 +293,12 @@ async def api_floor(request: web.Request) -> web.StreamResponse:
     if action == "grant":
         raw_id = body.get("unit_id")
         unit: str | int = raw_id if isinstance(raw_id, int) else str(body.get("unit", ""))
-        await meeting_ops.grant(request.app[DEPS], p, mid, unit, client_ip(request),
+        await meeting_service.grant(request.app[DEPS], p, mid, unit, client_ip(request),
                                 confirm=_flag(body, "confirm", False))
     elif action == "next":
-        await meeting_ops.next_speaker(request.app[DEPS], p, mid, client_ip(request))
+        await meeting_service.next_speaker(request.app[DEPS], p, mid, client_ip(request))
     elif action == "revoke":
-        await meeting_ops.revoke(request.app[DEPS], p, mid, client_ip(request))
+        await meeting_service.revoke(request.app[DEPS], p, mid, client_ip(request))
     else:
         raise ValidationFailed("'action' phải là grant, next hoặc revoke", code="unknown_action", field="action")
     return _ok()
@@ -312,9 +312,10 @@ async def api_mute(request: web.Request) -> web.StreamResponse:
     raw_id = body.get("unit_id")
     muted = _flag(body, "muted", True)
     if _flag(body, "all", False):
-        changed = await meeting_ops.set_all_muted(request.app[DEPS], p, _meeting_id(request), muted, client_ip(request))
+        changed = await meeting_service.set_all_muted(request.app[DEPS], p, _meeting_id(request), muted,
+                                                      client_ip(request))
         return _ok(changed=changed)
     target: str | int | None = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else (
         str(unit) if unit is not None else None)
-    await meeting_ops.set_muted(request.app[DEPS], p, _meeting_id(request), muted, target, client_ip(request))
+    await meeting_service.set_muted(request.app[DEPS], p, _meeting_id(request), muted, target, client_ip(request))
     return _ok()

@@ -2,7 +2,7 @@
 the JSON, and corrections by the chair — each a new version, the published ones never changed.
 
 Who reads: any account whose unit sees the meeting (it took part, chaired it, or is above a unit
-that did: ``meeting_ops.ensure_visible``). Who corrects: the meeting's chair.
+that did: ``meeting_service.ensure_visible``). Who corrects: the meeting's chair.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from server.db import transaction
 from server.exports.minutes_html import minutes_context
 from server.exports.minutes_pdf import render_pdf
-from server.services import meetings as meeting_ops
+from server.services import meetings as meeting_service
 from server.services.access import actor_of
 from server.state import CLOCK, DB
 from server.web_util import client_ip, json_body, lang_of, render, require_principal
@@ -50,10 +50,10 @@ async def _read(request: web.Request) -> tuple[Principal, Minutes, list[dict[str
     if p.kind != "user":
         raise Forbidden("Biên bản chỉ dành cho tài khoản người dùng", code="forbidden")
     async with request.app[DB]() as db:
-        meeting = await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        meeting = await meeting_service.ensure_visible(db, p, _meeting_id(request))
         doc = await store.get(db, meeting.id, _version(request))
         history = await store.versions(db, meeting.id)
-        chair = await meeting_ops.is_chair_of(db, p, meeting)
+        chair = await meeting_service.is_chair_of(db, p, meeting)
     return p, doc, history, chair
 
 
@@ -127,8 +127,8 @@ async def _correct(request: web.Request, p: Principal, changes: dict[str, Any], 
     mid = _meeting_id(request)
     try:
         async with transaction(request.app[DB]) as db:
-            meeting = await meeting_ops.ensure_visible(db, p, mid)
-            if not await meeting_ops.is_chair_of(db, p, meeting):
+            meeting = await meeting_service.ensure_visible(db, p, mid)
+            if not await meeting_service.is_chair_of(db, p, meeting):
                 raise Forbidden("Chỉ chủ trì hội nghị được đính chính biên bản", code="chair_only")
             fixed = await store.correct(db, mid, changes, reason, request.app[CLOCK](), p.name)
             await audit.record(db, actor_of(p), "minutes_corrected", f"meeting:{mid}", client_ip(request),
@@ -144,7 +144,7 @@ async def minutes_correct_form(request: web.Request) -> web.StreamResponse:
     posted = await request.post()
     form = {k: str(posted.get(k, "")) for k in FORM_FIELDS}
     async with request.app[DB]() as db:
-        await meeting_ops.ensure_visible(db, p, _meeting_id(request))
+        await meeting_service.ensure_visible(db, p, _meeting_id(request))
         current = await store.get(db, _meeting_id(request))
     try:
         fixed = await _correct(request, p, _form_changes(form, current), form["reason"])

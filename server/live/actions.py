@@ -1,6 +1,6 @@
 """Meeting actions sent over the live websocket (``{"type":"action", …}``): one named function
 per action, taking its typed message (server.live.messages). Who may do what is decided by
-server.meeting_ops, exactly as for the same actions over HTTP."""
+server.meeting_service, exactly as for the same actions over HTTP."""
 
 from __future__ import annotations
 
@@ -25,50 +25,50 @@ from server.live.messages import (
     Unmute,
     UnmuteAll,
 )
-from server.services import meetings as meeting_ops
+from server.services import meetings as meeting_service
 from server.state import DEPS
 
 
 async def raise_hand(app: web.Application, conn: Connection, msg: RaiseHand) -> None:
-    await meeting_ops.set_hand(app[DEPS], conn.principal, msg.meeting, True)
+    await meeting_service.set_hand(app[DEPS], conn.principal, msg.meeting, True)
 
 
 async def lower_hand(app: web.Application, conn: Connection, msg: LowerHand) -> None:
-    await meeting_ops.set_hand(app[DEPS], conn.principal, msg.meeting, False, msg.unit_id)
+    await meeting_service.set_hand(app[DEPS], conn.principal, msg.meeting, False, msg.unit_id)
 
 
 async def lower_all_hands(app: web.Application, conn: Connection, msg: LowerAllHands) -> None:
-    await meeting_ops.lower_all_hands(app[DEPS], conn.principal, msg.meeting)
+    await meeting_service.lower_all_hands(app[DEPS], conn.principal, msg.meeting)
 
 
 async def grant(app: web.Application, conn: Connection, msg: Grant) -> None:
-    await meeting_ops.grant(app[DEPS], conn.principal, msg.meeting, msg.unit, conn.ip, confirm=msg.confirm)
+    await meeting_service.grant(app[DEPS], conn.principal, msg.meeting, msg.unit, conn.ip, confirm=msg.confirm)
 
 
 async def next_speaker(app: web.Application, conn: Connection, msg: NextSpeaker) -> None:
-    await meeting_ops.next_speaker(app[DEPS], conn.principal, msg.meeting, conn.ip)
+    await meeting_service.next_speaker(app[DEPS], conn.principal, msg.meeting, conn.ip)
 
 
 async def revoke(app: web.Application, conn: Connection, msg: Revoke) -> None:
-    await meeting_ops.revoke(app[DEPS], conn.principal, msg.meeting, conn.ip)
+    await meeting_service.revoke(app[DEPS], conn.principal, msg.meeting, conn.ip)
 
 
 async def set_muted(app: web.Application, conn: Connection, msg: Mute) -> None:
     """``mute`` / ``unmute`` a site (``unit`` None: the caller's own)."""
-    await meeting_ops.set_muted(app[DEPS], conn.principal, msg.meeting, msg.muted, msg.unit, conn.ip)
+    await meeting_service.set_muted(app[DEPS], conn.principal, msg.meeting, msg.muted, msg.unit, conn.ip)
 
 
 async def set_all_muted(app: web.Application, conn: Connection, msg: MuteAll) -> None:
     """``mute_all`` / ``unmute_all`` (the chair)."""
-    await meeting_ops.set_all_muted(app[DEPS], conn.principal, msg.meeting, msg.muted, conn.ip)
+    await meeting_service.set_all_muted(app[DEPS], conn.principal, msg.meeting, msg.muted, conn.ip)
 
 
 async def mark(app: web.Application, conn: Connection, msg: Mark) -> None:
-    await meeting_ops.mark(app[DEPS], conn.principal, msg.meeting, msg.unit, msg.status, msg.reason, conn.ip)
+    await meeting_service.mark(app[DEPS], conn.principal, msg.meeting, msg.unit, msg.status, msg.reason, conn.ip)
 
 
 async def change_state(app: web.Application, conn: Connection, msg: ChangeState) -> None:
-    await meeting_ops.change_state(app[DEPS], conn.principal, msg.meeting, msg.to, conn.ip)
+    await meeting_service.change_state(app[DEPS], conn.principal, msg.meeting, msg.to, conn.ip)
 
 
 ActionHandler = Callable[[web.Application, Connection, Any], Awaitable[None]]

@@ -15,7 +15,7 @@ from server.live.actions import ACTIONS
 from server.live.hub import Connection
 from server.live.messages import Join, Leave, MeetingTopic, OnAir, Ping, Speaking, Stats, Subscribe, Unsubscribe
 from server.services import media
-from server.services import meetings as meeting_ops
+from server.services import meetings as meeting_service
 from server.state import CLOCK, DB, DEPS, HUB, PRESENCE
 from sessions.errors import Forbidden
 from sessions.roles import Permission
@@ -50,12 +50,12 @@ async def _present_unit(app: web.Application, conn: Connection, meeting_id: int,
     if code is None or code == p.unit_code:
         if MeetingTopic(meeting_id).name not in conn.subs:  # subscribing checked it already
             async with app[DB]() as db:
-                await meeting_ops.ensure_visible(db, p, meeting_id)
+                await meeting_service.ensure_visible(db, p, meeting_id)
         return p.unit_id
     if not p.has_scope("bridge"):
         raise Forbidden("Chỉ điểm cầu (bridge) báo kết nối thay cho đơn vị khác", code="forbidden")
     async with app[DB]() as db:
-        await meeting_ops.ensure_visible(db, p, meeting_id)
+        await meeting_service.ensure_visible(db, p, meeting_id)
         unit = await units.get_by_code(db, code)
         if not await units.is_within(db, p.unit_id, unit.id):
             raise Forbidden("Đơn vị nằm ngoài phạm vi của điểm cầu này", code="out_of_scope")

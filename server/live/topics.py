@@ -20,7 +20,7 @@ from server.http import kpi as kpi_views
 from server.live.hub import Connection, Hub, Subscription
 from server.live.messages import DirectivesTopic, KpiTopic, MeetingTopic, RollcallTopic, Topic
 from server.services import kpi_slides
-from server.services import meetings as meeting_ops
+from server.services import meetings as meeting_service
 from server.state import CLOCK, DB, HUB, SNAPSHOTS
 from sessions.errors import DomainError, Forbidden
 from sessions.roles import Permission
@@ -59,7 +59,7 @@ async def subscribe_rollcall(app: web.Application, conn: Connection, topic: Roll
     caller's subtree; only chairs and bridge operators watch units other than their own."""
     p = conn.principal
     async with app[DB]() as db:
-        await meeting_ops.check_visible(db, p, topic.meeting)
+        await meeting_service.check_visible(db, p, topic.meeting)
         unit = await units.get_by_code(db, topic.unit)
         if not await units.is_within(db, p.unit_id, unit.id):
             raise Forbidden("Không được theo dõi điểm danh ngoài phạm vi của mình", code="out_of_scope")
@@ -127,7 +127,7 @@ async def meeting_snapshots(app: web.Application, meeting_id: int,
                     continue
                 if sub.unit_id not in taking_part:  # e.g. the chair, or a bridge above the sites
                     try:
-                        await meeting_ops.check_visible(db, sub.conn.principal, meeting_id)
+                        await meeting_service.check_visible(db, sub.conn.principal, meeting_id)
                     except DomainError as exc:
                         results[i] = exc
                         continue

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import transaction
 from server.live.wire import dumps
-from server.services import meetings as meeting_ops
+from server.services import meetings as meeting_service
 from server.services.access import actor_of
 from server.services.deps import Deps
 from sessions.directives import DirectiveInput
@@ -57,8 +57,8 @@ async def publish(deps: Deps, db: AsyncSession, unit_ids: Iterable[int]) -> None
 
 
 async def _ensure_secretary(db: AsyncSession, p: Principal, meeting_id: int) -> None:
-    meeting = await meeting_ops.ensure_visible(db, p, meeting_id)
-    if await meeting_ops.is_chair_of(db, p, meeting):
+    meeting = await meeting_service.ensure_visible(db, p, meeting_id)
+    if await meeting_service.is_chair_of(db, p, meeting):
         return
     if p.unit_id == meeting.chair_unit_id and can_act(p):
         return

@@ -58,10 +58,10 @@ async def serving_bridge(db: AsyncSession, bridges: dict[str, str], unit_id: int
 async def grant(deps: Deps, db: AsyncSession, settings: Settings, p: Principal, meeting_id: int,
                 now: datetime) -> dict[str, Any]:
     """What the caller's site needs to join the meeting's media (see docs/protocol.md)."""
-    from server.services import meetings as meeting_ops
+    from server.services import meetings as meeting_service
 
-    meeting = await meeting_ops.ensure_visible(db, p, meeting_id)
-    chair = await meeting_ops.is_chair_of(db, p, meeting)
+    meeting = await meeting_service.ensure_visible(db, p, meeting_id)
+    chair = await meeting_service.is_chair_of(db, p, meeting)
     if not chair:
         if p.kind != "user" or not (p.can(Permission.OPERATE_SITE) or p.can(Permission.OPERATE_BRIDGE)):
             raise Forbidden("Tài khoản không vận hành điểm cầu", code="forbidden")
@@ -202,10 +202,10 @@ async def report_on_air(deps: Deps, db: AsyncSession, p: Principal, meeting_id: 
                         now: datetime) -> None:
     """The bridge that serves the chair says whose media the programme carries now: the floor
     holder is "on air" once its picture or sound actually reaches the programme, not when granted."""
-    from server.services import meetings as meeting_ops
+    from server.services import meetings as meeting_service
 
     _require_bridge(p, "trạng thái lên sóng")
-    meeting = await meeting_ops.ensure_visible(db, p, meeting_id)
+    meeting = await meeting_service.ensure_visible(db, p, meeting_id)
     if not await units.is_within(db, p.unit_id, meeting.chair_unit_id):
         raise Forbidden("Chỉ bridge phục vụ chủ trì báo trạng thái lên sóng", code="forbidden")
     code = msg.get("unit")

@@ -17,12 +17,10 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 
-from aiohttp import web
-
 from server.db import transaction
-from server.services import directives as directive_ops
+from server.services import directives
+from server.services.deps import Deps
 from server.settings import Settings
-from server.state import CLOCK, DB, DEPS, SETTINGS
 from sessions.directives import VN
 from sessions.store import directives as store
 from sessions.store import units
@@ -71,16 +69,16 @@ def summary(settings: Settings, day: str, rows: list[tuple[str, int]]) -> EmailM
     return msg
 
 
-async def run_once(app: web.Application, send: Sender = smtp_send) -> int:
+async def run_once(deps: Deps, send: Sender = smtp_send) -> int:
     """Flag what became overdue; returns how many assignments were flagged this run."""
-    now = app[CLOCK]()
-    settings = app[SETTINGS]
-    async with transaction(app[DB]) as db:
+    now = deps.clock()
+    settings = deps.settings
+    async with transaction(deps.db) as db:
         flagged = await store.flag_overdue(db, now, actor=SYSTEM)
     if not flagged:
         return 0
-    async with app[DB]() as db:
-        await directive_ops.publish(app[DEPS], db, set(flagged))
+    async with deps.db() as db:
+        await directives.publish(deps, db, set(flagged))
         if settings.reminder_email_to:
             tree = await units.unit_tree(db)
             per_province: dict[str, int] = {}
@@ -96,21 +94,22 @@ async def run_once(app: web.Application, send: Sender = smtp_send) -> int:
     return sum(flagged.values())
 
 
-async def daily(app: web.Application) -> None:
-    """Sleep until the next run by the wall clock (the app clock gives "now" for the rules)."""
-    hour = app[SETTINGS].reminder_hour
+async def daily(deps: Deps) -> None:
+    """Sleep until the next run by the wall clock (the deps' clock gives "now" for the rules)."""
+    hour = deps.settings.reminder_hour
     while True:
         wake = next_run(datetime.now(VN), hour)
         await asyncio.sleep(max(1.0, (wake - datetime.now(VN)).total_seconds()))
         try:
-            await run_once(app)
+            await run_once(deps)
         except Exception:
             log.exception("overdue reminder run failed")
 
 
-async def reminders_ctx(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: the daily task lives on the app and ends with it."""
-    task = asyncio.create_task(daily(app), name="overdue-reminders")
+@contextlib.asynccontextmanager
+async def running(deps: Deps) -> AsyncIterator[None]:
+    """The daily task, kept while the context is open, cancelled and awaited when it closes."""
+    task = asyncio.create_task(daily(deps), name="overdue-reminders")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -2,7 +2,7 @@
 
 Every function checks its input in full before it writes anything, and runs inside the
 caller's transaction: a refusal leaves nothing half-applied. Who may act is the caller's
-business (``server.directive_ops``); what a directive may reach is checked here: assignees lie
+business (``server.directive_service``); what a directive may reach is checked here: assignees lie
 in the assigner's subtree, a breakdown strictly below the broken-down assignment's unit. Every
 change is audited with what it was before and what it became.
 """
