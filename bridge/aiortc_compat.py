@@ -1,6 +1,6 @@
 """Every touch of aiortc's private API, in one place (aiortc 1.16).
 
-A pass-through relay needs six things aiortc does not expose publicly:
+A pass-through relay needs seven things aiortc does not expose publicly:
 
 1. **Encoded frames out of a receiver.** The receiver's decoder thread looks its decoder up
    through the module name ``aiortc.rtcrtpreceiver.get_decoder``. For codecs marked
@@ -29,6 +29,11 @@ A pass-through relay needs six things aiortc does not expose publicly:
    ``aiortc.rtp``, takes the DTLS transport's SRTP session and the ICE pair nominated for
    component 1 (aioice). Only a plain UDP pair is sent to directly; any other (TURN) goes through
    aiortc's own ``RTCDtlsTransport._send_rtp``. Every name it touches is listed here.
+7. **DTLS with peers whose certificate is RSA** (GStreamer's webrtcbin, whipsink/whepsrc).
+   ``RTCCertificate._create_ssl_context`` offers ECDHE-ECDSA suites only, so a bridge answering
+   ``setup:active`` (the DTLS client) shares no cipher with a server holding an RSA certificate.
+   The wrapper keeps aiortc's suites first and appends the ECDHE-RSA ones (:data:`RSA_PEER_CIPHERS`);
+   the bridge's own certificate stays ECDSA (RFC 8827's mandatory one).
 
 Which codecs are pass-through is decided per peer connection: after ``setRemoteDescription``
 each transceiver holds its own negotiated copies of the codec parameters
@@ -66,6 +71,7 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import convert_timebase
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from OpenSSL import SSL
 
 MARK = "_hoinghi_passthrough"
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
@@ -103,6 +109,13 @@ DTLS_SEND_RTP = "_send_rtp"
 ICE_CONNECTION_ATTR = "_connection"  # RTCIceTransport -> aioice.Connection
 ICE_NOMINATED_ATTR = "_nominated"  # aioice.Connection: {component: CandidatePair}
 ICE_UDP_PROTOCOL = (_aioice_mod, "StunProtocol")
+# DTLS with RSA-certificate peers (7.)
+DTLS_SSL_CONTEXT = (_dtls_mod.RTCCertificate, "_create_ssl_context")  # method (srtp_profiles) -> SSL.Context
+# aiortc's own list (what the original sets; the test compares), then the suites for RSA certificates
+AIORTC_DTLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES128-SHA",
+                       "ECDHE-ECDSA-AES256-SHA")
+RSA_PEER_CIPHERS = ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305",
+                    "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA")
 
 # The minor versions whose internals the names below are (pyproject.toml pins the same).
 TARGET_VERSIONS = {"aiortc": "1.16", "aioice": "0.13"}
@@ -128,6 +141,7 @@ def check_versions() -> None:
 
 _original_get_decoder: Callable[[RTCRtpCodecParameters], Any] | None = None
 _original_get_encoder: Callable[[RTCRtpCodecParameters], Any] | None = None
+_original_create_ssl_context: Callable[..., SSL.Context] | None = None
 NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 
 
@@ -220,12 +234,29 @@ def _get_encoder(codec: RTCRtpCodecParameters) -> Any:
     return _original_get_encoder(codec)
 
 
+def context_ciphers(ctx: SSL.Context) -> list[str]:
+    """The (D)TLS 1.2 cipher suites a context offers, in order (TLS 1.3 suites, which DTLS 1.2
+    never uses, left out). Opens a connection on it: the context cannot be changed afterwards."""
+    return [name for name in SSL.Connection(ctx).get_cipher_list() if not name.startswith("TLS_")]
+
+
+def _with_rsa_ciphers(create: Callable[..., SSL.Context]) -> Callable[..., SSL.Context]:
+    def create_ssl_context(self: Any, srtp_profiles: Any) -> SSL.Context:
+        ctx = create(self, srtp_profiles)
+        ctx.set_cipher_list(":".join(AIORTC_DTLS_CIPHERS + RSA_PEER_CIPHERS).encode())
+        return ctx
+
+    setattr(create_ssl_context, MARK, True)
+    return create_ssl_context
+
+
 def install() -> None:
-    """Route aiortc's codec lookups through the pass-through hooks (idempotent, process-wide).
+    """Route aiortc's codec lookups through the pass-through hooks and let its DTLS take peers with
+    RSA certificates (idempotent, process-wide).
 
     Unmarked codecs still get aiortc's own decoders and encoders. Refuses (:class:`UnsupportedVersion`)
     an aiortc whose internals may not be the ones named here."""
-    global _original_get_decoder, _original_get_encoder
+    global _original_get_decoder, _original_get_encoder, _original_create_ssl_context
     if not installed():
         check_versions()
     module, name = RECEIVER_DECODER_LOOKUP
@@ -237,11 +268,16 @@ def install() -> None:
         _original_get_encoder = getattr(module, name)
         setattr(module, name, _get_encoder)
     setattr(*NTP_CLOCK, fast_ntp_time)
+    owner, name = DTLS_SSL_CONTEXT
+    if not getattr(getattr(owner, name), MARK, False):
+        _original_create_ssl_context = getattr(owner, name)
+        setattr(owner, name, _with_rsa_ciphers(_original_create_ssl_context))
 
 
 def installed() -> bool:
     return (getattr(*RECEIVER_DECODER_LOOKUP) is _get_decoder
-            and getattr(*SENDER_ENCODER_LOOKUP) is _get_encoder)
+            and getattr(*SENDER_ENCODER_LOOKUP) is _get_encoder
+            and getattr(getattr(*DTLS_SSL_CONTEXT), MARK, False))
 
 
 def mark_passthrough(pc: RTCPeerConnection, kinds: tuple[str, ...] = ("audio", "video")) -> None:

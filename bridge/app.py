@@ -2,7 +2,9 @@
 
 ``POST /meetings/{id}/whip`` and ``POST /meetings/{id}/whep`` take an SDP offer
 (``Content-Type: application/sdp``, ``Authorization: Bearer <join token>``) and answer 201 with
-the SDP answer and a ``Location`` (``/sessions/{sid}``) to DELETE when leaving.
+the SDP answer, a ``Location`` (``/sessions/{sid}``) to DELETE when leaving and the bridge's ICE
+servers as ``Link`` headers (RFC 9725 §4.6). ``OPTIONS`` says ``Accept-Post: application/sdp``;
+a wrong method gets 405 with ``Allow``. No ``PATCH``: see docs/protocol.md (trickle ICE).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
-from bridge import aiortc_compat, peers
+from bridge import aiortc_compat, ice_servers, peers
 from bridge.errors import BridgeError, error_middleware
 from bridge.link import BridgeLink
 from bridge.room import BridgeConfig, BridgeState
@@ -61,7 +64,10 @@ async def _offer(request: web.Request) -> str:
 
 def _created(request: web.Request, peer_id: str, answer: str) -> web.Response:
     location = str(request.app.router["peer"].url_for(sid=peer_id))
-    return web.Response(status=201, text=answer, content_type=SDP, headers={"Location": location})
+    headers = CIMultiDict({"Location": location})
+    for server in request.app[STATE].config.ice_servers:
+        headers.add("Link", ice_servers.link_value(ice_servers.parse(server)))
+    return web.Response(status=201, text=answer, content_type=SDP, headers=headers)
 
 
 async def whip(request: web.Request) -> web.Response:
@@ -102,9 +108,10 @@ CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",  # authorised by the bearer join token, never by cookies
     "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
-    "Access-Control-Expose-Headers": "Location",
+    "Access-Control-Expose-Headers": "Location, Link",
     "Access-Control-Max-Age": "600",
 }
+OFFER_PATHS = ("/whip", "/whep")  # the endpoints that take a POSTed offer (RFC 9725's Accept-Post)
 
 
 @web.middleware
@@ -112,7 +119,7 @@ async def cors_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     """Browsers call the bridge from the server's pages (another origin): answer preflights and
     let them read the answer and its Location."""
     if request.method == "OPTIONS":
-        return web.Response(status=204, headers=CORS_HEADERS)
+        return _options(request)
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
@@ -122,8 +129,16 @@ async def cors_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     return response
 
 
+def _options(request: web.Request) -> web.Response:
+    """A CORS preflight and RFC 9725's OPTIONS alike: the WHIP/WHEP endpoints say they take SDP."""
+    headers = dict(CORS_HEADERS)
+    if request.path.endswith(OFFER_PATHS):
+        headers["Accept-Post"] = SDP
+    return web.Response(status=204, headers=headers)
+
+
 async def preflight(request: web.Request) -> web.Response:
-    return web.Response(status=204, headers=CORS_HEADERS)
+    return _options(request)
 
 
 def create_app(config: BridgeConfig) -> web.Application:

@@ -46,8 +46,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         if exc.status == 404:
             return error_response(404, "not_found", "Không tìm thấy")
-        if exc.status == 405:
-            return error_response(405, "method_not_allowed", "Phương thức không được hỗ trợ")
+        if exc.status == 405:  # RFC 9110 §15.5.6: say which methods the resource takes
+            resp = error_response(405, "method_not_allowed", "Phương thức không được hỗ trợ")
+            if "Allow" in exc.headers:
+                resp.headers["Allow"] = exc.headers["Allow"]
+            return resp
         return error_response(exc.status, "http_error", exc.reason)
     except Exception:
         log.exception("unhandled bridge error", extra={"path": request.path, "method": request.method})

@@ -53,17 +53,16 @@ def rtx_ssrcs(description: sdp.SessionDescription) -> set[int]:
     return found
 
 
-def first_video_codec(media: sdp.MediaDescription) -> RTCRtpCodecParameters | None:
-    """The first offered video codec the relay forwards (VP8 or H.264), in the offer's order."""
+def video_codec_for(media: sdp.MediaDescription, meeting: RTCRtpCodecCapability | None
+                    ) -> RTCRtpCodecParameters | None:
+    """The codec a video m-line is answered with: the offer's first variant of the meeting's codec
+    (any H.264 profile aiortc takes: the bytes are forwarded, not decoded), or, while the meeting
+    has none, the offer's first codec the relay forwards (VP8 or H.264), in the offer's order."""
     for codec in aiortc_compat.common_codecs("video", media.rtp.codecs):
-        if codec.mimeType.lower() in VIDEO_MIME_TYPES:
+        mime = codec.mimeType.lower()
+        if (mime == meeting.mimeType.lower()) if meeting is not None else (mime in VIDEO_MIME_TYPES):
             return codec
     return None
-
-
-def offers_codec(media: sdp.MediaDescription, wanted: RTCRtpCodecCapability) -> bool:
-    return any(c.mimeType.lower() == wanted.mimeType.lower() and c.parameters == wanted.parameters
-               for c in aiortc_compat.common_codecs(media.kind, media.rtp.codecs))
 
 
 def capability(codec: RTCRtpCodecParameters) -> RTCRtpCodecCapability:
@@ -84,14 +83,14 @@ def preferences(kind: str, video: RTCRtpCodecCapability | None) -> list[RTCRtpCo
 
 
 def check_codecs(description: sdp.SessionDescription, video: RTCRtpCodecCapability | None) -> None:
-    """Refuse (415 ``codec_unsupported``) an offer whose media the relay cannot forward as is."""
+    """Refuse (422 ``codec_unsupported``: the offer is well formed, its codecs are not usable) an
+    offer whose media the relay cannot forward as is, or without the meeting's video codec."""
     for m in description.media:
         if m.kind == "audio" and not any(c.mimeType.lower() == AUDIO_MIME_TYPE for c in m.rtp.codecs):
-            raise BridgeError(415, "codec_unsupported", "Điểm cầu chỉ nhận âm thanh Opus")
-        if m.kind == "video":
-            if video is None and first_video_codec(m) is None:
-                raise BridgeError(415, "codec_unsupported", "Điểm cầu chỉ nhận hình ảnh VP8 hoặc H.264")
-            if video is not None and not offers_codec(m, video):
-                name = video.mimeType.split("/")[1]
-                raise BridgeError(415, "codec_unsupported",
-                                  f"Hội nghị đang dùng hình ảnh {name}: thiết bị phải hỗ trợ mã này")
+            raise BridgeError(422, "codec_unsupported", "Điểm cầu chỉ nhận âm thanh Opus")
+        if m.kind == "video" and video_codec_for(m, video) is None:
+            if video is None:
+                raise BridgeError(422, "codec_unsupported", "Điểm cầu chỉ nhận hình ảnh VP8 hoặc H.264")
+            name = video.mimeType.split("/")[1]
+            raise BridgeError(422, "codec_unsupported",
+                              f"Hội nghị đang dùng hình ảnh {name}: thiết bị phải hỗ trợ mã này")

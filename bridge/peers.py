@@ -4,13 +4,13 @@ the room's programme. No HTTP here (see :mod:`bridge.app`)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
-    RTCIceServer,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCSessionDescription,
@@ -18,23 +18,25 @@ from aiortc import (
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
-from bridge import aiortc_compat, direct_send
+from bridge import aiortc_compat, direct_send, ice_servers
 from bridge.errors import BridgeError
 from bridge.keyframes import KeyframeRequester
 from bridge.offer import (
     capability,
     check_codecs,
-    first_video_codec,
     parse_offer,
     preferences,
     rtx_ssrcs,
     strip_mdns_candidates,
+    video_codec_for,
 )
 from bridge.programme import Programme, Site, Switch
-from bridge.relay import RelayTrack, Source
+from bridge.relay import Listener, RelayTrack, Source
 from bridge.room import BridgeState, Peer, Room
 from bridge.speaking import SpeakingMeter
 from sessions.join_tokens import JoinClaims
+
+log = logging.getLogger("hoinghi.bridge.peers")
 
 
 def peer_connection(state: BridgeState) -> RTCPeerConnection:
@@ -45,20 +47,50 @@ def peer_connection(state: BridgeState) -> RTCPeerConnection:
     and ``setRemoteDescription`` then moves only transceivers not yet marked bundled onto the
     BUNDLE transport: the programme's second audio m-line (the floor holder's sound) stayed on a
     transport that was stopped, its sender never started, and nobody heard the floor holder."""
-    servers = [RTCIceServer(urls=url) for url in state.config.ice_servers]
+    servers = [ice_servers.rtc(ice_servers.parse(text)) for text in state.config.ice_servers]
     # none given: no STUN at all (aiortc would otherwise default to Google's)
     return RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
 
 def _video_codec(room: Room, description: object) -> RTCRtpCodecCapability | None:
-    """The room's pinned video codec, else the offer's first forwardable one (which pins it)."""
-    if room.video_codec is not None:
-        return room.video_codec
+    """The codec the offer's video is answered with: the offer's variant of the meeting's codec,
+    else (no codec pinned yet) the offer's first forwardable one. Answering pins nothing."""
     for m in description.media:  # type: ignore[attr-defined]
         if m.kind == "video":
-            codec = first_video_codec(m)
+            codec = video_codec_for(m, room.video_codec)
             return capability(codec) if codec is not None else None
     return None
+
+
+def pin_video(state: BridgeState, room: Room, codec: RTCRtpCodecCapability) -> None:
+    """Make ``codec`` the meeting's video codec on this bridge. Every peer of the meeting that
+    negotiated another ends: a player answered before the pin plays again (pages reconnect) and
+    is answered with this codec, or refused (422) if it cannot take it."""
+    room.video_codec = codec
+    room.codec_pinned.set()
+    mime = codec.mimeType.lower()
+    for peer in list(state.peers.values()):
+        if peer.meeting == room.meeting and peer.video_codec not in (None, mime):
+            log.info("meeting %s carries %s: %s %s of %s (%s) ends", room.meeting, mime, peer.kind, peer.id,
+                     peer.unit, peer.video_codec)
+            state.end_later(peer)
+
+
+def _pin_at_first_packet(state: BridgeState, room: Room, peer: Peer, codec: RTCRtpCodecCapability) -> Listener:
+    """A one-shot listener of a publication's video: its first packet (it got past ICE and DTLS
+    and sends) pins the meeting's codec, unless something else pinned it first."""
+    def on_packet(source: Source, packet: object, keyframe: bool) -> None:
+        source.listeners.remove(on_packet)
+        if room.video_codec is None and not peer.closed:
+            pin_video(state, room, codec)
+    return on_packet
+
+
+def _check_still_fits(room: Room, peer: Peer) -> None:
+    """The meeting's codec may have been pinned while this offer was being answered."""
+    if room.video_codec is not None and peer.video_codec not in (None, room.video_codec.mimeType.lower()):
+        name = room.video_codec.mimeType.split("/")[1]
+        raise BridgeError(422, "codec_unsupported", f"Hội nghị đang dùng hình ảnh {name}: thiết bị phải hỗ trợ mã này")
 
 
 async def _negotiate(state: BridgeState, peer: Peer, offer: str) -> str:
@@ -67,7 +99,7 @@ async def _negotiate(state: BridgeState, peer: Peer, offer: str) -> str:
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
     except OperationError as exc:  # no common codec after pinning (check_codecs should have said so)
-        raise BridgeError(415, "codec_unsupported", "Thiết bị không hỗ trợ mã hình ảnh/âm thanh của hội nghị") from exc
+        raise BridgeError(422, "codec_unsupported", "Thiết bị không hỗ trợ mã hình ảnh/âm thanh của hội nghị") from exc
     except (ValueError, KeyError, IndexError, InvalidAccessError, InvalidStateError, InternalError) as exc:
         raise BridgeError(400, "sdp_invalid", "Đề nghị SDP không hợp lệ") from exc
     aiortc_compat.mark_passthrough(pc)
@@ -94,11 +126,18 @@ def pli_sender(receiver: RTCRtpReceiver, rtx: set[int]) -> Callable[[], Awaitabl
     return send
 
 
+async def _room(state: BridgeState, meeting: int) -> Room:
+    room = state.room(meeting)
+    if room.video_codec is None and state.before_answer is not None:
+        await state.before_answer(meeting)
+    return room
+
+
 async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
     """A site (or a child bridge) publishes its camera and microphone into the meeting."""
     offer = strip_mdns_candidates(offer_text)
     description = parse_offer(offer)
-    room = state.room(claims.meeting)
+    room = await _room(state, claims.meeting)
     # Every site may send its microphone (the bridge reads who speaks, and a muted or floorless
     # site's sound goes nowhere); its camera only while it holds the floor.
     if claims.role != "chair" and room.floor != claims.unit and _sends_video(description):
@@ -114,6 +153,11 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
             if m.kind in ("audio", "video"):
                 pc.addTransceiver(m.kind, direction="recvonly").setCodecPreferences(preferences(m.kind, video_cap))
         answer = await _negotiate(state, peer, offer)
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video" and transceiver.receiver.track is not None:
+                peer.video_codec = aiortc_compat.negotiated_codecs(transceiver)[0].mimeType.lower()
+                break
+        _check_still_fits(room, peer)
     except BaseException:
         await pc.close()
         raise
@@ -137,7 +181,7 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
         if transceiver.kind == "video":
             video = source
             if room.video_codec is None:
-                room.video_codec = capability(codec)
+                source.listeners.append(_pin_at_first_packet(state, room, peer, capability(codec)))
         else:
             audio = source
     previous = room.publishers.get(claims.unit)
@@ -184,7 +228,7 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
     """A site plays the meeting's programme: video, chair audio, floor-holder audio."""
     offer = strip_mdns_candidates(offer_text)
     description = parse_offer(offer)
-    room = state.room(claims.meeting)
+    room = await _room(state, claims.meeting)
     check_codecs(description, room.video_codec)
     video_cap = _video_codec(room, description)
 
@@ -217,13 +261,18 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
                 peer.tracks.append(track)
             transceiver.setCodecPreferences(preferences(m.kind, video_cap))
         answer = await _negotiate(state, peer, offer)
+        for transceiver in pc.getTransceivers():
+            sent = transceiver.sender.track
+            if isinstance(sent, RelayTrack):
+                sent.codec = aiortc_compat.negotiated_codecs(transceiver)[0].mimeType.lower()
+                if sent.kind == "video":
+                    peer.video_codec = sent.codec
+        _check_still_fits(room, peer)
     except BaseException:
         for t in peer.tracks:
             t.stop()
         await pc.close()
         raise
-    if video_taken and room.video_codec is None:
-        room.video_codec = video_cap
     if claims.role == "bridge":
         # A child bridge plays each meeting once: playing again means it restarted, and its old
         # peer is dead (ICE would notice only ~30 s later). Sites may play on several screens.

@@ -86,7 +86,7 @@ class Switch:
         out.time_base = packet.time_base
         self._last_pts = out.pts
         self._last_time = self._clock()
-        self.fanout.push(out, keyframe)
+        self.fanout.push(out, keyframe, source.codec)
 
     def _take_over(self, source: Source, packet: av.Packet) -> None:
         assert packet.pts is not None

@@ -41,6 +41,10 @@ class RelayTrack(MediaStreamTrack):
                  on_stop: Callable[[RelayTrack], None] | None = None, packer: FramePacker | None = None) -> None:
         super().__init__()
         self.kind = kind
+        # The codec this subscriber negotiated (lower-case mime type), set once its offer is
+        # answered: a packet of another codec is never sent under its label.
+        self.codec: str | None = None
+        self.packets_wrong_codec = 0
         # True while this subscriber must not get the timeline (its own voice: no echo)
         self.withheld: Callable[[], bool] | None = None
         self.packer = packer if packer is not None else FramePacker()
@@ -83,8 +87,12 @@ class RelayTrack(MediaStreamTrack):
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
-    def push(self, packet: av.Packet, keyframe: bool) -> None:
+    def push(self, packet: av.Packet, keyframe: bool, codec: str | None = None) -> None:
+        """Take one packet of the timeline, encoded with ``codec`` (lower-case mime type)."""
         if self.readyState != "live" or not self._started:
+            return
+        if codec != self.codec and codec is not None and self.codec is not None:
+            self.packets_wrong_codec += 1
             return
         if self.withheld is not None and self.withheld():
             self.packets_dropped += 1
@@ -169,9 +177,9 @@ class Fanout:
         self.tracks.add(track)
         return track
 
-    def push(self, packet: av.Packet, keyframe: bool) -> None:
+    def push(self, packet: av.Packet, keyframe: bool, codec: str | None = None) -> None:
         for track in tuple(self.tracks):  # a track that breaks leaves the set meanwhile
-            track.push(packet, keyframe)
+            track.push(packet, keyframe, codec)
 
     def resync_all(self) -> None:
         for track in self.tracks:
@@ -189,6 +197,7 @@ class Source:
                  label: str = "") -> None:
         self.kind = kind
         self.mime_type = mime_type
+        self.codec = mime_type.lower()  # what a subscriber must have negotiated to get these packets
         self.label = label
         self._keyframes = keyframes
         self.listeners: list[Listener] = []
@@ -221,7 +230,7 @@ class Source:
         self.frames += 1
         if keyframe and self.kind == "video":
             self.keyframes_seen += 1
-        self.fanout.push(packet, keyframe)
+        self.fanout.push(packet, keyframe, self.codec)
         for listener in list(self.listeners):
             listener(self, packet, keyframe)
 

@@ -28,6 +28,9 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCCertificate, generate_certificate
+from cryptography.hazmat.primitives.asymmetric import rsa
+from OpenSSL import SSL
 
 from bridge import aiortc_compat as compat
 from bridge import direct_send
@@ -68,6 +71,7 @@ NAMES: list[tuple[object, str, str]] = [
     (*compat.DTLS_CONNECTED, "the DTLS transport's State"),
     (RTCDtlsTransport, compat.DTLS_SEND_RTP, "the DTLS transport's SRTP send"),
     (*compat.ICE_UDP_PROTOCOL, "aioice's UDP protocol (StunProtocol)"),
+    (*compat.DTLS_SSL_CONTEXT, "the DTLS certificate's SSL context factory"),
 ]
 
 
@@ -424,3 +428,56 @@ def test_fast_ntp_clock_matches_aiortc() -> None:
     reference = clock.datetime_to_ntp(clock.current_datetime())
     fast = compat.fast_ntp_time()
     assert abs(fast - reference) < (1 << 32) // 100  # within 10 ms
+
+
+# --------------------------------------------------------------------------- DTLS with RSA peers
+
+class RsaCertificate(RTCCertificate):
+    """A certificate as GStreamer's DTLS makes one: RSA 2048, offering ECDHE-RSA suites only."""
+
+    @classmethod
+    def generateCertificate(cls) -> RsaCertificate:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return cls(key=key, cert=generate_certificate(key))  # type: ignore[arg-type]
+
+    def _create_ssl_context(self, srtp_profiles: list[Any]) -> SSL.Context:
+        ctx = SSL.Context(SSL.DTLS_METHOD)
+        ctx.set_options(SSL.OP_NO_TICKET)
+        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *args: True)
+        ctx.use_certificate(self._cert)
+        ctx.use_privatekey(self._key)
+        ctx.set_cipher_list(b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
+        ctx.set_tlsext_use_srtp(b":".join(x.openssl_profile for x in srtp_profiles))
+        return ctx
+
+
+def test_the_dtls_cipher_list_is_aiortcs_then_the_rsa_suites() -> None:
+    """aiortc's own suites are still the ones the wrapper repeats (an upgrade that changes them
+    fails here), and an installed bridge offers them first, then the ECDHE-RSA ones."""
+    from aiortc.rtcdtlstransport import SRTP_AES128_CM_SHA1_80
+
+    compat.install()
+    owner, name = compat.DTLS_SSL_CONTEXT
+    original = compat._original_create_ssl_context
+    assert original is not None and getattr(owner, name) is not original
+    certificate = RTCCertificate.generateCertificate()
+    assert compat.context_ciphers(original(certificate, [SRTP_AES128_CM_SHA1_80])) == list(compat.AIORTC_DTLS_CIPHERS)
+    assert compat.context_ciphers(certificate._create_ssl_context([SRTP_AES128_CM_SHA1_80])) == \
+        list(compat.AIORTC_DTLS_CIPHERS + compat.RSA_PEER_CIPHERS)
+
+
+async def test_dtls_with_a_peer_whose_certificate_is_rsa() -> None:
+    """GStreamer's case on a real loopback pair: the offerer holds an RSA certificate and offers
+    only ECDHE-RSA suites (it is the DTLS server: the answerer says ``setup:active``); the
+    answerer, an installed aiortc like the bridge, keeps its ECDSA certificate and connects.
+    Without the wrapper the handshake dies with "no shared cipher"."""
+    compat.install()
+    async with _peers() as (publisher, player, received):
+        certificates = "_RTCPeerConnection__certificates"  # aiortc makes one ECDSA certificate per peer
+        assert hasattr(publisher, certificates), "aiortc moved the peer connection's certificates"
+        setattr(publisher, certificates, [RsaCertificate.generateCertificate()])
+        _prefer(publisher.addTransceiver(EncodedVideoTrack("vp8"), direction="sendonly"), "video/VP8")
+        await _connect(publisher, player, passthrough=False)
+        await until(lambda: player.connectionState in ("connected", "failed"), STEP, "the DTLS handshake")
+        assert player.connectionState == "connected", "no shared cipher with the RSA peer"
+        await until(lambda: len(received) >= 3, STEP, "3 decoded frames through the RSA peer's DTLS")

@@ -53,11 +53,11 @@ async def test_bad_input_is_refused_and_disturbs_nobody(bridge: tuple[str, Bridg
 
         # unsupported codecs
         vp9_only = play_offer.replace("VP8/90000", "VP9/90000").replace("H264/90000", "AV1/90000")
-        await _refused(whep_url, site, vp9_only, 415, "codec_unsupported")
+        await _refused(whep_url, site, vp9_only, 422, "codec_unsupported")
         no_opus = play_offer.replace("opus/48000/2", "ISAC/16000")
-        await _refused(whep_url, site, no_opus, 415, "codec_unsupported")
+        await _refused(whep_url, site, no_opus, 422, "codec_unsupported")
         h264_only = play_offer.replace("VP8/90000", "VP9/90000")  # the meeting is pinned to VP8
-        await _refused(whep_url, site, h264_only, 415, "codec_unsupported")
+        await _refused(whep_url, site, h264_only, 422, "codec_unsupported")
 
         # join tokens
         await _refused(whep_url, None, play_offer, 401, "unauthenticated")

@@ -108,11 +108,13 @@ async def test_floor_switch_shows_the_new_source_with_monotonic_timestamps(
 
 
 async def test_h264_source_pins_subscribers_to_h264(bridge: tuple[str, BridgeState]) -> None:
-    url, _state = bridge
+    url, state = bridge
     camera = EncodedVideoTrack("h264")
     peers: list[Publisher | Player] = []
     try:
         peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera))
+        # the chair's video arriving pins the meeting (its answer alone does not)
+        await until(lambda: state.room(1).video_codec is not None, STEP, "the chair's video to pin the codec")
         player = await whep(url, 1, token(BRIDGE, "B"))  # aiortc offers VP8 first, then H.264
         peers.append(player)
         video_section = player.answer.split("m=video", 1)[1].split("m=audio", 1)[0]

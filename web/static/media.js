@@ -135,6 +135,17 @@ export class MediaLink {
     });
   }
 
+  // The bridge ended this connection (it closes with a DTLS close_notify: the meeting's video codec
+  // was pinned to another than this player's, or the session was ended there). Chromium keeps
+  // connectionState "connected" until ICE consent fails, many seconds later: the DTLS transport
+  // is what tells at once.
+  watchTransport(pc, which) {
+    const dtls = pc.getReceivers()[0]?.transport || pc.getSenders()[0]?.transport;
+    dtls?.addEventListener("statechange", () => {
+      if (pc === this[which]?.pc && (dtls.state === "closed" || dtls.state === "failed")) this.retry();
+    });
+  }
+
   async play() {
     const g = this.grant;
     const pc = new RTCPeerConnection({ iceServers: g.ice_servers || [] });
@@ -160,6 +171,7 @@ export class MediaLink {
       }
     });
     this.player.location = await negotiate(pc, g.whep, g.token);
+    this.watchTransport(pc, "player");
   }
 
   // The floor came to this site (or went): start or stop sending camera and microphone.
@@ -206,6 +218,7 @@ export class MediaLink {
     if (this.preview && withVideo) { this.preview.srcObject = media; this.preview.muted = true; this.preview.play?.().catch(() => {}); }
     try {
       this.publisher.location = await negotiate(pc, g.whip, g.token);
+      this.watchTransport(pc, "publisher");
     } catch (err) {
       this.stopPublishing();
       throw err;
