@@ -62,8 +62,8 @@ async def main(args: argparse.Namespace) -> None:
     servers = []
     central, central_url, central_state, _ = await start(BridgeConfig(unit="TW", key=KEY))
     servers.append(central)
-    p, p_url, p_state, p_link = await start(BridgeConfig(unit="P", key=KEY, upstream_url=central_url))
-    q, q_url, q_state, _ = await start(BridgeConfig(unit="Q", key=KEY, upstream_url=central_url))
+    p, p_url, p_state, p_link = await start(BridgeConfig(unit="P", key=KEY, upstream_url=central_url, upstream_key=KEY))
+    q, q_url, q_state, _ = await start(BridgeConfig(unit="Q", key=KEY, upstream_url=central_url, upstream_key=KEY))
     servers += [p, q]
     states = (central_state, p_state, q_state)
     peers: list[Publisher | Listener] = []

@@ -109,7 +109,9 @@ async def prepare(settings: Settings, spec: str) -> tuple[list[str], str]:
                                           .order_by(Unit.id))).scalars())
         root = (await db.execute(select(Unit.id).where(Unit.code == DEFAULT_ROOT_CODE))).scalar_one()
         _tid, token = await mint_machine_token(db, key=key, max_days=1, now=utcnow(), name="kpi bench", unit_id=root,
-                                               scopes=frozenset({"kpi:write", "units:read"}), days=1,
+                                               # bridge: the slide watchers stand in on /ws, which
+                                               # takes no other machine scope
+                                               scopes=frozenset({"kpi:write", "bridge"}), days=1,
                                                created_by_id=None)
         await kpi_catalog.add(db, EXTRA_INDICATORS, utcnow(), None)
         CATALOG[:] = list(await kpi_catalog.load(db))

@@ -326,7 +326,7 @@ class Console:
         self.seats[seat["unit_id"]] = (seat["seq"], now)
 
     async def run(self, chair: Chair, meeting_id: int) -> None:
-        async with chair.http.ws_connect("/ws", max_msg_size=64 * 1024 * 1024) as ws:
+        async with chair.http.ws_connect("/ws", max_msg_size=64 * 1024 * 1024, origin=chair.url) as ws:
             await ws.send_str(json.dumps({"type": "subscribe", "topic": f"meeting:{meeting_id}"}))
             await ws.send_str(json.dumps({"type": "subscribe",
                                           "topic": f"rollcall:{meeting_id}:{DEFAULT_ROOT_CODE}"}))

@@ -234,7 +234,7 @@ async def late_joins(url: str, count: int) -> list[float]:
 
 async def run_passthrough(args: argparse.Namespace) -> tuple[float, list[float], list[float]]:
     proc, url = await spawn("-m", "bridge", "--unit", BRIDGE, "--server", "http://127.0.0.1:1",
-                            "--listen", "127.0.0.1:0", env={"HOINGHI_MEDIA_SECRET": KEY.decode()})
+                            "--listen", "127.0.0.1:0", env={"HOINGHI_BRIDGE_KEY": KEY.decode()})
     camera = TimedCamera()
     publisher = None
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import aiohttp
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, sdp
@@ -20,11 +19,11 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, sdp
 from bridge import aiortc_compat, direct_send
 from bridge.keyframes import KeyframeRequester
 from bridge.offer import capability, rtx_ssrcs
-from bridge.peers import peer_connection, pli_sender
+from bridge.peers import peer_connection, pin_video, pli_sender
 from bridge.programme import Site
 from bridge.relay import RelayTrack, Source
 from bridge.room import BridgeState
-from sessions import join_tokens
+from bridge.upstream_tokens import UpstreamTokens
 
 log = logging.getLogger("hoinghi.bridge.cascade")
 
@@ -90,7 +89,8 @@ async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
             video = Source("video", codec.mimeType, keyframes, label=f"{UPSTREAM}/video")
             video.start(track)
             link.sources.append(video)
-            room.video_codec = room.video_codec or capability(codec)
+            # The meeting's codec here is the upstream's, whatever was pinned locally before
+            pin_video(state, room, capability(codec))
         else:
             source = Source("audio", codec.mimeType, label=f"{UPSTREAM}/audio")
             source.start(track)
@@ -129,6 +129,9 @@ async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: 
             if source.kind == "video":
                 aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
         link.location = await _exchange(f"{base}/meetings/{meeting}/whip", token, pc)
+        for transceiver in pc.getTransceivers():
+            if isinstance(transceiver.sender.track, RelayTrack):
+                transceiver.sender.track.codec = aiortc_compat.negotiated_codecs(transceiver)[0].mimeType.lower()
     except BaseException:
         for track in link.tracks:
             track.stop()
@@ -137,12 +140,14 @@ async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: 
     return link
 
 
-async def close_link(link: Link, token: str, base_url: str) -> None:
+async def close_link(link: Link, token: str | None, base_url: str) -> None:
+    """End a link here, and upstream when there is a token to say so (else the upstream ends it
+    itself once nothing arrives)."""
     for track in link.tracks:
         track.stop()
     for source in link.sources:
         await source.close()
-    if link.location:
+    if link.location and token:
         try:
             async with aiohttp.ClientSession() as http, http.delete(
                     f"{base_url.rstrip('/')}{link.location}", headers={"Authorization": f"Bearer {token}"}):
@@ -154,11 +159,12 @@ async def close_link(link: Link, token: str, base_url: str) -> None:
 
 class Uplink:
     """The cascade of one meeting: plays the upstream's programme, and publishes the local floor
-    holder upstream while it holds the floor. Bridges share the server's signing key, so a bridge
-    signs its own short-lived ``bridge`` tokens for its upstream."""
+    holder upstream while it holds the floor, with ``bridge`` tokens of the upstream that the server
+    issues (``tokens``): this bridge's own key mints none for another bridge."""
 
-    def __init__(self, state: BridgeState, meeting: int, upstream_unit: str) -> None:
+    def __init__(self, state: BridgeState, meeting: int, upstream_unit: str, tokens: UpstreamTokens) -> None:
         self.state = state
+        self.tokens = tokens
         self.meeting = meeting
         self.upstream_unit = upstream_unit
         self.play: Link | None = None
@@ -168,12 +174,21 @@ class Uplink:
         self._changing = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()  # replaced publications ending after RETIRE_AFTER
 
-    def _token(self, unit: str) -> str:
-        return join_tokens.issue(self.state.config.key, meeting=self.meeting, unit=unit, role="bridge",
-                                 bridge=self.upstream_unit, now=datetime.now(UTC))
+    async def _token(self, unit: str) -> str:
+        return await self.tokens.token(self.meeting, unit, self.upstream_unit)
+
+    async def _end(self, link: Link, unit: str) -> None:
+        """Close ``link``; upstream too, with a token at hand or one the server gives quickly."""
+        token = self.tokens.cached(self.meeting, unit, self.upstream_unit)
+        if token is None:
+            try:
+                token = await asyncio.wait_for(self._token(unit), 2.0)
+            except Exception as exc:  # the server is away: the upstream ends the link by itself
+                log.info("cascade: no token to end the upstream link of %s (%s)", unit, exc)
+        await close_link(link, token, self.state.config.upstream_url)
 
     async def start(self) -> None:
-        self.play = await play_upstream(self.state, self.meeting, self._token(self.state.config.unit))
+        self.play = await play_upstream(self.state, self.meeting, await self._token(self.state.config.unit))
 
     async def floor_changed(self) -> None:
         """Publish the floor holder upstream if it publishes here; stop publishing otherwise.
@@ -190,7 +205,8 @@ class Uplink:
             self.publish, self.published_unit, self.published_site = None, None, None
             try:
                 if site is not None and room.floor is not None and room.floor != UPSTREAM:
-                    self.publish = await publish_upstream(self.state, self.meeting, site, self._token(room.floor))
+                    self.publish = await publish_upstream(self.state, self.meeting, site,
+                                                          await self._token(room.floor))
                     self.published_unit, self.published_site = room.floor, site
             finally:
                 if old is not None and old_unit is not None:
@@ -202,13 +218,13 @@ class Uplink:
                         self._retiring.add(retiring)
                         retiring.add_done_callback(self._retiring.discard)
                     else:
-                        await close_link(old, self._token(old_unit), self.state.config.upstream_url)
+                        await self._end(old, old_unit)
 
     async def _retire(self, link: Link, unit: str) -> None:
         try:
             await asyncio.sleep(RETIRE_AFTER)
         finally:
-            await close_link(link, self._token(unit), self.state.config.upstream_url)
+            await self._end(link, unit)
 
     async def republish(self) -> None:
         """The upstream ended our publication (it had seen nothing for a while): publish again."""
@@ -218,7 +234,7 @@ class Uplink:
 
     async def _stop_publishing(self) -> None:
         if self.publish is not None and self.published_unit is not None:
-            await close_link(self.publish, self._token(self.published_unit), self.state.config.upstream_url)
+            await self._end(self.publish, self.published_unit)
         self.publish = None
         self.published_unit = None
         self.published_site = None
@@ -231,5 +247,5 @@ class Uplink:
         await asyncio.gather(*self._retiring, return_exceptions=True)
         if self.play is not None:
             self.state.room(self.meeting).programme.unpublish(UPSTREAM)
-            await close_link(self.play, self._token(self.state.config.unit), self.state.config.upstream_url)
+            await self._end(self.play, self.state.config.unit)
             self.play = None

@@ -1,5 +1,6 @@
-"""Command line of a bridge: ``hoinghi bridge …`` (the media key from the server's settings) or
-``python -m bridge …`` (the media key from ``--key-file`` or ``HOINGHI_MEDIA_SECRET``). The machine
+"""Command line of a bridge: ``hoinghi bridge …`` (its key derived from the server's settings) or
+``python -m bridge …`` (its own key from ``--key-file`` or ``HOINGHI_BRIDGE_KEY``, which
+``hoinghi bridge-key --unit <code>`` prints on the server; it checks this bridge's tokens only). The machine
 token for the server's control channel: ``--token`` or ``HOINGHI_BRIDGE_TOKEN`` (scope ``bridge``,
 bound to the bridge's unit; ``hoinghi tokens add --scopes bridge``)."""
 
@@ -10,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from bridge import aiortc_compat
+from bridge import aiortc_compat, ice_servers
 from bridge.room import BridgeConfig
 
 
@@ -24,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upstream", default="", help="URL điểm cầu cấp trên (phát chuyển tiếp)")
     parser.add_argument("--listen", default="127.0.0.1:8600", help="HOST:PORT nhận WHIP/WHEP")
     parser.add_argument("--ice-server", action="append", default=[], dest="ice_servers",
-                        help="máy chủ STUN/TURN (lặp lại được), vd. stun:stun.example.vn:3478")
+                        help="máy chủ STUN/TURN (lặp lại được), vd. stun:stun.example.vn:3478 hoặc "
+                             "'turn:turn.example.vn:3478?transport=udp;username=U;credential=C'")
     parser.add_argument("--token", default="", help="mã truy cập máy (phạm vi bridge) cho kênh điều khiển; "
                                                      "mặc định: biến HOINGHI_BRIDGE_TOKEN")
 
@@ -38,6 +40,11 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def config_from_args(args: argparse.Namespace, key: bytes) -> BridgeConfig:
     token = args.token or os.environ.get("HOINGHI_BRIDGE_TOKEN", "")
+    for server in args.ice_servers:
+        try:
+            ice_servers.parse(server)
+        except ice_servers.IceServerInvalid as exc:
+            raise BridgeCliError(str(exc)) from None
     return BridgeConfig(unit=args.unit, key=key, server_url=args.server, upstream_url=args.upstream,
                         ice_servers=tuple(args.ice_servers), token=token)
 
@@ -57,17 +64,19 @@ def run(args: argparse.Namespace, key: bytes) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bridge", description="Điểm cầu truyền hình hội nghị")
     add_arguments(parser)
-    parser.add_argument("--key-file", help="tệp khoá ký mã tham gia (mặc định: biến HOINGHI_MEDIA_SECRET)")
+    parser.add_argument("--key-file", help="tệp khoá riêng của điểm cầu (mặc định: biến HOINGHI_BRIDGE_KEY; "
+                                           "lấy bằng 'hoinghi bridge-key --unit <mã>' trên máy chủ)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)  # one line per ICE check otherwise
     try:
         if args.key_file:
             key = Path(args.key_file).read_text().strip().encode()
-        elif os.environ.get("HOINGHI_MEDIA_SECRET"):
-            key = os.environ["HOINGHI_MEDIA_SECRET"].encode()
+        elif os.environ.get("HOINGHI_BRIDGE_KEY"):
+            key = os.environ["HOINGHI_BRIDGE_KEY"].encode()
         else:
-            raise BridgeCliError("cần khoá mã tham gia: --key-file hoặc biến HOINGHI_MEDIA_SECRET (giống máy chủ)")
+            raise BridgeCliError("cần khoá riêng của điểm cầu: --key-file hoặc biến HOINGHI_BRIDGE_KEY "
+                                 "(in bằng 'hoinghi bridge-key --unit <mã>' trên máy chủ)")
         run(args, key)
     except (BridgeCliError, OSError) as exc:
         print(f"Lỗi: {exc}", flush=True)

@@ -11,6 +11,8 @@ machine token of scope ``bridge`` (docs/protocol.md, "Media").
   change calls ``on_muted(meeting_id, unit codes)`` (the bridge drops their sound).
 - ``speaking(meeting, sites)`` / ``on_air(meeting, unit)``: who is speaking (RFC 6464 levels)
   and whose media the programme carries, for the consoles.
+- ``cascade_token(meeting, unit, upstream)``: a request (with an ``id``) for a join token of the
+  upstream bridge (bridge.upstream_tokens); the answer or the server's error frame resolves it.
 
 The channel reconnects by itself (backoff up to 5 s); after a reconnect it subscribes and joins
 again everything still current, so a server restart costs the roll call nothing but the gap.
@@ -33,6 +35,15 @@ log = logging.getLogger("hoinghi.bridge.control")
 OnMeeting = Callable[[int, str, str | None], Awaitable[None] | None]
 OnMuted = Callable[[int, frozenset[str]], None]
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
+REQUEST_TIMEOUT = 10.0
+
+
+class Refused(Exception):
+    """The server answered a request with an error frame (``code``, Vietnamese ``message``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
 
 
 class ControlChannel:
@@ -54,24 +65,32 @@ class ControlChannel:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+        # Meeting changes are handled in order by a task of their own, never by the reader: a
+        # handler may ask the server something (a cascade token) whose answer the reader delivers.
+        self._changes: asyncio.Queue[tuple[int, str, str | None]] = asyncio.Queue()
+        self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
         self._seq: dict[int, int] = {}
+        self._requests: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_request = 0
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="bridge-control")
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="bridge-control-changes")
 
     async def close(self) -> None:
         self._closing = True
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._dispatcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._http is not None:
             await self._http.close()
 
@@ -100,6 +119,10 @@ class ControlChannel:
             finally:
                 self._ws = None
                 self.connected.clear()
+                for pending in self._requests.values():  # asked on a socket that is gone: ask again
+                    if not pending.done():
+                        pending.set_exception(ConnectionError("control channel closed"))
+                self._requests.clear()
             if self._closing:
                 return
             await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
@@ -148,6 +171,15 @@ class ControlChannel:
 
     async def _on_message(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
+        pending = self._requests.pop(msg["id"], None) if isinstance(msg.get("id"), int) else None
+        if pending is not None:
+            if pending.done():
+                return
+            if kind == "error":
+                pending.set_exception(Refused(str(msg.get("code")), str(msg.get("message"))))
+            else:
+                pending.set_result(msg)
+            return
         if kind == "error":
             self.errors = [*self.errors[-49:], msg]
             log.warning("server refused a control message: %s %s", msg.get("code"), msg.get("message"))
@@ -173,9 +205,20 @@ class ControlChannel:
         changed = self.floor.get(meeting, "∅") != floor or self.state.get(meeting) != data["state"]
         self.floor[meeting], self.state[meeting] = floor, str(data["state"])
         if changed and self.on_meeting is not None:
-            result = self.on_meeting(meeting, str(data["state"]), floor)
-            if asyncio.iscoroutine(result):
-                await result
+            self._changes.put_nowait((meeting, str(data["state"]), floor))
+
+    async def _dispatch(self) -> None:
+        """Hand each meeting change to ``on_meeting``, one at a time, in the order they came."""
+        while True:
+            meeting, state, floor = await self._changes.get()
+            if self.on_meeting is None:
+                continue
+            try:
+                result = self.on_meeting(meeting, state, floor)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("meeting %s: handling a change failed", meeting)
 
     # ------------------------------------------------------------------ what the rooms call
 
@@ -203,6 +246,32 @@ class ControlChannel:
     async def on_air(self, meeting: int, unit: str | None, video: bool, audio: bool) -> None:
         """Whose media the programme carries now (the root bridge's word for the consoles)."""
         await self._send({"type": "on_air", "meeting": meeting, "unit": unit, "video": video, "audio": audio})
+
+    async def request(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Send ``msg`` with an ``id`` and return the server's answer; :class:`Refused` for an error
+        frame, ``TimeoutError`` if the channel is down or no answer comes within REQUEST_TIMEOUT."""
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            while True:
+                await self.connected.wait()
+                self._next_request += 1
+                request_id = self._next_request
+                answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+                self._requests[request_id] = answer
+                if not await self._send({**msg, "id": request_id}):
+                    self._requests.pop(request_id, None)
+                    await asyncio.sleep(0.1)
+                    continue
+                try:
+                    return await answer
+                except ConnectionError:
+                    continue  # the socket dropped before the answer: ask again once it is back
+                finally:
+                    self._requests.pop(request_id, None)
+
+    async def cascade_token(self, meeting: int, unit: str, upstream: str) -> dict[str, Any]:
+        """``{"token", "expires_at", …}`` from the server (docs/protocol.md, "Cascade tokens")."""
+        answer = await self.request({"type": "cascade_token", "meeting": meeting, "unit": unit, "bridge": upstream})
+        return dict(answer.get("data") or {})
 
     async def stats(self, meeting: int, sites: list[dict[str, Any]]) -> None:
         for start in range(0, len(sites), 500):

@@ -22,6 +22,7 @@ from bridge.cascade import Uplink
 from bridge.control import ControlChannel
 from bridge.room import BridgeState, Peer
 from bridge.speaking import SpeakingChanges, SpeakingMeter
+from bridge.upstream_tokens import UpstreamTokens
 
 log = logging.getLogger("hoinghi.bridge.link")
 
@@ -34,6 +35,9 @@ ON_AIR_REPEAT = 5.0  # the on-air state is said again this often (a console that
 STALL_SECONDS = 5.0
 ENDED = ("concluded", "cancelled")
 RETRY = (0.5, 1.0, 2.0, 4.0)
+# How long the first peer of a meeting waits for the upstream's codec before it is answered with
+# its own (provisional: ended if the upstream's turns out to be another).
+UPSTREAM_CODEC_WAIT = 3.0
 
 
 class BridgeLink:
@@ -44,8 +48,10 @@ class BridgeLink:
         if config.server_url and config.token:
             self.channel = ControlChannel(config.server_url, config.token, on_meeting=self.on_meeting,
                                           unit=config.unit, on_muted=self.on_muted)
+        self.tokens = UpstreamTokens(self.channel, config.upstream_key)
         self.uplinks: dict[int, Uplink] = {}
         self._starting: dict[int, asyncio.Task[None]] = {}
+        self._awaiting: dict[int, int] = {}  # meeting → peers being answered that wait for its codec
         self._upstream_unit: str | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self._stall_task: asyncio.Task[None] | None = None
@@ -55,6 +61,8 @@ class BridgeLink:
         self._last_bytes: dict[str, tuple[float, int, int]] = {}
         state.on_open.append(self.peer_opened)
         state.on_close.append(self.peer_closed)
+        if config.upstream_url:
+            state.before_answer = self.upstream_codec
 
     def start(self) -> None:
         self._stall_task = asyncio.create_task(self._stall_loop(), name="bridge-stalls")
@@ -123,6 +131,25 @@ class BridgeLink:
             with contextlib.suppress(Exception):
                 await uplink.floor_changed()
 
+    async def upstream_codec(self, meeting: int) -> None:
+        """Start the meeting's cascade and wait (at most UPSTREAM_CODEC_WAIT) for the upstream's
+        programme to pin the meeting's codec here: the first commune to play is answered with the
+        codec the chair sends, not with its own first choice (then ended when the upstream's arrives)."""
+        room = self.state.room(meeting)
+        self._awaiting[meeting] = self._awaiting.get(meeting, 0) + 1
+        try:
+            self._ensure_uplink(meeting)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(room.codec_pinned.wait(), UPSTREAM_CODEC_WAIT)
+        finally:
+            self._awaiting[meeting] -= 1
+            if not self._awaiting[meeting]:
+                del self._awaiting[meeting]
+
+    def _wanted(self, meeting: int) -> bool:
+        """The meeting's cascade is needed: peers of it here, or being answered."""
+        return meeting in self._awaiting or any(p.meeting == meeting for p in self.state.peers.values())
+
     def _ensure_uplink(self, meeting: int) -> None:
         if meeting in self.uplinks or meeting in self._starting:
             return
@@ -140,10 +167,10 @@ class BridgeLink:
         the moment is closed whenever it goes down, also when this task is cancelled."""
         attempt = 0
         try:
-            while any(p.meeting == meeting for p in self.state.peers.values()):
+            while self._wanted(meeting):
                 uplink: Uplink | None = None
                 try:
-                    uplink = Uplink(self.state, meeting, await self._upstream())
+                    uplink = Uplink(self.state, meeting, await self._upstream(), self.tokens)
                     await uplink.start()
                     self.uplinks[meeting] = uplink
                     await uplink.floor_changed()
@@ -151,7 +178,7 @@ class BridgeLink:
                     log.info("cascade of meeting %s up (upstream %s)", meeting, self._upstream_unit)
                     await self._until_down(uplink)
                 except Exception as exc:
-                    log.warning("cascade of meeting %s: %s", meeting, exc)
+                    log.warning("cascade of meeting %s: %s", meeting, str(exc) or type(exc).__name__)
                 finally:
                     if uplink is not None:
                         self.uplinks.pop(meeting, None)
@@ -174,7 +201,7 @@ class BridgeLink:
                 log.warning("cascade of meeting %s: the upstream ended our publication; publishing again",
                             uplink.meeting)
                 await uplink.republish()
-            if not any(p.meeting == uplink.meeting for p in self.state.peers.values()):
+            if not self._wanted(uplink.meeting):
                 return
 
     # ------------------------------------------------------------------ publishers that died

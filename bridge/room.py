@@ -26,6 +26,9 @@ class BridgeConfig:
     upstream_url: str = ""
     ice_servers: tuple[str, ...] = ()
     token: str = field(default="", repr=False)  # machine token (scope "bridge") for the server's /ws
+    # The upstream bridge's key, for a cascade without a server (tests, a lab): with a server, the
+    # upstream's tokens come from it over the control channel (bridge.upstream_tokens).
+    upstream_key: bytes = field(default=b"", repr=False)
     keyframe_interval: float = 0.3  # seconds between keyframe requests to one publisher
 
 
@@ -43,17 +46,24 @@ class Peer:
     tracks: list[RelayTrack] = field(default_factory=list)
     site: Site | None = None
     meter: SpeakingMeter | None = None  # a publisher's microphone: who is speaking (RFC 6464 levels)
+    video_codec: str | None = None  # the video codec it negotiated (lower-case mime type), if any video
     answer: str = ""
     closed: bool = False
 
 
 class Room:
-    """One meeting on this bridge: its programme, its pinned video codec, its floor."""
+    """One meeting on this bridge: its programme, its video codec, its floor.
+
+    The video codec is pinned by what is actually published (``bridge.peers.pin_video``): the
+    first publication whose video arrives here, or, on a bridge with an upstream, the codec of the
+    upstream's programme (which replaces a local one). None until then: players are answered with
+    their own first codec meanwhile, and ended at the pin if that is another."""
 
     def __init__(self, meeting: int) -> None:
         self.meeting = meeting
         self.programme = Programme()
         self.video_codec: RTCRtpCodecCapability | None = None
+        self.codec_pinned = asyncio.Event()  # set once video_codec is
         self.publishers: dict[str, Peer] = {}
 
     @property
@@ -92,6 +102,9 @@ class BridgeState:
         # Told of every peer that starts / ends (bridge.link: roll call, cascade, health).
         self.on_open: list[PeerHook] = []
         self.on_close: list[PeerHook] = []
+        # Awaited before a peer of a meeting whose video codec is not pinned yet is answered (a
+        # bridge with an upstream waits for the upstream's codec: bridge.link).
+        self.before_answer: Callable[[int], Awaitable[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # background work, cancelled by close()
         self._ending: set[asyncio.Task[None]] = set()  # peers being closed in the background, awaited by close()
 

@@ -13,9 +13,10 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import auth, db
+from server import auth, db, security_headers
 from server.batching import Coalescer
 from server.errors import error_middleware
+from server.exports.cache import ExportCache
 from server.http import (
     account,
     admin,
@@ -25,9 +26,11 @@ from server.http import (
     kpi,
     meetings,
     minutes,
+    openapi,
     ops,
     pages,
 )
+from server.http.contract import scope_middleware
 from server.live import leases
 from server.live import socket as live_socket
 from server.live.bus import make_bus
@@ -45,6 +48,7 @@ from server.state import (
     DB,
     DEPS,
     ENGINE,
+    EXPORTS,
     HUB,
     INSTANCE,
     METRICS,
@@ -54,7 +58,7 @@ from server.state import (
     SNAPSHOTS,
     TOKEN_CHECKS,
 )
-from server.web_util import principal_of
+from server.web_util import MAX_FORM_FIELDS, principal_of
 from sessions.models import utcnow
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -64,15 +68,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Access log line and Prometheus counters per request; security headers on every answer."""
+    """Access log line and Prometheus counters per request (security headers: ``security_headers``)."""
     started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
     except web.HTTPException as exc:
         status = exc.status
@@ -91,12 +92,15 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migrate: bool = True) -> web.Application:
     app = web.Application(
-        middlewares=[observe_middleware, error_middleware, auth.auth_middleware],
+        middlewares=[observe_middleware, error_middleware, auth.auth_middleware, scope_middleware],
         client_max_size=settings.max_upload_bytes + 64 * 1024,  # attachments stream past it
+        client_max_fields=MAX_FORM_FIELDS,  # more fields than any form of ours has: 413
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[METRICS] = Metrics()
+    security_headers.install(app, settings)
+    app[METRICS] = metrics = Metrics()
+    app[EXPORTS] = ExportCache(on_event=lambda key, outcome: metrics.exports.labels(str(key[-1]), outcome).inc())
     app[SIGNING_KEY] = settings.signing_key()
     aiohttp_jinja2.setup(
         app,
@@ -118,6 +122,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         bus.subscribe("meeting.", hub.on_bus)
         bus.subscribe("kpi.", hub.on_kpi)
         bus.subscribe("directives.", hub.on_directives)
+        bus.subscribe("auth.", hub.on_revoked)  # server.live.revocation
         app[BUS], app[HUB] = bus, hub
         deps = app[DEPS] = Deps(app[DB], clock, bus, settings, app[SIGNING_KEY])
         app[PRESENCE] = Presence(partial(meeting_service.write_presence, deps))
@@ -148,7 +153,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
 
     app.cleanup_ctx.append(overdue_reminders)
     for module in (ops, account, pages, admin, api, kpi, meetings, minutes, directives, directive_pages,
-                   live_socket):
+                   openapi, live_socket):
         app.add_routes(module.routes)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     return app

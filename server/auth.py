@@ -1,4 +1,5 @@
-"""Who is asking: login sessions (cookie), machine tokens (bearer), CSRF, login throttling.
+"""Who is asking: login sessions (cookie), machine tokens (bearer), CSRF (the login attempt itself:
+``server.login``).
 
 The middleware resolves the principal once per request, refuses anonymous requests outside
 the public paths, and checks the CSRF token on every state-changing request that rides a
@@ -8,31 +9,29 @@ cookie. Scope (which units a principal reaches) is checked by the views through
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import transaction
 from server.services.access import MACHINE_TOKEN_TYPE, mint_machine_token
-from server.state import CLOCK, CSRF_TOKEN, DB, LOGIN_INFO, METRICS, PRINCIPAL, SETTINGS, SIGNING_KEY, TOKEN_CHECKS
-from server.web_util import client_ip, is_api
+from server.state import CLOCK, CSRF_TOKEN, DB, LOGIN_INFO, PRINCIPAL, SETTINGS, SIGNING_KEY, TOKEN_CHECKS
+from server.web_util import client_ip, form_body, is_api
 from sessions import signing
-from sessions.passwords import DUMMY_HASH, verify_password
+from sessions.errors import Forbidden
 from sessions.roles import Principal
 from sessions.store import audit
 from sessions.store import auth as auth_store
-from sessions.store import users as users_store
 
 SESSION_COOKIE = "hn_session"
 PRELOGIN_CSRF_COOKIE = "hn_csrf"
 PUBLIC_PATHS = frozenset({"/login", "/healthz", "/metrics", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/", "/lang/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_REFUSED = "Phiên biểu mẫu không hợp lệ hoặc đã hết hạn (CSRF). Hãy tải lại trang và thử lại."
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -104,13 +103,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 async def _check_csrf(request: web.Request, expected: str) -> None:
     supplied = request.headers.get("X-CSRF-Token", "")
-    if not supplied and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+    if not supplied and request.content_type == "multipart/form-data":
+        # An upload is checked before its body is read: the token rides the header (scripts) or
+        # the query of a plain HTML form's action (``?csrf=…``), never a field inside the body.
+        supplied = request.query.get("csrf", "")
+        if not supplied:
+            raise Forbidden(CSRF_REFUSED, code="csrf_required")
+    elif not supplied and request.content_type == "application/x-www-form-urlencoded":
+        form = await form_body(request)
         value = form.get("csrf_token", "")
         supplied = value if isinstance(value, str) else ""
     if not supplied or not secrets.compare_digest(supplied, expected):
-        raise web.HTTPForbidden(text="Phiên biểu mẫu không hợp lệ hoặc đã hết hạn (CSRF). Hãy tải lại trang "
-                                     "và thử lại.")
+        raise web.HTTPForbidden(text=CSRF_REFUSED)
 
 
 def prelogin_token(request: web.Request) -> str:
@@ -127,49 +131,6 @@ def check_prelogin_csrf(request: web.Request, supplied: str) -> None:
     expected = request.cookies.get(PRELOGIN_CSRF_COOKIE, "")
     if not expected or not supplied or not secrets.compare_digest(expected, supplied):
         raise web.HTTPForbidden(text="Phiên biểu mẫu đăng nhập đã hết hạn (CSRF). Hãy tải lại trang và thử lại.")
-
-
-@dataclass(frozen=True, slots=True)
-class LoginOutcome:
-    ok: bool
-    reason: str  # ok | failed | throttled | blank
-    secret: str = ""
-
-
-async def login(app: web.Application, username: str, password: str, ip: str) -> LoginOutcome:
-    """Verify credentials with throttling per account and per IP; audit every attempt."""
-    settings = app[SETTINGS]
-    now = app[CLOCK]()
-    name = username.strip().lower()[:64]
-    if not name or not password:
-        return LoginOutcome(False, "blank")
-    since = now - timedelta(minutes=settings.login_window_minutes)
-    async with transaction(app[DB]) as db:
-        by_account = await audit.count_since(db, "login_failed", since, target=name)
-        by_ip = await audit.count_since(db, "login_failed", since, ip=ip)
-        if by_account >= settings.login_max_failures or by_ip >= settings.login_max_failures_ip:
-            await audit.record(db, audit.ANONYMOUS, "login_throttled", name, ip, at=now)
-            app[METRICS].logins.labels("throttled").inc()
-            return LoginOutcome(False, "throttled")
-        user = await users_store.get_by_username(db, name)
-    stored = user.password_hash if user is not None and user.is_active else DUMMY_HASH
-    ok = await asyncio.to_thread(verify_password, stored, password) and user is not None and user.is_active
-    async with transaction(app[DB]) as db:
-        if not ok or user is None:
-            await audit.record(db, audit.ANONYMOUS, "login_failed", name, ip, at=now)
-            app[METRICS].logins.labels("failed").inc()
-            return LoginOutcome(False, "failed")
-        secret = secrets.token_urlsafe(32)
-        await auth_store.purge_expired_sessions(db, now)  # housekeeping rides on logins
-        await auth_store.create_login(db, secret, user.id, secrets.token_urlsafe(32),
-                                        now + timedelta(minutes=settings.session_ttl_minutes), ip)
-        await audit.record(db, actor_of_user(user.id, user.username, user.unit_id), "login", name, ip, at=now)
-    app[METRICS].logins.labels("ok").inc()
-    return LoginOutcome(True, "ok", secret)
-
-
-def actor_of_user(uid: int, name: str, unit_id: int) -> audit.Actor:
-    return audit.Actor("user", uid, name, unit_id)
 
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, secret: str) -> None:

@@ -1,4 +1,5 @@
-"""The ``hoinghi`` command: serve, db upgrade, units import, users add/passwd, tokens, bridge, demo."""
+"""The ``hoinghi`` command: serve, db upgrade, units import, users add/passwd, tokens, bridge,
+bridge-key, demo."""
 
 from __future__ import annotations
 
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bridge_arguments(p)
 
+    p = sub.add_parser("bridge-key", help="in khoá riêng của điểm cầu một đơn vị (cho máy chạy python -m bridge)")
+    p.add_argument("--unit", required=True, help="mã đơn vị của điểm cầu (vd. 01)")
     p = sub.add_parser("demo", help="nhập dữ liệu, tạo tài khoản mẫu và chạy máy chủ")
     p.add_argument("--no-serve", action="store_true", help="chỉ chuẩn bị dữ liệu")
     return parser
@@ -157,11 +160,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         configure(settings.log_level, settings.log_format)
         try:
-            from server.services.media import media_key
+            from server.services.media import bridge_key
 
-            run_bridge(args, media_key(settings))
+            run_bridge(args, bridge_key(settings, args.unit))
         except BridgeCliError as exc:
             raise CliError(str(exc)) from None
+    elif args.command == "bridge-key":
+        from server.services.media import bridge_key
+
+        print(bridge_key(settings, args.unit).decode())
     elif args.command == "demo":
         from demo import setup
 

@@ -12,6 +12,8 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import db
+from server.live.bus import make_bus
+from server.live.revocation import Revocation, publish
 from server.settings import Settings
 from sessions.store.units import ImportResult
 from sessions.store.users import UserView
@@ -107,12 +109,29 @@ async def set_password(settings: Settings, username: str, password: str) -> None
 
     pw_hash = await asyncio.to_thread(hash_password, password)
 
-    async def work(db: AsyncSession) -> None:
+    async def work(db: AsyncSession) -> int:
         user = await users.get_by_username(db, username)
         if user is None:
             raise CliError(f"không có tài khoản '{username}'")
         await users.set_password_hash(db, user.id, pw_hash)
         await auth_store.delete_user_logins(db, user.id)
         await audit.record(db, audit.CLI, "password_reset", user.username)
+        return user.id
 
-    await with_db(settings, work)
+    user_id = await with_db(settings, work)
+    await revoke_sockets(settings, Revocation("password_reset", user=user_id))
+
+
+async def revoke_sockets(settings: Settings, revocation: Revocation) -> bool:
+    """Tell the running server processes to close the websockets of a credential this command
+    ended. Only a shared bus (``bus_url``) reaches them; returns whether one was configured."""
+    url = settings.bus_url.reveal()
+    if not url:
+        return False
+    bus = make_bus(url, settings.bus_channel_prefix)
+    await bus.start()
+    try:
+        await publish(bus, revocation)
+    finally:
+        await bus.close()
+    return True

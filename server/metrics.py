@@ -17,6 +17,8 @@ class Metrics:
                                  registry=self.registry)
         self.logins = Counter("hoinghi_logins_total", "Login attempts", ["outcome"], registry=self.registry)
         self.units = Gauge("hoinghi_units", "Units in the tree", registry=self.registry)
+        self.exports = Counter("hoinghi_minutes_exports_total", "Minutes files answered, rendered or from the cache",
+                               ["format", "outcome"], registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from server.live.origin import parse_allowed
+
 ENV_PREFIX = "HOINGHI_"
 # Variables read by the test suite and tooling, not by the application.
 ENV_IGNORED_PREFIXES = ("HOINGHI_TEST_", "HOINGHI_BENCH_")
@@ -75,10 +77,23 @@ class Settings:
     session_ttl_minutes: int = field(default=720, metadata=_meta("Login session lifetime."))
     machine_token_max_days: int = field(default=90, metadata=_meta("Longest lifetime a machine token may be given."))
     login_max_failures: int = field(
-        default=5, metadata=_meta("Failed logins per account within the window before it is throttled."))
+        default=5, metadata=_meta("Failed logins to one account from one client (an IP, or a known client's device "
+                                  "cookie) before its attempts are slowed down (1 s, doubling)."))
+    login_max_failures_account: int = field(
+        default=20, metadata=_meta("Failed logins to one account from all unknown clients together before they are "
+                                   "slowed down; known clients are not."))
     login_max_failures_ip: int = field(
-        default=20, metadata=_meta("Failed logins per client IP within the window before it is throttled."))
-    login_window_minutes: int = field(default=15, metadata=_meta("Window of the login throttle."))
+        default=20, metadata=_meta("Failed logins from one IP (unknown clients, any account) before it is slowed "
+                                   "down."))
+    login_max_delay_seconds: int = field(
+        default=900, metadata=_meta("Longest wait the login throttle imposes on an unknown client."))
+    login_known_client_max_delay_seconds: int = field(
+        default=60, metadata=_meta("Longest wait a known client (device cookie of an earlier login to the account) "
+                                   "gets for its own failures: the right password from it works within this."))
+    login_window_minutes: int = field(
+        default=15, metadata=_meta("A throttle counter left alone this long after its wait is over starts from zero."))
+    login_device_days: int = field(
+        default=180, metadata=_meta("Lifetime of the device cookie that makes a browser a known client."))
     max_upload_bytes: int = field(default=5_000_000, metadata=_meta("Largest accepted upload (CSV import), in bytes."))
     default_language: str = field(default="vi", metadata=_meta("UI language when the user chose none: `vi` or `en`."))
     log_level: str = field(default="INFO", metadata=_meta("Logging level: DEBUG, INFO, WARNING, ERROR."))
@@ -118,6 +133,11 @@ class Settings:
                                      "heartbeat)."))
     trust_forwarded_for: bool = field(
         default=False, metadata=_meta("Take the client IP from `X-Forwarded-For` (only behind a trusted proxy)."))
+    allowed_origins: str = field(
+        default="", metadata=_meta("Other origins whose pages may open the live websocket `/ws` with a user's "
+                                   "cookie, e.g. `https://hoinghi.bca.gov.vn, https://dieuhanh.bca.gov.vn` "
+                                   "(separated by commas or spaces). The site's own origin is always allowed; "
+                                   "empty = only it."))
     attachment_dir: str = field(
         default="", metadata=_meta("Folder for progress-report attachments; empty = `<var_dir>/attachments`."))
     attachment_max_bytes: int = field(
@@ -155,9 +175,15 @@ class Settings:
         if not (0 <= self.port <= 65535):
             raise SettingsError(f"port không hợp lệ: {self.port}")
         parse_bridges(self.bridges)
+        try:
+            parse_allowed(self.allowed_origins)
+        except ValueError as exc:
+            raise SettingsError(f"allowed_origins: '{exc}' không phải một origin (scheme://host[:port])") from None
         parse_ice_servers(self.ice_servers)
         for name in ("session_ttl_minutes", "machine_token_max_days", "login_max_failures", "join_token_minutes",
-                     "login_max_failures_ip", "login_window_minutes", "max_upload_bytes", "attachment_max_bytes"):
+                     "login_max_failures_ip", "login_window_minutes", "max_upload_bytes", "attachment_max_bytes",
+                     "login_max_failures_account", "login_max_delay_seconds", "login_known_client_max_delay_seconds",
+                     "login_device_days"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} phải là số dương")
 

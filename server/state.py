@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.batching import Coalescer
+from server.exports.cache import ExportCache
 from server.live.bus import Bus
 from server.live.hub import Hub, Subscription
 from server.live.presence import Presence
@@ -25,6 +26,7 @@ Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SIGNING_KEY = web.AppKey("signing_key", bytes)
 METRICS = web.AppKey("metrics", Metrics)
+EXPORTS = web.AppKey("exports", ExportCache)  # rendered minutes files per (meeting, version, format)
 
 # Per-request storage, set by the auth middleware.
 PRINCIPAL = web.RequestKey("principal", object)

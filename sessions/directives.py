@@ -17,6 +17,7 @@ from enum import StrEnum
 from sessions.errors import Conflict, ValidationFailed
 from sessions.timezone import VN
 from sessions.units import Level
+from sessions.values import reject_controls
 
 MAX_TEXT = 4000
 MAX_NAMED_UNITS = 200  # units named one by one; "every unit of level L under U" has no cap
@@ -127,7 +128,7 @@ def check_percent(raw: object) -> int:
 
 
 def clean_text(raw: object, *, field: str = "text", limit: int = MAX_TEXT, what: str = "Nội dung") -> str:
-    text = raw.strip() if isinstance(raw, str) else ""
+    text = reject_controls(raw, field, multiline=True, label=what).strip() if isinstance(raw, str) else ""
     if not text:
         raise ValidationFailed(f"{what} không được để trống", code="text_required", field=field)
     if len(text) > limit:

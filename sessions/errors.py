@@ -39,6 +39,17 @@ class Conflict(DomainError):
     status = 409
 
 
+class TooManyAttempts(DomainError):
+    """Attempts come too fast (the login throttle); ``retry_after`` is the wait in whole seconds."""
+
+    code = "login_throttled"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 class ImportRejected(ValidationFailed):
     """A unit import refused as a whole; ``errors`` lists (line, message) pairs."""
 

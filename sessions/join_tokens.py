@@ -3,10 +3,17 @@
 A join token lets one unit's site (or a child bridge) publish to or play from one bridge for one
 meeting. Claims: ``meeting`` (id), ``unit`` (code of the site), ``role`` (``chair``, ``site`` or
 ``bridge``), ``bridge`` (code of the unit whose bridge accepts it), ``exp``.
+
+Each bridge has its own key, derived from the media root key and its unit code
+(:func:`bridge_key`): a token is signed with the key of the bridge that will check it, so the
+key one bridge holds mints tokens for that bridge only. A bridge that cascades asks the server
+for its upstream's tokens (docs/protocol.md, "Cascade tokens").
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,6 +22,13 @@ from sessions.signing import BadToken, sign, verify
 JOIN_TOKEN_TYPE = "join"
 ROLES = ("chair", "site", "bridge")
 DEFAULT_TTL = timedelta(minutes=10)
+BRIDGE_KEY_LABEL = b"hoinghi bridge key v1:"
+
+
+def bridge_key(root: bytes, unit: str) -> bytes:
+    """The key of the bridge of unit ``unit``: HMAC-SHA256 of the media root key over the unit code
+    (hex, so it can be written to a key file or an environment variable as it is)."""
+    return hmac.new(root, BRIDGE_KEY_LABEL + unit.encode(), hashlib.sha256).hexdigest().encode()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from sessions.errors import ValidationFailed
 from sessions.units import Level, deepest_first
+from sessions.values import reject_controls
 
 
 class Kind(StrEnum):
@@ -44,6 +45,12 @@ class Thresholds:
     amber_at: float
 
 
+# One report's value (or denominator): a count of dossiers, people or tasks of one unit in one
+# period. A billion is far above any real figure, and 10,000 reports a batch at that bound still
+# sum far below 2**63 (the BIGINT totals of the commune, the province and the nation stay exact).
+MAX_VALUE = 10**9
+
+
 @dataclass(frozen=True, slots=True)
 class Indicator:
     code: str
@@ -55,6 +62,7 @@ class Indicator:
     thresholds: Thresholds | None = None
     by_level: Mapping[str, Thresholds] = field(default_factory=dict)
     period: str = "campaign"  # month | quarter | campaign (to date)
+    max_value: int = MAX_VALUE  # the largest value (and denominator) one report may carry
 
     def thresholds_for(self, level: str) -> Thresholds | None:
         return self.by_level.get(level, self.thresholds)
@@ -77,11 +85,23 @@ class Value:
         return self.num / self.den if self.den else None
 
 
+def _bound(ind: Indicator, x: int, fld: str) -> None:
+    limit = ind.max_value
+    if x > limit:
+        what = "mẫu số" if fld == "denominator" else "giá trị"
+        shown = f"{limit:,}".replace(",", ".")  # Vietnamese thousands separator
+        raise ValidationFailed(f"{ind.code} ({ind.name}): {what} vượt giới hạn {shown}", code="value_too_large",
+                               field=fld, limit=limit)
+
+
 def validate_value(ind: Indicator, num: int, den: int | None) -> Value:
+    """A report's figures as a Value: integers (not bool, float, text, list), not negative, at
+    most the indicator's bound; a ratio's numerator at most its denominator (0–100 %)."""
     if isinstance(num, bool) or not isinstance(num, int):
         raise ValidationFailed(f"{ind.code}: giá trị phải là số nguyên", code="value_invalid", field="value")
     if num < 0:
         raise ValidationFailed(f"{ind.code}: giá trị không được âm", code="value_negative", field="value")
+    _bound(ind, num, "value")
     if ind.kind is Kind.COUNT:
         if den not in (None, 0):
             raise ValidationFailed(f"{ind.code}: chỉ tiêu đếm không có mẫu số", code="denominator_unexpected",
@@ -92,6 +112,7 @@ def validate_value(ind: Indicator, num: int, den: int | None) -> Value:
                                field="denominator")
     if den < 0:
         raise ValidationFailed(f"{ind.code}: mẫu số không được âm", code="value_negative", field="denominator")
+    _bound(ind, den, "denominator")
     if num > den:
         raise ValidationFailed(f"{ind.code}: tử số ({num}) lớn hơn mẫu số ({den})", code="numerator_above_denominator",
                                field="value")
@@ -164,6 +185,17 @@ CATALOG: tuple[Indicator, ...] = (
               thresholds=Thresholds(0.9, 0.7)),
 )
 CATALOG_BY_CODE = {i.code: i for i in CATALOG}
+# Figures of one unit and period that bound each other, as (part, whole): the part never exceeds
+# the whole (dossiers resolved ≤ received, resolved on time ≤ resolved ≤ received).
+RELATED: tuple[tuple[str, str], ...] = (("DVC_GIAI_QUYET", "DVC_TIEP_NHAN"), ("DVC_DUNG_HAN", "DVC_GIAI_QUYET"),
+                                        ("DVC_DUNG_HAN", "DVC_TIEP_NHAN"))
+RELATED_CODES = frozenset(code for pair in RELATED for code in pair)
+
+
+def contradictions(own: Mapping[str, int]) -> list[tuple[str, str]]:
+    """The (part, whole) pairs of ``RELATED`` that ``own`` (one unit's figures for one period, by
+    indicator code; an indicator without a report is absent) contradicts."""
+    return [(part, whole) for part, whole in RELATED if part in own and whole in own and own[part] > own[whole]]
 
 
 class Catalog:
@@ -197,6 +229,7 @@ SPEC_FIELDS = ("code", "name", "kind", "unit", "direction", "target", "green_at"
 PERIODS = {"month": "tháng", "quarter": "quý", "campaign": "từ đầu đợt tới nay"}
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
 _LEVEL_T = re.compile(r"^\s*([a-z]+)\s*=\s*([0-9.,]+)\s*/\s*([0-9.,]+)\s*$")
+_DECIMAL = re.compile(r"^[+-]?[0-9]+(?:\.[0-9]+)?\Z", re.ASCII)
 
 
 def _number(raw: str, fld: str, label: str, percent: bool) -> float | None:
@@ -204,6 +237,8 @@ def _number(raw: str, fld: str, label: str, percent: bool) -> float | None:
     if not text:
         return None
     try:
+        if not _DECIMAL.match(text):  # float() would read "١٢٣", "1e3", "nan" and "inf" too
+            raise ValueError(text)
         x = float(text)
     except ValueError:
         raise ValidationFailed(f"{label}: '{raw}' không phải là số", code="kpi_indicator_invalid",
@@ -228,7 +263,7 @@ def indicator_from_spec(spec: Mapping[str, str], taken: Iterable[str] = ()) -> I
 
     def text(fld: str) -> str:
         value = spec.get(fld) or ""
-        return value.strip() if isinstance(value, str) else str(value)
+        return reject_controls(value, fld).strip() if isinstance(value, str) else str(value)
 
     code = text("code").upper()
     if not _CODE.match(code):

@@ -18,7 +18,9 @@ from typing import Any
 from sessions.errors import DomainError
 
 CSV_COLUMNS = ("unit_code", "indicator", "period", "value", "denominator", "report_id")
-_INT = re.compile(r"^[+-]?\d+$")
+# ASCII digits only ("\d" and int() would read "١٢٣" as 123); at most 30 of them, so int() never
+# meets a number thousands of digits long (the store bounds every value far lower).
+_INT = re.compile(r"^[+-]?[0-9]{1,30}\Z", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,8 @@ class ParsedCsv:
 
 
 def _number(raw: str) -> int | str | None:
-    """``""`` → None; an integer (spaces and ``.``/``,`` thousands separators are not accepted) →
-    int; anything else stays a string so the store refuses it with its field."""
+    """``""`` → None; an integer in ASCII digits (spaces and ``.``/``,`` thousands separators are
+    not accepted) → int; anything else stays a string, refused with its line and column."""
     text = raw.strip()
     if not text:
         return None

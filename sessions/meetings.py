@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sessions.errors import DomainError, Forbidden, ValidationFailed
+from sessions.values import reject_controls
 
 
 class MeetingState(StrEnum):
@@ -161,7 +162,7 @@ class Seat:
         self.reason = ""
 
     def mark_absent(self, reason: str) -> None:
-        text = reason.strip()
+        text = reject_controls(reason, "reason", multiline=True, label="Lý do vắng mặt").strip()
         if not text:
             raise ValidationFailed("Cần ghi lý do vắng mặt", code="reason_required", field="reason")
         if len(text) > MAX_REASON:

@@ -294,6 +294,7 @@ def content_hash(doc: Minutes) -> str:
 def correct(doc: Minutes, changes: Mapping[str, Any], reason: str, *, at: datetime) -> Minutes:
     """A corrected new version (version + 1, ``reason`` required, published ``at``). ``doc`` is
     left as it was; the new version records ``doc``'s content hash in ``supersedes``."""
+    values.reject_controls_in({**changes, "reason": reason}, multi_line={"reason", "attendance", "conclusions"})
     why = values.norm(reason) if isinstance(reason, str) else ""
     if not why:
         raise ValidationFailed("Cần ghi lý do đính chính biên bản", code="reason_required", field="reason")

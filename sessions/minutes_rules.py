@@ -6,6 +6,7 @@ so a reviewer can find it, and each carries a stable code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sessions.errors import ValidationFailed
@@ -19,6 +20,20 @@ if TYPE_CHECKING:
 
 def _fail(message: str, code: str, **detail: Any) -> NoReturn:
     raise ValidationFailed(message, code=code, **detail)
+
+
+# "Nơi nhận" of a notice: usually a few lines ("Các đơn vị dự hội nghị"); naming every unit of
+# the country — the ministry, 34 provinces and 3,321 communes, 3,356 — still fits. Each name
+# costs render time in every DOCX/PDF export.
+MAX_RECIPIENTS = 5_000
+
+
+def check_correction(changes: Mapping[str, Any]) -> None:
+    """Bounds on what a correction may bring, checked before the document is built from it."""
+    recipients = changes.get("recipients")
+    if isinstance(recipients, list | tuple) and len(recipients) > MAX_RECIPIENTS:
+        _fail(f"Tối đa {MAX_RECIPIENTS:,} nơi nhận (đã gửi {len(recipients):,})".replace(",", "."),
+              "recipients_too_many", field="recipients", limit=MAX_RECIPIENTS)
 
 
 def check_minutes(doc: Minutes) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sessions.errors import ImportRejected
+from sessions.values import REFUSED_CHARS
 
 
 class Level(StrEnum):
@@ -78,7 +79,9 @@ def validate_tree(rows: list[UnitRow], existing: Mapping[str, tuple[Level, str |
             continue
         if len(row.code) > MAX_CODE_LEN or not row.code.replace("-", "").replace("_", "").isalnum():
             errors.append((row.line, f"mã đơn vị '{row.code}' không hợp lệ (chỉ chữ, số, '-', '_')"))
-        if not row.name.strip():
+        if REFUSED_CHARS.search(row.name):
+            errors.append((row.line, f"tên đơn vị '{row.code}' chứa ký tự điều khiển (NUL, xuống dòng…)"))
+        elif not row.name.strip():
             errors.append((row.line, f"tên đơn vị '{row.code}' trống"))
         elif len(row.name) > MAX_NAME_LEN:
             errors.append((row.line, f"tên đơn vị '{row.code}' dài quá {MAX_NAME_LEN} ký tự"))

@@ -179,7 +179,10 @@ class LiveServer:
     sessions: list[aiohttp.ClientSession] = field(default_factory=list)
 
     def client(self) -> aiohttp.ClientSession:
-        s = aiohttp.ClientSession(base_url=self.url, cookie_jar=aiohttp.CookieJar(unsafe=True))
+        # A browser names the page's origin on every websocket handshake (and the site refuses a
+        # cookie handshake without one): the same origin, as the site's own pages.
+        s = aiohttp.ClientSession(base_url=self.url, cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                  headers={"Origin": self.url})
         self.sessions.append(s)
         return s
 

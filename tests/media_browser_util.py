@@ -73,7 +73,7 @@ class Bridge:
                 "--listen", f"127.0.0.1:{self.port}", "--token", self.token]
         if self.upstream:
             args += ["--upstream", self.upstream]
-        env = {**os.environ, "HOINGHI_MEDIA_SECRET": self.key.decode()}
+        env = {**os.environ, "HOINGHI_BRIDGE_KEY": self.key.decode()}
         self.proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
                                                          stderr=asyncio.subprocess.STDOUT)
         ready = asyncio.get_running_loop().create_future()

@@ -80,8 +80,8 @@ class Conference:
 @pytest.fixture
 async def conference() -> AsyncIterator[Conference]:
     central = await _start(BridgeConfig(unit=CENTRAL, key=KEY))
-    p = await _start(BridgeConfig(unit=P, key=KEY, upstream_url=central.url))
-    q = await _start(BridgeConfig(unit=Q, key=KEY, upstream_url=central.url))
+    p = await _start(BridgeConfig(unit=P, key=KEY, upstream_url=central.url, upstream_key=KEY))
+    q = await _start(BridgeConfig(unit=Q, key=KEY, upstream_url=central.url, upstream_key=KEY))
     closing: list[Publisher | Listener] = []
     try:
         chair_pub = await whip(central.url, 1, token(CENTRAL, "CHAIR", "chair"), EncodedVideoTrack("vp8"),

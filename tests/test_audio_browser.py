@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page
 
-from server.services.media import media_key
+from server.services.media import bridge_key
 from tests.browser_util import chromium, chromium_path, login, new_page, shot
 from tests.conftest import LiveServer
 from tests.live_util import WsClient, free_port, schedule, set_state
@@ -266,9 +266,9 @@ async def audio_meeting(server_factory: Any, sqlite_url: str, tmp_path: Path) ->
     srv: LiveServer = await server_factory(
         sqlite_url, clock=WallClock(), bridges=", ".join(f"{c}=http://127.0.0.1:{p}" for c, p in ports.items()))
     await add_site_operator(srv, "phucyen", B)  # C's operator, hoankiem, is one of conftest's accounts
-    key = media_key(srv.settings)
-    central = Bridge("BCA", ports["BCA"], srv.url, await bridge_token(srv, "BCA"), key, tmp_path / "bridge-BCA.log")
-    provinces = [Bridge(code, ports[code], srv.url, await bridge_token(srv, code), key,
+    central = Bridge("BCA", ports["BCA"], srv.url, await bridge_token(srv, "BCA"), bridge_key(srv.settings, "BCA"),
+                     tmp_path / "bridge-BCA.log")
+    provinces = [Bridge(code, ports[code], srv.url, await bridge_token(srv, code), bridge_key(srv.settings, code),
                         tmp_path / f"bridge-{code}.log", upstream=central.url) for code in ("25", "01")]
     bridges = [central, *provinces]
     console: WsClient | None = None

@@ -47,7 +47,7 @@ async def test_bad_listen_address_is_one_clear_line(tmp_path: Path) -> None:
 async def test_another_aiortc_version_is_refused_before_the_bridge_starts(tmp_path: Path) -> None:
     """The compat module names internals of one aiortc minor version: on any other the bridge
     does not start (it would transcode or forward nothing), it says why in one line."""
-    env = {**os.environ, "HOINGHI_MEDIA_SECRET": KEY.decode()}
+    env = {**os.environ, "HOINGHI_BRIDGE_KEY": KEY.decode()}
     program = ("import aiortc; aiortc.__version__ = '1.17.0'\n"
                "from bridge.cli import main; raise SystemExit(main())")
     proc = await asyncio.create_subprocess_exec(

@@ -46,7 +46,7 @@ async def bridges() -> AsyncIterator[tuple[str, BridgeState, str, BridgeState, B
     """The centre and a province whose own link runs its cascade (as in production)."""
     central, central_url, central_state = await _start(BridgeConfig(unit=CENTRAL, key=KEY))
     province, province_url, province_state = await _start(
-        BridgeConfig(unit=PROVINCE, key=KEY, upstream_url=central_url))
+        BridgeConfig(unit=PROVINCE, key=KEY, upstream_url=central_url, upstream_key=KEY))
     try:
         yield central_url, central_state, province_url, province_state, province.app[LINK]
     finally:
@@ -102,7 +102,7 @@ async def test_shutdown_cancels_and_awaits_what_the_bridges_left_running() -> No
     is cancelled and awaited: the bridges stop at once and leave no task behind."""
     central, central_url, central_state = await _start(BridgeConfig(unit=CENTRAL, key=KEY))
     province, province_url, province_state = await _start(
-        BridgeConfig(unit=PROVINCE, key=KEY, upstream_url=central_url))
+        BridgeConfig(unit=PROVINCE, key=KEY, upstream_url=central_url, upstream_key=KEY))
     link = province.app[LINK]
     peers: list[Publisher | Player] = []
     try:

@@ -61,7 +61,7 @@ async def test_conclusion_to_minutes_in_the_browser(live_sqlite: LiveServer, tmp
         board = await new_page(browser)
         await login(board, srv.url, "chutri")
         await board.goto(f"{srv.url}/directives/dashboard")
-        await board.wait_for_function("document.getElementById('board-status').textContent === 'đã kết nối'")
+        await expect(board.locator("#board-status")).to_have_text("đã kết nối")
         await board.evaluate("window.__kept = 1")
         done_25 = board.locator('tr[data-unit="25"] td[data-bucket="done_on_time"]')
         await expect(done_25).to_have_text("0")

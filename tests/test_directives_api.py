@@ -223,7 +223,8 @@ async def test_pages(server_factory: Callable[..., Any], sqlite_url: str) -> Non
     tree = await (await chair.get(f"/directives/{created['directives'][0]['id']}")).text()
     assert "Kế hoạch của các huyện" in tree and "Thành phố Phúc Yên" in tree and "Tỉnh Vĩnh Phúc" in tree
     board = await (await chair.get("/directives/dashboard")).text()
-    assert 'data-unit="26"' in board and "Quá hạn chưa hoàn thành" in board and "/static/directives.js" in board
+    assert 'data-unit="26"' in board and "Quá hạn chưa hoàn thành" in board
+    assert '"page": "board"' in board and "/static/boot.js" in board  # boot.js starts directives.js (CSP)
     detail = await (await vp.get(f"/assignments/{training['id']}")).text()
     assert 'id="report-form"' in detail and "directive_created" not in detail
     viewer = await (await (await live.login("xem_vinhphuc")).get(f"/assignments/{training['id']}")).text()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 
 from tests.browser_util import chromium, login, new_page, shot
 from tests.directive_util import CONCLUSION, INSTRUCTIONS, every_province, live_meeting, ok, start_seed_server
@@ -31,7 +32,7 @@ async def test_dashboard_moves_while_a_province_reports(server_factory: Callable
         await board.goto(f"{live.url}/directives/dashboard")
         cell = board.locator('tr[data-unit="26"] td[data-bucket="done_on_time"]')
         within = board.locator('tr[data-unit="26"] td[data-bucket="open_within"]')
-        await board.wait_for_function("document.getElementById('board-status').textContent === 'đã kết nối'")
+        await expect(board.locator("#board-status")).to_have_text("đã kết nối")
         assert (await cell.text_content(), await within.text_content()) == ("0", "1")
 
         vp = await new_page(browser)
@@ -51,7 +52,6 @@ async def test_dashboard_moves_while_a_province_reports(server_factory: Callable
         assert await vp.locator("#assignment-bucket").text_content() == "Hoàn thành đúng hạn"
 
         # The chair's page was never reloaded: the counts arrived over the websocket.
-        await board.wait_for_function(
-            "document.querySelector('tr[data-unit=\"26\"] td[data-bucket=\"done_on_time\"]').textContent === '1'")
+        await expect(cell).to_have_text("1")
         assert await within.text_content() == "0"
         await shot(board, tmp_path, "directives-dashboard")

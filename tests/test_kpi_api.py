@@ -93,14 +93,16 @@ async def test_machine_token_needs_kpi_write(live_sqlite: LiveServer) -> None:
     writer = {"Authorization": f"Bearer {await token(live, '25', frozenset({'kpi:write'}))}"}
     reader = {"Authorization": f"Bearer {await token(live, '25', frozenset({'units:read'}))}"}
     resp = await http.post("/api/kpi/reports", json={"reports": reports}, headers=reader)
-    assert resp.status == 403 and (await resp.json())["error"]["code"] == "forbidden"
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "token_scope"
     resp = await http.post("/api/kpi/reports", json={"reports": reports}, headers=writer)
     assert resp.status == 200 and (await resp.json())["accepted"] == 6
     resp = await http.post("/api/kpi/reports", json={"reports": seed_reports()[:1]}, headers=writer)  # 00070
     assert resp.status == 403 and (await resp.json())["error"]["code"] == "out_of_scope"
-    body = by_code(await (await http.get("/api/kpi/25?period=2022-06", headers=reader)).json())
+    # The source system reads back its subtree's figures; units:read is the unit tree, not figures.
+    body = by_code(await (await http.get("/api/kpi/25?period=2022-06", headers=writer)).json())
     assert (body["HO_CHIEU_TRUC_TUYEN"]["num"], body["HO_CHIEU_TRUC_TUYEN"]["den"]) == (2000, 2100)
-    assert (await http.get("/api/kpi/01", headers=reader)).status == 403
+    assert (await http.get("/api/kpi/01", headers=writer)).status == 403
+    assert (await (await http.get("/api/kpi/25", headers=reader)).json())["error"]["code"] == "token_scope"
     async with live.app[DB]() as db:
         audit = (await db.execute(select(AuditEntry.actor_kind, AuditEntry.detail)
                                   .where(AuditEntry.action == "kpi_reported"))).all()

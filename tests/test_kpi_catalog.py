@@ -79,7 +79,8 @@ async def upload(c: Client, text: str) -> aiohttp.ClientResponse:
     form = aiohttp.FormData()
     form.add_field("csrf_token", c.csrf)
     form.add_field("file", text.encode(), filename="chi-tieu.csv", content_type="text/csv")
-    return await c.http.post("/admin/indicators/upload", data=form, allow_redirects=False)
+    # Like the page's form: the CSRF token rides the action's query (an upload is checked before its body is read).
+    return await c.http.post("/admin/indicators/upload", params={"csrf": c.csrf}, data=form, allow_redirects=False)
 
 
 def ratio_report(rid: str, code: str, indicator: str, num: int, den: int, period: str = "campaign") -> dict[str, Any]:

@@ -87,7 +87,7 @@ async def upload(c: Client, text: str | bytes, name: str = "so-lieu.csv") -> tup
     form = aiohttp.FormData()
     form.add_field("csrf_token", c.csrf)
     form.add_field("file", text.encode() if isinstance(text, str) else text, filename=name, content_type="text/csv")
-    resp = await c.http.post("/kpi/upload", data=form, allow_redirects=False)
+    resp = await c.http.post("/kpi/upload", params={"csrf": c.csrf}, data=form, allow_redirects=False)  # as the form
     return resp.status, await resp.text()
 
 

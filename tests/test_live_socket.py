@@ -18,7 +18,7 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType
 
 from server.live import handlers, topics
-from server.live.frames import MAX_DEPTH, MAX_KEY, MAX_MESSAGE
+from server.live.frames import MAX_DEPTH, MAX_FRAME, MAX_KEY, MAX_MESSAGE
 from server.live.hub import CLOSE_ABUSE
 from server.live.messages import KpiTopic, RaiseHand, parse_topic
 from server.state import HUB
@@ -253,12 +253,19 @@ async def test_ids_are_echoed_as_sent(live_sqlite: LiveServer) -> None:
     await ws.close()
 
 
-async def test_a_frame_over_the_limit_ends_the_socket_with_1009(live_sqlite: LiveServer) -> None:
-    """Above 16 KiB the transport refuses the frame before anything reads it (RFC 6455: 1009)."""
+async def test_a_message_over_the_limit_is_answered_and_the_socket_kept(live_sqlite: LiveServer) -> None:
+    """Above 16 KiB a message is refused with ``message_too_large``, the socket kept; only a frame
+    above what the transport reads into memory (MAX_FRAME) ends the socket (RFC 6455: 1009)."""
     chair = await live_sqlite.login("chutri")
     before = await snapshot(live_sqlite)
     ws = await chair.http.ws_connect("/ws")
-    await ws.send_str(json.dumps({"type": "subscribe", "topic": "x" * MAX_MESSAGE}))
+    for size in (MAX_MESSAGE, MAX_FRAME - 100):
+        await ws.send_str(json.dumps({"type": "subscribe", "topic": "x" * size, "id": size}))
+        error = await ws.receive_json(timeout=5)
+        assert (error["type"], error["code"], error["id"]) == ("error", "message_too_large", None)
+        await ws.send_str(json.dumps({"type": "ping", "id": 1}))
+        assert (await ws.receive_json(timeout=5))["type"] == "pong"
+    await ws.send_str(json.dumps({"type": "subscribe", "topic": "x" * MAX_FRAME}))
     msg = await ws.receive(timeout=5)
     assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
     assert ws.close_code == WSCloseCode.MESSAGE_TOO_BIG

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from server.services.media import media_key
+from server.services.media import bridge_key
 from server.state import DB
 from sessions.store import live as live_store
 from tests.browser_util import chromium, chromium_path, login, new_page, shot
@@ -84,9 +84,10 @@ async def media_meeting(server_factory: Any, sqlite_url: str, tmp_path: Path) ->
         sqlite_url, clock=WallClock(),
         bridges=f"BCA=http://127.0.0.1:{central_port}, 25=http://127.0.0.1:{province_port}")
     await add_site_operator(srv, "phucyen", B)
-    key = media_key(srv.settings)
-    central = Bridge("BCA", central_port, srv.url, await bridge_token(srv, "BCA"), key, tmp_path / "bridge-BCA.log")
-    province = Bridge("25", province_port, srv.url, await bridge_token(srv, "25"), key, tmp_path / "bridge-25.log",
+    central = Bridge("BCA", central_port, srv.url, await bridge_token(srv, "BCA"), bridge_key(srv.settings, "BCA"),
+                     tmp_path / "bridge-BCA.log")
+    province = Bridge("25", province_port, srv.url, await bridge_token(srv, "25"), bridge_key(srv.settings, "25"),
+                      tmp_path / "bridge-25.log",
                       upstream=central.url)
     chair_api = await srv.login("chutri")
     rollcall: WsClient | None = None
@@ -154,7 +155,11 @@ async def test_chair_to_communes_through_the_cascade_and_the_floor(server_factor
         await asyncio.gather(shows(m.site_b, CHAIR_SIZE, 5, "commune B sees the chair again"),
                              shows(m.chair, CHAIR_SIZE, 5, "the chair sees itself again"))
         await plays(m.site_b, CHAIR_SIZE, 5, what="commune B plays the chair again")
-        await m.site_a.wait_for_function("!window.__media.publisher?.video", timeout=5000)
+        # Polled with evaluate: wait_for_function eval()s its text, which the page's CSP refuses.
+        deadline = asyncio.get_running_loop().time() + 5
+        while await m.site_a.evaluate("() => Boolean(window.__media.publisher?.video)"):
+            assert asyncio.get_running_loop().time() < deadline, "commune A still publishes"
+            await asyncio.sleep(0.05)
         await plays(m.site_a, CHAIR_SIZE, 5, what="commune A plays the chair again")
         print(f"floor switch to commune A seen at B and at the chair after {switched:.2f} s")
 

@@ -13,7 +13,7 @@ import pytest
 
 from server.auth import issue_machine_token
 from server.db import transaction
-from server.services.media import media_key
+from server.services.media import bridge_key
 from server.settings import SettingsError, load_settings
 from server.state import DB
 from sessions import join_tokens
@@ -48,7 +48,7 @@ async def test_sites_get_their_bridge_and_a_signed_join_token(media_server: Live
     early = await grant(srv, "vinhyen", mid, 409)
     assert early["error"]["code"] == "wrong_state"
     await set_state(chair, mid, "rehearsal")
-    key = media_key(srv.settings)
+    key = bridge_key(srv.settings, "25")  # each bridge checks tokens with its own key
 
     site = await grant(srv, "vinhyen", mid)  # a Phú Thọ commune: its province's bridge
     assert site["bridge"] == {"unit": "25", "url": "http://127.0.0.1:8725"}
@@ -65,12 +65,14 @@ async def test_sites_get_their_bridge_and_a_signed_join_token(media_server: Live
     assert expired.value.code == "token_expired"
     with pytest.raises(BadToken):
         join_tokens.check(srv.settings.signing_key(), site["token"], srv.clock())
+    with pytest.raises(BadToken):  # nor with another bridge's
+        join_tokens.check(bridge_key(srv.settings, "BCA"), site["token"], srv.clock())
 
     hanoi = await grant(srv, "hoankiem", mid)  # Hà Nội has no bridge: the ministry's serves it
     assert hanoi["bridge"]["unit"] == "BCA"
     head = await grant(srv, "chutri", mid)
     assert (head["role"], head["may_publish"], head["bridge"]["unit"]) == ("chair", True, "BCA")
-    assert join_tokens.check(key, head["token"], srv.clock()).role == "chair"
+    assert join_tokens.check(bridge_key(srv.settings, "BCA"), head["token"], srv.clock()).role == "chair"
 
     # The floor makes a site's token say it may publish.
     resp = await chair.api("POST", f"/api/meetings/{mid}/floor",
@@ -190,9 +192,8 @@ async def test_a_bridge_without_the_bridge_scope_cannot_report(media_server: Liv
     chair = await srv.login("chutri")
     mid = await schedule(chair)
     await set_state(chair, mid, "rehearsal")
-    reader = await bridge_socket(srv, "25", frozenset({"units:read"}))
-    for msg in ({"type": "join", "meeting": mid, "unit": "08707"},
-                {"type": "stats", "meeting": mid, "sites": [{"unit": "08707", "rtt_ms": 1}]}):
-        answer = await reader.request(msg)
-        assert (answer["type"], answer.get("code")) == ("error", "forbidden"), answer
-    await reader.close()
+    # The control channel (/ws) takes tokens of scope bridge only: the handshake itself is refused.
+    for scope in ("units:read", "kpi:write"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await bridge_socket(srv, "25", frozenset({scope}))
+        assert refused.value.status == 403, scope

@@ -398,7 +398,10 @@ def test_html_page_carries_the_same_notice(seed_doc: m.Minutes) -> None:
     assert not missing, missing
     assert '<html lang="vi">' in page and '<article class="notice" lang="vi">' in page
     assert 'href="/minutes/7.pdf"' in page and 'href="/minutes/7?v=2"' in page
-    assert "@page { size: A4; margin: 20mm 15mm 20mm 30mm; }" in page
+    # The print layout is a stylesheet of the site (the CSP allows no inline style).
+    assert '<link rel="stylesheet" href="/static/minutes.css">' in page and "<style" not in page
+    css = Path(__file__).resolve().parent.parent / "web" / "static" / "minutes.css"
+    assert "@page { size: A4; margin: 20mm 15mm 20mm 30mm; }" in css.read_text(encoding="utf-8")
     assert page.count('<section class="appendix">') == 2
 
 

@@ -15,7 +15,7 @@ from bridge.app import STATE, create_app
 from bridge.room import BridgeConfig, BridgeState
 from server.auth import issue_machine_token
 from server.db import transaction
-from server.services.media import media_key
+from server.services.media import bridge_key
 from server.state import DB
 from sessions.store import live as live_store
 from sessions.store import units as units_store
@@ -187,7 +187,7 @@ async def test_a_grant_to_a_site_that_is_not_connected_asks_the_chair_to_confirm
 async def bridge_on_server(live: LiveServer) -> AsyncIterator[tuple[str, BridgeState, str]]:
     """The central bridge (BCA, no upstream: it serves the chair) in this process, tied to the
     real server by its control channel: (base URL, its state, its unit)."""
-    config = BridgeConfig(unit="BCA", key=media_key(live.settings), server_url=live.url,
+    config = BridgeConfig(unit="BCA", key=bridge_key(live.settings, "BCA"), server_url=live.url,
                           token=await bridge_token(live, "BCA"))
     server = TestServer(create_app(config), host="127.0.0.1", port=0)
     await server.start_server()
@@ -200,7 +200,7 @@ async def bridge_on_server(live: LiveServer) -> AsyncIterator[tuple[str, BridgeS
 async def test_bridges_enforce_mutes_and_report_speaking_and_on_air(
         live: LiveServer, bridge_on_server: tuple[str, BridgeState, str]) -> None:
     url, state, unit = bridge_on_server
-    key = media_key(live.settings)
+    key = bridge_key(live.settings, unit)
     chair, mid = await _live_meeting(live)
     console = await WsClient.open(chair)
     peers: list[Publisher] = []
@@ -299,7 +299,7 @@ async def test_a_bridge_that_starts_after_the_mute_enforces_it(
     """Mute state lives in the roll call, not in the bridge: a bridge (re)started after the chair
     muted a site learns it from the roll-call snapshot as soon as the site sends again."""
     url, state, unit = bridge_on_server
-    key = media_key(live.settings)
+    key = bridge_key(live.settings, unit)
     chair, mid = await _live_meeting(live)
     assert (await _mute(chair, mid, muted=True, unit=A))[0] == 200
     mic = await whip(url, mid, token(unit, A, "site", mid, key), None, ToneTrack(1000))

@@ -116,6 +116,8 @@ async def send(http: aiohttp.ClientSession, req: Req, csrf: str = "", ids: dict[
             form.add_field("csrf_token", csrf)
         form.add_field("file", (req.header + req.upload).encode(), filename="don-vi.csv", content_type="text/csv")
         kw["data"] = form
+        if csrf:  # an upload's token never rides inside its body (checked before the body is read)
+            hdrs["X-CSRF-Token"] = csrf
     else:
         if req.csv is not None:
             kw["data"] = (req.header + req.csv).encode()
@@ -378,6 +380,11 @@ async def outside_api_subtree(w: World, c: Client) -> None:
 async def outside_api_me(w: World, c: Client) -> None:
     me = await expect(await c.get("/api/me"), 200)
     assert (me["name"], me["unit"]["code"]) == (c.username, "01")
+
+
+async def outside_api_openapi(w: World, c: Client) -> None:
+    doc = await expect(await c.get("/api/openapi.json"), 200)  # the same for everyone: no data in it
+    assert "/api/units/{code}" in doc["paths"]
 
 
 async def outside_password_page(w: World, c: Client) -> None:
@@ -737,10 +744,12 @@ async def outside_api_kpi_reports(w: World, c: Client) -> None:
         for batch in ([kpi_report(unit)], [kpi_report("00070", "trong-01"), kpi_report(unit)]):
             await expect(await send(c.http, Req("POST", "/api/kpi/reports", json={"reports": batch}), c.csrf), 403,
                          code)
-    # Reusing a report id of another province's report (a "correction" of it) is refused as well.
-    await expect(await send(c.http, Req("POST", "/api/kpi/reports",
-                                        json={"reports": [kpi_report("00070", "ngoai-25")]}), c.csrf),
-                 403 if code == "forbidden" else 400, code if code == "forbidden" else "kpi_report_id_conflict")
+    # A report id of another province's report, at a Hà Nội unit, names Hà Nội's own report (ids are
+    # per unit): refused here only for the outside item, and nothing is said of Phú Thọ's report.
+    body = await expect(await send(c.http, Req("POST", "/api/kpi/reports", json={"reports": [
+        kpi_report("00070", "ngoai-25"), kpi_report("25")]}), c.csrf), 403, code)
+    if code != "forbidden":
+        assert [(e["index"], e["code"]) for e in body["error"]["errors"]] == [(1, "out_of_scope")], body
 
 
 async def outside_api_kpi_unit(w: World, c: Client) -> None:
@@ -773,8 +782,13 @@ async def outside_kpi_csv(c: Client, path: str, upload: bool) -> None:
             body = await expect(await send(c.http, req(rows), c.csrf), 403, code)
             if upload and not viewer:
                 assert "nằm ngoài phạm vi" in body
-    await expect(await send(c.http, req(kpi_csv("00070", "ngoai-25")), c.csrf), 403 if viewer else 400,
-                 None if upload else "forbidden" if viewer else "kpi_report_id_conflict")
+    # Another province's report id at a Hà Nội unit: Hà Nội's own report (ids are per unit), not a
+    # conflict that would reveal Phú Thọ's; refused here only for the outside line.
+    body = await expect(await send(c.http, req(kpi_csv("00070", "ngoai-25") + kpi_csv("25")), c.csrf), 403, code)
+    if upload:
+        assert "ngoai-25" not in body and "đã dùng" not in body
+    elif not viewer:
+        assert [(e["line"], e["code"]) for e in body["error"]["errors"]] == [(3, "out_of_scope")], body
 
 
 async def outside_kpi_upload_page(w: World, c: Client) -> None:
@@ -1075,6 +1089,7 @@ ROUTES: dict[tuple[str, str], Route] = {
                     header=INDICATOR_CSV_HEADER), 200, outside_indicators_upload),
     # JSON API
     ("GET", "/api/me"): Route("api", Req("GET", "/api/me"), 200, outside_api_me),
+    ("GET", "/api/openapi.json"): Route("api", Req("GET", "/api/openapi.json"), 200, outside_api_openapi),
     ("GET", "/api/units/{code}"): Route("api", Req("GET", "/api/units/25"), 200, outside_api_unit),
     ("GET", "/api/units/{code}/subtree"): Route("api", Req("GET", "/api/units/25/subtree"), 200,
                                                 outside_api_subtree),
@@ -1383,3 +1398,154 @@ async def test_unknown_routes_answer_404_in_vietnamese(live_sqlite: LiveServer) 
     assert 'lang="vi"' in page and "Lỗi 404" in page and "Không tìm thấy trang." in page
     resp = await c.api("PUT", "/api/users", json={})
     assert resp.status == 405 and (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine tokens: each scope reaches exactly the routes it names (and there, only its subtree);
+# every other route — present or future — answers 403 ``token_scope`` before its handler runs,
+# and changes nothing. Written here independently of the routes' declarations, so a declaration
+# that grants too much (or too little) fails the test.
+
+ALWAYS = {("GET", "/api/me"), ("GET", "/api/openapi.json")}
+TOKEN_ROUTES: dict[str, set[tuple[str, str]]] = {
+    "units:read": ALWAYS | {("GET", "/api/units/{code}"), ("GET", "/api/units/{code}/subtree")},
+    "kpi:write": ALWAYS | {("POST", "/api/kpi/reports"), ("POST", "/api/kpi/reports.csv"),
+                           ("GET", "/api/kpi/{unit_code}")},
+    "bridge": ALWAYS | {("GET", "/api/meetings"), ("GET", "/api/meetings/{meeting_id}"),
+                        ("POST", "/api/meetings/{meeting_id}/hand"), ("GET", "/ws")},
+}
+TOKEN_UNITS = ("01", "BCA")  # Hà Nội's token and the ministry's
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def token_refused(w: World, http: aiohttp.ClientSession, token: str, method: str, route: Route) -> None:
+    """The route's own sample, with the token: 403 token_scope (GET routes: HEAD too)."""
+    if route.sample.ws:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect("/ws", headers=bearer(token))
+        assert refused.value.status == 403
+        return
+    for m in (method, "HEAD") if method == "GET" else (method,):
+        resp = await send(http, replace(route.sample, method=m), ids=w.ids, headers=bearer(token))
+        if m == "HEAD":
+            assert resp.status == 403, f"HEAD {route.sample.path}: {resp.status}"
+        else:
+            await expect(resp, 403, "token_scope", allow=CHAIR_NAME)
+
+
+async def answer(resp: aiohttp.ClientResponse, status: int = 200) -> Any:
+    """Status and body, without the leak check (the ministry's token sees the whole country)."""
+    assert resp.status == status, f"{resp.method} {resp.url.path_qs}: {resp.status} {await resp.text()}"
+    return await resp.json()
+
+
+async def units_read_probe(w: World, http: aiohttp.ClientSession, token: str, code: str) -> None:
+    auth = bearer(token)
+    if code == "01":
+        sub = await expect(await http.get("/api/units/01/subtree", headers=auth), 200)
+        assert {u["code"] for u in sub["units"]} == HANOI_UNITS
+        await expect(await http.get("/api/units/00070", headers=auth), 200)
+        for outside in OUTSIDE_UNITS:
+            await expect(await http.get(f"/api/units/{outside}", headers=auth), 403, "out_of_scope")
+            await expect(await http.get(f"/api/units/{outside}/subtree", headers=auth), 403, "out_of_scope")
+    else:
+        assert (await answer(await http.get("/api/units/25", headers=auth)))["unit"]["code"] == "25"
+        assert (await answer(await http.get("/api/units/79/subtree", headers=auth)))["count"] == 3
+
+
+async def kpi_write_probe(w: World, http: aiohttp.ClientSession, token: str, code: str) -> None:
+    auth = bearer(token)
+    if code == "01":
+        got = await expect(await http.post("/api/kpi/reports", json={"reports": [kpi_report("00070", "tok-01")]},
+                                           headers=auth), 200)
+        assert got["accepted"] == 1
+        csv = {**auth, "Content-Type": "text/csv"}
+        await expect(await http.post("/api/kpi/reports.csv", data=KPI_CSV_HEADER + kpi_csv("00004", "tok-csv-01"),
+                                     headers=csv), 200)
+        for outside in ("25", "08707", "BCA"):
+            await expect(await http.post("/api/kpi/reports", json={"reports": [kpi_report(outside, "tok-x")]},
+                                         headers=auth), 403, "out_of_scope")
+            await expect(await http.post("/api/kpi/reports.csv", data=KPI_CSV_HEADER + kpi_csv(outside, "tok-y"),
+                                         headers=csv), 403, "out_of_scope")
+            await expect(await http.get(f"/api/kpi/{outside}", headers=auth), 403, "out_of_scope")
+        assert (await expect(await http.get("/api/kpi/01", headers=auth), 200))["unit"]["code"] == "01"
+    else:
+        await answer(await http.post("/api/kpi/reports", json={"reports": [kpi_report("08740", "tok-bca")]},
+                                     headers=auth))
+        assert (await answer(await http.get("/api/kpi/25", headers=auth)))["unit"]["code"] == "25"
+
+
+async def bridge_probe(w: World, http: aiohttp.ClientSession, token: str, code: str) -> None:
+    auth = bearer(token)
+    shared, outside = w.ids["meeting_shared"], w.ids["meeting_outside"]
+    if code == "01":
+        listed = await expect(await http.get("/api/meetings", headers=auth), 200, allow=CHAIR_NAME)
+        assert sorted(m["id"] for m in listed["meetings"]) == sorted([shared, w.ids["meeting_done"]])
+        await expect(await http.get(f"/api/meetings/{outside}", headers=auth), 404, "meeting_not_found")
+        await expect(await http.post(f"/api/meetings/{outside}/hand", json={"up": True}, headers=auth), 404,
+                     "meeting_not_found")
+        await expect(await http.get(f"/api/meetings/{shared}", headers=auth), 200, allow=CHAIR_NAME)
+        await expect(await http.post(f"/api/meetings/{shared}/hand", json={"up": True}, headers=auth), 200)
+    else:
+        assert (await answer(await http.get(f"/api/meetings/{outside}", headers=auth)))["meeting"]["id"] == outside
+    ws = await http.ws_connect("/ws", headers=auth)
+    try:
+        await ws.send_json({"type": "ping", "id": 1})
+        assert (await ws.receive_json(timeout=10))["type"] == "pong"
+    finally:
+        await ws.close()
+
+
+TOKEN_PROBES = {"units:read": units_read_probe, "kpi:write": kpi_write_probe, "bridge": bridge_probe}
+
+
+async def test_machine_tokens_reach_exactly_their_scope(live: LiveServer) -> None:
+    w = await build_world(live)
+    http = live.client()
+    token_routes = {key: route for key, route in ROUTES.items() if route.access == "api" or route.sample.ws}
+    assert {key for keys in TOKEN_ROUTES.values() for key in keys} <= token_routes.keys()
+    for scope, reached in TOKEN_ROUTES.items():
+        for code in TOKEN_UNITS:
+            _tid, token = await issue_token(live, code, frozenset({scope}))
+            before = await snapshot(live)
+            for (method, canonical), route in token_routes.items():
+                if (method, canonical) not in reached:
+                    await token_refused(w, http, token, method, route)
+            assert changed(before, await snapshot(live)) == set(), f"{scope} token of {code}: refusals changed data"
+            for key in ALWAYS:
+                assert (await http.get(key[1], headers=bearer(token))).status == 200, (scope, key)
+            await TOKEN_PROBES[scope](w, http, token, code)
+            # Positive control: the diff above would have seen what the allowed calls changed.
+            after = changed(before, await snapshot(live))
+            writes = scope == "kpi:write" or (scope, code) == ("bridge", "01")  # reports; a raised hand
+            assert writes == (after != set()), f"{scope} token of {code}: {sorted(after)}"
+    # A token of several scopes gets the union (here: reports, and still no directives).
+    _tid, both = await issue_token(live, "01", frozenset({"units:read", "kpi:write"}))
+    await expect(await http.get("/api/units/01", headers=bearer(both)), 200)
+    await expect(await http.get("/api/kpi/01", headers=bearer(both)), 200)
+    await expect(await http.get("/api/directives", headers=bearer(both)), 403, "token_scope")
+
+
+async def test_a_kpi_token_reads_no_directives_rollcalls_or_files(live: LiveServer) -> None:
+    """The audit's case (#13, finding 4): a source system's kpi:write token read an attachment's
+    content, assignments, roll calls, directives and conclusions. The ministry's token reaches
+    every unit, so only the scope can refuse it."""
+    w = await build_world(live)
+    http = live.client()
+    for code in TOKEN_UNITS:
+        _tid, token = await issue_token(live, code, frozenset({"kpi:write"}))
+        own = "01" if code == "01" else "25"
+        for path in (f"/api/attachments/{w.ids['attachment_25']}", f"/api/assignments/{w.ids[f'assignment_{own}']}",
+                     f"/api/meetings/{w.ids['meeting_shared']}/rollcall", f"/api/directives?unit={own}",
+                     "/api/directives/dashboard", f"/api/directives/{w.ids['directive_shared']}",
+                     f"/api/meetings/{w.ids['meeting_shared']}/conclusions",
+                     f"/api/meetings/{w.ids['meeting_done']}/minutes",
+                     f"/api/meetings/{w.ids['meeting_shared']}/media", "/api/meetings"):
+            resp = await http.get(path, headers=bearer(token))
+            assert resp.status == 403, f"{code} {path}: {resp.status} {(await resp.read())[:200]!r}"
+            assert (await resp.json())["error"]["code"] == "token_scope", path
+        # What the scope names still works: reporting and reading back the figures.
+        assert (await http.get(f"/api/kpi/{own}", headers=bearer(token))).status == 200

@@ -286,8 +286,8 @@ def _upload(client: Client, data: bytes, filename: str = "donvi.csv") -> aiohttp
 
 
 async def _post_file(client: Client, data: bytes, filename: str = "donvi.csv") -> tuple[int, str]:
-    resp = await client.http.post("/admin/units/import", data=_upload(client, data, filename),
-                                  allow_redirects=False)
+    resp = await client.http.post("/admin/units/import", params={"csrf": client.csrf},  # as the page's form
+                                  data=_upload(client, data, filename), allow_redirects=False)
     return resp.status, html.unescape(await resp.text())
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from server.exports.cells import safe_row
 from server.timefmt import local
 from sessions.meetings import ATTENDANCE_LABEL_VI, Attendance
 from sessions.units import Level
@@ -42,7 +43,7 @@ def to_csv(rows: list[list[Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(COLUMNS)
-    writer.writerows(rows)
+    writer.writerows(safe_row(row) for row in rows)  # no cell may start a formula
     return ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM: Excel opens Vietnamese text correctly
 
 
@@ -53,10 +54,11 @@ def to_xlsx(title: str, rows: list[list[Any]]) -> bytes:
     ws = wb.active
     assert ws is not None
     ws.title = "Điểm danh"
-    ws.append([title])
+    # Quoted text (cells.safe_cell) never starts with "=": openpyxl stores it as a string, not a formula.
+    ws.append(safe_row([title]))
     ws.append(list(COLUMNS))
     for row in rows:
-        ws.append(row)
+        ws.append(safe_row(row))
     ws.freeze_panes = "A3"
     buf = io.BytesIO()
     wb.save(buf)

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from server import auth
+from server import auth, login
 from server.db import transaction
 from server.i18n import LANGUAGES, translator
 from server.services import access
-from server.state import DB, SETTINGS
-from server.web_util import LANG_COOKIE, client_ip, lang_of, principal_of, render, require_principal
+from server.services import account as account_service
+from server.state import DB, DEPS, SETTINGS
+from server.web_util import LANG_COOKIE, client_ip, form_body, lang_of, principal_of, render, require_principal
 from sessions.errors import ValidationFailed
-from sessions.passwords import hash_password, verify_password
 from sessions.store import audit
 from sessions.store import auth as auth_store
-from sessions.store import users as users_store
+from sessions.values import REFUSED_CHARS
 
 routes = web.RouteTableDef()
 
@@ -50,20 +49,27 @@ def _login_page(request: web.Request, error: str | None, notice: str | None = No
 
 @routes.post("/login")
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await form_body(request)
     auth.check_prelogin_csrf(request, str(form.get("csrf_token", "")))
-    username = str(form.get("username", ""))
+    # No account name holds a control character (PostgreSQL refuses NUL): such a name is tried —
+    # and counted — as one that does not exist.
+    username = REFUSED_CHARS.sub("\ufffd", str(form.get("username", "")))
     password = str(form.get("password", ""))
-    outcome = await auth.login(request.app, username, password, client_ip(request))
+    outcome = await login.login(request.app, username, password, client_ip(request),
+                                request.cookies.get(login.DEVICE_COOKIE, ""))
     t = translator(lang_of(request))
     if not outcome.ok:
         if outcome.reason == "throttled":
-            msg = t("login.throttled", minutes=request.app[SETTINGS].login_window_minutes)
-            return _login_page(request, msg, username=username, status=429)
+            wait = outcome.retry_after
+            when = t("login.wait_seconds", n=wait) if wait < 120 else t("login.wait_minutes", n=-(-wait // 60))
+            page = _login_page(request, t("login.throttled", wait=when), username=username, status=429)
+            page.headers["Retry-After"] = str(wait)
+            return page
         msg = t("login.blank") if outcome.reason == "blank" else t("login.failed")
         return _login_page(request, msg, username=username, status=400 if outcome.reason == "blank" else 401)
     resp = web.HTTPSeeOther(_safe_next(str(form.get("next", "/"))))
     auth.set_session_cookie(request, resp, outcome.secret)
+    login.set_device_cookie(request, resp, outcome.device)
     resp.del_cookie(auth.PRELOGIN_CSRF_COOKIE, path="/login")
     raise resp
 
@@ -87,7 +93,8 @@ async def switch_language(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     back = _safe_next(request.query.get("next", "/"))
     resp = web.HTTPSeeOther(back)
-    resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", path="/", httponly=True)
+    resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", path="/", httponly=True,
+                    secure=request.app[SETTINGS].cookie_secure)
     raise resp
 
 
@@ -102,18 +109,14 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     principal = require_principal(request)
     if principal.kind != "user":
         raise web.HTTPForbidden()
-    form = await request.post()
+    form = await form_body(request)
     current, new = str(form.get("current", "")), str(form.get("new", ""))
     t = translator(lang_of(request))
-    async with transaction(request.app[DB]) as db:
-        user = await users_store.get_by_id(db, principal.id)
-    if not await asyncio.to_thread(verify_password, user.password_hash, current):
+    try:  # the account's other sessions (and their websockets) end; this one stays
+        await account_service.change_own_password(request.app[DEPS], principal, current, new,
+                                                  request.cookies.get(auth.SESSION_COOKIE, ""), client_ip(request))
+    except account_service.WrongPassword:
         return render(request, "password.html", {"error": t("password.wrong"), "done": False}, status=400)
-    try:
-        new_hash = await asyncio.to_thread(hash_password, new)
     except ValidationFailed as exc:
         return render(request, "password.html", {"error": exc.message, "done": False}, status=400)
-    async with transaction(request.app[DB]) as db:
-        await users_store.set_password_hash(db, user.id, new_hash)
-        await audit.record(db, access.actor_of(principal), "password_changed", user.username, client_ip(request))
     return render(request, "password.html", {"error": None, "done": True})

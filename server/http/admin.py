@@ -9,8 +9,8 @@ from server.i18n import translator
 from server.services import admin as admin_service
 from server.services.access import MACHINE_SCOPES, actor_of
 from server.state import CLOCK, DB, DEPS, SETTINGS
-from server.web_util import client_ip, lang_of, render, require_permission
-from sessions.errors import DomainError, Forbidden, ImportRejected
+from server.web_util import client_ip, form_body, lang_of, parse_id, path_id, render, require_permission
+from sessions.errors import DomainError, Forbidden, ImportRejected, ValidationFailed
 from sessions.kpi import BUILTIN, LEVELS, PERIODS, SPEC_FIELDS
 from sessions.kpi_csv import parse_indicator_csv
 from sessions.roles import ASSIGNABLE_ROLES, Permission, Principal
@@ -38,7 +38,7 @@ async def users_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/admin/users")
 async def users_create(request: web.Request) -> web.StreamResponse:
     principal = require_permission(request, Permission.MANAGE_USERS)
-    form = await request.post()
+    form = await form_body(request)
     fields = {k: str(form.get(k, "")) for k in ("username", "full_name", "unit_code", "role", "password")}
     spec = admin_service.NewUser(**fields)
     try:
@@ -56,7 +56,7 @@ async def users_lock(request: web.Request) -> web.StreamResponse:
     principal = require_permission(request, Permission.MANAGE_USERS)
     active = request.match_info["action"] == "unlock"
     try:
-        await admin_service.set_user_active(request.app[DEPS], principal, int(request.match_info["user_id"]), active,
+        await admin_service.set_user_active(request.app[DEPS], principal, path_id(request, "user_id"), active,
                                         client_ip(request))
     except DomainError as exc:
         return await _users_page(request, error=exc.message, status=exc.status)
@@ -82,12 +82,12 @@ async def tokens_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/admin/tokens")
 async def tokens_create(request: web.Request) -> web.StreamResponse:
     principal = require_permission(request, Permission.MANAGE_TOKENS)
-    form = await request.post()
+    form = await form_body(request)
     kept = {k: str(form.get(k, "")) for k in ("name", "unit_code", "days")}
     scopes = frozenset(str(s) for s in form.getall("scopes", []))
     try:
-        days = int(kept["days"] or "30")
-    except ValueError:
+        days = parse_id(kept["days"].strip() or "30", "days")
+    except ValidationFailed:
         return await _tokens_page(request, error="Số ngày hiệu lực phải là số nguyên", form=kept, status=400)
     try:
         _view, token = await admin_service.create_token(request.app[DEPS], principal, name=kept["name"],
@@ -102,7 +102,7 @@ async def tokens_create(request: web.Request) -> web.StreamResponse:
 async def tokens_revoke(request: web.Request) -> web.StreamResponse:
     principal = require_permission(request, Permission.MANAGE_TOKENS)
     try:
-        await admin_service.revoke_token(request.app[DEPS], principal, int(request.match_info["token_id"]),
+        await admin_service.revoke_token(request.app[DEPS], principal, path_id(request, "token_id"),
                                      client_ip(request))
     except DomainError as exc:
         return await _tokens_page(request, error=exc.message, status=exc.status)
@@ -119,7 +119,7 @@ async def import_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/admin/units/import")
 async def import_submit(request: web.Request) -> web.StreamResponse:
     principal = require_permission(request, Permission.MANAGE_UNITS)
-    form = await request.post()
+    form = await form_body(request)
     upload = form.get("file")
     ctx: dict[str, object] = {"result": None, "errors": None, "max_bytes": request.app[SETTINGS].max_upload_bytes}
     if not isinstance(upload, web.FileField) or not upload.filename:
@@ -194,7 +194,7 @@ async def indicators_page(request: web.Request) -> web.StreamResponse:
 @routes.post("/admin/indicators")
 async def indicators_add(request: web.Request) -> web.StreamResponse:
     principal = await _catalog_admin(request)
-    form = await request.post()
+    form = await form_body(request)
     fields = {k: str(form.get(k, "")) for k in SPEC_FIELDS}
     try:
         codes = await _add_indicators(request, principal, [fields], None, "biểu mẫu")
@@ -207,7 +207,7 @@ async def indicators_add(request: web.Request) -> web.StreamResponse:
 @routes.post("/admin/indicators/upload")
 async def indicators_upload(request: web.Request) -> web.StreamResponse:
     principal = await _catalog_admin(request)
-    form = await request.post()
+    form = await form_body(request)
     upload = form.get("file")
     t = translator(lang_of(request))
     if not isinstance(upload, web.FileField) or not upload.filename:

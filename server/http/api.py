@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.http.contract import ADMIN, EVERY_SCOPE, api
+from server.http.schemas import INT, LEVEL, ROLE, SCOPE, STR, TIME, array, nullable, obj, ref
 from server.services import admin as admin_service
 from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
-from server.web_util import client_ip, json_body, require_principal
+from server.web_util import client_ip, json_body, path_id, require_principal
 from sessions.errors import Forbidden, ValidationFailed
 from sessions.roles import Permission, Principal
 from sessions.store import audit, units
@@ -29,6 +31,9 @@ def _need_units(p: Principal) -> None:
 
 
 @routes.get("/api/me")
+@api(summary="Ai đang gọi: tài khoản hoặc mã truy cập, đơn vị và quyền", scopes=EVERY_SCOPE,
+     response=obj({"kind": {"enum": ["user", "machine"]}, "name": STR, "role": nullable(ROLE), "scopes": array(SCOPE),
+                   "unit": ref("Unit"), "permissions": array(STR)}))
 async def me(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
@@ -41,6 +46,9 @@ async def me(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/units/{code}")
+@api(summary="Một đơn vị trong phạm vi, số đơn vị theo cấp và các đơn vị trực thuộc", scopes={"units:read"},
+     response=obj({"unit": ref("Unit"), "counts_by_level": {"type": "object", "additionalProperties": INT},
+                   "children": array({"allOf": [ref("Unit"), obj({"units_below": INT})]})}))
 async def unit_detail(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     _need_units(p)
@@ -56,6 +64,8 @@ async def unit_detail(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/units/{code}/subtree")
+@api(summary="Toàn bộ cây đơn vị dưới một đơn vị (lọc theo cấp)", scopes={"units:read"}, query={"level": LEVEL},
+     response=obj({"unit": STR, "count": INT, "units": array(ref("Unit"))}))
 async def unit_subtree(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     _need_units(p)
@@ -73,6 +83,7 @@ async def unit_subtree(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/users")
+@api(summary="Tài khoản trong phạm vi của quản trị viên", roles=ADMIN, response=obj({"users": array(ref("User"))}))
 async def users_list(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     if not p.can(Permission.MANAGE_USERS):
@@ -83,6 +94,9 @@ async def users_list(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/users")
+@api(summary="Tạo tài khoản", roles=ADMIN, status=201, errors={409},
+     request=obj({k: STR for k in ("username", "full_name", "unit_code", "role", "password")}),
+     response=obj({"user": ref("User")}))
 async def users_create(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
@@ -93,14 +107,17 @@ async def users_create(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/users/{user_id:\\d+}/{action:lock|unlock}")
+@api(summary="Khoá hoặc mở khoá tài khoản (khoá: đóng mọi phiên của tài khoản)", roles=ADMIN, response=ref("Ok"))
 async def users_lock(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    await admin_service.set_user_active(request.app[DEPS], p, int(request.match_info["user_id"]),
+    await admin_service.set_user_active(request.app[DEPS], p, path_id(request, "user_id"),
                                     request.match_info["action"] == "unlock", client_ip(request))
     return web.json_response({"ok": True})
 
 
 @routes.get("/api/tokens")
+@api(summary="Mã truy cập máy trong phạm vi (không bao giờ có mã bí mật)", roles=ADMIN,
+     response=obj({"tokens": array(ref("Token"))}))
 async def tokens_list(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     if not p.can(Permission.MANAGE_TOKENS):
@@ -112,6 +129,9 @@ async def tokens_list(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/tokens")
+@api(summary="Cấp mã truy cập máy (mã chỉ hiện một lần)", roles=ADMIN, status=201,
+     request=obj({"name": STR, "unit_code": STR, "scopes": array(SCOPE)}, {"days": INT}),
+     response={"allOf": [ref("Token"), obj({"token": STR})]})
 async def tokens_create(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
@@ -128,16 +148,22 @@ async def tokens_create(request: web.Request) -> web.StreamResponse:
 
 
 @routes.delete("/api/tokens/{token_id:\\d+}")
+@api(summary="Thu hồi mã truy cập máy", roles=ADMIN, response=ref("Ok"))
 async def tokens_revoke(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    await admin_service.revoke_token(request.app[DEPS], p, int(request.match_info["token_id"]), client_ip(request))
+    await admin_service.revoke_token(request.app[DEPS], p, path_id(request, "token_id"), client_ip(request))
     return web.json_response({"ok": True})
 
 
 @routes.post("/api/units/import")
+@api(summary="Nhập cây đơn vị từ CSV (trong phạm vi, tất cả hoặc không)", roles=ADMIN, errors={413},
+     request={"type": "string"}, request_type="text/csv", query={"filename": STR},
+     response=obj({"added": INT, "updated": INT, "unchanged": INT}))
 async def units_import(request: web.Request) -> web.StreamResponse:
     """Raw CSV body (Content-Type: text/csv), size-limited like the upload form."""
     p = require_principal(request)
+    if not p.can(Permission.MANAGE_UNITS):  # before a byte of the file is read
+        raise Forbidden("Bạn không có quyền nhập đơn vị", code="forbidden")
     limit = request.app[SETTINGS].max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
@@ -150,6 +176,8 @@ async def units_import(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/audit")
+@api(summary="Nhật ký thao tác trong phạm vi", roles=ADMIN,
+     response=obj({"entries": array(obj({"at": TIME, "actor": STR, "actor_kind": STR, "action": STR}))}))
 async def audit_list(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     if not p.can(Permission.VIEW_AUDIT):

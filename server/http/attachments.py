@@ -18,8 +18,10 @@ from aiohttp import BodyPartReader, web
 from server.settings import Settings
 from sessions.errors import DomainError, ValidationFailed
 from sessions.store.directives import StoredFile
+from sessions.values import reject_controls
 
 MAX_FILES = 10
+MAX_FIELDS = 8  # text fields of one report (text, percent, …): more is refused, never accumulated
 MAX_FIELD = 16 * 1024
 CHUNK = 64 * 1024
 
@@ -43,6 +45,7 @@ class Received:
 def clean_filename(raw: str) -> str:
     # Some clients (aiohttp among them) percent-encode non-ASCII names; browsers send UTF-8 as is.
     name = PurePath(unquote(raw).replace("\\", "/")).name
+    reject_controls(name, "files", label="Tên tệp đính kèm")  # refused, not silently changed
     name = "".join(ch for ch in unicodedata.normalize("NFC", name) if ch.isprintable() and ch not in '"<>|')
     return name.strip()[:200] or "tep-dinh-kem"
 
@@ -81,12 +84,31 @@ async def _store(settings: Settings, part: BodyPartReader, filename: str, conten
     return StoredFile(filename, content_type, size, digest.hexdigest(), rel)
 
 
+def total_limit(settings: Settings) -> int:
+    """The most one report's body may carry: every file at its limit, every field at its own."""
+    return MAX_FILES * settings.attachment_max_bytes + (MAX_FIELDS + 1) * MAX_FIELD
+
+
+def _check_total(request: web.Request, limit: int) -> None:
+    if request.content.total_bytes > limit:
+        raise AttachmentTooLarge(f"Báo cáo lớn quá {limit:,} byte".replace(",", "."), code="report_too_large")
+
+
 async def receive(request: web.Request, settings: Settings) -> Received:
-    """Text fields and files of a ``multipart/form-data`` request; on any refusal no file stays."""
+    """Text fields and files of a ``multipart/form-data`` request; on any refusal no file stays.
+    The caller checks who may upload first: nothing of the body is read before that."""
     got = Received()
+    limit, parts = total_limit(settings), 0
+    if request.content_length is not None and request.content_length > limit:
+        raise AttachmentTooLarge(f"Báo cáo lớn quá {limit:,} byte".replace(",", "."), code="report_too_large")
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
+            parts += 1
+            _check_total(request, limit)
+            if parts > MAX_FILES + MAX_FIELDS:
+                raise ValidationFailed(f"Biểu mẫu có quá nhiều phần (tối đa {MAX_FILES} tệp và {MAX_FIELDS} "
+                                       "trường)", code="form_too_many_fields")
             if not isinstance(part, BodyPartReader):
                 raise ValidationFailed("Biểu mẫu lồng nhau không được hỗ trợ", code="bad_request")
             if part.filename:
@@ -96,15 +118,24 @@ async def receive(request: web.Request, settings: Settings) -> Received:
                 name = clean_filename(part.filename)
                 got.files.append(await _store(settings, part, name, check_type(settings, name)))
             elif part.name:
+                if len(got.fields) >= MAX_FIELDS:
+                    raise ValidationFailed(f"Tối đa {MAX_FIELDS} trường mỗi báo cáo", code="form_too_many_fields")
                 raw = bytearray()
                 while chunk := await part.read_chunk(CHUNK):
                     raw += chunk
                     if len(raw) > MAX_FIELD:  # refused while reading, never held whole
                         raise ValidationFailed(f"Trường '{part.name}' quá dài", code="invalid_input",
                                                field=part.name)
-                got.fields[part.name] = bytes(part.decode(bytes(raw))).decode("utf-8", errors="replace")
-    except BaseException:
+                try:
+                    got.fields[part.name] = bytes(part.decode(bytes(raw))).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ValidationFailed(f"Trường '{part.name}' phải là văn bản UTF-8", code="form_invalid",
+                                           field=part.name) from None
+        _check_total(request, limit)  # parts skipped at the end were read too
+    except BaseException as exc:
         discard(settings, got.files)
+        if isinstance(exc, ValueError):  # aiohttp's reader on a broken multipart body
+            raise ValidationFailed("Biểu mẫu không đọc được", code="form_invalid") from None
         raise
     return got
 

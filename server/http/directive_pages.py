@@ -13,7 +13,7 @@ from server.services.access import ensure_reaches
 from server.services.directives import can_act
 from server.state import CLOCK, DB
 from server.timefmt import local
-from server.web_util import render, require_principal
+from server.web_util import path_id, render, require_principal
 from sessions.directives import BUCKET_LABEL_VI, BUCKET_ORDER, Bucket
 from sessions.store import directive_views as views
 from sessions.store import units
@@ -57,7 +57,7 @@ async def dashboard_page(request: web.Request) -> web.StreamResponse:
 async def directive_page(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
-        tree = await views.directive_tree(db, int(request.match_info["directive_id"]), p.unit_id,
+        tree = await views.directive_tree(db, path_id(request, "directive_id"), p.unit_id,
                                           request.app[CLOCK]())
     return render(request, "directive.html", {**_ctx(), "d": tree})
 
@@ -66,6 +66,6 @@ async def directive_page(request: web.Request) -> web.StreamResponse:
 async def assignment_page(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
-        a = await views.assignment_detail(db, int(request.match_info["assignment_id"]), p.unit_id,
+        a = await views.assignment_detail(db, path_id(request, "assignment_id"), p.unit_id,
                                           request.app[CLOCK]())
     return render(request, "assignment.html", {**_ctx(), "a": a, "can_act": can_act(p)})

@@ -10,11 +10,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from server.http import attachments
+from server.http.contract import OPERATORS, api
+from server.http.schemas import DIRECTIVE_IN, ID, INT, STR, TIME, array, obj, ref
 from server.services import directives as directive_service
 from server.services import meetings as meeting_service
 from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
-from server.web_util import json_body, require_principal
+from server.web_util import json_body, path_id, query_id, require_principal
 from sessions.directives import DirectiveInput, parse_directive
 from sessions.errors import ValidationFailed
 from sessions.store import directive_views as views
@@ -25,7 +27,7 @@ routes = web.RouteTableDef()
 
 
 def _id(request: web.Request, key: str) -> int:
-    return int(request.match_info[key])
+    return path_id(request, key)
 
 
 def _directives(raw: Any) -> list[DirectiveInput]:
@@ -44,6 +46,9 @@ def _created(c: Created) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- record
 
 @routes.post("/api/meetings/{meeting_id:\\d+}/conclusions")
+@api(summary="Ghi kết luận (và các chỉ đạo) trong hội nghị", roles=OPERATORS, status=201, errors={409},
+     request=obj({"text": STR}, {"directives": array(DIRECTIVE_IN)}),
+     response=obj({"conclusion": obj({"id": INT}), "directives": array(ref("Created"))}))
 async def api_conclude(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
@@ -54,6 +59,9 @@ async def api_conclude(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/meetings/{meeting_id:\\d+}/conclusions")
+@api(summary="Kết luận của hội nghị (chỉ phần trong phạm vi)",
+     response=obj({"conclusions": array(obj({"id": INT, "text": STR, "author": STR, "created_at": TIME,
+                                             "directives": array(ref("Directive"))}))}))
 async def api_conclusions(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
@@ -63,6 +71,8 @@ async def api_conclusions(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/conclusions/{conclusion_id:\\d+}/directives")
+@api(summary="Thêm chỉ đạo vào một kết luận", roles=OPERATORS, status=201, errors={409}, request=DIRECTIVE_IN,
+     response=obj({"directive": ref("Created")}))
 async def api_add_directive(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     given = parse_directive(await json_body(request))
@@ -73,6 +83,8 @@ async def api_add_directive(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------------------------- assignments
 
 @routes.post("/api/assignments/{assignment_id:\\d+}/breakdown")
+@api(summary="Giao tiếp nhiệm vụ cho đơn vị cấp dưới", roles=OPERATORS, status=201, errors={409},
+     request=DIRECTIVE_IN, response=obj({"directive": ref("Created")}))
 async def api_break_down(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     given = parse_directive(await json_body(request))
@@ -81,12 +93,17 @@ async def api_break_down(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/assignments/{assignment_id:\\d+}/reports")
+@api(summary="Báo cáo tiến độ nhiệm vụ (JSON, hoặc multipart có tệp đính kèm)", roles=OPERATORS, status=201,
+     errors={409, 413, 415}, request=obj({"text": STR}, {"percent": INT}),
+     response=obj({"report": obj({"id": INT, "attachments": INT})}))
 async def api_report(request: web.Request) -> web.StreamResponse:
     """JSON ``{text, percent}``, or multipart/form-data with fields text, percent and files."""
     p = require_principal(request)
     settings = request.app[SETTINGS]
     percent: object
     if request.content_type == "multipart/form-data":
+        # Who may report is settled before a byte of the upload is read (or written to disk).
+        await directive_service.check_reporter(request.app[DEPS], p, _id(request, "assignment_id"))
         got = await attachments.receive(request, settings)
         text, percent, files = got.fields.get("text", ""), got.fields.get("percent", ""), got.files
     else:
@@ -102,6 +119,7 @@ async def api_report(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/assignments/{assignment_id:\\d+}/done")
+@api(summary="Đánh dấu hoàn thành nhiệm vụ", roles=OPERATORS, errors={409}, response=ref("Ok"))
 async def api_done(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     await directive_service.complete(request.app[DEPS], p, _id(request, "assignment_id"))
@@ -109,6 +127,8 @@ async def api_done(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/assignments/{assignment_id:\\d+}")
+@api(summary="Một nhiệm vụ trong phạm vi: báo cáo, lịch sử, tiến độ cấp dưới",
+     response=obj({"assignment": ref("Assignment")}))
 async def api_assignment(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
@@ -117,6 +137,8 @@ async def api_assignment(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/attachments/{attachment_id:\\d+}")
+@api(summary="Nội dung một tệp đính kèm trong phạm vi", response_type="application/octet-stream",
+     response={"type": "string", "format": "binary"})
 async def api_attachment(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
@@ -133,6 +155,8 @@ async def api_attachment(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------------------------- reading
 
 @routes.get("/api/directives")
+@api(summary="Nhiệm vụ của một đơn vị trong phạm vi (quá hạn trước)", query={"unit": STR},
+     response=obj({"unit": ref("Unit"), "assignments": array(ref("Assignment"))}))
 async def api_my_directives(request: web.Request) -> web.StreamResponse:
     """The assignments of ``?unit=`` (default: the caller's unit), overdue first."""
     p = require_principal(request)
@@ -144,23 +168,25 @@ async def api_my_directives(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/directives/dashboard")
+@api(summary="Bảng theo dõi nhiệm vụ theo đơn vị", query={"unit": STR, "meeting": ID, "depth": INT},
+     response=obj({"unit": ref("UnitRef"), "at": TIME, "buckets": array({"type": "object"}),
+                   "rows": array({"type": "object"}), "totals": {"type": "object"}, "total": INT}))
 async def api_dashboard(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    meeting = request.query.get("meeting")
-    depth = request.query.get("depth")
-    if (meeting is not None and not meeting.isdigit()) or (depth is not None and not depth.isdigit()):
-        raise ValidationFailed("'meeting' và 'depth' phải là số", code="invalid_input")
+    meeting = query_id(request, "meeting")
+    depth = query_id(request, "depth", minimum=0)
     async with request.app[DB]() as db:
         unit = await units.get_by_code(db, request.query.get("unit", p.unit_code))
         await ensure_reaches(db, p, unit.id)
         if meeting is not None:
-            await meeting_service.check_visible(db, p, int(meeting))
-        data = await views.dashboard(db, unit.id, request.app[CLOCK](), meeting_id=int(meeting) if meeting else None,
-                                     depth=int(depth) if depth is not None else None)
+            await meeting_service.check_visible(db, p, meeting)
+        data = await views.dashboard(db, unit.id, request.app[CLOCK](), meeting_id=meeting, depth=depth)
     return web.json_response(data)
 
 
 @routes.get("/api/directives/{directive_id:\\d+}")
+@api(summary="Một chỉ đạo và cây giao việc của nó (phần trong phạm vi)",
+     response=obj({"directive": ref("Directive")}))
 async def api_directive(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:

@@ -8,6 +8,8 @@ from sqlalchemy.exc import IntegrityError
 
 from server.db import transaction
 from server.http import kpi_upload
+from server.http.contract import EVERY_ROLE, api
+from server.http.schemas import INT, STR, array, nullable, obj, ref
 from server.services import kpi_slides
 from server.services.access import actor_of, ensure_reaches
 from server.services.kpi_slides import indicator_row
@@ -29,10 +31,15 @@ def can_report(p: Principal) -> bool:
 
 
 def can_read(p: Principal) -> bool:
-    return p.can(Permission.VIEW_UNITS) or p.has_scope("units:read") or p.has_scope("kpi:write")
+    """People who see units; source systems (``kpi:write``) read back their own subtree's figures."""
+    return p.can(Permission.VIEW_UNITS) or p.has_scope("kpi:write")
 
 
 @routes.post("/api/kpi/reports")
+@api(summary="Gửi báo cáo chỉ tiêu (JSON; cả lô hoặc không gì)", scopes={"kpi:write"}, roles=EVERY_ROLE - {Role.VIEWER},
+     errors={409}, response=ref("KpiCounts"),
+     request=obj({"reports": array(obj({"report_id": STR, "unit": STR, "indicator": STR, "period": STR, "value": INT},
+                                       {"denominator": nullable(INT)}))}))
 async def kpi_reports(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     if not can_report(p):
@@ -65,6 +72,10 @@ async def kpi_reports(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/kpi/{unit_code}")
+@api(summary="Số liệu chỉ tiêu của một đơn vị trong phạm vi (kỳ hoặc cả chiến dịch)", scopes={"kpi:write"},
+     query={"period": STR},
+     response=obj({"unit": ref("Unit"), "period": STR,
+                   "indicators": array(obj({"code": STR, "name": STR, "kind": STR, "has_data": {"type": "boolean"}}))}))
 async def kpi_unit(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     if not can_read(p):
@@ -110,5 +121,8 @@ async def kpi_upload_submit(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/kpi/reports.csv")
+@api(summary="Gửi báo cáo chỉ tiêu (CSV; cả tệp hoặc không gì)", scopes={"kpi:write"}, roles=EVERY_ROLE - {Role.VIEWER},
+     errors={409, 413, 415}, request={"type": "string"}, request_type="text/csv", query={"filename": STR},
+     response=ref("KpiCounts"))
 async def kpi_reports_csv(request: web.Request) -> web.StreamResponse:
     return await kpi_upload.api_reports_csv(request)

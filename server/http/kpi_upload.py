@@ -13,7 +13,7 @@ from server.db import transaction
 from server.services import kpi_slides
 from server.services.access import actor_of
 from server.state import CLOCK, DB, DEPS, SETTINGS
-from server.web_util import client_ip, json_error, render, require_principal
+from server.web_util import client_ip, form_body, json_error, render, require_principal
 from sessions.errors import Conflict, DomainError, Forbidden
 from sessions.kpi_csv import CSV_COLUMNS, KpiCsvRejected, parse_kpi_csv
 from sessions.roles import Permission, Principal, Role
@@ -87,7 +87,7 @@ async def upload_submit(request: web.Request) -> web.StreamResponse:
     p = _require_uploader(request)
     limit = request.app[SETTINGS].max_upload_bytes
     try:
-        form = await request.post()
+        form = await form_body(request)
     except web.HTTPRequestEntityTooLarge:
         return _page(request, message=_too_large(limit), status=413)
     upload = form.get("file")

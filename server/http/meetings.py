@@ -9,14 +9,16 @@ from typing import Any
 from aiohttp import web
 
 from server.exports import attendance
+from server.http.contract import CHAIR, OPERATORS, api
+from server.http.schemas import BOOL, ID, INT, LEVEL, MEETING_STATE, STR, array, nullable, obj, ref
 from server.services import meetings as meeting_service
 from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.timefmt import local, parse_local
-from server.web_util import client_ip, json_body, render, require_principal
+from server.web_util import client_ip, form_body, json_body, path_id, render, require_principal
 from sessions.errors import DomainError, Forbidden, ValidationFailed
 from sessions.meetings import ATTENDANCE_LABEL_VI, STATE_LABEL_VI, Attendance, MeetingState
-from sessions.roles import Permission, Principal
+from sessions.roles import Permission, Principal, Role
 from sessions.store import live, units
 from sessions.store import meetings as store
 from sessions.units import Level
@@ -26,7 +28,7 @@ LEVEL_CHOICES = (Level.PROVINCE, Level.DISTRICT, Level.COMMUNE)
 
 
 def _meeting_id(request: web.Request) -> int:
-    return int(request.match_info["meeting_id"])
+    return path_id(request, "meeting_id")
 
 
 # ---------------------------------------------------------------- list and schedule (pages)
@@ -65,7 +67,7 @@ def _form_selectors(form: Any) -> tuple[list[store.Selector], dict[str, Any]]:
 @routes.post("/meetings")
 async def meetings_create(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    form = await request.post()
+    form = await form_body(request)
     kept: dict[str, Any] = {k: str(form.get(k, "")) for k in ("title", "agenda", "start")}
     try:
         selectors, sel_kept = _form_selectors(form)
@@ -177,6 +179,8 @@ def _ok(**extra: object) -> web.Response:
 
 
 @routes.get("/api/meetings")
+@api(summary="Hội nghị mà đơn vị chủ trì hoặc tham dự (hay đơn vị cấp dưới tham dự)", scopes={"bridge"},
+     response=obj({"meetings": array(ref("Meeting"))}))
 async def api_list(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
@@ -185,6 +189,9 @@ async def api_list(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/meetings")
+@api(summary="Lên lịch hội nghị", roles=CHAIR, status=201, response=obj({"meeting": ref("Meeting")}),
+     request=obj({"title": STR, "start": STR, "participants": array(obj({"unit": STR}, {"levels": array(LEVEL)}))},
+                 {"agenda": array(STR)}))
 async def api_create(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
@@ -205,6 +212,8 @@ async def api_create(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/meetings/{meeting_id:\\d+}")
+@api(summary="Một hội nghị và trạng thái trực tiếp của nó", scopes={"bridge"},
+     response=obj({"meeting": ref("Meeting"), "live": {"type": "object"}}))
 async def api_get(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
@@ -214,6 +223,10 @@ async def api_get(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/meetings/{meeting_id:\\d+}/media")
+@api(summary="Cách điểm cầu của người gọi vào hình và tiếng của hội nghị (bridge, mã tham gia, ICE)",
+     roles=OPERATORS, errors={409},
+     response=obj({"meeting": INT, "unit": STR, "role": {"enum": ["chair", "site"]}, "ice_servers": array({}),
+                   "bridge": nullable(obj({"unit": STR, "url": STR}))}))
 async def api_media(request: web.Request) -> web.StreamResponse:
     """The caller's site's way into the meeting's media: its bridge, a join token, ICE servers."""
     from server.services import media
@@ -226,6 +239,8 @@ async def api_media(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/meetings/{meeting_id:\\d+}/rollcall")
+@api(summary="Điểm danh của một đơn vị trong phạm vi", query={"unit": STR},
+     response=obj({"seq": INT, "seats": array({"type": "object"}), "provinces": {"type": "object"}}))
 async def api_rollcall(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
@@ -238,6 +253,8 @@ async def api_rollcall(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/meetings/{meeting_id:\\d+}/state")
+@api(summary="Chuyển trạng thái hội nghị", roles=CHAIR, errors={409}, request=obj({"to": MEETING_STATE}),
+     response=obj({"state": MEETING_STATE}))
 async def api_state(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
@@ -250,6 +267,9 @@ async def api_state(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/meetings/{meeting_id:\\d+}/rollcall")
+@api(summary="Điểm danh một đơn vị", roles={Role.CHAIR, Role.BRIDGE_OPERATOR}, errors={409}, response=ref("Ok"),
+     request=obj({"unit": STR, "status": {"enum": ["present_in_person", "absent", "not_called"]}},
+                 {"reason": STR}))
 async def api_mark(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
@@ -263,6 +283,8 @@ async def api_mark(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/meetings/{meeting_id:\\d+}/hand")
+@api(summary="Giơ / hạ tay (chủ trì hạ tay bất kỳ điểm cầu nào)", scopes={"bridge"}, roles=OPERATORS, errors={409},
+     request=obj({}, {"up": BOOL, "unit_id": ID, "all": BOOL}), response=obj({"ok": {"const": True}}, {"lowered": INT}))
 async def api_hand(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
@@ -285,6 +307,8 @@ def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
 
 
 @routes.post("/api/meetings/{meeting_id:\\d+}/floor")
+@api(summary="Trao lời, mời người tiếp theo, thu hồi lời", roles=CHAIR, errors={409}, response=ref("Ok"),
+     request=obj({"action": {"enum": ["grant", "next", "revoke"]}}, {"unit": STR, "unit_id": ID, "confirm": BOOL}))
 async def api_floor(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
@@ -305,6 +329,9 @@ async def api_floor(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/meetings/{meeting_id:\\d+}/mute")
+@api(summary="Tắt / bật tiếng một điểm cầu (chủ trì: tất cả)", roles=OPERATORS, errors={409},
+     request=obj({}, {"muted": BOOL, "unit": STR, "unit_id": ID, "all": BOOL}),
+     response=obj({"ok": {"const": True}}, {"changed": INT}))
 async def api_mute(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)

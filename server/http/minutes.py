@@ -17,10 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from server.db import transaction
 from server.exports.minutes_html import minutes_context
 from server.exports.minutes_pdf import render_pdf
+from server.http.contract import CHAIR, api
+from server.http.schemas import ID, INT, STR, array, obj
 from server.services import meetings as meeting_service
 from server.services.access import actor_of
-from server.state import CLOCK, DB
-from server.web_util import client_ip, json_body, lang_of, render, require_principal
+from server.state import CLOCK, DB, EXPORTS
+from server.web_util import client_ip, form_body, json_body, lang_of, path_id, query_id, render, require_principal
 from sessions import minutes as doc_rules
 from sessions.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from sessions.minutes import Minutes
@@ -33,16 +35,15 @@ FORM_FIELDS = ("reason", "number", "title", "chair_name", "chair_title", "recipi
 
 
 def _meeting_id(request: web.Request) -> int:
-    return int(request.match_info["meeting_id"])
+    return path_id(request, "meeting_id")
 
 
 def _version(request: web.Request) -> int | None:
-    raw = request.query.get("version")
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValidationFailed("Phiên bản biên bản phải là số nguyên dương", code="version_invalid", field="version")
-    return int(raw)
+    try:
+        return query_id(request, "version")
+    except ValidationFailed:
+        raise ValidationFailed("Phiên bản biên bản phải là số nguyên dương", code="version_invalid",
+                               field="version") from None
 
 
 async def _read(request: web.Request) -> tuple[Principal, Minutes, list[dict[str, Any]], bool]:
@@ -81,18 +82,30 @@ async def _page(request: web.Request, *, error: str | None = None, form: dict[st
 
 
 async def _export(request: web.Request, kind: str) -> web.StreamResponse:
-    _p, doc, _history, _chair = await _read(request)
-    loop = asyncio.get_running_loop()
-    # CPU-bound (a national meeting's appendix is ~90 pages): off the event loop.
-    render: Callable[[Minutes], bytes]
-    if kind == "pdf":
-        render = render_pdf
-    else:
-        from server.exports.minutes_docx import render_docx  # python-docx (lxml) only when asked
+    p = require_principal(request)
+    if p.kind != "user":
+        raise Forbidden("Biên bản chỉ dành cho tài khoản người dùng", code="forbidden")
+    async with request.app[DB]() as db:
+        meeting = await meeting_service.ensure_visible(db, p, _meeting_id(request))
+        version = _version(request) or await store.latest_version(db, meeting.id)
 
-        render = render_docx
-    data = await loop.run_in_executor(None, render, doc)
-    name = f"bien-ban-hoi-nghi-{_meeting_id(request)}-v{doc.version}.{kind}"
+    async def make() -> bytes:
+        async with request.app[DB]() as db:
+            doc = await store.get(db, meeting.id, version or None)
+        render: Callable[[Minutes], bytes]
+        if kind == "pdf":
+            render = render_pdf
+        else:
+            from server.exports.minutes_docx import render_docx  # python-docx (lxml) only when asked
+
+            render = render_docx
+        # CPU-bound (a national meeting's appendix is ~90 pages): off the event loop.
+        return await asyncio.get_running_loop().run_in_executor(None, render, doc)
+
+    # A stored version never changes: its file, once rendered, is served from the cache (checked
+    # for access above, on every request); a correction is a new version, rendered afresh.
+    data = await request.app[EXPORTS].get((meeting.id, version, kind), make)
+    name = f"bien-ban-hoi-nghi-{meeting.id}-v{version}.{kind}"
     ctype = "application/pdf" if kind == "pdf" else \
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     return web.Response(body=data, content_type=ctype,
@@ -141,7 +154,7 @@ async def _correct(request: web.Request, p: Principal, changes: dict[str, Any], 
 @routes.post("/meetings/{meeting_id:\\d+}/minutes/corrections")
 async def minutes_correct_form(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
-    posted = await request.post()
+    posted = await form_body(request)
     form = {k: str(posted.get(k, "")) for k in FORM_FIELDS}
     async with request.app[DB]() as db:
         await meeting_service.ensure_visible(db, p, _meeting_id(request))
@@ -156,6 +169,9 @@ async def minutes_correct_form(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/meetings/{meeting_id:\\d+}/minutes")
+@api(summary="Biên bản (thông báo kết luận) của hội nghị đã kết thúc, theo phiên bản", query={"version": ID},
+     errors={409}, response=obj({"version": INT, "hash": STR, "versions": array({"type": "object"}),
+                                 "minutes": {"type": "object"}}))
 async def api_minutes(request: web.Request) -> web.StreamResponse:
     _p, doc, history, _chair = await _read(request)
     return web.json_response({"version": doc.version, "hash": doc_rules.content_hash(doc), "versions": history,
@@ -163,6 +179,8 @@ async def api_minutes(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/meetings/{meeting_id:\\d+}/minutes/corrections")
+@api(summary="Đính chính biên bản (tạo phiên bản mới)", roles=CHAIR, status=201, errors={409},
+     request=obj({"changes": {"type": "object"}}, {"reason": STR}), response=obj({"version": INT, "hash": STR}))
 async def api_minutes_correct(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)

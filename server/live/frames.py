@@ -13,7 +13,8 @@ from typing import Any
 
 from sessions.errors import ValidationFailed
 
-MAX_MESSAGE = 16 * 1024  # bytes of one text frame (aiohttp ends the socket with 1009 above it)
+MAX_MESSAGE = 16 * 1024  # bytes of one message: a longer one is answered ``message_too_large``
+MAX_FRAME = 256 * 1024  # bytes aiohttp reads into memory for one frame: above it the socket ends (1009)
 MAX_DEPTH = 32  # nesting of one message's JSON; the deepest real one (stats) has 3 levels
 MAX_KEY = 2**31 - 1  # database keys are 32-bit integers
 _SURROGATE = re.compile("[\ud800-\udfff]")  # a lone half of a UTF-16 pair: no UTF-8 for it
@@ -21,7 +22,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # a lone half of a UTF-16 pair: no U
 
 class BadMessage(ValidationFailed):
     """A message the server cannot read. ``code`` says what is wrong: ``bad_message``,
-    ``bad_topic``, ``unknown_type``, ``unknown_action``, ``status_invalid`` or ``state_invalid``."""
+    ``bad_topic``, ``unknown_type``, ``unknown_action``, ``status_invalid``, ``state_invalid`` or
+    ``message_too_large``."""
 
     code = "bad_message"
 
@@ -29,6 +31,8 @@ class BadMessage(ValidationFailed):
 def decode(text: str) -> dict[str, Any]:
     """A text frame → the JSON object it carries (strict JSON: no NaN or Infinity). Its shape is
     checked apart (``check_shape``) so that the id of a misshapen message can still be answered."""
+    if len(text) > MAX_MESSAGE // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE:
+        raise BadMessage(f"Tin nhắn dài quá {MAX_MESSAGE // 1024} KiB", code="message_too_large")
     try:
         value = _DECODER.decode(text)
     except (ValueError, RecursionError):  # also an integer of more than 4,300 digits

@@ -13,7 +13,18 @@ from aiohttp import web
 from server.live import topics
 from server.live.actions import ACTIONS
 from server.live.hub import Connection
-from server.live.messages import Join, Leave, MeetingTopic, OnAir, Ping, Speaking, Stats, Subscribe, Unsubscribe
+from server.live.messages import (
+    CascadeToken,
+    Join,
+    Leave,
+    MeetingTopic,
+    OnAir,
+    Ping,
+    Speaking,
+    Stats,
+    Subscribe,
+    Unsubscribe,
+)
 from server.services import media
 from server.services import meetings as meeting_service
 from server.state import CLOCK, DB, DEPS, HUB, PRESENCE
@@ -99,8 +110,15 @@ async def on_air(app: web.Application, conn: Connection, msg: OnAir) -> Answer:
     return None
 
 
+async def cascade_token(app: web.Application, conn: Connection, msg: CascadeToken) -> Answer:
+    async with app[DB]() as db:
+        data = await media.cascade_token(app[DEPS].settings, db, conn.principal, msg.meeting, msg.unit, msg.bridge,
+                                         app[CLOCK]())
+    return {"type": "result", "ok": True, "data": data}
+
+
 HANDLERS: dict[type, Handler] = {
     Ping: ping, Subscribe: subscribe, Unsubscribe: unsubscribe, Join: join, Leave: leave,
-    Stats: stats, Speaking: speaking, OnAir: on_air,
+    Stats: stats, Speaking: speaking, OnAir: on_air, CascadeToken: cascade_token,
     **ACTIONS,  # meeting actions answer nothing of their own
 }

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType
 
+from server.live.revocation import CLOSE_REVOKED, Revocation
 from server.live.wire import BROADCAST, Routed, decode, dumps
 from sessions.roles import Principal
 
@@ -65,7 +66,7 @@ class Outbox:
         self.ws, self.name = ws, name
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(size)
         self.writer: asyncio.Task[None] | None = None
-        self.closing: asyncio.Task[object] | None = None  # the 4008 close of a slow client
+        self.closing: asyncio.Task[Any] | None = None  # the close of a slow client (4008) or a revoked one
         self.dropped = False
 
     def start(self) -> None:
@@ -96,6 +97,13 @@ class Outbox:
         with contextlib.suppress(Exception):
             await self.ws.close(code=code, message=message)
 
+    def end(self, code: int, message: bytes) -> None:
+        """Close the socket without waiting for its closing handshake; nothing more is sent."""
+        if self.dropped:
+            return
+        self.dropped = True
+        self.closing = asyncio.get_running_loop().create_task(self.close(code, message))
+
     async def stop(self) -> None:
         """End the writer. A 4008 close under way is left to finish its handshake (aiohttp bounds
         it); it is kept in ``closing`` only so that it cannot be garbage-collected mid-way."""
@@ -114,6 +122,7 @@ class Connection:
     send: Callable[[bytes], None]
     principal: Principal
     ip: str = ""
+    login: str = ""  # the stored login session a cookie socket rides (server.live.revocation)
     subs: dict[str, Subscription] = field(default_factory=dict)
     joined: set[tuple[int, int]] = field(default_factory=set)  # (meeting id, unit id)
     actions: TokenBucket = field(default_factory=lambda: TokenBucket(5.0, 10.0))
@@ -270,6 +279,17 @@ class Hub:
         outbox = self.connections.pop(conn, None)
         if outbox is not None:
             await outbox.stop()
+
+    async def on_revoked(self, topic: str, message: bytes) -> None:
+        """``auth.revoked``: close the sockets of a credential that ended (server.live.revocation)."""
+        revocation = Revocation.decode(message)
+        ended = [(conn, outbox) for conn, outbox in self.connections.items()
+                 if revocation.ends(conn.principal, conn.login)]
+        for _conn, outbox in ended:
+            outbox.end(CLOSE_REVOKED, revocation.close_message)
+        if ended:
+            log.info("websockets of a revoked credential closed",
+                     extra={"reason": revocation.reason, "sockets": len(ended)})
 
     async def close_all(self) -> None:
         for outbox in list(self.connections.values()):

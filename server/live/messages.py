@@ -158,6 +158,16 @@ class OnAir:
     fields: dict[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class CascadeToken:
+    """A bridge asks for a token of its upstream bridge (``bridge``) for ``unit``: itself or the
+    floor holder it publishes up."""
+
+    meeting: int
+    unit: str
+    bridge: str
+
+
 # --- Meeting actions: one class each, ``parse`` reads its fields --------------------------------
 
 
@@ -269,7 +279,7 @@ ACTION_TYPES: dict[str, type[Action]] = {  # the "action" field → its message 
     "mark": Mark, "state": ChangeState,
 }
 
-Message = Ping | Subscribe | Unsubscribe | Join | Leave | Stats | Speaking | OnAir | Action
+Message = Ping | Subscribe | Unsubscribe | Join | Leave | Stats | Speaking | OnAir | CascadeToken | Action
 
 
 def _ping(raw: dict[str, Any]) -> Ping:
@@ -311,6 +321,14 @@ def _on_air(raw: dict[str, Any]) -> OnAir:
     return OnAir(read_key(raw, "meeting"), {k: raw[k] for k in ("unit", "video", "audio") if k in raw})
 
 
+def _cascade_token(raw: dict[str, Any]) -> CascadeToken:
+    unit, bridge = read_text(raw, "unit"), read_text(raw, "bridge")
+    for name, value in (("unit", unit), ("bridge", bridge)):
+        if not _is_code(value):
+            raise BadMessage(f"Trường '{name}' phải là mã đơn vị", field=name)
+    return CascadeToken(read_key(raw, "meeting"), unit, bridge)
+
+
 def _action(raw: dict[str, Any]) -> Action:
     name = read_text(raw, "action")
     kind = ACTION_TYPES.get(name)
@@ -321,7 +339,7 @@ def _action(raw: dict[str, Any]) -> Action:
 
 PARSERS: dict[str, Callable[[dict[str, Any]], Message]] = {
     "ping": _ping, "subscribe": _subscribe, "unsubscribe": _unsubscribe, "join": _join, "leave": _leave,
-    "stats": _stats, "speaking": _speaking, "on_air": _on_air, "action": _action,
+    "stats": _stats, "speaking": _speaking, "on_air": _on_air, "action": _action, "cascade_token": _cascade_token,
 }
 
 

@@ -17,14 +17,18 @@ from typing import Any
 
 from aiohttp import WSMessage, WSMsgType, web
 
-from server.live.frames import MAX_MESSAGE, BadMessage, check_shape, decode
+from server.auth import SESSION_COOKIE
+from server.http.contract import api
+from server.live import origin
+from server.live.frames import MAX_FRAME, BadMessage, check_shape, decode
 from server.live.handlers import HANDLERS
 from server.live.hub import CLOSE_ABUSE, Connection, Outbox
 from server.live.messages import parse
 from server.live.wire import dumps
-from server.state import HUB, PRESENCE
-from server.web_util import client_ip, require_principal
+from server.state import HUB, PRESENCE, SETTINGS
+from server.web_util import client_ip, json_error, require_principal
 from sessions.errors import DomainError, ValidationFailed
+from sessions.store.auth import digest
 
 routes = web.RouteTableDef()
 log = logging.getLogger("hoinghi.ws")
@@ -44,13 +48,20 @@ def error_frame(request_id: object, exc: DomainError) -> dict[str, Any]:
 
 
 @routes.get("/ws")
+@api(summary="Websocket trực tiếp (docs/protocol.md); mã truy cập máy: chỉ phạm vi bridge", scopes={"bridge"})
 async def websocket(request: web.Request) -> web.StreamResponse:
     principal = require_principal(request)
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE)
+    refused = _origin_refusal(request, bearer=principal.kind == "machine")
+    if refused is not None:
+        log.warning("websocket handshake refused: origin", extra={"who": principal.name,
+                                                                  "origin": request.headers.get("Origin", "-")[:200]})
+        return json_error(403, "origin_refused", refused)
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME)
     await ws.prepare(request)
     hub = request.app[HUB]
     outbox = Outbox(ws, hub.queue_size, principal.name)
-    conn = Connection(outbox.send, principal, client_ip(request))
+    login = digest(request.cookies.get(SESSION_COOKIE, "")) if principal.kind == "user" else ""
+    conn = Connection(outbox.send, principal, client_ip(request), login)
     hub.connect(conn, outbox)
     try:
         async for frame in ws:
@@ -64,6 +75,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await hub.disconnect(conn)
         await _leave_all(request.app, conn)
     return ws
+
+
+def _origin_refusal(request: web.Request, *, bearer: bool) -> str | None:
+    """Why the page that asks may not open this socket (server.live.origin), or None."""
+    settings = request.app[SETTINGS]
+    own = origin.own_origin(request.headers, request.scheme, request.host, settings.trust_forwarded_for,
+                            https=settings.cookie_secure)
+    return origin.refusal(request.headers, own=own, allowed=origin.parse_allowed(settings.allowed_origins),
+                          bearer=bearer)
 
 
 async def receive(app: web.Application, conn: Connection, frame: WSMessage) -> None:

@@ -14,6 +14,7 @@ from sessions.errors import Forbidden, ValidationFailed
 from sessions.roles import Principal
 from sessions.store import audit, units
 from sessions.store import auth as auth_store
+from sessions.values import reject_controls
 
 MACHINE_TOKEN_TYPE = "machine"
 MACHINE_SCOPES = {
@@ -37,7 +38,7 @@ async def mint_machine_token(db: AsyncSession, *, key: bytes, max_days: int, now
                              scopes: frozenset[str], days: int, created_by_id: int | None) -> tuple[int, str]:
     """Create a machine token (stored by the digest of its secret) and return (id, token): the one
     place tokens are minted, for the admin pages and API, the CLI and the demo's bridges."""
-    name = name.strip()
+    name = reject_controls(name, "name", label="Tên gọi của mã truy cập").strip()
     if not name or len(name) > 100:
         raise ValidationFailed("Tên gọi của mã truy cập phải có 1–100 ký tự", code="token_name_invalid")
     unknown = scopes - set(MACHINE_SCOPES)

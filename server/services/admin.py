@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import transaction
+from server.live.revocation import Revocation, publish
 from server.services.access import actor_of, ensure_reaches, mint_machine_token
 from server.services.deps import Deps
 from sessions.errors import Forbidden, ValidationFailed
@@ -66,6 +67,8 @@ async def set_user_active(deps: Deps, principal: Principal, user_id: int, active
         if not active:
             await auth_store.delete_user_logins(db, user.id)
         await audit.record(db, actor_of(principal), "user_unlocked" if active else "user_locked", user.username, ip)
+    if not active:  # its open websockets close too, in every server process
+        await publish(deps.bus, Revocation("account_locked", user=user_id))
 
 
 async def create_token(deps: Deps, principal: Principal, *, name: str, unit_code: str,
@@ -90,6 +93,7 @@ async def revoke_token(deps: Deps, principal: Principal, token_id: int, ip: str)
         await ensure_reaches(db, principal, tok.unit_id)
         await auth_store.revoke_token(db, token_id, deps.clock())
         await audit.record(db, actor_of(principal), "token_revoked", f"token:{token_id}", ip, name=tok.name)
+    await publish(deps.bus, Revocation("token_revoked", token=token_id))
 
 
 async def check_import_scope(db: AsyncSession, principal: Principal, rows: list[UnitRow]) -> None:

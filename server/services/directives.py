@@ -115,6 +115,12 @@ async def break_down(deps: Deps, p: Principal, assignment_id: int, given: Direct
     return created
 
 
+async def check_reporter(deps: Deps, p: Principal, assignment_id: int) -> None:
+    """``report``'s permission check alone, for an upload: refused before its body is read."""
+    async with deps.db() as db:
+        await _ensure_assignment(db, p, assignment_id)
+
+
 async def report(deps: Deps, p: Principal, assignment_id: int, text: str, percent: object,
                  files: list[StoredFile]) -> int:
     now = deps.clock()

@@ -8,6 +8,11 @@ with the media key (bridges hold that key, not the server's own), and the ICE se
 talk to the server over the ordinary websocket ``/ws`` with a machine token of scope ``bridge``:
 they subscribe to ``meeting:<id>`` (floor changes), ``join``/``leave`` for the sites they serve
 (the roll call), and send ``stats`` (published as ``health`` events to the consoles).
+
+Each bridge has its own key (derived from the media root and its unit code): a site's join token
+is signed with the key of the bridge that serves it, and a bridge that cascades asks the server
+for its upstream's tokens over the control channel (``cascade_token``) — holding one bridge's key
+mints tokens for no other bridge.
 """
 
 from __future__ import annotations
@@ -35,13 +40,19 @@ STAT_FIELDS = {"rtt_ms": 10_000.0, "loss": 1.0, "kbps": 1_000_000.0, "fps": 240.
 MAX_STATS = 500
 
 
-def media_key(settings: Settings) -> bytes:
-    """The key join tokens are signed with: ``media_secret``, else derived from the server's key
-    (so a bridge machine holds a key that can mint join tokens and nothing else)."""
+def media_root(settings: Settings) -> bytes:
+    """The root of the bridges' keys: ``media_secret``, else derived from the server's key. Only
+    the server holds it; each bridge holds its own key (:func:`bridge_key`)."""
     own = settings.media_secret.reveal()
     if own:
         return own.encode()
     return hmac.new(settings.signing_key(), MEDIA_KEY_LABEL, hashlib.sha256).hexdigest().encode()
+
+
+def bridge_key(settings: Settings, unit: str) -> bytes:
+    """The key of the bridge of ``unit``: it checks the join tokens signed for it, and can mint
+    tokens for no other bridge (``hoinghi bridge-key --unit <code>`` prints it for its machine)."""
+    return join_tokens.bridge_key(media_root(settings), unit)
 
 
 async def serving_bridge(db: AsyncSession, bridges: dict[str, str], unit_id: int) -> tuple[str, str] | None:
@@ -78,7 +89,7 @@ async def grant(deps: Deps, db: AsyncSession, settings: Settings, p: Principal, 
         return out
     code, url = bridge
     ttl = timedelta(minutes=settings.join_token_minutes)
-    token = join_tokens.issue(media_key(settings), meeting=meeting_id, unit=p.unit_code, role=out["role"],
+    token = join_tokens.issue(bridge_key(settings, code), meeting=meeting_id, unit=p.unit_code, role=out["role"],
                               bridge=code, now=now, ttl=ttl)
     out.update({
         "bridge": {"unit": code, "url": url}, "token": token, "expires_at": (now + ttl).isoformat(),
@@ -86,6 +97,29 @@ async def grant(deps: Deps, db: AsyncSession, settings: Settings, p: Principal, 
         "may_publish": chair or meeting.floor_unit_id == p.unit_id, "state": meeting.state.value,
     })
     return out
+
+
+async def cascade_token(settings: Settings, db: AsyncSession, p: Principal, meeting_id: int, unit_code: str,
+                        upstream_code: str, now: datetime) -> dict[str, Any]:
+    """A ``bridge`` token for the bridge of ``upstream_code`` (an ancestor of the asking bridge's
+    unit), for ``unit_code`` (the bridge itself, which plays the upstream's programme, or a site of
+    its subtree that holds the floor and is published up), in an open meeting both take part in."""
+    from server.services import meetings as meeting_service
+
+    _require_bridge(p, "yêu cầu mã chuyển tiếp")
+    if upstream_code == p.unit_code or upstream_code not in {u.code for u in await units.ancestors(db, p.unit_id)}:
+        raise Forbidden("Điểm cầu cấp trên phải là đơn vị cấp trên của bridge này", code="upstream_invalid")
+    meeting = await meeting_service.ensure_visible(db, p, meeting_id)
+    if meeting.state not in OPEN_STATES:
+        raise WrongState(f"Hội nghị đang ở trạng thái '{STATE_LABEL_VI[meeting.state]}': chưa chuyển tiếp",
+                         state=meeting.state.value)
+    if unit_code != p.unit_code:
+        await _reach(db, p, meeting_id, [unit_code])  # a site of this bridge's subtree, taking part
+    ttl = timedelta(minutes=settings.join_token_minutes)
+    token = join_tokens.issue(bridge_key(settings, upstream_code), meeting=meeting_id, unit=unit_code, role="bridge",
+                              bridge=upstream_code, now=now, ttl=ttl)
+    return {"meeting": meeting_id, "unit": unit_code, "bridge": upstream_code,
+            "token": token, "expires_at": (now + ttl).isoformat()}
 
 
 def _stat(site: dict[str, Any], key: str) -> float | None:

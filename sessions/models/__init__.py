@@ -14,7 +14,16 @@ from sessions.models.meetings import (
     PresenceLease,
     ServerInstance,
 )
-from sessions.models.org import AuditEntry, LoginRecord, MachineToken, Unit, UnitClosure, UnitTreeVersion, User
+from sessions.models.org import (
+    AuditEntry,
+    LoginRecord,
+    LoginThrottle,
+    MachineToken,
+    Unit,
+    UnitClosure,
+    UnitTreeVersion,
+    User,
+)
 
 __all__ = [
     "Assignment",
@@ -29,6 +38,7 @@ __all__ = [
     "KpiReport",
     "KpiTotal",
     "LoginRecord",
+    "LoginThrottle",
     "MachineToken",
     "Meeting",
     "MeetingKpiSnapshot",

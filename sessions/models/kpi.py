@@ -22,8 +22,8 @@ from sessions.models.base import Base, UTCDateTime
 
 
 class KpiReport(Base):
-    """One received KPI report. A correction (same report id, other values) adds the next version
-    and marks the previous one superseded: history is kept, only the current version counts."""
+    """One received KPI report. A correction (same unit and report id, other values) adds the next
+    version and marks the previous one superseded: history is kept, only the current version counts."""
 
     __tablename__ = "kpi_reports"
 
@@ -40,7 +40,8 @@ class KpiReport(Base):
     reporter: Mapped[str] = mapped_column(String(100), nullable=False, default="")
 
     __table_args__ = (
-        UniqueConstraint("report_id", "version", name="uq_kpi_reports_report_version"),
+        # A report id names a report of one unit: two units may each have their own report "1".
+        UniqueConstraint("unit_id", "report_id", "version", name="uq_kpi_reports_unit_report_version"),
         Index("ix_kpi_reports_key", "unit_id", "indicator", "period"),
     )
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -117,3 +118,15 @@ class AuditEntry(Base):
         Index("ix_audit_action_ip_at", "action", "ip", "at"),
         Index("ix_audit_at", "at"),
     )
+
+
+class LoginThrottle(Base):
+    """One login-throttle counter (``sessions.throttle``): failures counted before the password is
+    checked, and when the next attempt may come (milliseconds since the epoch, so the database
+    can compute it in the same statement that counts)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, index=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sessions.models import AuditEntry, UnitClosure, utcnow
+from sessions.values import REFUSED_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +30,24 @@ async def record(db: AsyncSession, actor: Actor, action: str, target: str = "", 
                  at: datetime | None = None, **detail: Any) -> None:
     """``at`` defaults to the wall clock; pass the application's clock where rows are counted by time."""
     db.add(AuditEntry(actor_kind=actor.kind, actor_id=actor.id, actor_name=actor.name[:100],
-                      actor_unit_id=actor.unit_id, action=action, target=target[:200], ip=ip[:64],
-                      detail=detail, at=at or utcnow()))
+                      actor_unit_id=actor.unit_id, action=action, target=_shown(target)[:200], ip=_shown(ip)[:64],
+                      detail=_shown(detail, _UNSTORABLE), at=at or utcnow()))
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # what PostgreSQL refuses in text and JSON
+
+
+def _shown(value: Any, refused: re.Pattern[str] = REFUSED_CHARS) -> Any:
+    """What the trail keeps of text it did not choose (a refused file name, a typed user name):
+    control characters of the single-line target and IP, and NUL anywhere in the details, become
+    U+FFFD — the row is written all the same (PostgreSQL refuses NUL)."""
+    if isinstance(value, str):
+        return refused.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_shown(str(k), refused): _shown(v, refused) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shown(v, refused) for v in value]
+    return value
 
 
 async def count_since(db: AsyncSession, action: str, since: datetime, *, target: str | None = None,
@@ -37,9 +55,9 @@ async def count_since(db: AsyncSession, action: str, since: datetime, *, target:
     """How many ``action`` rows since ``since`` for a target (account) or an IP: the throttle."""
     stmt = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action, AuditEntry.at >= since)
     if target is not None:
-        stmt = stmt.where(AuditEntry.target == target)
+        stmt = stmt.where(AuditEntry.target == _shown(target))
     if ip is not None:
-        stmt = stmt.where(AuditEntry.ip == ip)
+        stmt = stmt.where(AuditEntry.ip == _shown(ip))
     return int((await db.execute(stmt)).scalar_one())
 
 

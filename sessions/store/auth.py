@@ -51,8 +51,12 @@ async def delete_login(db: AsyncSession, secret: str) -> None:
     await db.execute(delete(LoginRecord).where(LoginRecord.id == digest(secret)))
 
 
-async def delete_user_logins(db: AsyncSession, user_id: int) -> None:
-    await db.execute(delete(LoginRecord).where(LoginRecord.user_id == user_id))
+async def delete_user_logins(db: AsyncSession, user_id: int, *, keep: str = "") -> None:
+    """End every login session of the account, but the one whose secret is ``keep`` (if given)."""
+    stmt = delete(LoginRecord).where(LoginRecord.user_id == user_id)
+    if keep:
+        stmt = stmt.where(LoginRecord.id != digest(keep))
+    await db.execute(stmt)
 
 
 async def purge_expired_sessions(db: AsyncSession, now: datetime) -> int:

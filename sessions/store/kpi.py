@@ -1,5 +1,6 @@
-"""KPI reports: all-or-nothing intake, idempotent by report id, with corrections that keep history,
-and the rolled-up totals (a unit's own reports plus all its descendants') kept incrementally.
+"""KPI reports: all-or-nothing intake, idempotent by report id (per unit: another unit's id is
+another report), with corrections that keep history, and the rolled-up totals (a unit's own
+reports plus all its descendants') kept incrementally. Items are read by ``sessions.kpi_items``.
 
 ``ingest`` validates the whole batch before writing anything; a refused batch raises
 ``KpiRejected`` listing every bad item (index or line, field, code, message). Accepted reports
@@ -13,7 +14,6 @@ the closure table), its rows written through the driver's executemany.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,54 +21,25 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sessions.errors import DomainError, ValidationFailed
-from sessions.kpi import Catalog, Value, validate_value
+from sessions.errors import ValidationFailed
+from sessions.kpi import RELATED_CODES, Value
+from sessions.kpi_items import ItemError, KpiRejected, Parsed, label, parse_item, related_errors
+from sessions.kpi_items import check_period as check_period  # re-exported: the HTTP layer reads periods
 from sessions.models import KpiReport, KpiTotal, Unit, UnitClosure
 from sessions.store import kpi_catalog
-from sessions.timezone import VN
 from sessions.units import deepest_first
 
 MAX_REPORTS = 10_000
 _CHUNK = 2000
 _TOTALS = cast(Table, KpiTotal.__table__)
 _REPORTS = cast(Table, KpiReport.__table__)
-_PERIOD = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
-_REPORT_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
 
 Key = tuple[int, str, str]  # (unit id, indicator code, period)
-
-
-@dataclass(frozen=True, slots=True)
-class ItemError:
-    index: int  # 0-based position in the batch
-    line: int | None  # CSV line, when the batch came from a file
-    field: str
-    code: str
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": self.index, "field": self.field, "code": self.code, "message": self.message}
-        if self.line is not None:
-            out["line"] = self.line
-        return out
-
-
-class KpiRejected(DomainError):
-    """A KPI batch refused as a whole; nothing was written. The code is ``out_of_scope`` (403) when
-    any item names a unit outside the reporter's subtree, else the first bad item's code (400)."""
-
-    def __init__(self, errors: list[ItemError]) -> None:
-        scope = [e for e in errors if e.code == "out_of_scope"]
-        first = scope[0] if scope else errors[0]
-        more = f" (và {len(errors) - 1} lỗi khác)" if len(errors) > 1 else ""
-        super().__init__(f"{first.message}{more}", code=first.code)
-        self.status = 403 if scope else 400
-        self.errors = errors
 
 
 @dataclass(slots=True)
@@ -80,79 +51,6 @@ class IngestResult:
 
     def counts(self) -> dict[str, int]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "corrected": self.corrected}
-
-
-def check_period(raw: object, now: datetime | None = None) -> str:
-    """``YYYY-MM``, ``YYYY-Qn`` or ``campaign`` (to date); with ``now``, not after the current
-    month/quarter in Asia/Ho_Chi_Minh. Raises ValidationFailed (field ``period``)."""
-    if raw == "campaign":
-        return "campaign"
-    m = _PERIOD.match(raw) if isinstance(raw, str) else None
-    if m is None or not (2000 <= int(m.group(1)) <= 2100):
-        raise ValidationFailed(f"Kỳ báo cáo '{raw}' không hợp lệ (dạng 2022-06, 2022-Q2 hoặc campaign)",
-                               code="kpi_period_invalid", field="period")
-    period = str(raw)
-    if now is not None:
-        local = now.astimezone(VN)
-        year = int(m.group(1))
-        if m.group(2):
-            future = (year, int(m.group(2))) > (local.year, local.month)
-        else:
-            future = (year, int(m.group(3))) > (local.year, (local.month - 1) // 3 + 1)
-        if future:
-            raise ValidationFailed(f"Kỳ báo cáo {period} chưa tới", code="kpi_period_future", field="period")
-    return period
-
-
-@dataclass(frozen=True, slots=True)
-class _Parsed:
-    index: int
-    report_id: str
-    unit_code: str
-    indicator: str
-    period: str
-    value: Value
-
-
-def _label(index: int, line: int | None) -> str:
-    return f"Dòng {line}" if line is not None else f"Mục {index + 1}"
-
-
-def _parse(index: int, line: int | None, item: object, now: datetime, errors: list[ItemError],
-           catalog: Catalog) -> _Parsed | None:
-    def bad(fld: str, code: str, message: str) -> None:
-        errors.append(ItemError(index, line, fld, code, f"{_label(index, line)}: {message}"))
-
-    if not isinstance(item, Mapping):
-        bad("", "kpi_report_invalid", "mỗi báo cáo phải là một đối tượng")
-        return None
-    rid, unit, code = item.get("report_id"), item.get("unit"), item.get("indicator")
-    ok = True
-    if not isinstance(rid, str) or not _REPORT_ID.match(rid):
-        bad("report_id", "kpi_report_id_invalid", "mã báo cáo phải có 1–64 ký tự chữ, số hoặc . _ : / -")
-        ok = False
-    if not isinstance(unit, str) or not unit.strip():
-        bad("unit", "kpi_unit_unknown", "thiếu mã đơn vị")
-        ok = False
-    ind = catalog.get(code)
-    if ind is None:
-        bad("indicator", "kpi_indicator_unknown", f"chỉ tiêu '{code}' không có trong danh mục")
-        ok = False
-    try:
-        period = check_period(item.get("period"), now)
-    except ValidationFailed as exc:
-        bad("period", exc.code, exc.message)
-        ok = False
-    value = Value()
-    if ind is not None:
-        try:
-            value = validate_value(ind, item.get("value"), item.get("denominator"))  # type: ignore[arg-type]
-        except ValidationFailed as exc:
-            bad(str(exc.detail.get("field", "value")), exc.code, exc.message)
-            ok = False
-    if not ok:
-        return None
-    return _Parsed(index, cast(str, rid), cast(str, unit).strip(), cast(str, code), period, value)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -195,49 +93,54 @@ async def ingest(db: AsyncSession, reports: Sequence[object], reporter_unit_id: 
         raise ValidationFailed(f"Tối đa {MAX_REPORTS:,} báo cáo mỗi lần gửi".replace(",", "."),
                                code="kpi_too_many", field="reports")
     errors: list[ItemError] = []
-    catalog = await kpi_catalog.covering(
-        db, {item.get("indicator") for item in reports if isinstance(item, Mapping)})
+    catalog = await kpi_catalog.covering(  # only text: an indicator sent as a list or object is just unknown
+        db, {code for item in reports if isinstance(item, Mapping) and isinstance(code := item.get("indicator"), str)})
     parsed = [p for i, item in enumerate(reports)
-              if (p := _parse(i, lines[i] if lines else None, item, now, errors, catalog)) is not None]
+              if (p := parse_item(i, lines[i] if lines else None, item, now, errors, catalog)) is not None]
 
     def line_of(i: int) -> int | None:
         return lines[i] if lines else None
 
     unit_of, chains = await _resolve(db, (p.unit_code for p in parsed))
     reach = {uid for uid, ancestors in chains.items() if reporter_unit_id in ancestors}
-    good: list[tuple[_Parsed, int]] = []
+    good: list[tuple[Parsed, int]] = []
     for p in parsed:
         uid = unit_of.get(p.unit_code)
-        label = _label(p.index, line_of(p.index))
+        where = label(p.index, line_of(p.index))
         if uid is None:
             errors.append(ItemError(p.index, line_of(p.index), "unit", "kpi_unit_unknown",
-                                    f"{label}: không có đơn vị mã '{p.unit_code}'"))
+                                    f"{where}: không có đơn vị mã '{p.unit_code}'"))
         elif uid not in reach:
             errors.append(ItemError(p.index, line_of(p.index), "unit", "out_of_scope",
-                                    f"{label}: đơn vị '{p.unit_code}' nằm ngoài phạm vi của bạn"))
+                                    f"{where}: đơn vị '{p.unit_code}' nằm ngoài phạm vi của bạn"))
         else:
             good.append((p, uid))
 
-    current: dict[str, _Current] = {}
-    for chunk in _chunks(sorted({p.report_id for p, _ in good})):
+    # A report id names a report of one unit: the same id at another unit (another province's, say)
+    # is another report, never read here — no batch fails, or learns anything, by another's ids.
+    current: dict[tuple[int, str], _Current] = {}
+    for chunk in _chunks(sorted({(uid, p.report_id) for p, uid in good})):
         rows = await db.execute(select(KpiReport.report_id, KpiReport.id, KpiReport.version, KpiReport.unit_id,
                                        KpiReport.indicator, KpiReport.period, KpiReport.num, KpiReport.den)
-                                .where(KpiReport.report_id.in_(chunk), KpiReport.superseded.is_(False)))
+                                .where(tuple_(KpiReport.unit_id, KpiReport.report_id).in_(chunk),
+                                       KpiReport.superseded.is_(False)))
         for rid, row_id, version, uid, ind, period, num, den in rows.all():
-            current[rid] = _Current((uid, ind, period), Value(int(num), int(den)), version, row_id)
+            current[(uid, rid)] = _Current((uid, ind, period), Value(int(num), int(den)), version, row_id)
 
     result = IngestResult()
     supersede: list[int] = []
     inserts: list[dict[str, Any]] = []
     deltas: dict[Key, Value] = defaultdict(Value)
     name = reporter_name[:100]
+    first: dict[Key, Parsed] = {}
     for p, uid in good:
         key: Key = (uid, p.indicator, p.period)
-        old = current.get(p.report_id)
+        first.setdefault(key, p)
+        old = current.get((uid, p.report_id))
         if old is not None and old.key != key:
             errors.append(ItemError(p.index, line_of(p.index), "report_id", "kpi_report_id_conflict",
-                                    f"{_label(p.index, line_of(p.index))}: mã báo cáo '{p.report_id}' đã dùng cho "
-                                    "một báo cáo khác (đơn vị, chỉ tiêu hoặc kỳ khác)"))
+                                    f"{label(p.index, line_of(p.index))}: mã báo cáo '{p.report_id}' đã dùng cho "
+                                    f"một báo cáo khác của đơn vị {p.unit_code} (chỉ tiêu hoặc kỳ khác)"))
             continue
         if old is not None and old.value == p.value:
             result.duplicates += 1
@@ -256,7 +159,8 @@ async def ingest(db: AsyncSession, reports: Sequence[object], reporter_unit_id: 
             elif old.row_id is not None:
                 supersede.append(old.row_id)
         inserts.append(row)
-        current[p.report_id] = _Current(key, p.value, old.version + 1 if old else 1, None, row)
+        current[(uid, p.report_id)] = _Current(key, p.value, old.version + 1 if old else 1, None, row)
+    errors += related_errors(await _own_after(db, deltas), first, catalog, lines)
     if errors:
         errors.sort(key=lambda e: e.index)
         raise KpiRejected(errors)
@@ -272,6 +176,24 @@ async def ingest(db: AsyncSession, reports: Sequence[object], reporter_unit_id: 
     await _upsert_add(db, rolled)
     result.affected = set(rolled)
     return result
+
+
+async def _own_after(db: AsyncSession, deltas: Mapping[Key, Value]) -> dict[Key, int]:
+    """Each related figure (``sessions.kpi.RELATED``) of the units and periods the batch changes,
+    as it would stand after the batch: the unit's own current reports plus the batch's deltas."""
+    groups = sorted({(uid, period) for uid, ind, period in deltas if ind in RELATED_CODES})
+    own: dict[Key, int] = {}
+    r = _REPORTS.c
+    for chunk in _chunks(groups):
+        for uid, ind, period, total in (await db.execute(
+                select(r.unit_id, r.indicator, r.period, func.sum(r.num))
+                .where(tuple_(r.unit_id, r.period).in_(chunk), r.indicator.in_(sorted(RELATED_CODES)),
+                       r.superseded.is_(False)).group_by(r.unit_id, r.indicator, r.period))).all():
+            own[(uid, ind, period)] = int(total)
+    for (uid, ind, period), delta in deltas.items():
+        if ind in RELATED_CODES:
+            own[(uid, ind, period)] = own.get((uid, ind, period), 0) + delta.num
+    return own
 
 
 @cache

@@ -22,6 +22,7 @@ from sessions.models import (
     UnitClosure,
 )
 from sessions.units import Level
+from sessions.values import reject_controls
 
 MAX_TITLE = 300
 MAX_AGENDA_ITEMS = 30
@@ -113,7 +114,9 @@ async def resolve_participants(db: AsyncSession, selectors: list[Selector]) -> d
 
 
 def _clean_text(title: str, agenda: list[str]) -> tuple[str, list[str]]:
-    title = title.strip()
+    title = reject_controls(title, "title", label="Tên hội nghị").strip()
+    for item in agenda:
+        reject_controls(item, "agenda", label="Chương trình hội nghị")
     if not title:
         raise ValidationFailed("Tên hội nghị không được để trống", code="title_required", field="title")
     if len(title) > MAX_TITLE:

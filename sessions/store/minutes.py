@@ -23,6 +23,7 @@ from sessions.errors import Conflict, NotFound
 from sessions.kpi import Kind
 from sessions.meetings import Attendance, MeetingState
 from sessions.minutes import Minutes
+from sessions.minutes_rules import check_correction
 from sessions.models import (
     Assignment,
     Conclusion,
@@ -169,6 +170,7 @@ async def versions(db: AsyncSession, meeting_id: int) -> list[dict[str, Any]]:
 async def correct(db: AsyncSession, meeting_id: int, changes: Mapping[str, Any], reason: str, at: datetime,
                   by: str) -> Minutes:
     """A new version correcting the latest one; the stored versions stay as they are."""
+    check_correction(changes)  # before anything is read or built from it
     current = await get(db, meeting_id)
     fixed = doc_rules.correct(current, changes, reason, at=at)
     await _store(db, fixed, reason=fixed.correction_reason, by=by)

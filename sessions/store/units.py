@@ -20,6 +20,7 @@ from sessions.errors import NotFound
 from sessions.models import Unit, UnitClosure, UnitTreeVersion, utcnow
 from sessions.unit_tree import UnitTree, UnitTuple, UnitView
 from sessions.units import Level, UnitRow, closure_pairs, validate_tree
+from sessions.values import REFUSED_CHARS
 
 Progress = Callable[[int, int], None]
 _BATCH = 2000
@@ -142,7 +143,8 @@ async def import_units(db: AsyncSession, rows: list[UnitRow], progress: Progress
 
 
 async def get_by_code(db: AsyncSession, code: str) -> UnitView:
-    row = (await db.execute(select(*_COLS).where(Unit.code == code))).first()
+    # A code no unit can have (NUL and other control characters: PostgreSQL refuses them) names none.
+    row = None if REFUSED_CHARS.search(code) else (await db.execute(select(*_COLS).where(Unit.code == code))).first()
     if row is None:
         raise NotFound(f"Không tìm thấy đơn vị '{code}'", code="unit_not_found")
     return _view(row)
@@ -150,6 +152,7 @@ async def get_by_code(db: AsyncSession, code: str) -> UnitView:
 
 async def ids_by_code(db: AsyncSession, codes: set[str]) -> dict[str, int]:
     """The stored ones of ``codes`` → their ids (unknown codes are left out)."""
+    codes = {c for c in codes if not REFUSED_CHARS.search(c)}  # no unit has such a code
     return {code: uid for code, uid in (await db.execute(select(Unit.code, Unit.id).where(Unit.code.in_(codes)))).all()}
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sessions.errors import Conflict, NotFound, ValidationFailed
 from sessions.models import Unit, UnitClosure, User
 from sessions.roles import Role, parse_role
+from sessions.values import REFUSED_CHARS, reject_controls
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 
@@ -43,7 +44,7 @@ def _view(r: Any) -> UserView:
 
 
 def validate_username(username: str) -> str:
-    name = username.strip().lower()
+    name = reject_controls(username, "username", label="Tên đăng nhập").strip().lower()
     if not USERNAME_RE.match(name):
         raise ValidationFailed(
             "Tên đăng nhập gồm 3–64 ký tự: chữ thường không dấu, số, '.', '_' hoặc '-'",
@@ -62,6 +63,7 @@ async def create_user(db: AsyncSession, *, username: str, full_name: str, passwo
         raise Conflict(f"Tên đăng nhập '{name}' đã tồn tại", code="username_taken", field="username")
     if (await db.execute(select(Unit.id).where(Unit.id == unit_id))).first() is None:
         raise NotFound("Không tìm thấy đơn vị", code="unit_not_found", field="unit")
+    full_name = reject_controls(full_name, "full_name", label="Họ tên")
     user = User(username=name, full_name=full_name.strip()[:200], password_hash=password_hash,
                 unit_id=unit_id, role=parsed.value, is_active=True)
     db.add(user)
@@ -70,6 +72,8 @@ async def create_user(db: AsyncSession, *, username: str, full_name: str, passwo
 
 
 async def get_by_username(db: AsyncSession, username: str) -> UserView | None:
+    if REFUSED_CHARS.search(username):  # no account has such a name (and PostgreSQL refuses NUL)
+        return None
     row = (await db.execute(
         select(*_COLS).join(Unit, Unit.id == User.unit_id).where(User.username == username.strip().lower())
     )).first()

@@ -1,5 +1,6 @@
 // Live connection to /ws: subscribe to topics, join meetings as a site, send actions.
-// Reconnects by itself (backoff up to 10 s) and re-subscribes, getting a fresh snapshot each time.
+// Reconnects by itself (backoff up to 10 s) and re-subscribes, getting a fresh snapshot each time —
+// but for a close with 4001 (the login or token was revoked: docs/protocol.md).
 import { t } from "/static/i18n.js";
 
 export class Live {
@@ -25,10 +26,16 @@ export class Live {
       for (const meeting of this.joined) this.raw({ type: "join", meeting });
     };
     ws.onmessage = (e) => this.receive(JSON.parse(e.data));
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       this.handlers.onStatus?.("closed");
       for (const [, p] of this.pending) p.reject({ code: "disconnected", message: t("js.live.lost") });
       this.pending.clear();
+      if (e.code === 4001) {  // the login (or token) was revoked: show why, then log in again
+        this.handlers.onError?.({ code: "revoked", message: e.reason });
+        const next = encodeURIComponent(location.pathname + location.search);
+        setTimeout(() => location.assign(`/login?m=expired&next=${next}`), 4000);
+        return;
+      }
       setTimeout(() => this.connect(), this.backoff);
       this.backoff = Math.min(this.backoff * 2, 10000);
     };

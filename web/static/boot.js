@@ -1,0 +1,44 @@
+// Starts the page's script. The Content-Security-Policy runs scripts from /static/ only, never
+// inline code, so a page names what to start, and with what, in a JSON block that is data, not
+// script: <script type="application/json" id="page-boot">{"page": "chair", ...}</script>.
+// base.html loads this module on every page; a page without the block starts nothing.
+
+const byId = (id) => document.getElementById(id);
+
+const STARTERS = {
+  async chair({ meeting, root }) {
+    const { chairConsole, conclusionsPanel } = await import("/static/consoles.js");
+    chairConsole(meeting, root);
+    conclusionsPanel(meeting, root);
+  },
+  async province({ meeting, unit }) {
+    const { provinceConsole } = await import("/static/consoles.js");
+    provinceConsole(meeting, unit);
+  },
+  async site({ meeting, unit_id: unitId, can_operate: canOperate }) {
+    const [{ mountSlide }, { sitePage }] = await Promise.all([import("/static/slides.js"),
+                                                              import("/static/consoles.js")]);
+    mountSlide(byId("site-slide"), null, null);
+    sitePage(meeting, unitId, canOperate);
+  },
+  async slides() {
+    const { mountSlide } = await import("/static/slides.js");
+    mountSlide(byId("slide"), JSON.parse(byId("slide-data").textContent), byId("slide-status"));
+  },
+  async assignment() {
+    const { mountAssignment } = await import("/static/directives.js");
+    mountAssignment(document);
+  },
+  async board() {
+    const { mountBoard } = await import("/static/directives.js");
+    mountBoard(byId("directive-board"), byId("board-status"));
+  },
+};
+
+const block = byId("page-boot");
+if (block) {
+  const { page, ...data } = JSON.parse(block.textContent);
+  const start = STARTERS[page];
+  if (!start) throw new Error(`page-boot: unknown page ${page}`);
+  start(data);
+}
