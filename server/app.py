@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,7 +33,7 @@ from server.http import (
     pages,
 )
 from server.http.contract import scope_middleware
-from server.live import leases
+from server.live import credentials, leases
 from server.live import socket as live_socket
 from server.live.bus import make_bus
 from server.live.hub import Hub
@@ -130,7 +132,11 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         app[SNAPSHOTS] = Coalescer(partial(meeting_snapshots, app))
         heartbeat = await leases.start(app)
         deps.instance = app[INSTANCE]
+        sweeper = asyncio.create_task(credentials.sweeping(hub, app[DB], clock), name="credential-sweep")
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await hub.close_all()
         for batches in (app[PRESENCE], app[TOKEN_CHECKS], app[SNAPSHOTS]):
             await batches.close()

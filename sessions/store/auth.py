@@ -59,6 +59,30 @@ async def delete_user_logins(db: AsyncSession, user_id: int, *, keep: str = "") 
     await db.execute(stmt)
 
 
+CHUNK = 500  # ids per IN list
+
+
+async def still_valid(db: AsyncSession, logins: set[str], tokens: set[int], now: datetime
+                      ) -> tuple[set[str], set[int]]:
+    """Of these login sessions (stored ids) and machine tokens, those still valid: the login not
+    ended nor expired and its account active; the token not revoked nor expired."""
+    valid_logins: set[str] = set()
+    valid_tokens: set[int] = set()
+    login_ids, token_ids = sorted(logins), sorted(tokens)
+    for start in range(0, len(login_ids), CHUNK):
+        rows = await db.execute(
+            select(LoginRecord.id).join(User, User.id == LoginRecord.user_id)
+            .where(LoginRecord.id.in_(login_ids[start:start + CHUNK]), LoginRecord.expires_at > now,
+                   User.is_active.is_(True)))
+        valid_logins.update(r[0] for r in rows)
+    for start in range(0, len(token_ids), CHUNK):
+        token_rows = await db.execute(
+            select(MachineToken.id).where(MachineToken.id.in_(token_ids[start:start + CHUNK]),
+                                          MachineToken.revoked_at.is_(None), MachineToken.expires_at > now))
+        valid_tokens.update(r[0] for r in token_rows)
+    return valid_logins, valid_tokens
+
+
 async def purge_expired_sessions(db: AsyncSession, now: datetime) -> int:
     result = await db.execute(delete(LoginRecord).where(LoginRecord.expires_at <= now))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,58 @@
+"""The safety net under revocation: every second each server process checks, in one query, that
+the credentials its open sockets rode in on are still valid — the login session (not logged out,
+not expired, not ended by a password change or reset, the account not locked) or the machine
+token (not revoked, not expired) — and closes the sockets whose credential is gone.
+
+The bus (server.live.revocation) closes them at once; this catches what the bus cannot carry:
+a password reset by ``hoinghi users passwd`` against a server without ``bus_url``, a logout in
+another tab, a login that expired while its socket stayed open, a message lost while Redis was
+away. A database that does not answer closes nothing (its outage is not the credential's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.live.hub import Hub
+from server.live.revocation import CLOSE_REVOKED
+from sessions.store import auth as auth_store
+
+log = logging.getLogger("hoinghi.ws")
+
+SWEEP_SECONDS = 1.0
+ENDED = "Phiên đăng nhập đã kết thúc. Vui lòng đăng nhập lại.".encode()
+
+
+async def sweep(hub: Hub, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
+    """Close the sockets whose credential is no longer valid; returns how many were closed."""
+    open_now = list(hub.connections.items())
+    logins = {c.login for c, _ in open_now if c.principal.kind == "user" and c.login}
+    tokens = {c.principal.id for c, _ in open_now if c.principal.kind == "machine"}
+    if not logins and not tokens:
+        return 0
+    async with db() as session:
+        valid_logins, valid_tokens = await auth_store.still_valid(session, logins, tokens, now)
+    ended = 0
+    for conn, outbox in open_now:
+        gone = (conn.principal.kind == "machine" and conn.principal.id not in valid_tokens) or (
+            conn.principal.kind == "user" and conn.login and conn.login not in valid_logins)
+        if gone and conn in hub.connections:
+            outbox.end(CLOSE_REVOKED, ENDED)
+            ended += 1
+    if ended:
+        log.info("websockets of ended credentials closed", extra={"sockets": ended})
+    return ended
+
+
+async def sweeping(hub: Hub, db: async_sessionmaker[AsyncSession], clock: Callable[[], datetime]) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            await sweep(hub, db, clock())
+        except Exception as exc:  # the database is away: keep every socket, look again later
+            log.warning("credential sweep failed: %s", str(exc)[:200] or type(exc).__name__)
