@@ -201,7 +201,12 @@ async def test_the_floor_holder_stays_heard_when_its_camera_joins(conference: Co
     conf.a_pub = await whip(conf.p.url, 1, token(P, "A"), EncodedVideoTrack("vp8", 176, 144), ToneTrack(A_HZ))
     since = time.monotonic()
     await conf.floor_changed()
-    await asyncio.sleep(2.0)
+    # As a page does (media.js retire()): the microphone-only publication ends once the new one
+    # carries media — a functional wait, not a fixed 2 s, which a loaded CI machine outran.
+    new = conf.p.state.room(1).publishers["A"]
+    await until(lambda: bool(new.sources) and all(s.flowing.is_set() for s in new.sources), 20.0,
+                "A's camera and microphone arriving at its bridge")
+    await asyncio.sleep(0.5)
     await mic.pc.close()
     for who, listener in conf.listeners().items():
         assert near(listener.floor.hears(), A_HZ), f"{who} no longer hears A: {listener.heard()}"
