@@ -35,11 +35,13 @@ from server.http import (
 from server.http.contract import scope_middleware
 from server.live import credentials, leases
 from server.live import socket as live_socket
-from server.live.bus import make_bus
+from server.live.bus import RESUMED, make_bus
 from server.live.hub import Hub
 from server.live.presence import Presence
+from server.live.resync import Resync
 from server.live.topics import meeting_snapshots
 from server.metrics import Metrics
+from server.outage import AfterCommitBus
 from server.services import meetings as meeting_service
 from server.services import reminders
 from server.services.deps import Deps
@@ -125,8 +127,12 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         bus.subscribe("kpi.", hub.on_kpi)
         bus.subscribe("directives.", hub.on_directives)
         bus.subscribe("auth.", hub.on_revoked)  # server.live.revocation
+        bus.subscribe(RESUMED, hub.on_resumed)  # the bus came back: every client gets fresh snapshots
+        resyncs = Resync(app[DB], hub, clock)
+        hub.resync = resyncs.request
         app[BUS], app[HUB] = bus, hub
-        deps = app[DEPS] = Deps(app[DB], clock, bus, settings, app[SIGNING_KEY])
+        # Services publish after their commit: a bus that is away costs the event, not the answer.
+        deps = app[DEPS] = Deps(app[DB], clock, AfterCommitBus(bus), settings, app[SIGNING_KEY])
         app[PRESENCE] = Presence(partial(meeting_service.write_presence, deps))
         app[TOKEN_CHECKS] = Coalescer(partial(auth.check_tokens, app))
         app[SNAPSHOTS] = Coalescer(partial(meeting_snapshots, app))
@@ -138,6 +144,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await hub.close_all()
+        await resyncs.close()
         for batches in (app[PRESENCE], app[TOKEN_CHECKS], app[SNAPSHOTS]):
             await batches.close()
         await leases.stop(app, heartbeat)

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -49,6 +50,22 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
     """One unit of work: commit on success, roll back on any error (nothing half-written)."""
     async with factory() as db, db.begin():
         yield db
+
+
+async def transaction_rereading(factory: async_sessionmaker[AsyncSession],
+                                work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 3) -> T:
+    """``work`` in one transaction; if it loses a race on a unique key (another transaction stored
+    the same row between this one's read and its write), run it again from the start: it then reads
+    what the other committed and decides afresh (a KPI report sent twice at once is a duplicate,
+    not a conflict). The last attempt's ``IntegrityError`` propagates."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with transaction(factory) as db:
+                return await work(db)
+        except IntegrityError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def alembic_config(url: str) -> Config:

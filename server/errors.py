@@ -10,6 +10,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from server.i18n import translator
+from server.outage import RETRY_AFTER, is_outage
 from server.web_util import is_api, json_error, lang_of, render
 from sessions.errors import DomainError, ImportRejected
 from sessions.signing import BadToken
@@ -62,6 +63,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                                **{k: v for k, v in exc.detail.items() if isinstance(v, str | int)})
     except BadToken as exc:
         return _error_response(request, 401, exc.code, exc.message)
-    except Exception:
+    except Exception as exc:
+        if is_outage(exc):  # PostgreSQL or Redis unreachable: not our bug, and worth trying again soon
+            log.warning("dependency unreachable", extra={"path": request.path, "method": request.method,
+                                                          "error": f"{type(exc).__name__}: {exc}"[:300]})
+            resp = _error_response(request, 503, "unavailable", None)
+            resp.headers["Retry-After"] = str(RETRY_AFTER)
+            return resp
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return _error_response(request, 500, "internal_error", None)

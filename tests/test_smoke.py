@@ -9,7 +9,7 @@ async def test_health_and_login_page(live: LiveServer) -> None:
     http = live.client()
     resp = await http.get("/healthz")
     assert resp.status == 200
-    assert (await resp.json()) == {"status": "ok", "database": "ok"}
+    assert (await resp.json()) == {"ok": True, "status": "ok", "degraded": False, "database": "ok", "bus": "local"}
     page = await (await http.get("/login")).text()
     assert "Đăng nhập" in page and 'lang="vi"' in page
 

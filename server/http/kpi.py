@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db import transaction
+from server.db import transaction, transaction_rereading
 from server.http import kpi_upload
 from server.http.contract import EVERY_ROLE, api
 from server.http.schemas import INT, STR, array, nullable, obj, ref
@@ -50,12 +51,15 @@ async def kpi_reports(request: web.Request) -> web.StreamResponse:
         raise ValidationFailed("Cần danh sách 'reports' (ít nhất một báo cáo)", code="kpi_reports_required",
                                field="reports")
     ip = client_ip(request)
-    try:
-        async with transaction(request.app[DB]) as db:
-            result = await kpi_store.ingest(db, reports, p.unit_id, p.name, request.app[CLOCK]())
-            await audit.record(db, actor_of(p), "kpi_reported", f"{len(reports)} báo cáo", ip,
-                               accepted=result.accepted, duplicates=result.duplicates,
-                               corrected=result.corrected, affected=len(result.affected))
+    async def store(db: AsyncSession) -> kpi_store.IngestResult:
+        result = await kpi_store.ingest(db, reports, p.unit_id, p.name, request.app[CLOCK]())
+        await audit.record(db, actor_of(p), "kpi_reported", f"{len(reports)} báo cáo", ip,
+                           accepted=result.accepted, duplicates=result.duplicates,
+                           corrected=result.corrected, affected=len(result.affected))
+        return result
+
+    try:  # the same batch racing itself (two processes, a client's retry): re-read, then it is a duplicate
+        result = await transaction_rereading(request.app[DB], store)
     except kpi_store.KpiRejected as exc:
         async with transaction(request.app[DB]) as db:
             await audit.record(db, actor_of(p), "kpi_rejected", f"{len(reports)} báo cáo", ip, code=exc.code,
@@ -63,7 +67,7 @@ async def kpi_reports(request: web.Request) -> web.StreamResponse:
         return json_error(exc.status, exc.code, exc.message, errors=[e.as_dict() for e in exc.errors[:200]],
                           error_count=len(exc.errors))
     except IntegrityError:
-        # Another request stored the same report id at the same moment: nothing of this one was kept.
+        # Still racing after every re-read: nothing of this one was kept.
         raise Conflict("Báo cáo đang được gửi đồng thời từ nơi khác; hãy gửi lại", code="conflict") from None
     if result.affected:
         async with request.app[DB]() as db:  # after the commit: every reader sees what subscribers get

@@ -6,6 +6,10 @@ buffered without end. A subscription is registered *before* its snapshot is read
 events until the snapshot is sent, then forwards only events newer than the snapshot — so a
 client gets snapshot then events with no gap and no duplicate. Frames arrive from the bus
 already serialised and are forwarded byte for byte.
+
+What the bus lost cannot be forwarded: when the bus subscription comes back after a drop
+(``on_resumed``), or a meeting's seqs skip ahead and stay so (server.live.gaps), the subscriptions
+concerned are handed to ``resync`` (server.live.resync: a fresh snapshot each, read once per topic).
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType
 
+from server.live.gaps import SeqGaps
 from server.live.revocation import CLOSE_REVOKED, Revocation
-from server.live.wire import BROADCAST, Routed, decode, dumps
+from server.live.wire import BROADCAST, UNORDERED, Routed, decode, dumps
 from sessions.roles import Principal
 
 log = logging.getLogger("hoinghi.hub")
@@ -208,12 +213,18 @@ class Hub:
         self.by_dashboard: dict[int, set[Subscription]] = {}  # directives: subscriptions by subtree root
         self.connections: dict[Connection, Outbox] = {}  # each connection's outbox, to close at shutdown
         self.delivered = 0
+        self.gaps = SeqGaps()
+        self._gap_checks: dict[int, asyncio.TimerHandle] = {}
+        # Subscriptions whose client must get a fresh snapshot (set by the app: server.live.resync).
+        self.resync: Callable[[Iterable[Subscription]], None] = lambda subs: None
 
     async def on_bus(self, topic: str, message: bytes) -> None:
         r = decode(message)
         subs = self.by_meeting.get(r.meeting_id)
         if subs is None:
             return
+        if r.kind not in UNORDERED and self.gaps.seen(r.meeting_id, r.seq, time.monotonic()):
+            self._check_gap_later(r.meeting_id, self.gaps.grace)
         matching = subs.matching(r)
         for sub in matching:
             sub.deliver(r)
@@ -239,6 +250,46 @@ class Hub:
             sub.deliver(r)
         self.delivered += len(matching)
 
+    async def on_resumed(self, topic: str, message: bytes) -> None:
+        """The bus subscription is back after a drop (server.live.bus.RESUMED): whatever it carried
+        meanwhile is lost, so every subscription of this process gets a fresh snapshot."""
+        for meeting in list(self.gaps.streams):
+            self.gaps.restart(meeting)
+        subs = [sub for conn in self.connections for sub in conn.subs.values()]
+        log.info("bus resumed: resyncing subscriptions", extra={"subscriptions": len(subs)})
+        self.resync(subs)
+
+    def snapshot_sent(self, sub: Subscription, seq: int) -> None:
+        """``sub``'s snapshot (read at ``seq``) was queued: flush what it held back; the first
+        snapshot of a meeting here is where the meeting's gap check starts."""
+        sub.snapshot_sent(seq)
+        if sub.kind in ("meeting", "rollcall"):
+            self.based(sub.meeting_id, seq)
+
+    def based(self, meeting: int, seq: int) -> None:
+        if self.gaps.base(meeting, seq, time.monotonic()):
+            self._check_gap_later(meeting, self.gaps.grace)
+
+    def _check_gap_later(self, meeting: int, delay: float) -> None:
+        if meeting not in self._gap_checks:
+            self._gap_checks[meeting] = asyncio.get_running_loop().call_later(delay, self._gap_due, meeting)
+
+    def _gap_due(self, meeting: int) -> None:
+        """A gap opened ``grace`` ago: if it is still open, an event was lost — resync the meeting."""
+        self._gap_checks.pop(meeting, None)
+        since = self.gaps.open_since(meeting)
+        subs = self.by_meeting.get(meeting)
+        if since is None or subs is None:
+            return
+        waited = time.monotonic() - since
+        if waited < self.gaps.grace:  # the gap closed and another one opened since
+            self._check_gap_later(meeting, self.gaps.grace - waited)
+            return
+        log.warning("events of a meeting lost (its seq skipped ahead): resyncing its subscriptions",
+                    extra={"meeting": meeting, "subscriptions": len(subs.all)})
+        self.gaps.restart(meeting)
+        self.resync(list(subs.all))
+
     def _unit_index(self, kind: str) -> dict[int, set[Subscription]] | None:
         return self.by_slide if kind == "kpi" else self.by_dashboard if kind == "directives" else None
 
@@ -251,6 +302,8 @@ class Hub:
         if index is not None:
             index.setdefault(sub.unit_id, set()).add(sub)
         else:
+            if sub.meeting_id not in self.by_meeting:
+                self.gaps.watch(sub.meeting_id)
             self.by_meeting.setdefault(sub.meeting_id, MeetingSubs()).add(sub)
 
     def remove(self, sub: Subscription) -> None:
@@ -266,6 +319,10 @@ class Hub:
             subs.discard(sub)
             if not subs.all:
                 del self.by_meeting[sub.meeting_id]
+                self.gaps.forget(sub.meeting_id)
+                check = self._gap_checks.pop(sub.meeting_id, None)
+                if check is not None:
+                    check.cancel()
         if sub.conn.subs.get(sub.topic) is sub:
             del sub.conn.subs[sub.topic]
 
@@ -292,6 +349,9 @@ class Hub:
                      extra={"reason": revocation.reason, "sockets": len(ended)})
 
     async def close_all(self) -> None:
+        for check in self._gap_checks.values():
+            check.cancel()
+        self._gap_checks.clear()
         for outbox in list(self.connections.values()):
             await outbox.close(WSCloseCode.GOING_AWAY, b"server shutdown")
             await outbox.stop()

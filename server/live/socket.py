@@ -4,8 +4,9 @@ Layers, as Home Assistant's ``websocket_api``: frames are read into typed messag
 (server.live.messages), each message goes to its handler (server.live.handlers, which uses the
 topic handlers of server.live.topics and the meeting actions of server.live.actions), and this
 loop turns every outcome into exactly one answer frame — ``result``, ``pong`` or ``error`` —
-with the socket kept open. An unexpected exception becomes ``internal_error`` (logged with its
-traceback). Frames leave through the connection's ``send``: the hub's bounded outbox.
+with the socket kept open. A dependency that is away (server.outage) becomes ``unavailable``; any
+other unexpected exception ``internal_error`` (logged with its traceback). Frames leave through the
+connection's ``send``: the hub's bounded outbox.
 Every message and error code is in docs/protocol.md.
 """
 
@@ -25,6 +26,7 @@ from server.live.handlers import HANDLERS
 from server.live.hub import CLOSE_ABUSE, Connection, Outbox
 from server.live.messages import parse
 from server.live.wire import dumps
+from server.outage import RETRY_AFTER, UNAVAILABLE, is_outage
 from server.state import HUB, PRESENCE, SETTINGS
 from server.web_util import client_ip, json_error, require_principal
 from sessions.errors import DomainError, ValidationFailed
@@ -71,6 +73,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             if conn.strikes > MAX_STRIKES:
                 await ws.close(code=CLOSE_ABUSE, message="Quá nhiều tin nhắn sai hoặc quá nhanh".encode())
                 break
+    except Exception:  # never let an error reach the HTTP middleware: it would write a 500 onto the socket
+        log.exception("websocket loop failed", extra={"who": principal.name})
     finally:
         await hub.disconnect(conn)
         await _leave_all(request.app, conn)
@@ -109,9 +113,15 @@ async def receive(app: web.Application, conn: Connection, frame: WSMessage) -> N
         if isinstance(exc, BadMessage | RateLimited):
             conn.strikes += 1
         _send(conn, error_frame(request_id, exc))
-    except Exception:
+    except Exception as exc:
         if conn not in app[HUB].connections:  # the server is closing every socket: nobody to tell
             log.debug("websocket message cut short by shutdown", exc_info=True)
+            return
+        if is_outage(exc):  # the database or the bus is away: this action, not the socket, fails
+            log.warning("websocket message: dependency unreachable", extra={
+                "who": conn.principal.name, "type": str(kind)[:40], "error": f"{type(exc).__name__}: {exc}"[:300]})
+            _send(conn, {"type": "error", "id": request_id, "code": "unavailable", "message": UNAVAILABLE,
+                         "retry_after": RETRY_AFTER})
             return
         log.exception("websocket message failed", extra={"who": conn.principal.name, "type": str(kind)[:40]})
         _send(conn, {"type": "error", "id": request_id, "code": "internal_error", "message": INTERNAL_ERROR})

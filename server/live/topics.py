@@ -51,7 +51,7 @@ async def subscribe_meeting(app: web.Application, conn: Connection, topic: Meeti
     snap = await app[SNAPSHOTS].call(topic.meeting, sub)
     conn.send_obj({"type": "snapshot", "topic": topic.name, "meeting": topic.meeting, "seq": snap["seq"],
                    "data": snap})
-    sub.snapshot_sent(snap["seq"])
+    app[HUB].snapshot_sent(sub, snap["seq"])
 
 
 async def subscribe_rollcall(app: web.Application, conn: Connection, topic: RollcallTopic) -> None:
@@ -69,7 +69,7 @@ async def subscribe_rollcall(app: web.Application, conn: Connection, topic: Roll
         snap = await _watch(app[HUB], sub, partial(live.rollcall_snapshot, db, topic.meeting, unit.id))
     conn.send_obj({"type": "snapshot", "topic": topic.name, "meeting": topic.meeting, "seq": snap["seq"],
                    "data": snap})
-    sub.snapshot_sent(snap["seq"])
+    app[HUB].snapshot_sent(sub, snap["seq"])
 
 
 async def subscribe_slide(app: web.Application, conn: Connection, topic: KpiTopic) -> None:

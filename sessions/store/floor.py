@@ -21,7 +21,7 @@ from sessions.store.live import (
     state_of,
     store_seat,
 )
-from sessions.store.meetings import bump_seq, close_floor_turn
+from sessions.store.meetings import bump_seq, close_floor_turn, give_back_seq
 
 
 async def _floor(db: AsyncSession, meeting_id: int) -> Floor:
@@ -39,6 +39,7 @@ async def set_hand(db: AsyncSession, meeting_id: int, unit_id: int, up: bool, at
     floor = await _floor(db, meeting_id)
     changed = floor.raise_hand(unit_id) if up else floor.lower_hand(unit_id)
     if not changed:
+        await give_back_seq(db, meeting_id)
         return []
     seat.hand_at = at if up else None
     store_seat(p, seat, seq)
@@ -109,6 +110,7 @@ async def set_muted(db: AsyncSession, meeting_id: int, unit_id: int, muted: bool
     p, seat = await load_seat(db, meeting_id, unit_id)
     changed = seat.mute(by) if muted else seat.unmute(by)
     if not changed:
+        await give_back_seq(db, meeting_id)
         return []
     store_seat(p, seat, seq)
     await db.flush()
@@ -135,6 +137,7 @@ async def set_all_muted(db: AsyncSession, meeting_id: int, muted: bool) -> list[
             store_seat(p, seat, seq)
             touched.append(p.unit_id)
     if not touched:
+        await give_back_seq(db, meeting_id)
         return []
     await db.flush()
     return await seat_events(db, meeting_id, set(touched))
@@ -147,6 +150,7 @@ async def lower_all_hands(db: AsyncSession, meeting_id: int) -> list[LiveEvent]:
     raised = set((await db.execute(select(Participant.unit_id).where(
         Participant.meeting_id == meeting_id, Participant.hand_at.is_not(None)))).scalars())
     if not raised:
+        await give_back_seq(db, meeting_id)
         return []
     await db.execute(update(Participant).where(Participant.meeting_id == meeting_id,
                                                Participant.unit_id.in_(raised)).values(hand_at=None, seq=seq))

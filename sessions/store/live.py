@@ -156,7 +156,11 @@ async def presence_many(db: AsyncSession, meeting_id: int, changes: list[tuple[i
     at its last seq."""
     if not changes:
         return []
-    last = await bump_seq(db, meeting_id, len(changes))
+    # One seq per unit, in the order of each unit's last change: a unit listed twice gets one event,
+    # and every seq taken is carried by one (a meeting's seqs stay contiguous: server.live.gaps).
+    order = list(dict.fromkeys(uid for uid, _up in reversed(changes)))[::-1]
+    last = await bump_seq(db, meeting_id, len(order))
+    seq_of = {uid: last - len(order) + 1 + i for i, uid in enumerate(order)}
     if any(up for _unit, up in changes):
         require_open(await state_of(db, meeting_id), "kết nối")
     wanted = {unit_id for unit_id, _up in changes}
@@ -169,7 +173,7 @@ async def presence_many(db: AsyncSession, meeting_id: int, changes: list[tuple[i
     opened: dict[int, AttendanceInterval] = {}  # intervals opened in this batch and still open
     created: list[AttendanceInterval] = []
     close_stored: set[int] = set()  # units whose interval opened before this batch closes
-    for seq, (uid, up) in enumerate(changes, start=last - len(changes) + 1):
+    for uid, up in changes:
         seat = seats[uid]
         if up:
             if seat.connect():
@@ -181,7 +185,7 @@ async def presence_many(db: AsyncSession, meeting_id: int, changes: list[tuple[i
                 interval.left_at = at
             else:
                 close_stored.add(uid)
-        store_seat(rows[uid], seat, seq)
+        store_seat(rows[uid], seat, seq_of[uid])
     if close_stored:  # before the new intervals are added, so it cannot close them
         await db.execute(update(AttendanceInterval).where(
             AttendanceInterval.meeting_id == meeting_id, AttendanceInterval.unit_id.in_(close_stored),

@@ -187,13 +187,21 @@ async def list_for_unit(db: AsyncSession, unit_id: int, limit: int = 100) -> lis
 async def bump_seq(db: AsyncSession, meeting_id: int, count: int = 1) -> int:
     """Take the next sequence number (and, on PostgreSQL, the meeting row's lock) first, so every
     change of one meeting is serialised and numbered in commit order. ``count`` > 1 takes that
-    many at once (a batch of changes) and returns the last."""
+    many at once (a batch of changes) and returns the last. Every seq taken must be carried by at
+    least one event (``give_back_seq`` when nothing changed): a meeting's seqs are contiguous."""
     result = await db.execute(update(Meeting).where(Meeting.id == meeting_id).values(seq=Meeting.seq + count)
                               .returning(Meeting.seq))
     seq = result.scalar_one_or_none()
     if seq is None:
         raise NotFound("Không tìm thấy hội nghị", code="meeting_not_found")
     return int(seq)
+
+
+async def give_back_seq(db: AsyncSession, meeting_id: int) -> None:
+    """A change that turned out to change nothing returns the seq it took (its transaction still
+    holds the meeting row), so that every seq taken is carried by an event: a server process that
+    sees a meeting's seqs skip ahead knows an event was lost (server.live.gaps)."""
+    await db.execute(update(Meeting).where(Meeting.id == meeting_id).values(seq=Meeting.seq - 1))
 
 
 async def change_state(db: AsyncSession, meeting_id: int, target: MeetingState, *, at: datetime,
