@@ -43,7 +43,7 @@ from server.live.topics import meeting_snapshots
 from server.metrics import Metrics
 from server.outage import AfterCommitBus
 from server.services import meetings as meeting_service
-from server.services import reminders
+from server.services import outbox, reminders
 from server.services.deps import Deps
 from server.settings import Settings
 from server.state import (
@@ -133,16 +133,19 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         app[BUS], app[HUB] = bus, hub
         # Services publish after their commit: a bus that is away costs the event, not the answer.
         deps = app[DEPS] = Deps(app[DB], clock, AfterCommitBus(bus), settings, app[SIGNING_KEY])
-        app[PRESENCE] = Presence(partial(meeting_service.write_presence, deps))
+        app[PRESENCE] = Presence(partial(meeting_service.write_presence, deps), clock)
         app[TOKEN_CHECKS] = Coalescer(partial(auth.check_tokens, app))
         app[SNAPSHOTS] = Coalescer(partial(meeting_snapshots, app))
         heartbeat = await leases.start(app)
         deps.instance = app[INSTANCE]
         sweeper = asyncio.create_task(credentials.sweeping(hub, app[DB], clock), name="credential-sweep")
+        # Events the bus refused after their commit (or that a dead process never sent): published late.
+        dispatcher = asyncio.create_task(outbox.dispatching(deps), name="outbox-dispatch")
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in (sweeper, dispatcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await hub.close_all()
         await resyncs.close()
         for batches in (app[PRESENCE], app[TOKEN_CHECKS], app[SNAPSHOTS]):

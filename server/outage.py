@@ -51,8 +51,9 @@ def is_outage(exc: BaseException) -> bool:
 class AfterCommitBus:
     """The bus as services see it: they publish after their transaction committed, so a publish that
     fails must not turn a done change into an error answer (the client would retry what is already
-    stored). The loss is logged with the topic; the event itself is gone until the outbox
-    (issue #18) delivers it, and clients that resync read the committed state."""
+    stored). The loss is logged with the topic. Events that announce a change go through the outbox
+    instead (server.services.outbox: stored with the change, published late); what still comes
+    here (best-effort kinds, credential notices) is gone, and clients that resync read the state."""
 
     def __init__(self, bus: Bus) -> None:
         self.inner = bus

@@ -11,7 +11,7 @@ from server.db import transaction, transaction_rereading
 from server.http import kpi_upload
 from server.http.contract import EVERY_ROLE, api
 from server.http.schemas import INT, STR, array, nullable, obj, ref
-from server.services import kpi_slides
+from server.services import kpi_slides, outbox
 from server.services.access import actor_of, ensure_reaches
 from server.services.kpi_slides import indicator_row
 from server.state import CLOCK, DB, DEPS
@@ -51,15 +51,15 @@ async def kpi_reports(request: web.Request) -> web.StreamResponse:
         raise ValidationFailed("Cần danh sách 'reports' (ít nhất một báo cáo)", code="kpi_reports_required",
                                field="reports")
     ip = client_ip(request)
-    async def store(db: AsyncSession) -> kpi_store.IngestResult:
+    async def store(db: AsyncSession) -> tuple[kpi_store.IngestResult, outbox.Staged]:
         result = await kpi_store.ingest(db, reports, p.unit_id, p.name, request.app[CLOCK]())
         await audit.record(db, actor_of(p), "kpi_reported", f"{len(reports)} báo cáo", ip,
                            accepted=result.accepted, duplicates=result.duplicates,
                            corrected=result.corrected, affected=len(result.affected))
-        return result
+        return result, await kpi_slides.stage(db, result.affected)  # the slides' events, with the change
 
     try:  # the same batch racing itself (two processes, a client's retry): re-read, then it is a duplicate
-        result = await transaction_rereading(request.app[DB], store)
+        result, staged = await transaction_rereading(request.app[DB], store)
     except kpi_store.KpiRejected as exc:
         async with transaction(request.app[DB]) as db:
             await audit.record(db, actor_of(p), "kpi_rejected", f"{len(reports)} báo cáo", ip, code=exc.code,
@@ -69,9 +69,7 @@ async def kpi_reports(request: web.Request) -> web.StreamResponse:
     except IntegrityError:
         # Still racing after every re-read: nothing of this one was kept.
         raise Conflict("Báo cáo đang được gửi đồng thời từ nơi khác; hãy gửi lại", code="conflict") from None
-    if result.affected:
-        async with request.app[DB]() as db:  # after the commit: every reader sees what subscribers get
-            await kpi_slides.publish(request.app[DEPS], db, result.affected)
+    await outbox.deliver(request.app[DEPS], staged)  # after the commit: every reader sees what subscribers get
     return web.json_response(result.counts())
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import transaction, transaction_rereading
-from server.services import kpi_slides
+from server.services import kpi_slides, outbox
 from server.services.access import actor_of
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import client_ip, form_body, json_error, render, require_principal
@@ -40,16 +40,16 @@ async def ingest_csv(request: web.Request, p: Principal, data: bytes, source: st
         async with transaction(request.app[DB]) as db:
             await audit.record(db, actor_of(p), "kpi_rejected", source, ip, code=exc.code, errors=len(exc.problems))
         raise
-    async def store(db: AsyncSession) -> kpi_store.IngestResult:
+    async def store(db: AsyncSession) -> tuple[kpi_store.IngestResult, outbox.Staged]:
         result = await kpi_store.ingest(db, parsed.reports, p.unit_id, p.name, request.app[CLOCK](),
                                         lines=parsed.lines)
         await audit.record(db, actor_of(p), "kpi_reported", f"{source}: {len(parsed.reports)} báo cáo", ip,
                            accepted=result.accepted, duplicates=result.duplicates,
                            corrected=result.corrected, affected=len(result.affected))
-        return result
+        return result, await kpi_slides.stage(db, result.affected)  # the slides' events, with the change
 
     try:  # racing the same reports sent elsewhere: re-read, as the JSON intake
-        result = await transaction_rereading(request.app[DB], store)
+        result, staged = await transaction_rereading(request.app[DB], store)
     except kpi_store.KpiRejected as exc:
         async with transaction(request.app[DB]) as db:
             await audit.record(db, actor_of(p), "kpi_rejected", f"{source}: {len(parsed.reports)} báo cáo", ip,
@@ -57,9 +57,7 @@ async def ingest_csv(request: web.Request, p: Principal, data: bytes, source: st
         raise
     except IntegrityError:
         raise Conflict("Báo cáo đang được gửi đồng thời từ nơi khác; hãy gửi lại", code="conflict") from None
-    if result.affected:
-        async with request.app[DB]() as db:  # after the commit, like the JSON intake
-            await kpi_slides.publish(request.app[DEPS], db, result.affected)
+    await outbox.deliver(request.app[DEPS], staged)  # after the commit: every reader sees what subscribers get
     return result
 
 

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType
 
+from server.live.dedup import Latest
 from server.live.gaps import SeqGaps
 from server.live.revocation import CLOSE_REVOKED, Revocation
 from server.live.wire import BROADCAST, UNORDERED, Routed, decode, dumps
@@ -214,6 +215,7 @@ class Hub:
         self.connections: dict[Connection, Outbox] = {}  # each connection's outbox, to close at shutdown
         self.delivered = 0
         self.gaps = SeqGaps()
+        self.latest = Latest()
         self._gap_checks: dict[int, asyncio.TimerHandle] = {}
         # Subscriptions whose client must get a fresh snapshot (set by the app: server.live.resync).
         self.resync: Callable[[Iterable[Subscription]], None] = lambda subs: None
@@ -225,6 +227,8 @@ class Hub:
             return
         if r.kind not in UNORDERED and self.gaps.seen(r.meeting_id, r.seq, time.monotonic()):
             self._check_gap_later(r.meeting_id, self.gaps.grace)
+        if not self.latest.fresh(r):  # a late or repeated event (the outbox): the clients have newer
+            return
         matching = subs.matching(r)
         for sub in matching:
             sub.deliver(r)
@@ -320,6 +324,7 @@ class Hub:
             if not subs.all:
                 del self.by_meeting[sub.meeting_id]
                 self.gaps.forget(sub.meeting_id)
+                self.latest.forget(sub.meeting_id)
                 check = self._gap_checks.pop(sub.meeting_id, None)
                 if check is not None:
                     check.cancel()

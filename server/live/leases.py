@@ -19,10 +19,11 @@ from datetime import timedelta
 from aiohttp import web
 
 from server.db import transaction
-from server.services.meetings import publish
+from server.outage import is_outage
+from server.services import outbox
+from server.services.meetings import messages
 from server.state import CLOCK, DB, DEPS, INSTANCE, PRESENCE, SETTINGS
-from sessions.store import leases, live
-from sessions.store.live import LiveEvent
+from sessions.store import leases
 
 log = logging.getLogger("hoinghi.leases")
 
@@ -36,36 +37,49 @@ async def start(app: web.Application) -> asyncio.Task[None]:
 
 
 async def stop(app: web.Application, task: asyncio.Task[None]) -> None:
-    """After this process's connections were closed and written: leave without being swept."""
+    """After this process's connections were closed: release what it still holds (its sites' leave
+    is recorded, their seats lowered) and leave without being swept. If the database cannot be
+    reached now, the process is released as dead once its lease expires."""
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     try:
         async with transaction(app[DB]) as db:
-            await leases.unregister(db, app[INSTANCE])
+            events = await leases.leave(db, app[INSTANCE], app[CLOCK]())
+            staged = await outbox.stage(db, messages(events))
     except Exception:
         log.exception("could not unregister this server instance; it will be released as dead")
+        return
+    await outbox.deliver(app[DEPS], staged)
 
 
 async def _loop(app: web.Application) -> None:
     every = app[SETTINGS].presence_heartbeat_seconds
+    streak = 0  # heartbeats in a row that reached the database
     while True:
         try:
-            await beat(app)
-        except Exception:
-            log.exception("presence heartbeat failed")
+            # Just back from a database outage, every other process's row looks stale too: give
+            # them a couple of heartbeats to write theirs before judging anyone dead.
+            await beat(app, sweep=streak >= 2)
+            streak += 1
+        except Exception as exc:
+            streak = 0
+            if is_outage(exc):
+                log.warning("presence heartbeat failed: the database is unreachable")
+            else:
+                log.exception("presence heartbeat failed")
         await asyncio.sleep(every)
 
 
-async def beat(app: web.Application) -> int:
-    """One heartbeat, then release every dead process found. Returns how many were released."""
+async def beat(app: web.Application, sweep: bool = True) -> int:
+    """One heartbeat, then (``sweep``) release every dead process found. Returns how many were released."""
     now = app[CLOCK]()
     expiry = timedelta(seconds=app[SETTINGS].presence_expiry_seconds)
     async with transaction(app[DB]) as db:
         alive = await leases.heartbeat(db, app[INSTANCE], now)
-        dead = await leases.stale(db, now, expiry, app[INSTANCE])
+        dead = await leases.stale(db, now, expiry, app[INSTANCE]) if sweep else []
     if not alive:
-        count = await app[PRESENCE].reassert()
+        count = app[PRESENCE].reassert()
         log.warning("this server instance had been taken for dead; its connections were written again",
                     extra={"connections": count})
     released = 0
@@ -76,24 +90,16 @@ async def beat(app: web.Application) -> int:
 
 
 async def _release(app: web.Application, instance_id: str) -> bool:
-    events: list[LiveEvent] = []
-    connections = 0
     try:
         async with transaction(app[DB]) as db:
-            claimed = await leases.take_stale(db, instance_id)
-            if claimed is None:
+            events = await leases.take_stale(db, instance_id)
+            if events is None:
                 return False  # another process released it
-            for part in claimed:
-                changes = [(unit_id, False) for unit_id, n in part.units.items() for _ in range(n)]
-                connections += len(changes)
-                events += await live.presence_many(db, part.meeting_id, changes, part.at)
-    except Exception:
-        log.exception("could not release a dead server instance's connections; dropping its leases",
-                      extra={"instance": instance_id})
-        async with transaction(app[DB]) as db:
-            await leases.unregister(db, instance_id)
-        return True
-    await publish(app[DEPS], events)
+            staged = await outbox.stage(db, messages(events))
+    except Exception:  # tried again at the next heartbeat: its seats stay as they are meanwhile
+        log.exception("could not release a dead server instance's connections", extra={"instance": instance_id})
+        return False
+    await outbox.deliver(app[DEPS], staged)
     log.warning("a server instance stopped answering: its connections were released",
-                extra={"instance": instance_id, "connections": connections})
+                extra={"instance": instance_id, "seats": len(events)})
     return True

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db import transaction
 from server.live.wire import dumps
 from server.services import meetings as meeting_service
+from server.services import outbox
 from server.services.access import actor_of
 from server.services.deps import Deps
 from sessions.directives import DirectiveInput
@@ -37,8 +38,9 @@ def can_act(p: Principal) -> bool:
     return any(p.can(perm) for perm in (Permission.CHAIR_MEETINGS, Permission.OPERATE_BRIDGE, Permission.OPERATE_SITE))
 
 
-async def publish(deps: Deps, db: AsyncSession, unit_ids: Iterable[int]) -> None:
-    """Tell the dashboards of every ancestor of the affected units to refresh. The frame carries
+async def stage(deps: Deps, db: AsyncSession, unit_ids: Iterable[int]) -> outbox.Staged:
+    """Tell the dashboards of every ancestor of the affected units to refresh: staged in ``db``'s
+    transaction, published once it committed (``outbox.deliver``). The frame carries
     no figures — a dashboard re-reads its own counts, scope-checked — so routing is an economy,
     never a safeguard."""
     tree = await units.unit_tree(db)
@@ -53,7 +55,7 @@ async def publish(deps: Deps, db: AsyncSession, unit_ids: Iterable[int]) -> None
             break
     header = {"m": 0, "s": 0, "k": "directives", "u": None, "p": sorted(path)}
     frame = {"type": "event", "kind": "directives", "at": deps.clock().isoformat()}
-    await deps.bus.publish(TOPIC, dumps(header) + b"\n" + dumps(frame))
+    return await outbox.stage(db, [(TOPIC, dumps(header) + b"\n" + dumps(frame))])
 
 
 async def _ensure_secretary(db: AsyncSession, p: Principal, meeting_id: int) -> None:
@@ -75,9 +77,8 @@ async def record_conclusion(deps: Deps, p: Principal, meeting_id: int, text: str
         actor = actor_of(p)
         cid = await store.add_conclusion(db, meeting_id, text, actor, now)
         created = [await store.create_directive(db, cid, g, actor=actor, now=now) for g in given]
-    if created:
-        async with deps.db() as db:
-            await publish(deps, db, {u for c in created for u in c.unit_ids})
+        staged = await stage(deps, db, {u for c in created for u in c.unit_ids}) if created else outbox.Staged()
+    await outbox.deliver(deps, staged)
     return cid, created
 
 
@@ -90,8 +91,8 @@ async def add_directive(deps: Deps, p: Principal, conclusion_id: int, given: Dir
         except NotFound:
             raise NotFound("Không tìm thấy kết luận", code="conclusion_not_found") from None
         created = await store.create_directive(db, conclusion_id, given, actor=actor_of(p), now=now)
-    async with deps.db() as db:
-        await publish(deps, db, created.unit_ids)
+        staged = await stage(deps, db, created.unit_ids)
+    await outbox.deliver(deps, staged)
     return created
 
 
@@ -110,8 +111,8 @@ async def break_down(deps: Deps, p: Principal, assignment_id: int, given: Direct
     async with transaction(deps.db) as db:
         await _ensure_assignment(db, p, assignment_id)
         created = await store.break_down(db, assignment_id, given, actor=actor_of(p), now=now)
-    async with deps.db() as db:
-        await publish(deps, db, created.unit_ids)
+        staged = await stage(deps, db, created.unit_ids)
+    await outbox.deliver(deps, staged)
     return created
 
 
@@ -128,8 +129,8 @@ async def report(deps: Deps, p: Principal, assignment_id: int, text: str, percen
         unit_id = await _ensure_assignment(db, p, assignment_id)
         report_id = await store.report_progress(db, assignment_id, text=text, percent=percent, files=files,
                                                 actor=actor_of(p), now=now)
-    async with deps.db() as db:
-        await publish(deps, db, [unit_id])
+        staged = await stage(deps, db, [unit_id])
+    await outbox.deliver(deps, staged)
     return report_id
 
 
@@ -138,5 +139,5 @@ async def complete(deps: Deps, p: Principal, assignment_id: int) -> None:
     async with transaction(deps.db) as db:
         unit_id = await _ensure_assignment(db, p, assignment_id)
         await store.complete(db, assignment_id, actor=actor_of(p), now=now)
-    async with deps.db() as db:
-        await publish(deps, db, [unit_id])
+        staged = await stage(deps, db, [unit_id])
+    await outbox.deliver(deps, staged)

@@ -1,6 +1,7 @@
 """Live KPI slides: a unit's indicators (value, target, colour, rank among siblings) and, for
 the ministry, the ranking of its child units on the on-time rate. Built for many units at once
-(a few queries per batch) and pushed on the bus as ``kpi.<unit id>`` after every ingest."""
+(a few queries per batch) and pushed on the bus as ``kpi.<unit id>`` after every ingest (staged
+with it: server.services.outbox)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.live.wire import dumps
-from server.services.deps import Deps
+from server.services import outbox
 from sessions.kpi import Direction, Indicator, Kind, Value, colour, display, rank
 from sessions.store import kpi as kpi_store
 from sessions.store import kpi_catalog
@@ -111,14 +112,12 @@ def encode(unit_id: int, data: dict[str, Any]) -> bytes:
     return dumps({"m": 0, "s": 0, "k": "kpi", "u": unit_id, "p": []}) + b"\n" + dumps(frame(data))
 
 
-async def publish(deps: Deps, db: AsyncSession, affected: Iterable[kpi_store.Key]) -> int:
-    """One event per unit whose slide period changed; returns how many were published."""
+async def stage(db: AsyncSession, affected: Iterable[kpi_store.Key]) -> outbox.Staged:
+    """One event per unit whose slide period changed, built from ``db``'s transaction (the ingest
+    it announces) and staged in it; ``outbox.deliver`` publishes them once it committed."""
     # The campaign figures, and the monthly ones (the trend charts), are on the slide.
     unit_ids = {uid for uid, _ind, period in affected if period == PERIOD or MONTH.match(period)}
     if not unit_ids:
-        return 0
-    bus = deps.bus
+        return outbox.Staged()
     data = await slides(db, unit_ids)
-    for uid, slide in sorted(data.items()):
-        await bus.publish(f"kpi.{uid}", encode(uid, slide))
-    return len(data)
+    return await outbox.stage(db, [(f"kpi.{uid}", encode(uid, slide)) for uid, slide in sorted(data.items())])

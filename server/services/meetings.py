@@ -1,6 +1,7 @@
 """Meeting actions shared by the pages, the JSON API and the websocket: each checks who is
 asking and what they may reach, changes state in one transaction, audits privileged acts, then
-publishes the resulting events on the bus."""
+publishes the resulting events on the bus — staged in the same transaction (server.services.outbox),
+so an event the bus could not take is published later, not lost."""
 
 from __future__ import annotations
 
@@ -10,21 +11,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import transaction
 from server.live.wire import encode
+from server.services import outbox
 from server.services.access import actor_of
 from server.services.deps import Deps
 from sessions.errors import Conflict, Forbidden, NotFound
 from sessions.meetings import Attendance, MeetingState, MuteBy
 from sessions.roles import Permission, Principal
-from sessions.store import audit, floor, kpi_snapshots, leases, live, units
+from sessions.store import audit, floor, kpi_snapshots, live, presence, units
 from sessions.store import meetings as store
 from sessions.store import minutes as minutes_store
 from sessions.store.live import LiveEvent
 
 
+def messages(events: list[LiveEvent]) -> list[tuple[str, bytes]]:
+    return [(f"meeting.{event.meeting_id}", encode(event)) for event in events]
+
+
 async def publish(deps: Deps, events: list[LiveEvent]) -> None:
+    """Publish directly, without the outbox (a caller whose events are not staged)."""
     bus = deps.bus
-    for event in events:
-        await bus.publish(f"meeting.{event.meeting_id}", encode(event))
+    for topic, message in messages(events):
+        await bus.publish(topic, message)
 
 
 async def ensure_visible(db: AsyncSession, principal: Principal, meeting_id: int) -> store.MeetingView:
@@ -85,7 +92,8 @@ async def change_state(deps: Deps, principal: Principal, meeting_id: int, target
         events += [await live.seat_event(db, meeting_id, uid, seq) for uid in touched]
         await audit.record(db, actor_of(principal), "meeting_state", f"meeting:{meeting_id}", ip, old=old.value,
                            new=new.value)
-    await publish(deps, events)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)
     return new
 
 
@@ -108,7 +116,8 @@ async def mark(deps: Deps, principal: Principal, meeting_id: int, unit: str | in
         events = await live.mark(db, meeting_id, uid, status, reason, principal.name)
         await audit.record(db, actor_of(principal), "rollcall_marked", f"meeting:{meeting_id}", ip, unit=uid,
                            status=status.value, reason=reason.strip()[:200])
-    await publish(deps, events)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)
 
 
 def _site_unit(principal: Principal) -> int:
@@ -130,7 +139,8 @@ async def set_hand(deps: Deps, principal: Principal, meeting_id: int, up: bool,
         else:
             target = _site_unit(principal)
         events = await floor.set_hand(db, meeting_id, target, up, now)
-    await publish(deps, events)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)
 
 
 class NotConnected(Conflict):
@@ -154,7 +164,8 @@ async def grant(deps: Deps, principal: Principal, meeting_id: int, unit: str | i
                                    unit=seat["code"])
         events = await floor.grant(db, meeting_id, uid, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_granted", f"meeting:{meeting_id}", ip, unit=uid)
-    await publish(deps, events)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)
 
 
 async def next_speaker(deps: Deps, principal: Principal, meeting_id: int, ip: str = "") -> None:
@@ -163,7 +174,8 @@ async def next_speaker(deps: Deps, principal: Principal, meeting_id: int, ip: st
         await ensure_chair(db, principal, meeting_id)
         events = await floor.next_speaker(db, meeting_id, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_granted", f"meeting:{meeting_id}", ip, unit="next")
-    await publish(deps, events)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)
 
 
 async def revoke(deps: Deps, principal: Principal, meeting_id: int, ip: str = "") -> None:
@@ -172,7 +184,8 @@ async def revoke(deps: Deps, principal: Principal, meeting_id: int, ip: str = ""
         await ensure_chair(db, principal, meeting_id)
         events = await floor.revoke(db, meeting_id, now, principal.name)
         await audit.record(db, actor_of(principal), "floor_revoked", f"meeting:{meeting_id}", ip)
-    await publish(deps, events)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)
 
 
 async def _mute_authority(db: AsyncSession, principal: Principal, meeting: store.MeetingView,
@@ -205,7 +218,8 @@ async def set_muted(deps: Deps, principal: Principal, meeting_id: int, muted: bo
         if events and by is not MuteBy.SITE:
             await audit.record(db, actor_of(principal), "site_muted" if muted else "site_unmuted",
                                f"meeting:{meeting_id}", ip, unit=target)
-    await publish(deps, events)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)
 
 
 async def set_all_muted(deps: Deps, principal: Principal, meeting_id: int, muted: bool,
@@ -216,7 +230,8 @@ async def set_all_muted(deps: Deps, principal: Principal, meeting_id: int, muted
         events = await floor.set_all_muted(db, meeting_id, muted)
         await audit.record(db, actor_of(principal), "all_muted" if muted else "all_unmuted",
                            f"meeting:{meeting_id}", ip, count=len(events))
-    await publish(deps, events)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)
     return len(events)
 
 
@@ -224,14 +239,16 @@ async def lower_all_hands(deps: Deps, principal: Principal, meeting_id: int) -> 
     async with transaction(deps.db) as db:
         await ensure_chair(db, principal, meeting_id)
         events = await floor.lower_all_hands(db, meeting_id)
-    await publish(deps, events)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)
     return len(events)
 
 
-async def write_presence(deps: Deps, meeting_id: int, changes: list[tuple[int, bool]]) -> None:
-    """One batch of connections (True) and disconnections (False) of one meeting's sites."""
-    at = deps.clock()
+async def write_presence(deps: Deps, meeting_id: int, counts: dict[int, int], at: datetime | None = None) -> None:
+    """How many connections of these sites of one meeting this process holds (idempotent), as of
+    ``at`` (now by default; earlier for a leave that could not be written when it happened)."""
+    at = at or deps.clock()
     async with transaction(deps.db) as db:
-        events = await live.presence_many(db, meeting_id, changes, at)
-        await leases.apply(db, deps.instance, meeting_id, changes, at)
-    await publish(deps, events)
+        events = await presence.hold(db, deps.instance, meeting_id, counts, at)
+        staged = await outbox.stage(db, messages(events))
+    await outbox.deliver(deps, staged)

@@ -18,7 +18,7 @@ from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 
 from server.db import transaction
-from server.services import directives
+from server.services import directives, outbox
 from server.services.deps import Deps
 from server.settings import Settings
 from sessions.directives import VN
@@ -75,10 +75,11 @@ async def run_once(deps: Deps, send: Sender = smtp_send) -> int:
     settings = deps.settings
     async with transaction(deps.db) as db:
         flagged = await store.flag_overdue(db, now, actor=SYSTEM)
-    if not flagged:
+        staged = await directives.stage(deps, db, set(flagged)) if flagged else None
+    if not flagged or staged is None:
         return 0
+    await outbox.deliver(deps, staged)
     async with deps.db() as db:
-        await directives.publish(deps, db, set(flagged))
         if settings.reminder_email_to:
             tree = await units.unit_tree(db)
             per_province: dict[str, int] = {}

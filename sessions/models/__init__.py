@@ -24,6 +24,7 @@ from sessions.models.org import (
     UnitTreeVersion,
     User,
 )
+from sessions.models.outbox import OutboxEvent
 
 __all__ = [
     "Assignment",
@@ -44,6 +45,7 @@ __all__ = [
     "MeetingKpiSnapshot",
     "MeetingMinutes",
     "MeetingTransition",
+    "OutboxEvent",
     "Participant",
     "PresenceLease",
     "ProgressReport",
