@@ -69,6 +69,7 @@ class ControlChannel:
         # handler may ask the server something (a cascade token) whose answer the reader delivers.
         self._changes: asyncio.Queue[tuple[int, str, str | None]] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._resuming: asyncio.Task[None] | None = None
         self._closing = False
         self._seq: dict[int, int] = {}
         self._requests: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -86,7 +87,7 @@ class ControlChannel:
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
-        for task in (self._task, self._dispatcher):
+        for task in (self._task, self._dispatcher, self._resuming):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -183,6 +184,8 @@ class ControlChannel:
         if kind == "error":
             self.errors = [*self.errors[-49:], msg]
             log.warning("server refused a control message: %s %s", msg.get("code"), msg.get("message"))
+            if msg.get("code") == "unavailable":  # its database or bus was away: say it all again later
+                self._resume_later(msg.get("retry_after"))
             return
         if kind == "snapshot" and str(msg.get("topic", "")).startswith("rollcall:"):
             self._on_seats(int(msg["meeting"]), list(msg["data"].get("seats") or ()), whole=True)
@@ -206,6 +209,19 @@ class ControlChannel:
         self.floor[meeting], self.state[meeting] = floor, str(data["state"])
         if changed and self.on_meeting is not None:
             self._changes.put_nowait((meeting, str(data["state"]), floor))
+
+    def _resume_later(self, seconds: object) -> None:
+        """Subscribe and join again everything current once the server says to retry (a join or a
+        subscription it could not do during an outage would otherwise be lost)."""
+        if self._resuming is not None and not self._resuming.done():
+            return
+        delay = float(seconds) if isinstance(seconds, int | float) and not isinstance(seconds, bool) else 5.0
+
+        async def later() -> None:
+            await asyncio.sleep(min(max(delay, 0.5), 30.0))
+            await self._resume()
+
+        self._resuming = asyncio.get_running_loop().create_task(later(), name="bridge-control-resume")
 
     async def _dispatch(self) -> None:
         """Hand each meeting change to ``on_meeting``, one at a time, in the order they came."""

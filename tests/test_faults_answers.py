@@ -23,10 +23,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bridge.control import ControlChannel
 from server.state import HUB
 from tests.conftest import LiveServer, _reset_postgres, start_server
 from tests.faults_util import PrivatePostgres, PrivateRedis, private_postgres, private_redis  # noqa: F401
 from tests.live_util import WsClient, schedule, set_state
+from tests.media_browser_util import bridge_token
 from tests.test_kpi_api import report_count, token
 from tests.test_kpi_store import seed_reports
 
@@ -160,3 +162,27 @@ async def test_redis_outage_stores_and_answers_success(outage_server: LiveServer
         except TimeoutError:
             assert time.monotonic() < deadline, "no event reached the console after Redis came back"
     await still_open(srv, console)
+
+
+async def test_a_bridge_join_refused_during_a_postgres_outage_is_sent_again(
+        outage_server: LiveServer, private_postgres: PrivatePostgres) -> None:  # noqa: F811
+    """A site that starts playing at its bridge while PostgreSQL is away: the server answers the
+    bridge's ``join`` with ``unavailable``; the bridge's control channel says everything current
+    again once told to retry, and the roll call shows the site online after the outage."""
+    srv = outage_server
+    _chair, mid, console = await live_meeting(srv)
+    channel = ControlChannel(srv.url, await bridge_token(srv, "25"), unit="25")
+    channel.start()
+    try:
+        await asyncio.wait_for(channel.connected.wait(), 10)
+        await channel.watch(mid)
+        await asyncio.to_thread(private_postgres.stop)
+        await channel.site_connected(mid, "08707")
+        deadline = time.monotonic() + RECOVERY_SECONDS
+        while not any(e.get("code") == "unavailable" for e in channel.errors):
+            assert time.monotonic() < deadline, f"the join was not refused: {channel.errors}"
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(private_postgres.start)
+        await console.until(lambda: (console.seat("08707") or {}).get("online") == 1, within=RECOVERY_SECONDS)
+    finally:
+        await channel.close()

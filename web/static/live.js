@@ -49,8 +49,22 @@ export class Live {
       if (p) {
         this.pending.delete(msg.id);
         msg.type === "result" ? p.resolve(msg) : p.reject(msg);
-      } else if (msg.type === "error") this.handlers.onError?.(msg);
+      } else if (msg.type === "error") {
+        if (msg.code === "unavailable") this.resumeLater(msg.retry_after);
+        this.handlers.onError?.(msg);
+      }
     }
+  }
+
+  // A subscribe or join the server could not do (its database or bus was away: "unavailable")
+  // is sent again, with everything else current, once it says to retry (docs/protocol.md).
+  resumeLater(seconds) {
+    if (this.resuming) return;
+    this.resuming = setTimeout(() => {
+      this.resuming = null;
+      for (const topic of this.topics) this.raw({ type: "subscribe", topic });
+      for (const meeting of this.joined) this.raw({ type: "join", meeting });
+    }, Math.max(1, Number(seconds) || 5) * 1000);
   }
 
   raw(msg) {
