@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,3 +23,6 @@ class Deps:
     settings: Settings
     signing_key: bytes
     instance: str = ""
+    # Outbox rows this process published at once and has yet to mark delivered: the dispatcher
+    # marks them in its next round (server.services.outbox), not a transaction per change.
+    published: list[int] = field(default_factory=list)

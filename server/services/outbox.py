@@ -87,19 +87,15 @@ async def _publish(bus: Bus, ids: list[int], messages: list[tuple[str, bytes]], 
 
 
 async def deliver(deps: Deps, staged: Staged) -> None:
-    """After the commit: publish now and mark. A failure of either is logged, never raised — the
-    change is done and the dispatcher publishes what is left (a lost mark: once more)."""
+    """After the commit: publish now. A failure is logged, never raised — the change is done and
+    the dispatcher publishes what is left. What went out is marked delivered by this process's
+    dispatcher in its next round (``deps.published``), within ``PERIOD``: well before another
+    process's dispatcher would take the rows (older than ``AGE``), and a row published twice is
+    dropped by the hub anyway. One transaction per change, not two."""
     if not staged:
         return
     sent = await _publish(deps.bus, staged.ids, staged.messages)
-    if not sent:
-        return
-    try:
-        async with transaction(deps.db) as db:
-            await store.mark(db, sent, utcnow())
-    except Exception as exc:
-        log.warning("published events not marked delivered; they will be published again",
-                    extra={"events": len(sent), "error": type(exc).__name__})
+    deps.published.extend(sent)
 
 
 class Dispatcher:
@@ -111,9 +107,21 @@ class Dispatcher:
         self.deps, self.age = deps, age
         self.back_at: float | None = -SETTLE  # when the bus answered again; None: it refused, not back yet
 
+    async def mark_published(self) -> None:
+        """Mark delivered what this process published at once since the last round."""
+        published = self.deps.published
+        if not published:
+            return
+        ids = published[:]
+        async with transaction(self.deps.db) as db:
+            for start in range(0, len(ids), 1000):
+                await store.mark(db, ids[start:start + 1000], utcnow())
+        del published[:len(ids)]
+
     async def once(self) -> int:
         """One round: claim what waits, publish it in id order, mark it (or free it); how many went out."""
         bus = self.deps.bus
+        await self.mark_published()
         if self.back_at is None:
             if not await _send(bus, PROBE_TOPIC, b"", quiet=True):
                 return 0
