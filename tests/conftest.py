@@ -317,3 +317,24 @@ OUR_CODE = tuple(str(ROOT / part) for part in ("server", "sessions", "bridge", "
 def _ours(task: asyncio.Task[Any]) -> bool:
     code = getattr(task.get_coro(), "cr_code", None)
     return getattr(code, "co_filename", "").startswith(OUR_CODE)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Any]:
+    """A redis-server of this test's own (tests.faults_util.PrivateRedis), which the test may stop
+    and start without disturbing the rest of the suite."""
+    import shutil
+
+    from tests.faults_util import PrivateRedis
+    from tests.live_util import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        need_service("redis-server not found on PATH (apt install redis-server)")
+    assert binary is not None
+    rd = PrivateRedis(binary, tmp_path, free_port())
+    rd.start()
+    try:
+        yield rd
+    finally:
+        rd.stop()

@@ -8,79 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.live.bus import RedisBus
-from tests.conftest import TREE, Client, LiveServer, need_service
+from tests.conftest import Client, LiveServer
+from tests.deployment import Spawn, postgres_url, prepare, server_processes
 from tests.faults_util import PrivateRedis
-from tests.live_util import WsClient, free_port, schedule, set_state, spawn_server, wait_healthy
-from tests.test_resync_redis import _cli
+from tests.live_util import WsClient, schedule, set_state
 
 PREFIX = "outboxtest"
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        need_service("redis-server not found on PATH (apt install redis-server)")
-    assert binary is not None
-    rd = PrivateRedis(binary, tmp_path, free_port())
-    rd.start()
-    try:
-        yield rd
-    finally:
-        rd.stop()
-
-
-@pytest.fixture
 async def deployment(tmp_path: Path, pg_database: str | BaseException,
-                     own_redis: PrivateRedis) -> AsyncIterator[Callable[[], Any]]:
+                     own_redis: PrivateRedis) -> AsyncIterator[Spawn]:
     """Starts ``hoinghi serve`` processes on one PostgreSQL database and the test's Redis."""
-    from tests.conftest import _reset_postgres
-
-    if isinstance(pg_database, BaseException):
-        need_service(f"PostgreSQL unavailable: {pg_database}")
-    assert isinstance(pg_database, str)
-    await _reset_postgres(pg_database)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOINGHI_")},
-           "HOINGHI_DATABASE_URL": pg_database, "HOINGHI_SECRET_KEY": "shared-secret-for-both-processes",
-           "HOINGHI_BUS_URL": own_redis.url, "HOINGHI_BUS_CHANNEL_PREFIX": PREFIX,
-           "HOINGHI_VAR_DIR": str(tmp_path / "var"), "HOINGHI_LOG_LEVEL": "WARNING"}
-    csv_path = tmp_path / "tree.csv"
-    csv_path.write_text("code,name,level,parent_code\n" + "".join(
-        f"{u.code},{u.name},{u.level.value},{u.parent_code or ''}\n" for u in TREE), encoding="utf-8")
-    _cli(env, "units", "import", "--source", "csv", "--file", str(csv_path))
-    for username, unit, role in (("chutri", "BCA", "chair"), ("hoankiem", "00070", "site_operator")):
-        _cli(env, "users", "add", "--username", username, "--unit", unit, "--role", role, "--password-stdin",
-             stdin="mat-khau-thu-nghiem\n")
-    procs: list[subprocess.Popen[str]] = []
-
-    async def spawn() -> tuple[str, subprocess.Popen[str]]:
-        port = free_port()
-        procs.append(spawn_server(env, port))
-        url = f"http://127.0.0.1:{port}"
-        await wait_healthy(url, procs[-1])
-        return url, procs[-1]
-
-    try:
+    env = await prepare(tmp_path, postgres_url(pg_database), own_redis.url,
+                        [("chutri", "BCA", "chair"), ("hoankiem", "00070", "site_operator")], "mat-khau-thu-nghiem",
+                        bus_channel_prefix=PREFIX)
+    async with server_processes(env) as spawn:
         yield spawn
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 async def _login(url: str, username: str) -> Client:

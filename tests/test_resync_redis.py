@@ -6,40 +6,23 @@ was down (committed, its event lost) shows on every console of both processes. R
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from server.live.bus import RESUMED, RedisBus
-from tests.conftest import TREE, Client, LiveServer, need_service
+from tests.conftest import Client, LiveServer
+from tests.deployment import postgres_url, prepare, server_processes
 from tests.faults_util import PrivateRedis
-from tests.live_util import WsClient, free_port, schedule, set_state, spawn_server, wait_healthy
+from tests.live_util import WsClient, schedule, set_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        need_service("redis-server not found on PATH (apt install redis-server)")
-    assert binary is not None
-    rd = PrivateRedis(binary, tmp_path, free_port())
-    rd.start()
-    try:
-        yield rd
-    finally:
-        rd.stop()
-
-
-async def test_bus_says_when_its_subscription_is_back(redis_server: PrivateRedis) -> None:
-    bus = RedisBus(redis_server.url, prefix=f"t{uuid.uuid4().hex[:6]}")
+async def test_bus_says_when_its_subscription_is_back(own_redis: PrivateRedis) -> None:
+    bus = RedisBus(own_redis.url, prefix=f"t{uuid.uuid4().hex[:6]}")
     got: list[tuple[str, bytes]] = []
     arrived = asyncio.Event()
 
@@ -61,9 +44,9 @@ async def test_bus_says_when_its_subscription_is_back(redis_server: PrivateRedis
         await bus.publish("x.1", b"before")
         await _until(lambda: ("x.1", b"before") in got, 5)
         assert (RESUMED, b"") not in got, "the first subscription is no resume"
-        redis_server.stop()
+        own_redis.stop()
         await asyncio.sleep(0.3)  # the reader meets the closed connection
-        redis_server.start()
+        own_redis.start()
         await _until(lambda: (RESUMED, b"") in got, 10)
         await bus.publish("x.2", b"after")  # subscribed again: what is published now arrives
         await _until(lambda: ("x.2", b"after") in got, 5)
@@ -72,51 +55,16 @@ async def test_bus_says_when_its_subscription_is_back(redis_server: PrivateRedis
         await bus.close()
 
 
-def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
-    proc = subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, input=stdin, text=True,
-                          capture_output=True, cwd=ROOT, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-
-
 @pytest.fixture
 async def two_servers(tmp_path: Path, pg_database: str | BaseException,
-                      redis_server: PrivateRedis) -> AsyncIterator[tuple[str, str]]:
+                      own_redis: PrivateRedis) -> AsyncIterator[tuple[str, str]]:
     """Two ``hoinghi serve`` processes on one (private) PostgreSQL database and the test's Redis."""
-    from tests.conftest import _reset_postgres
-
-    if isinstance(pg_database, BaseException):
-        need_service(f"PostgreSQL unavailable: {pg_database}")
-    assert isinstance(pg_database, str)
-    await _reset_postgres(pg_database)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOINGHI_")},
-           "HOINGHI_DATABASE_URL": pg_database, "HOINGHI_SECRET_KEY": "shared-secret-for-both-processes",
-           "HOINGHI_BUS_URL": redis_server.url, "HOINGHI_VAR_DIR": str(tmp_path / "var"),
-           "HOINGHI_LOG_LEVEL": "WARNING"}
-    csv_path = tmp_path / "tree.csv"
-    csv_path.write_text("code,name,level,parent_code\n" + "".join(
-        f"{u.code},{u.name},{u.level.value},{u.parent_code or ''}\n" for u in TREE), encoding="utf-8")
-    _cli(env, "units", "import", "--source", "csv", "--file", str(csv_path))
-    for username, unit, role in (("chutri", "BCA", "chair"), ("vinhyen", "08707", "site_operator"),
-                                 ("hoankiem", "00070", "site_operator")):
-        _cli(env, "users", "add", "--username", username, "--unit", unit, "--role", role, "--password-stdin",
-             stdin="mat-khau-thu-nghiem\n")
-    procs: list[subprocess.Popen[str]] = []
-    urls: list[str] = []
-    try:
-        for _ in range(2):
-            port = free_port()
-            procs.append(spawn_server(env, port))
-            urls.append(f"http://127.0.0.1:{port}")
-            await wait_healthy(urls[-1], procs[-1])
-        yield urls[0], urls[1]
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    env = await prepare(tmp_path, postgres_url(pg_database), own_redis.url,
+                        [("chutri", "BCA", "chair"), ("vinhyen", "08707", "site_operator"),
+                         ("hoankiem", "00070", "site_operator")], "mat-khau-thu-nghiem")
+    async with server_processes(env) as spawn:
+        (url_a, _), (url_b, _) = await spawn(), await spawn()
+        yield url_a, url_b
 
 
 async def _login(url: str, username: str) -> Client:
@@ -129,7 +77,7 @@ def _floor(client: WsClient) -> str | None:
 
 
 async def test_floor_granted_during_a_redis_outage_reaches_every_console(
-        two_servers: tuple[str, str], redis_server: PrivateRedis) -> None:
+        two_servers: tuple[str, str], own_redis: PrivateRedis) -> None:
     url_a, url_b = two_servers
     https = [await _login(url_a, "chutri"), await _login(url_b, "chutri"),
              await _login(url_a, "hoankiem"), await _login(url_b, "vinhyen")]
@@ -155,7 +103,7 @@ async def test_floor_granted_during_a_redis_outage_reaches_every_console(
             for code in ("00070", "08707"):
                 await console.until(lambda c=console, u=code: (s := c.seat(u)) and s["online"] == 1, within=10)
 
-        redis_server.stop()
+        own_redis.stop()
         resp = await chair_a.api("POST", f"/api/meetings/{mid}/floor", json={"action": "grant", "unit": "08707"})
         assert resp.status in (200, 500, 503), await resp.text()  # committed either way (issue #18)
         async with chair_b.http.get(f"/api/meetings/{mid}") as r:
@@ -163,7 +111,7 @@ async def test_floor_granted_during_a_redis_outage_reaches_every_console(
         assert stored["live"]["meeting"]["floor"]["code"] == "08707", "the grant is committed"
         assert all(_floor(c) is None for c in clients), "its event could not be carried meanwhile"
 
-        redis_server.start()
+        own_redis.start()
         for client in clients:
             await client.until(lambda c=client: _floor(c) == "08707", within=10)
         for console in consoles:

@@ -9,7 +9,6 @@ account's other login sessions; the one that made the change stays, with its soc
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +23,8 @@ from server.db import transaction
 from server.state import DB
 from sessions.store import users as users_store
 from tests.conftest import PASSWORD, Client, LiveServer
-from tests.live_util import free_port, spawn_server, wait_healthy
-from tests.test_multiprocess import REDIS_URL, _cli, _redis_ok, pg_url  # noqa: F401  (pg_url: a fixture)
+from tests.deployment import prepare, run_cli, server_processes
+from tests.test_multiprocess import REDIS_URL, _redis_ok, pg_url  # noqa: F401  (pg_url: a fixture)
 
 NEW_PASSWORD = "mat-khau-moi-2030"
 CLOSE_REVOKED = 4001  # docs/protocol.md: the credential ended, log in again
@@ -161,35 +160,12 @@ async def test_without_a_shared_bus_the_sweep_closes_them_within_a_second_or_so(
 @pytest.fixture
 async def two_processes(tmp_path: Path, pg_url: str) -> AsyncIterator[tuple[str, str, dict[str, str]]]:  # noqa: F811
     """(URL of process A, URL of process B, the environment a ``hoinghi`` command needs)."""
-    from tests.conftest import TREE, _reset_postgres
-
     await _redis_ok()
-    await _reset_postgres(pg_url)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOINGHI_")},
-           "HOINGHI_DATABASE_URL": pg_url, "HOINGHI_SECRET_KEY": "shared-secret-for-both-processes",
-           "HOINGHI_BUS_URL": REDIS_URL, "HOINGHI_BUS_CHANNEL_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
-           "HOINGHI_VAR_DIR": str(tmp_path / "var"), "HOINGHI_LOG_LEVEL": "WARNING"}
-    csv_path = tmp_path / "tree.csv"
-    csv_path.write_text("code,name,level,parent_code\n" + "".join(
-        f"{u.code},{u.name},{u.level.value},{u.parent_code or ''}\n" for u in TREE), encoding="utf-8")
-    _cli(env, "units", "import", "--source", "csv", "--file", str(csv_path))
-    for username, unit, role in (("quantri", "BCA", "admin"), ("vinhyen", "08707", "site_operator"),
-                                 ("hoankiem", "00070", "site_operator")):
-        _cli(env, "users", "add", "--username", username, "--unit", unit, "--role", role, "--password-stdin",
-             stdin=PASSWORD + "\n")
-    procs, urls = [], []
-    try:
-        for _ in range(2):
-            port = free_port()
-            procs.append(spawn_server(env, port))
-            urls.append(f"http://127.0.0.1:{port}")
-            await wait_healthy(urls[-1], procs[-1])
-        yield urls[0], urls[1], env
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=15)
+    users = [("quantri", "BCA", "admin"), ("vinhyen", "08707", "site_operator"), ("hoankiem", "00070", "site_operator")]
+    env = await prepare(tmp_path, pg_url, REDIS_URL, users, PASSWORD, bus_channel_prefix=f"test-{uuid.uuid4().hex[:8]}")
+    async with server_processes(env) as spawn:
+        (url_a, _), (url_b, _) = await spawn(), await spawn()
+        yield url_a, url_b, env
 
 
 async def login(url: str, username: str, password: str = PASSWORD) -> Client:
@@ -222,7 +198,7 @@ async def test_a_change_on_one_process_closes_sockets_on_the_other(
         assert await closed_by_server(ws_locked) == (CLOSE_REVOKED, MESSAGES["account_locked"])
 
         # The command line resets a password: the socket on B closes.
-        _cli(env, "users", "passwd", "quantri", "--password-stdin", stdin=NEW_PASSWORD + "\n")
+        run_cli(env, "users", "passwd", "quantri", "--password-stdin", stdin=NEW_PASSWORD + "\n")
         assert await closed_by_server(ws_reset) == (CLOSE_REVOKED, MESSAGES["password_reset"])
         await still_open(ws_here)
         await ws_here.close()
