@@ -32,25 +32,24 @@ class UpstreamTokens:
         self._kept: dict[tuple[int, str, str], tuple[str, datetime]] = {}
 
     async def token(self, meeting: int, unit: str, upstream: str) -> str:
+        kept = self.cached(meeting, unit, upstream, REFRESH_BEFORE)
+        if kept is not None:
+            return kept
+        if self.channel is None:
+            raise NoUpstreamToken("điểm cầu chuyển tiếp cần kênh điều khiển tới máy chủ (--server, --token)")
+        answer = await self.channel.cascade_token(meeting, unit, upstream)
+        token, expires_at = str(answer["token"]), datetime.fromisoformat(str(answer["expires_at"]))
+        now = datetime.now(UTC)
+        self._kept = {k: v for k, v in self._kept.items() if v[1] > now}
+        self._kept[(meeting, unit, upstream)] = (token, expires_at)
+        return token
+
+    def cached(self, meeting: int, unit: str, upstream: str, margin: timedelta = timedelta(0)) -> str | None:
+        """A token valid for at least ``margin`` more, without asking anyone (also to end a link
+        while the server is away): signed here with the upstream's key, or one the server gave."""
         now = datetime.now(UTC)
         if self.upstream_key:
             return join_tokens.issue(self.upstream_key, meeting=meeting, unit=unit, role="bridge", bridge=upstream,
                                      now=now)
         kept = self._kept.get((meeting, unit, upstream))
-        if kept is not None and kept[1] - REFRESH_BEFORE > now:
-            return kept[0]
-        if self.channel is None:
-            raise NoUpstreamToken("điểm cầu chuyển tiếp cần kênh điều khiển tới máy chủ (--server, --token)")
-        answer = await self.channel.cascade_token(meeting, unit, upstream)
-        token, expires_at = str(answer["token"]), datetime.fromisoformat(str(answer["expires_at"]))
-        self._kept = {k: v for k, v in self._kept.items() if v[1] > now}
-        self._kept[(meeting, unit, upstream)] = (token, expires_at)
-        return token
-
-    def cached(self, meeting: int, unit: str, upstream: str) -> str | None:
-        """A token still valid, without asking anyone (to end a link while the server is away)."""
-        if self.upstream_key:
-            return join_tokens.issue(self.upstream_key, meeting=meeting, unit=unit, role="bridge", bridge=upstream,
-                                     now=datetime.now(UTC))
-        kept = self._kept.get((meeting, unit, upstream))
-        return kept[0] if kept is not None and kept[1] > datetime.now(UTC) else None
+        return kept[0] if kept is not None and kept[1] - margin > now else None

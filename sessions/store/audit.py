@@ -50,17 +50,6 @@ def _shown(value: Any, refused: re.Pattern[str] = REFUSED_CHARS) -> Any:
     return value
 
 
-async def count_since(db: AsyncSession, action: str, since: datetime, *, target: str | None = None,
-                      ip: str | None = None) -> int:
-    """How many ``action`` rows since ``since`` for a target (account) or an IP: the throttle."""
-    stmt = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action, AuditEntry.at >= since)
-    if target is not None:
-        stmt = stmt.where(AuditEntry.target == _shown(target))
-    if ip is not None:
-        stmt = stmt.where(AuditEntry.ip == _shown(ip))
-    return int((await db.execute(stmt)).scalar_one())
-
-
 async def list_in_subtree(db: AsyncSession, unit_id: int, limit: int = 200) -> list[AuditEntry]:
     """Entries by actors within the subtree (anonymous failures are visible to the root's admins)."""
     within = select(UnitClosure.descendant_id).where(UnitClosure.ancestor_id == unit_id)
