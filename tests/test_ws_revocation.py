@@ -137,13 +137,14 @@ async def test_a_password_reset_by_an_admin_closes_the_sockets(server_factory: A
 
 async def test_without_a_shared_bus_the_sweep_closes_them_within_a_second_or_so(live: LiveServer) -> None:
     """No ``bus_url``: ``hoinghi users passwd`` (a process of its own) cannot tell the server, but
-    every second the server checks the credentials of its open sockets; a logout in another tab
-    ends that login's sockets the same way."""
+    every second the server checks the credentials of its open sockets, and says why from the
+    audit trail (the reset, not a bare "session ended"); a logout in another tab ends that login's
+    sockets the same way."""
     assert not live.settings.bus_url
     site, other = await live.login("vinhyen"), await live.login("hoankiem")
     ws, bystander = await open_socket(site.http), await open_socket(other.http)
     await set_password(live.settings, "vinhyen", NEW_PASSWORD)
-    assert await closed_by_server(ws) == (CLOSE_REVOKED, "Phiên đăng nhập đã kết thúc. Vui lòng đăng nhập lại.")
+    assert await closed_by_server(ws) == (CLOSE_REVOKED, MESSAGES["password_reset"])
     await still_open(bystander)
     tab = await live.login("hoankiem")  # the same account in another browser: a login of its own
     ws_tab = await open_socket(tab.http)

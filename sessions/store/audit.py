@@ -60,3 +60,18 @@ async def list_in_subtree(db: AsyncSession, unit_id: int, limit: int = 200) -> l
     if is_root:
         stmt = select(AuditEntry).where(or_(AuditEntry.actor_unit_id.in_(within), AuditEntry.actor_unit_id.is_(None)))
     return list((await db.execute(stmt.order_by(AuditEntry.id.desc()).limit(limit))).scalars().all())
+
+
+REVOKING_ACTIONS = ("password_changed", "password_reset", "user_locked", "token_revoked")
+
+
+async def why_ended(db: AsyncSession, targets: set[str], since: datetime) -> dict[str, str]:
+    """For these audit targets (usernames, ``token:<id>``), the latest action since ``since`` that
+    ends a credential (a password changed or reset, an account locked, a token revoked)."""
+    if not targets:
+        return {}
+    rows = await db.execute(
+        select(AuditEntry.target, AuditEntry.action).where(
+            AuditEntry.target.in_(sorted(targets)[:500]), AuditEntry.action.in_(REVOKING_ACTIONS),
+            AuditEntry.at >= since).order_by(AuditEntry.at, AuditEntry.id))
+    return {target: action for target, action in rows}  # the latest wins

@@ -7,17 +7,17 @@ const byId = (id) => document.getElementById(id);
 
 const STARTERS = {
   async chair({ meeting, root }) {
-    const { chairConsole, conclusionsPanel } = await import("/static/consoles.js");
+    const { chairConsole, conclusionsPanel } = await import("/static/chair.js");
     chairConsole(meeting, root);
     conclusionsPanel(meeting, root);
   },
   async province({ meeting, unit }) {
-    const { provinceConsole } = await import("/static/consoles.js");
+    const { provinceConsole } = await import("/static/province.js");
     provinceConsole(meeting, unit);
   },
   async site({ meeting, unit_id: unitId, can_operate: canOperate }) {
     const [{ mountSlide }, { sitePage }] = await Promise.all([import("/static/slides.js"),
-                                                              import("/static/consoles.js")]);
+                                                              import("/static/site.js")]);
     mountSlide(byId("site-slide"), null, null);
     sitePage(meeting, unitId, canOperate);
   },

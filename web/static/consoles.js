@@ -1,23 +1,24 @@
-// The chair console, the province console and the site page: render live state, send actions.
-import { Live, SeatStore } from "/static/live.js";
-import { mountMedia } from "/static/media.js";
+// What the chair console, the province console and the site page share: labels, DOM helpers,
+// the meeting view, roll-call counts, the seat table, the hand queue, the live connection.
+// Each page has its own module: chair.js, province.js, site.js.
+import { Live } from "/static/live.js";
 import { t, locale } from "/static/i18n.js";
 
 // Meeting states and roll-call statuses, by code, in the page's language.
-const STATE_LABEL = {
+export const STATE_LABEL = {
   scheduled: t("js.meeting.state.scheduled"), rehearsal: t("js.meeting.state.rehearsal"),
   live: t("js.meeting.state.live"), concluded: t("js.meeting.state.concluded"),
   cancelled: t("js.meeting.state.cancelled"),
 };
-const STATUS_LABEL = {
+export const STATUS_LABEL = {
   not_called: t("js.meeting.status.not_called"),
   present_online: t("js.meeting.status.present_online"),
   present_in_person: t("js.meeting.status.present_in_person"),
   absent: t("js.meeting.status.absent"),
 };
 
-const $ = (sel) => document.querySelector(sel);
-const el = (tag, attrs = {}, ...kids) => {
+export const $ = (sel) => document.querySelector(sel);
+export const el = (tag, attrs = {}, ...kids) => {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
@@ -27,7 +28,7 @@ const el = (tag, attrs = {}, ...kids) => {
   return node;
 };
 
-function flash(message) {
+export function flash(message) {
   const box = $("#flash");
   box.textContent = message;
   box.hidden = false;
@@ -35,14 +36,14 @@ function flash(message) {
   flash.timer = setTimeout(() => { box.hidden = true; }, 6000);
 }
 
-function connStatus(state) {
+export function connStatus(state) {
   const node = $("#conn");
   node.dataset.state = state;
   node.textContent = { open: t("js.meeting.conn.open"), connecting: t("js.meeting.conn.connecting"),
     closed: t("js.meeting.conn.closed") }[state];
 }
 
-class MeetingView {
+export class MeetingView {
   constructor(meetingId) { this.meetingId = meetingId; this.meeting = null; this.onAir = null; }
   // Granted is not on air: the central bridge says when the floor holder's media reaches the programme.
   setOnAir(data) { this.onAir = data; this.showOnAir(); }
@@ -79,7 +80,7 @@ class MeetingView {
   }
 }
 
-function counts(seats) {
+export function counts(seats) {
   const c = { expected: 0, present: 0, online: 0, absent: 0, not_called: 0 };
   for (const s of seats) {
     c.expected++;
@@ -91,7 +92,7 @@ function counts(seats) {
   return c;
 }
 
-function levelSummary(seats) {
+export function levelSummary(seats) {
   const names = { province: t("js.meeting.level.province"), district: t("js.meeting.level.district"),
     commune: t("js.meeting.level.commune") };
   return Object.entries(names).map(([lv, name]) => {
@@ -103,7 +104,7 @@ function levelSummary(seats) {
 }
 
 // One seat table (province console, chair drill-down), with in-person / absent marking.
-class SeatTable {
+export class SeatTable {
   constructor(live, meetingId, { chair, store }) {
     this.live = live; this.meetingId = meetingId; this.chair = chair; this.store = store;
     this.dialog = $("#absent-dialog");
@@ -169,7 +170,7 @@ class SeatTable {
 }
 
 // A site speaking (its bridge reads the RFC 6464 level of its microphone), muted or not.
-function speakingMark(store, s) {
+export function speakingMark(store, s) {
   const sp = store?.speaking?.get(s.unit_id);
   if (!sp?.speaking) return "";
   return el("span", { class: s.muted ? "speaking muted-speaker" : "speaking", "data-speaking": "1" },
@@ -177,7 +178,7 @@ function speakingMark(store, s) {
 }
 
 // Grant the floor; a site that is not connected needs the chair's confirmation (the server says so).
-function grantFloor(live, meetingId, target) {
+export function grantFloor(live, meetingId, target) {
   return live.action(meetingId, "grant", target).catch((e) => {
     if (e.code === "confirm_required" && confirm(e.message)) {
       return live.action(meetingId, "grant", { ...target, confirm: true }).catch((err) => { flash(err.message); throw err; });
@@ -187,7 +188,7 @@ function grantFloor(live, meetingId, target) {
   });
 }
 
-function renderHands(store, live, meetingId, chair) {
+export function renderHands(store, live, meetingId, chair) {
   const hands = store.hands();
   $("#hand-count").textContent = hands.length ? `(${hands.length})` : "";
   $("#hands").replaceChildren(...hands.map((s) => el("li", { "data-unit": s.code }, `${s.name} (${s.code}) `,
@@ -198,7 +199,7 @@ function renderHands(store, live, meetingId, chair) {
 }
 
 // The chair and province consoles both follow a meeting topic and a roll-call topic.
-function rollcallLive(view, store, render) {
+export function rollcallLive(view, store, render) {
   // Health arrives every few seconds per site: re-render at most twice a second for it.
   let pending = null;
   const soon = () => { if (!pending) pending = setTimeout(() => { pending = null; render(); }, 500); };
@@ -219,12 +220,12 @@ function rollcallLive(view, store, render) {
   });
 }
 
-const vn1 = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
-const HEALTH_LABEL = { good: t("js.meeting.health.good"), fair: t("js.meeting.health.fair"),
+export const vn1 = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
+export const HEALTH_LABEL = { good: t("js.meeting.health.good"), fair: t("js.meeting.health.fair"),
   poor: t("js.meeting.health.poor"), down: t("js.meeting.health.down") };
 
 // A site's connection health as its bridge measured it (RTT, loss, bitrate, frame rate).
-function healthText(h) {
+export function healthText(h) {
   if (!h) return "";
   if (!h.connected) return ` · ${HEALTH_LABEL.down}`;
   const parts = [HEALTH_LABEL[h.level] || h.level];
@@ -235,193 +236,3 @@ function healthText(h) {
   return ` · ${parts.join(", ")}`;
 }
 
-export function chairConsole(meetingId, rootCode) {
-  const view = new MeetingView(meetingId);
-  const store = new SeatStore();
-  let drill = null;
-  const live = rollcallLive(view, store, () => render());
-  const table = new SeatTable(live, meetingId, { chair: true, store });
-  const render = () => {
-    const seats = [...store.seats.values()];
-    const all = counts(seats);
-    $("#totals").textContent = t("js.meeting.totals", { present: all.present, expected: all.expected, online: all.online, absent: all.absent });
-    $("#level-counts").textContent = levelSummary(seats);
-    const byProv = new Map();
-    for (const s of seats) {
-      const key = s.province_id ?? 0;
-      if (!byProv.has(key)) byProv.set(key, []);
-      byProv.get(key).push(s);
-    }
-    const rows = [...byProv.entries()].map(([pid, list]) => {
-      const p = store.provinces[pid] || { code: "—", name: t("js.meeting.central") };
-      const c = counts(list);
-      return el("tr", { "data-province": p.code, tabindex: "0", class: "clickable",
-        onclick: () => { drill = pid; render(); },
-        onkeydown: (e) => { if (e.key === "Enter") { drill = pid; render(); } } },
-        el("td", {}, p.code), el("td", {}, p.name), el("td", { class: "num present" }, `${c.present}/${c.expected}`),
-        el("td", { class: "num" }, String(c.online)), el("td", { class: "num" }, String(c.absent)),
-        el("td", { class: "num" }, String(c.not_called)));
-    }).sort((a, b) => a.dataset.province.localeCompare(b.dataset.province));
-    $("#provinces tbody").replaceChildren(...rows);
-    renderHands(store, live, meetingId, true);
-    if (drill !== null) {
-      const p = store.provinces[drill] || { name: t("js.meeting.central") };
-      $("#drill").hidden = false;
-      $("#drill-title").textContent = t("js.meeting.drill_title", { name: p.name });
-      table.render((byProv.get(drill) || []).sort((a, b) => a.code.localeCompare(b.code)));
-    }
-  };
-  live.subscribe(`meeting:${meetingId}`);
-  live.subscribe(`rollcall:${meetingId}:${rootCode}`);
-  // The chair's camera and microphone go to the central bridge from rehearsal on.
-  const media = mountMedia(meetingId, { alwaysPublish: true });
-  view.onOpen = () => media.start();
-  view.onClose = () => media.stop();
-  document.querySelectorAll(".state-btn").forEach((b) => b.addEventListener("click", () => {
-    if (b.dataset.to === "concluded" && !confirm(t("js.meeting.confirm_end"))) return;
-    if (b.dataset.to === "cancelled" && !confirm(t("js.meeting.confirm_cancel"))) return;
-    live.action(meetingId, "state", { to: b.dataset.to }).catch((e) => flash(e.message));
-  }));
-  $("#next-btn").addEventListener("click", () => live.action(meetingId, "next").catch((e) => flash(e.message)));
-  $("#revoke-btn").addEventListener("click", () => live.action(meetingId, "revoke").catch((e) => flash(e.message)));
-  $("#grant-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    const unit = e.target.unit.value.trim();
-    grantFloor(live, meetingId, { unit }).then(() => { e.target.reset(); }).catch(() => {});
-  });
-  $("#mute-all-btn").addEventListener("click", () => live.action(meetingId, "mute_all").catch((e) => flash(e.message)));
-  $("#unmute-all-btn").addEventListener("click", () => live.action(meetingId, "unmute_all").catch((e) => flash(e.message)));
-  $("#lower-all-btn").addEventListener("click", () => live.action(meetingId, "lower_all_hands").catch((e) => flash(e.message)));
-}
-
-export function provinceConsole(meetingId, unitCode) {
-  const view = new MeetingView(meetingId);
-  const store = new SeatStore();
-  const live = rollcallLive(view, store, () => render());
-  const table = new SeatTable(live, meetingId, { chair: false, store });
-  const render = () => {
-    const seats = [...store.seats.values()].sort((a, b) => a.code.localeCompare(b.code));
-    const c = counts(seats);
-    $("#totals").textContent = t("js.meeting.totals", { present: c.present, expected: c.expected, online: c.online, absent: c.absent });
-    $("#level-counts").textContent = levelSummary(seats);
-    table.render(seats);
-    renderHands(store, live, meetingId, false);
-  };
-  live.subscribe(`meeting:${meetingId}`);
-  live.subscribe(`rollcall:${meetingId}:${unitCode}`);
-  view.onOpen = () => live.join(meetingId);
-}
-
-export function sitePage(meetingId, unitId, canOperate) {
-  const view = new MeetingView(meetingId);
-  let seat = null;
-  const renderSeat = () => {
-    const holding = view.meeting?.floor?.unit_id === unitId;
-    $("#my-floor").hidden = !holding;
-    document.body.dataset.hasFloor = holding ? "1" : "0";
-    followFloor();
-    if (!seat) return;
-    $("#my-status").textContent = STATUS_LABEL[seat.status];
-    $("#my-status").dataset.status = seat.status;
-    const by = seat.muted ? (seat.muted_by || "chair") : "";
-    $("#my-mute").textContent = seat.muted ? t(`js.meeting.muted_by_${by}`) : t("js.meeting.unmuted");
-    $("#my-mute").dataset.muted = seat.muted ? "1" : "0";
-    $("#my-mute").dataset.mutedBy = by;
-    // a mute by the chair or the province is theirs to lift: the site raises its hand instead
-    $("#unmute-btn").hidden = !seat.muted || !canOperate || by !== "site";
-    $("#mute-btn").hidden = seat.muted || !canOperate;
-    media.setMicEnabled(!seat.muted);
-    const btn = $("#hand-btn");
-    if (btn) {
-      const open = ["rehearsal", "live"].includes(view.meeting?.state);
-      btn.disabled = !open || holding;
-      btn.textContent = seat.hand_at ? t("js.meeting.lower_hand") : t("js.meeting.raise_hand");
-      btn.dataset.hand = seat.hand_at ? "up" : "down";
-    }
-  };
-  const media = mountMedia(meetingId, { micAlways: canOperate });
-  let publishing = false;
-  const followFloor = () => {
-    const holding = view.meeting?.floor?.unit_id === unitId && ["rehearsal", "live"].includes(view.meeting?.state);
-    if (holding !== publishing) { publishing = holding; media.setPublishing(holding); }
-  };
-  const live = new Live({
-    onStatus: connStatus,
-    onError: (e) => flash(e.message),
-    onSnapshot: (m) => { view.apply(m.data.meeting); seat = m.data.seat; renderSeat(); },
-    onEvent: (m) => {
-      if (m.kind === "meeting") view.apply(m.data);
-      else if (m.kind === "on_air") { view.setOnAir(m.data); return; }
-      else if (m.kind !== "seat") return;
-      else if (!seat || m.data.seq >= seat.seq) seat = m.data;
-      renderSeat();
-    },
-  });
-  live.subscribe(`meeting:${meetingId}`);
-  // With a bridge, the bridge reports this site connected while its media plays (so a bridge
-  // that fails shows as a gap in the roll call); without one, the page's own connection does.
-  view.onOpen = async () => {
-    const grant = await media.start();
-    if (canOperate && !grant?.bridge) live.join(meetingId);
-  };
-  view.onClose = () => media.stop();
-  $("#hand-btn")?.addEventListener("click", () => {
-    const up = !(seat && seat.hand_at);
-    live.action(meetingId, up ? "raise_hand" : "lower_hand").catch((e) => flash(e.message));
-  });
-  $("#unmute-btn").addEventListener("click", () => live.action(meetingId, "unmute").catch((e) => flash(e.message)));
-  $("#mute-btn").addEventListener("click", () => live.action(meetingId, "mute").catch((e) => flash(e.message)));
-}
-
-// The chair's conclusions and the directives they give (POST /api/meetings/{id}/conclusions):
-// what was typed stays in the form until the server accepts it.
-export function conclusionsPanel(meetingId, rootCode) {
-  const form = $("#conclusion-form");
-  const error = $("#conclusion-error");
-  const list = $("#conclusions");
-  const load = async () => {
-    const resp = await fetch(`/api/meetings/${meetingId}/conclusions`, { credentials: "same-origin" });
-    if (!resp.ok) return;
-    const body = await resp.json();
-    list.replaceChildren(...body.conclusions.map((c) => el("li", { "data-conclusion": String(c.id) },
-      el("p", {}, c.text),
-      ...(c.directives.length ? [el("ul", {}, ...c.directives.map((d) => el("li", { "data-directive": String(d.id) },
-        el("a", { href: `/directives/${d.id}` }, d.text),
-        t("js.meeting.directive_due", { date: d.deadline.split("-").reverse().join("/"), n: d.assignments.length }))))] : []))));
-  };
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    error.hidden = true;
-    const f = new FormData(form);
-    const body = { text: f.get("text").trim(), directives: [] };
-    const text = f.get("directive").trim();
-    if (text) {
-      const d = { text, deadline: f.get("deadline"), priority: f.get("priority") };
-      const units = f.get("units").split(",").map((u) => u.trim()).filter(Boolean);
-      if (units.length) d.units = units;
-      if (f.get("every_level")) d.every = { unit: rootCode, level: f.get("every_level") };
-      if (f.get("lead").trim()) d.lead = f.get("lead").trim();
-      const cooperating = f.get("cooperating").split(",").map((u) => u.trim()).filter(Boolean);
-      if (cooperating.length) d.cooperating = cooperating;
-      body.directives.push(d);
-    }
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    try {
-      const resp = await fetch(`/api/meetings/${meetingId}/conclusions`, {
-        method: "POST", credentials: "same-origin", body: JSON.stringify(body),
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": form.dataset.csrf },
-      });
-      const answer = await resp.json().catch(() => ({}));
-      if (!resp.ok) throw new Error(answer.error?.message || t("js.meeting.error_status", { status: resp.status }));
-      form.reset();
-      await load();
-    } catch (err) {
-      error.textContent = err.message;
-      error.hidden = false;
-    } finally {
-      button.disabled = false;
-    }
-  });
-  load();
-}
