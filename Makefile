@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LEGACY_WHEEL_DIR := var/cache
 
-.PHONY: demo test lint install clean bench serve fonts gstreamer
+.PHONY: demo test lint install clean bench serve fonts gstreamer netns-tools
 GSTREAMER_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-good \
   gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-libav python3-gst-1.0 gir1.2-gst-plugins-bad-1.0
 
@@ -36,6 +36,15 @@ gstreamer:
 	    (apt-get update -qq && apt-get install -y -qq $(GSTREAMER_PACKAGES) >/dev/null 2>&1)) || \
 	   echo "Không cài được GStreamer: tests/test_gstreamer.py sẽ bỏ qua (CI thì báo lỗi).")
 
+# tests/test_netns_link.py (and the weak-link media tests) shape a real link between network
+# namespaces: iproute2's ip/tc and iptables (random loss); without them they skip (CI fails).
+netns-tools:
+	@command -v iptables >/dev/null 2>&1 || \
+	  (echo "Cài iptables cho kiểm thử đường truyền yếu…" && \
+	   (apt-get install -y -qq iproute2 iptables >/dev/null 2>&1 || \
+	    (apt-get update -qq && apt-get install -y -qq iproute2 iptables >/dev/null 2>&1)) || \
+	   echo "Không cài được iptables: kiểm thử đường truyền yếu sẽ bỏ qua (CI thì báo lỗi).")
+
 demo: $(STAMP) fonts
 	$(BIN)/hoinghi demo
 
@@ -46,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check server sessions bridge demo tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) lint gstreamer
+test: $(STAMP) lint gstreamer netns-tools
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
