@@ -31,6 +31,7 @@ from sessions.minutes import Minutes, build_minutes
 START = datetime(2022, 8, 17, 7, 0, tzinfo=UTC)
 ABSENT_REASONS = ("Mất điện lưới", "Đường truyền gián đoạn do mưa bão", "Cán bộ đi công tác đột xuất",
                   "Thiết bị điểm cầu hỏng, đã báo Bộ phận kỹ thuật Công an tỉnh")
+PRIORITIES = ("urgent", "normal", "normal", "very_urgent", "normal", "flash")
 
 
 def synthetic_minutes(sites: int = 3355, directives: int = 20, provinces: int = 34) -> Minutes:
@@ -70,7 +71,7 @@ def synthetic_minutes(sites: int = 3355, directives: int = 20, provinces: int = 
                           "text": f"Chỉ đạo số {d + 1}: khẩn trương số hóa hồ sơ, kết quả giải quyết thủ tục hành "
                                   "chính; bảo đảm người dân không phải khai báo lại giấy tờ đã số hóa.",
                           "assignees": assignees, "lead": assignees[0], "deadline": date(2022, 12, 31),
-                          "priority": "high" if d % 3 == 0 else "normal"})
+                          "priority": PRIORITIES[d % len(PRIORITIES)]})
         conclusions.append({"text": f"Kết luận {c + 1}: đánh giá cao nỗ lực của công an các đơn vị, địa phương.",
                             "directives": items})
     return build_minutes(title="Hội nghị trực tuyến toàn quốc sơ kết 6 tháng triển khai Đề án 06",

@@ -53,7 +53,7 @@ PRIORITY_LABEL_VI = {
     Priority.NORMAL: "Thường",
     Priority.URGENT: "Khẩn",
     Priority.VERY_URGENT: "Thượng khẩn",
-    Priority.FLASH: "Hoả tốc",
+    Priority.FLASH: "Hỏa tốc",
 }
 
 

@@ -21,14 +21,29 @@ from enum import StrEnum
 from typing import Any
 
 from sessions import values
+
+# The one table of urgency codes and labels is the directives'; re-exported here for the exports.
+from sessions.directives import PRIORITY_LABEL_VI as PRIORITY_LABEL_VI
+from sessions.directives import Priority as Priority
 from sessions.errors import ValidationFailed
 from sessions.meetings import Attendance
+from sessions.minutes_attendance import LevelSummary as LevelSummary
+from sessions.minutes_attendance import attendance_by_level as attendance_by_level
+from sessions.minutes_attendance import total_attendance as total_attendance
 from sessions.minutes_rules import check_minutes
+from sessions.presiding import MAX_PRESIDING as MAX_PRESIDING
+from sessions.presiding import Chair as Chair
+from sessions.presiding import Presiding as Presiding
+from sessions.presiding import Signer as Signer
+from sessions.presiding import presiding_of as presiding_of
 from sessions.timezone import VN
 from sessions.units import Level
 
-SCHEMA = 1
+SCHEMA = 2  # 2: directive priorities are the directives' own codes (sessions.directives.Priority)
 MAX_NAME = 300
+# Schema 1 stored priorities shifted by one code (urgent → "high", very urgent and flash →
+# "urgent"); read back as the lowest code each stood for.
+_SCHEMA1_PRIORITY = {"high": Priority.URGENT.value, "urgent": Priority.VERY_URGENT.value}
 
 
 class KpiPhase(StrEnum):
@@ -36,32 +51,7 @@ class KpiPhase(StrEnum):
     CONCLUDED = "concluded"  # snapshot taken at the conclusion
 
 
-class Priority(StrEnum):
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
-
-
-PRIORITY_LABEL_VI = {Priority.NORMAL: "Thường", Priority.HIGH: "Quan trọng", Priority.URGENT: "Khẩn"}
 KPI_PHASE_LABEL_VI = {KpiPhase.LIVE: "Khi khai mạc", KpiPhase.CONCLUDED: "Khi kết luận"}
-
-
-@dataclass(frozen=True, slots=True)
-class Chair:
-    """Who chaired: ``title`` is the position used in "Kết luận của <title> <name>"."""
-
-    name: str
-    title: str
-    unit: str
-
-
-@dataclass(frozen=True, slots=True)
-class Signer:
-    """The signature block. ``authority`` is e.g. "TL. BỘ TRƯỞNG" (empty when the head signs)."""
-
-    title: str
-    name: str
-    authority: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,31 +110,13 @@ class DirectiveEntry:
     cooperating: tuple[str, ...] = ()
     priority: Priority = Priority.NORMAL
     assignee_group: str = ""
+    directive_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Conclusion:
     text: str
     directives: tuple[DirectiveEntry, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LevelSummary:
-    """Attendance counts of one level (computed, never stored)."""
-
-    level: Level
-    online: int = 0
-    in_person: int = 0
-    absent: int = 0
-    not_called: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.online + self.in_person + self.absent + self.not_called
-
-    @property
-    def present(self) -> int:
-        return self.online + self.in_person
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,23 +162,6 @@ class Minutes:
 # Fields a correction may change; the rest are the version's own bookkeeping.
 BOOKKEEPING = frozenset({"version", "correction_reason", "published_at", "supersedes", "meeting_id"})
 CORRECTABLE = frozenset(f.name for f in fields(Minutes)) - BOOKKEEPING
-
-
-def attendance_by_level(doc: Minutes) -> tuple[LevelSummary, ...]:
-    """Counts per level, highest level first; only levels that have sites."""
-    counts: dict[Level, list[int]] = {}
-    slot = {Attendance.PRESENT_ONLINE: 0, Attendance.PRESENT_IN_PERSON: 1, Attendance.ABSENT: 2,
-            Attendance.NOT_CALLED: 3}
-    for site in doc.attendance:
-        counts.setdefault(site.level, [0, 0, 0, 0])[slot[site.status]] += 1
-    return tuple(LevelSummary(level, *counts[level]) for level in sorted(counts, key=lambda lv: lv.rank))
-
-
-def total_attendance(doc: Minutes) -> LevelSummary:
-    """All levels together (``level`` is the highest present, or central when there are none)."""
-    rows = attendance_by_level(doc)
-    return LevelSummary(rows[0].level if rows else Level.CENTRAL, sum(r.online for r in rows),
-                        sum(r.in_person for r in rows), sum(r.absent for r in rows), sum(r.not_called for r in rows))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,9 +221,24 @@ def to_dict(doc: Minutes) -> dict[str, Any]:
 def from_dict(data: Mapping[str, Any]) -> Minutes:
     body = dict(data)
     schema = body.pop("schema", SCHEMA)
-    if schema != SCHEMA:
+    if schema not in (1, SCHEMA) or isinstance(schema, bool):
         raise ValidationFailed(f"Không đọc được biên bản định dạng {schema!r}", code="schema_unsupported")
+    if schema == 1:
+        body = _from_schema1(body)
     return build_minutes(**body)
+
+
+def _from_schema1(body: dict[str, Any]) -> dict[str, Any]:
+    conclusions = body.get("conclusions")
+    if not isinstance(conclusions, list):
+        return body
+    def upgrade(d: Any) -> Any:
+        old = d.get("priority") if isinstance(d, Mapping) else None
+        return {**d, "priority": _SCHEMA1_PRIORITY[old]} if isinstance(old, str) and old in _SCHEMA1_PRIORITY else d
+
+    fixed = [{**c, "directives": [upgrade(d) for d in c["directives"]]}
+             if isinstance(c, Mapping) and isinstance(c.get("directives"), list) else c for c in conclusions]
+    return {**body, "conclusions": fixed}
 
 
 def to_json(doc: Minutes) -> str:
@@ -377,7 +347,9 @@ def _directive(value: Any) -> DirectiveEntry:
         cooperating=tuple(values.text(a, "directives.cooperating", limit=MAX_NAME)
                           for a in values.items(m.get("cooperating", ()), "directives.cooperating")),
         priority=values.choice(Priority, m.get("priority", Priority.NORMAL), "directives.priority", "Mức độ ưu tiên"),
-        assignee_group=values.text(m.get("assignee_group", ""), "directives.assignee_group", limit=MAX_NAME))
+        assignee_group=values.text(m.get("assignee_group", ""), "directives.assignee_group", limit=MAX_NAME),
+        directive_id=None if m.get("directive_id") is None else values.integer(m.get("directive_id"),
+                                                                                "directives.directive_id"))
 
 
 def _conclusion(value: Any) -> Conclusion:

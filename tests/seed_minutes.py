@@ -77,7 +77,7 @@ def seed_inputs(text: str) -> dict[str, Any]:
     units_of_ministry = "Các đơn vị trong lực lượng Công an nhân dân"
     provinces = "Công an các tỉnh, thành phố trực thuộc Trung ương"
     directives_ministry = [{"text": _sentence_case(first), "assignees": [units_of_ministry],
-                            "lead": units_of_ministry, "deadline": DEADLINE, "priority": "high"}]
+                            "lead": units_of_ministry, "deadline": DEADLINE, "priority": "urgent"}]
     directives_local = [
         {"text": _sentence_case(local_sentences[0]), "assignees": [provinces], "lead": provinces,
          "deadline": DEADLINE},

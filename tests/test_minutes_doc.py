@@ -193,7 +193,7 @@ def test_control_characters_are_dropped() -> None:
 
 
 def test_from_json_refuses_garbage_and_other_schemas(seed_doc: m.Minutes) -> None:
-    for text in ("{", "[]", m.to_json(seed_doc).replace('"schema":1', '"schema":99')):
+    for text in ("{", "[]", m.to_json(seed_doc).replace('"schema":2', '"schema":99')):
         with pytest.raises(ValidationFailed):
             m.from_json(text)
 
@@ -226,16 +226,22 @@ def docx_text(document: DocxDocument) -> str:
     return _flat("\n".join(parts))
 
 
+APPENDIX_I = "Phụ lục I: Tổng hợp điểm cầu theo tỉnh, thành phố"
+MISSING = (Attendance.ABSENT, Attendance.NOT_CALLED)
+
+
 def expected_strings(doc: m.Minutes) -> list[str]:
     total = m.total_attendance(doc)
     out = [notice.TITLE, notice.NATION, notice.MOTTO, "Nơi nhận:", f"Số: /{doc.symbol}", _flat(doc.title),
-           f"Kết luận của {doc.chair.title} {doc.chair.name} tại", "Phụ lục I: Danh sách điểm cầu",
+           f"Kết luận của {doc.chair.title} {doc.chair.name} tại", APPENDIX_I,
            f"Thành phần: {total.total} điểm cầu, trong đó có mặt trực tuyến {total.online}, "
            f"có mặt trực tiếp {total.in_person}, vắng {total.absent}",
            f"{doc.place}, ngày {doc.issued_on.day:02d} tháng {doc.issued_on.month} năm {doc.issued_on.year}"]
     for d in doc.directives:
         out += [_flat(d.text), f"trước ngày {d.deadline:%d/%m/%Y}", *d.assignees]
-    out += [s.unit_name for s in doc.attendance] + [s.reason for s in doc.attendance if s.reason]
+    # The appendix counts sites per province and names only those absent or never connected.
+    out += [notice.province_of(s) for s in doc.attendance if s.level is not Level.CENTRAL]
+    out += [s.unit_name for s in doc.attendance if s.status in MISSING] + [s.reason for s in doc.attendance if s.reason]
     out += [k.name for k in doc.kpis]
     return out
 
@@ -265,7 +271,7 @@ def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str
     missing = [s for s in expected_strings(seed_doc) if s not in text]
     assert not missing, missing
     # The seed's own figures, formatted the Vietnamese way, exactly as the report prints them.
-    assert "99,66%" in seed_text and "74.336/74.587 (99,66%)" in text
+    assert "99,66%" in seed_text and "74.336/74.587 (99,66 %)" in text
     assert "201.884 hồ sơ" in text and "trước ngày 31/12/2022" in text
     assert "Kết luận của Bộ trưởng Tô Lâm tại Hội nghị trực tuyến toàn quốc sơ kết 6 tháng" in text
     # A4 portrait, a serif font with Vietnamese glyphs embedded, page numbers from page 2.
@@ -276,7 +282,7 @@ def test_pdf_notice_carries_the_seed_minutes(seed_doc: m.Minutes, seed_text: str
     assert pages[1].startswith("2 ")
     assert not pages[0].startswith("1 ")
     # The body comes before the appendix, the signature block on the last body page.
-    appendix_at = next(i for i, p in enumerate(pages) if "Phụ lục I: Danh sách điểm cầu" in p)
+    appendix_at = next(i for i, p in enumerate(pages) if APPENDIX_I in p)
     assert "Nơi nhận:" in pages[appendix_at - 1] and "CHÁNH VĂN PHÒNG" in pages[appendix_at - 1]
 
 
@@ -285,7 +291,7 @@ def test_docx_notice_carries_the_seed_minutes(seed_doc: m.Minutes) -> None:
     text = docx_text(document)
     missing = [s for s in expected_strings(seed_doc) if s not in text]
     assert not missing, missing
-    assert "74.336/74.587 (99,66%)" in text
+    assert "74.336/74.587 (99,66 %)" in text
     normal = document.styles["Normal"]
     assert normal.font.name == "Times New Roman" and normal.font.size.pt == 14  # type: ignore[attr-defined]
     section = document.sections[0]
@@ -306,11 +312,11 @@ def test_a_corrected_version_says_so(seed_doc: m.Minutes) -> None:
     assert "phiên bản 2: Cấp số văn bản" in pages[0]
 
 
-def test_a_national_meeting_is_summarised_by_level_with_the_list_in_the_appendix() -> None:
+def test_a_national_meeting_is_summarised_by_level_and_by_province() -> None:
     doc = synthetic_minutes(3355, 20)
     pages, _ = pdf_text(minutes_pdf.render_pdf(doc))
-    appendix_at = next(i for i, p in enumerate(pages) if "Phụ lục I: Danh sách điểm cầu" in p)
-    body = " ".join(pages[:appendix_at])
+    appendix_at = next(i for i, p in enumerate(pages) if APPENDIX_I in p)
+    body = " ".join(re.sub(r"^\d+ ", "", p) for p in pages[:appendix_at])  # without the page numbers
     levels = {s.level: s for s in m.attendance_by_level(doc)}
     communes, total = levels[Level.COMMUNE], m.total_attendance(doc)
     assert total.total == 3355
@@ -321,15 +327,22 @@ def test_a_national_meeting_is_summarised_by_level_with_the_list_in_the_appendix
     assert f"Tổng cộng {notice.number_vi(total.total)} {notice.number_vi(total.online)}" in body
     assert f"và {total.absent - notice.ABSENT_IN_BODY} điểm cầu khác (xem Phụ lục I)" in body
     appendix = " ".join(pages[appendix_at:])
-    assert all(s.unit_name in appendix for s in doc.attendance[:: 97]) and doc.attendance[-1].unit_name in appendix
-    assert len(pages) < 120
+    # One row a province, then the sites absent or never connected — the sites present are not listed.
+    missing = [s for s in doc.attendance if s.status in MISSING]
+    assert all(s.unit_name in appendix for s in missing)
+    present = [s for s in doc.attendance if s.status not in MISSING and s.level is Level.COMMUNE]
+    assert not [s.unit_name for s in present[::53] if f"{s.unit_name} " in appendix + " "]
+    assert len(pages) < 25, len(pages)
     assert len(doc.directives) == 20 and all(_flat(d.text) in body for d in doc.directives)
     document = DocxReader(io.BytesIO(minutes_docx.render_docx(doc)))
-    appendix_table = next(t for t in document.tables if [c.text for c in t.rows[0].cells][-2:] == ["Tình trạng",
-                                                                                                 "Lý do vắng"])
-    assert len(appendix_table.rows) == 3355 + 1
-    last = appendix_table.rows[-1].cells
-    assert (last[0].text, last[1].text) == ("3355", doc.attendance[-1].unit_name)
+    heads = {tuple(c.text for c in t.rows[0].cells): t for t in document.tables}
+    summary = heads[("STT", "Tỉnh, thành phố", "Số điểm cầu", "Trực tuyến", "Trực tiếp", "Vắng (có lý do)",
+                     "Không kết nối")]
+    assert len(summary.rows) == 1 + 1 + 34 + 1  # heading, the centre, 34 provinces, totals
+    assert [r.cells[1].text for r in summary.rows[2:-1]] == [f"Công an tỉnh Số {p:02d}" for p in range(1, 35)]
+    assert summary.rows[-1].cells[2].text == "3.355"
+    listed = heads[("STT", "Điểm cầu", "Cấp", "Tỉnh, thành phố", "Tình trạng", "Lý do vắng")]
+    assert len(listed.rows) == len(missing) + 1 and len(missing) < 100
     absent = next(s for s in doc.attendance if s.reason)
     assert absent.reason in docx_text(document)
 
@@ -405,7 +418,7 @@ def test_html_page_carries_the_same_notice(seed_doc: m.Minutes) -> None:
     assert page.count('<section class="appendix">') == 2
 
 
-def test_html_escapes_and_lists_every_site() -> None:
+def test_html_escapes_and_summarises_the_sites() -> None:
     doc = synthetic_minutes(400, 3)
     doc = m.correct(doc, {"title": "Hội nghị <b>giao ban</b> & sơ kết"}, "Sửa tên",
                     at=doc.ended_at + timedelta(days=3))
@@ -413,7 +426,9 @@ def test_html_escapes_and_lists_every_site() -> None:
     assert "Hội nghị &lt;b&gt;giao ban&lt;/b&gt; &amp; sơ kết" in page and "<b>giao ban</b>" not in page
     assert "Version 2" in page and "phiên bản 2: Sửa tên" in page
     appendix = page.split('<section class="appendix">')[1]
-    assert appendix.count("<tr>") == 400 + 1
+    missing = sum(s.status in MISSING for s in doc.attendance)
+    # The summary's heading, 35 rows (the centre, 34 provinces) and totals; the missing sites' heading and rows.
+    assert appendix.count("<tr>") == 1 + 35 + 1 + 1 + missing and 0 < missing < 20
 
 
 def test_long_assignee_lists_go_to_an_appendix() -> None:
@@ -422,14 +437,14 @@ def test_long_assignee_lists_go_to_an_appendix() -> None:
     assert everyone.assignee_group and len(everyone.assignees) == 34 and len(dozen.assignees) == 12
     n = notice.notice_of(doc)
     labels = [a.label for a in n.appendices]
-    assert labels == ["Phụ lục I: Danh sách điểm cầu", "Phụ lục II: Diễn biến phát biểu",
+    assert labels == [APPENDIX_I, "Phụ lục II: Diễn biến phát biểu",
                       "Phụ lục III: Đơn vị được giao theo chỉ đạo"]
     details = [b.text for b in n.body if b.kind is notice.BlockKind.DETAIL]
     assert details[0].startswith(f"Đơn vị thực hiện: Công an các tỉnh, thành phố (34 đơn vị, {everyone.lead} chủ trì, "
                                  "danh sách tại Phụ lục III)")
     assert "và 2 đơn vị khác (danh sách tại Phụ lục III)" in details[1]
     assert everyone.assignees[-1] not in details[0] and dozen.assignees[-1] not in details[1]
-    rows = n.appendices[2].table.rows
+    rows = n.appendices[2].parts[0].table.rows
     assert len(rows) == 34 + 12
     assert rows[0] == ("1.a", everyone.lead, "Chủ trì") and {r[0] for r in rows} == {"1.a", "1.b"}
     # Short lists stay in the body, lead first.
@@ -439,7 +454,7 @@ def test_long_assignee_lists_go_to_an_appendix() -> None:
 def test_appendices_are_numbered_by_what_exists() -> None:
     doc = m.build_minutes(**small_inputs())  # attendance, no floor, short lists
     n = notice.notice_of(doc)
-    assert [a.label for a in n.appendices] == ["Phụ lục I: Danh sách điểm cầu"]
+    assert [a.label for a in n.appendices] == [APPENDIX_I]
     bare = m.build_minutes(**small_inputs(attendance=[]))
     assert notice.notice_of(bare).appendices == ()
     assert not any("Thành phần" in b.text for b in notice.notice_of(bare).body)

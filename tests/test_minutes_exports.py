@@ -1,5 +1,5 @@
-"""Minutes exports cost what they must once (#13, finding 12): a correction may name at most
-5,000 recipients (over the cap: refused, nothing stored), and a version's PDF or DOCX, once
+"""Minutes exports cost what they must once (#13, finding 12; #15): a correction may name at most
+500 recipients (over the cap: refused, nothing stored), and a version's PDF or DOCX, once
 rendered, is served from a bounded cache — a new version is rendered afresh. Counted through the
 cache's Prometheus counter, never by timing."""
 
@@ -27,20 +27,20 @@ async def versions(chair: Client, mid: int) -> list[Any]:
 
 async def test_recipients_are_capped(live_sqlite: LiveServer) -> None:
     mid, chair = await concluded_meeting(live_sqlite)
-    many = [f"Công an xã số {i}" for i in range(5_001)]
+    many = [f"Công an xã số {i}" for i in range(501)]
     resp = await chair.api("POST", f"/api/meetings/{mid}/minutes/corrections",
                            json={"changes": {"recipients": many}, "reason": "Bổ sung nơi nhận"})
     body = await resp.json()
     assert (resp.status, body["error"]["code"]) == (400, "recipients_too_many"), body
-    assert "5.000" in body["error"]["message"]
+    assert body["error"]["message"] == "Tối đa 500 nơi nhận (đã gửi 501)"
     resp = await chair.post_form(f"/meetings/{mid}/minutes/corrections", {
         "reason": "Bổ sung nơi nhận", "number": "", "title": "Hội nghị giao ban Đề án 06 tháng 8",
         "chair_name": "chutri", "chair_title": "Chủ trì hội nghị", "recipients": "\n".join(many)})
-    assert resp.status == 400 and "5.000" in await resp.text()
+    assert resp.status == 400 and "Tối đa 500 nơi nhận" in await resp.text()
     assert len(await versions(chair, mid)) == 1  # nothing stored
     # At the cap: a correction like any other.
     resp = await chair.api("POST", f"/api/meetings/{mid}/minutes/corrections",
-                           json={"changes": {"recipients": many[:5_000]}, "reason": "Bổ sung nơi nhận"})
+                           json={"changes": {"recipients": many[:500]}, "reason": "Bổ sung nơi nhận"})
     assert resp.status == 201, await resp.text()
 
 

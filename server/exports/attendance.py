@@ -1,5 +1,6 @@
 """The attendance export: one row per site of the meeting (within the caller's subtree), as CSV
-(with a BOM, so Excel reads Vietnamese) or XLSX."""
+(with a BOM, so Excel reads Vietnamese) or XLSX; and the minutes' list of sites present (as a
+version froze them), the download that replaces pages of the notice."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from server.exports.cells import safe_row
+from server.exports.notice import sites_by_province
 from server.timefmt import local
 from sessions.meetings import ATTENDANCE_LABEL_VI, Attendance
+from sessions.minutes import Minutes
 from sessions.units import Level
 
 COLUMNS = ("Mã đơn vị", "Đơn vị", "Cấp", "Tỉnh/Thành phố", "Trạng thái", "Lý do vắng",
@@ -39,24 +42,43 @@ def table(rows: Iterable[dict[str, Any]], scope: set[int] | None, now: datetime)
     return out
 
 
-def to_csv(rows: list[list[Any]]) -> bytes:
+PRESENT_COLUMNS = ("STT", "Mã đơn vị", "Điểm cầu", "Cấp", "Tỉnh, thành phố", "Tình trạng")
+PRESENT = (Attendance.PRESENT_ONLINE, Attendance.PRESENT_IN_PERSON)
+
+
+def present_rows(doc: Minutes) -> list[list[Any]]:
+    """The sites present in ``doc``, province by province in the notice's (official) order."""
+    sites = [(group, s) for group, members in sites_by_province(doc) for s in members if s.status in PRESENT]
+    return [[i, s.unit_code, s.unit_name, s.level.label_vi, group, ATTENDANCE_LABEL_VI[s.status]]
+            for i, (group, s) in enumerate(sites, 1)]
+
+
+def present_csv(rows: list[list[Any]]) -> bytes:
+    return to_csv(rows, PRESENT_COLUMNS)
+
+
+def present_xlsx(title: str, rows: list[list[Any]]) -> bytes:
+    return to_xlsx(title, rows, PRESENT_COLUMNS, sheet="Điểm cầu có mặt")
+
+
+def to_csv(rows: list[list[Any]], columns: tuple[str, ...] = COLUMNS) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     writer.writerows(safe_row(row) for row in rows)  # no cell may start a formula
     return ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM: Excel opens Vietnamese text correctly
 
 
-def to_xlsx(title: str, rows: list[list[Any]]) -> bytes:
+def to_xlsx(title: str, rows: list[list[Any]], columns: tuple[str, ...] = COLUMNS, sheet: str = "Điểm danh") -> bytes:
     from openpyxl import Workbook  # loaded when a spreadsheet is asked for, not at start-up
 
     wb = Workbook()
     ws = wb.active
     assert ws is not None
-    ws.title = "Điểm danh"
+    ws.title = sheet
     # Quoted text (cells.safe_cell) never starts with "=": openpyxl stores it as a string, not a formula.
     ws.append(safe_row([title]))
-    ws.append(list(COLUMNS))
+    ws.append(list(columns))
     for row in rows:
         ws.append(safe_row(row))
     ws.freeze_panes = "A3"

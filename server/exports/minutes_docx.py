@@ -190,7 +190,10 @@ def _appendix(doc: DocxDocument, a: Appendix, size: float, text_mm: float) -> No
     doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
     _para(doc.add_paragraph(), a.label, size, bold=True, align=CENTER)
     _para(doc.add_paragraph(), a.caption, size - 1, italic=True, align=CENTER)
-    _data_table(doc, a.table, APPENDIX_PT, text_mm)
+    for part in a.parts:
+        if part.heading:
+            _para(doc.add_paragraph(), part.heading, size - 1, bold=True, align=LEFT, before=6)
+        _data_table(doc, part.table, APPENDIX_PT, text_mm)
 
 
 def render_docx(doc: Minutes) -> bytes:

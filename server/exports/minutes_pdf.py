@@ -266,7 +266,13 @@ def _pdf_appendix(pdf: _NoticePdf, a: Appendix) -> None:
     pdf.set_font("Notice", "I", BODY_PT - 1)
     pdf.multi_cell(0, line, a.caption, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
-    _pdf_table(pdf, a.table, APPENDIX_PT)
+    for part in a.parts:
+        if part.heading:
+            pdf.set_font("Notice", "B", BODY_PT - 1)
+            pdf.multi_cell(0, line, part.heading, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.ln(1)
+        _pdf_table(pdf, part.table, APPENDIX_PT)
+        pdf.ln(4)
 
 
 # --- DOCX --------------------------------------------------------------------------------------------

@@ -5,14 +5,24 @@ administrative document: the two-column header (agency and number on the left, t
 title and motto on the right, place and date beneath), the title "THÔNG BÁO" and its
 subtitle, the body, "Nơi nhận:" and the signature block, then the appendices. The PDF, DOCX
 and HTML renderers only place these strings, so the three formats never disagree.
+
+The presiding official ("Kết luận của Bộ trưởng Tô Lâm") names the notice in its subtitle, opens
+and closes its body, and signs it unless a signer is named ("KT. BỘ TRƯỞNG / THỨ TRƯỞNG"). The
+attendance appendix is a summary per province in the unit tree's official order and the list of
+sites absent or never connected; the sites present are a download of their own (CSV/XLSX).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
 from enum import StrEnum
 
+from server.exports.words_vi import clock_vi as clock_vi
+from server.exports.words_vi import date_words as date_words
+from server.exports.words_vi import deadline_vi as deadline_vi
+from server.exports.words_vi import number_vi as number_vi
+from server.exports.words_vi import percent_vi as percent_vi
+from server.exports.words_vi import short_date_vi as short_date_vi
 from sessions.meetings import Attendance
 from sessions.minutes import (
     KPI_PHASE_LABEL_VI,
@@ -21,7 +31,7 @@ from sessions.minutes import (
     DirectiveEntry,
     KpiRow,
     Minutes,
-    Priority,
+    SiteAttendance,
     attendance_by_level,
     total_attendance,
 )
@@ -36,11 +46,12 @@ NATION = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
 MOTTO = "Độc lập - Tự do - Hạnh phúc"
 TITLE = "THÔNG BÁO"
 ABSENT_IN_BODY = 10  # absent sites named in the body; the rest are in the appendix
+CENTRAL_GROUP = "Trung ương"
 ASSIGNEES_IN_BODY = 10  # assignees named under a directive; a longer list goes to an appendix
 # Short labels keep the 3,355-row appendix to one line a site.
 LEVEL_SHORT_VI = {Level.CENTRAL: "Trung ương", Level.PROVINCE: "Tỉnh", Level.DISTRICT: "Huyện", Level.COMMUNE: "Xã"}
 STATUS_SHORT_VI = {Attendance.PRESENT_ONLINE: "Trực tuyến", Attendance.PRESENT_IN_PERSON: "Trực tiếp",
-                   Attendance.ABSENT: "Vắng", Attendance.NOT_CALLED: "Không điểm danh"}
+                   Attendance.ABSENT: "Vắng", Attendance.NOT_CALLED: "Không kết nối"}
 LETTERS = "abcdefghiklmnopqrstuvxy"  # Vietnamese item letters skip j and w
 
 
@@ -67,13 +78,35 @@ class Block:
     kind: BlockKind
     text: str = ""
     table: Table | None = None
+    href: str = ""  # a directive's follow-up page (HTML links it; print has no links)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendixPart:
+    heading: str  # "1. Số điểm cầu theo tỉnh, thành phố"; "" for an appendix of one table
+    table: Table
 
 
 @dataclass(frozen=True, slots=True)
 class Appendix:
-    label: str  # "Phụ lục I: Danh sách điểm cầu"
+    label: str  # "Phụ lục I: Tổng hợp điểm cầu theo tỉnh, thành phố"
     caption: str  # "(Kèm theo Thông báo số …)"
-    table: Table
+    parts: tuple[AppendixPart, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProvinceCount:
+    """One row of the attendance summary: the sites of one province (or of the centre)."""
+
+    name: str
+    online: int = 0
+    in_person: int = 0
+    absent: int = 0
+    not_called: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.online + self.in_person + self.absent + self.not_called
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,39 +126,6 @@ class Notice:
     signer_title: str
     signer_name: str
     appendices: tuple[Appendix, ...]
-
-
-# --- Vietnamese formatting ----------------------------------------------------------------------
-
-
-def number_vi(n: int) -> str:
-    """201884 → "201.884" (Vietnamese groups thousands with dots)."""
-    return f"{n:,}".replace(",", ".")
-
-
-def percent_vi(x: float) -> str:
-    return f"{x * 100:.2f}".replace(".", ",") + "%"
-
-
-def date_words(d: date) -> str:
-    """"ngày 05 tháng 02 năm 2023" / "ngày 19 tháng 8 năm 2022": Decree 30 pads days below 10
-    and the months January and February with a zero."""
-    month = f"{d.month:02d}" if d.month < 3 else str(d.month)
-    return f"ngày {d.day:02d} tháng {month} năm {d.year}"
-
-
-def deadline_vi(d: date) -> str:
-    return f"trước ngày {d:%d/%m/%Y}"
-
-
-def clock_vi(dt: datetime) -> str:
-    local = dt.astimezone(VN)
-    return f"{local.hour} giờ {local.minute:02d}"
-
-
-def short_date_vi(dt: datetime) -> str:
-    local = dt.astimezone(VN)
-    return f"{local.day}/{local.month}/{local.year}"
 
 
 def kpi_figure(k: KpiRow) -> str:
@@ -149,6 +149,52 @@ def meeting_phrase(doc: Minutes) -> str:
 
 def chair_phrase(doc: Minutes) -> str:
     return f"{doc.chair.title} {doc.chair.name}"
+
+
+def directive_href(directive_id: int | None) -> str:
+    return f"/directives/{directive_id}" if directive_id is not None else ""
+
+
+def province_of(site: SiteAttendance) -> str:
+    """The group a site is counted in: its province (a province is its own), or the centre."""
+    if site.level is Level.PROVINCE:
+        return site.unit_name
+    if site.level.rank < Level.PROVINCE.rank:
+        return CENTRAL_GROUP
+    return site.parent or site.unit_name
+
+
+def sites_by_province(doc: Minutes) -> list[tuple[str, list[SiteAttendance]]]:
+    """The sites grouped by province in the unit tree's official order: the centre first, then
+    the provinces by code (the order of ``sessions.store.units.subtree``), each group's sites in
+    the order the minutes froze them (the store freezes them in that official order too). A
+    group whose province did not take part keeps its place of first appearance, after the rest."""
+    groups: dict[str, list[SiteAttendance]] = {}
+    code: dict[str, str] = {}
+    for site in doc.attendance:
+        name = province_of(site)
+        groups.setdefault(name, []).append(site)
+        if site.level is Level.PROVINCE:
+            code[name] = site.unit_code
+    first = {name: i for i, name in enumerate(groups)}
+
+    def key(name: str) -> tuple[int, str, int]:
+        if name == CENTRAL_GROUP:
+            return (0, "", first[name])
+        return (1, code[name], first[name]) if name in code else (2, "", first[name])
+
+    return [(name, groups[name]) for name in sorted(groups, key=key)]
+
+
+def province_counts(doc: Minutes) -> list[ProvinceCount]:
+    out = []
+    for name, sites in sites_by_province(doc):
+        n = {status: 0 for status in Attendance}
+        for site in sites:
+            n[site.status] += 1
+        out.append(ProvinceCount(name, n[Attendance.PRESENT_ONLINE], n[Attendance.PRESENT_IN_PERSON],
+                                 n[Attendance.ABSENT], n[Attendance.NOT_CALLED]))
+    return out
 
 
 # --- the notice -----------------------------------------------------------------------------------
@@ -223,7 +269,8 @@ def _body(doc: Minutes, refs: dict[str, str]) -> list[Block]:
     for i, conclusion in enumerate(doc.conclusions, 1):
         blocks.append(Block(BlockKind.ITEM, f"{i}. {conclusion.text}".rstrip()))
         for j, directive in enumerate(conclusion.directives):
-            blocks.append(Block(BlockKind.SUBITEM, f"{_letter(j)}) {directive.text}"))
+            blocks.append(Block(BlockKind.SUBITEM, f"{_letter(j)}) {directive.text}",
+                                href=directive_href(directive.directive_id)))
             blocks.append(Block(BlockKind.DETAIL, directive_detail(directive, refs.get("assignees", ""))))
     blocks.append(Block(BlockKind.PARA, f"{doc.agency} thông báo để các đơn vị, địa phương biết, thực hiện./."))
     return blocks
@@ -254,10 +301,7 @@ def directive_detail(d: DirectiveEntry, appendix: str = "") -> str:
     parts = [f"Đơn vị thực hiện: {who}"]
     if d.cooperating:
         parts.append(f"phối hợp: {', '.join(d.cooperating)}")
-    text = "; ".join(parts) + f". Thời hạn: {deadline_vi(d.deadline)}."
-    if d.priority is not Priority.NORMAL:
-        text += f" Mức độ: {PRIORITY_LABEL_VI[d.priority]}."
-    return text
+    return "; ".join(parts) + f". Thời hạn: {deadline_vi(d.deadline)}. Độ khẩn: {PRIORITY_LABEL_VI[d.priority]}."
 
 
 def _attendance_blocks(doc: Minutes, appendix: str) -> list[Block]:
@@ -265,13 +309,14 @@ def _attendance_blocks(doc: Minutes, appendix: str) -> list[Block]:
     text = (f"Thành phần: {number_vi(total.total)} điểm cầu, trong đó có mặt trực tuyến {number_vi(total.online)}, "
             f"có mặt trực tiếp {number_vi(total.in_person)}, vắng {number_vi(total.absent)}")
     if total.not_called:
-        text += f", không điểm danh {number_vi(total.not_called)}"
-    text += f" (tổng hợp theo cấp dưới đây; danh sách đầy đủ tại {appendix})."
+        text += f", không kết nối {number_vi(total.not_called)}"
+    text += (f" (tổng hợp theo cấp dưới đây; theo tỉnh, thành phố và danh sách điểm cầu vắng mặt, không kết nối "
+             f"tại {appendix}; danh sách điểm cầu có mặt trong tệp dữ liệu kèm theo).")
     rows = tuple((s.level.label_vi, number_vi(s.total), number_vi(s.online), number_vi(s.in_person),
                   number_vi(s.absent), number_vi(s.not_called)) for s in attendance_by_level(doc))
     footer = ("Tổng cộng", number_vi(total.total), number_vi(total.online), number_vi(total.in_person),
               number_vi(total.absent), number_vi(total.not_called))
-    table = Table(("Cấp", "Số điểm cầu", "Trực tuyến", "Trực tiếp", "Vắng", "Không điểm danh"), rows,
+    table = Table(("Cấp", "Số điểm cầu", "Trực tuyến", "Trực tiếp", "Vắng", "Không kết nối"), rows,
                   (3.2, 2, 2, 2, 1.6, 2.4), footer, ("L", "C", "C", "C", "C", "C"))
     blocks = [Block(BlockKind.PARA, text), Block(BlockKind.TABLE, table=table)]
     absent = [s for s in doc.attendance if s.status is Attendance.ABSENT]
@@ -284,11 +329,26 @@ def _attendance_blocks(doc: Minutes, appendix: str) -> list[Block]:
 
 
 def _attendance_appendix(doc: Minutes, label: str, caption: str) -> Appendix:
-    rows = tuple((str(i), s.unit_name, LEVEL_SHORT_VI[s.level], s.parent, STATUS_SHORT_VI[s.status], s.reason)
-                 for i, s in enumerate(doc.attendance, 1))
-    table = Table(("STT", "Điểm cầu", "Cấp", "Trực thuộc", "Tình trạng", "Lý do vắng"), rows,
-                  (1.3, 6.4, 1.6, 3.4, 2.3, 3.0), None, ("R", "L", "L", "L", "L", "L"))
-    return Appendix(f"{label}: Danh sách điểm cầu", caption, table)
+    counts = province_counts(doc)
+    rows = tuple((str(i), c.name, number_vi(c.total), number_vi(c.online), number_vi(c.in_person),
+                  number_vi(c.absent), number_vi(c.not_called)) for i, c in enumerate(counts, 1))
+    total = total_attendance(doc)
+    footer = ("", "Tổng cộng", number_vi(total.total), number_vi(total.online), number_vi(total.in_person),
+              number_vi(total.absent), number_vi(total.not_called))
+    summary = Table(("STT", "Tỉnh, thành phố", "Số điểm cầu", "Trực tuyến", "Trực tiếp", "Vắng (có lý do)",
+                     "Không kết nối"), rows, (1.1, 5.4, 1.9, 1.9, 1.9, 1.9, 2.0), footer,
+                    ("R", "L", "C", "C", "C", "C", "C"))
+    parts = [AppendixPart("1. Số điểm cầu theo tỉnh, thành phố", summary)]
+    missing = [(group, s) for group, sites in sites_by_province(doc) for s in sites
+               if s.status in (Attendance.ABSENT, Attendance.NOT_CALLED)]
+    if missing:
+        listed = tuple((str(i), s.unit_name, LEVEL_SHORT_VI[s.level], group, STATUS_SHORT_VI[s.status], s.reason)
+                       for i, (group, s) in enumerate(missing, 1))
+        parts.append(AppendixPart("2. Điểm cầu vắng mặt, không kết nối",
+                                  Table(("STT", "Điểm cầu", "Cấp", "Tỉnh, thành phố", "Tình trạng", "Lý do vắng"),
+                                        listed, (1.1, 5.6, 1.4, 3.6, 2.3, 3.6), None,
+                                        ("R", "L", "L", "L", "L", "L"))))
+    return Appendix(f"{label}: Tổng hợp điểm cầu theo tỉnh, thành phố", caption, tuple(parts))
 
 
 def _floor_appendix(doc: Minutes, label: str, caption: str) -> Appendix:
@@ -297,7 +357,7 @@ def _floor_appendix(doc: Minutes, label: str, caption: str) -> Appendix:
                   f"{round(t.duration.total_seconds() / 60)} phút") for i, t in enumerate(doc.floor, 1))
     table = Table(("STT", "Người phát biểu", "Điểm cầu", "Thời gian", "Thời lượng"), rows, (1.2, 5, 5, 2.6, 2.4), None,
                   ("C", "L", "L", "C", "R"))
-    return Appendix(f"{label}: Diễn biến phát biểu", caption, table)
+    return Appendix(f"{label}: Diễn biến phát biểu", caption, (AppendixPart("", table),))
 
 
 def _assignee_appendix(doc: Minutes, label: str, caption: str) -> Appendix:
@@ -309,7 +369,7 @@ def _assignee_appendix(doc: Minutes, label: str, caption: str) -> Appendix:
                 ordered = sorted(d.assignees, key=lambda a: a != d.lead)
                 rows += [(ref, a, "Chủ trì" if a == d.lead else "") for a in ordered]
     table = Table(("Chỉ đạo", "Đơn vị được giao", "Vai trò"), tuple(rows), (1.6, 10, 2.4), None, ("C", "L", "L"))
-    return Appendix(f"{label}: Đơn vị được giao theo chỉ đạo", caption, table)
+    return Appendix(f"{label}: Đơn vị được giao theo chỉ đạo", caption, (AppendixPart("", table),))
 
 
 def _roman(n: int) -> str:

@@ -34,6 +34,13 @@ class Meeting(Base):
     floor_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # The presiding official and the signer of the notice of conclusions (#15), set by the chair
+    # before or at the conclusion; "" until set (sessions.store.minutes.set_presiding).
+    presiding_title: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
+    presiding_name: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
+    signer_authority: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
+    signer_title: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
+    signer_name: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
 
     __table_args__ = (Index("ix_meetings_state_start", "state", "scheduled_start"),)
 

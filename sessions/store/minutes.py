@@ -5,6 +5,9 @@ history, the KPI snapshot frozen at conclusion, the conclusions and the directiv
 into a :class:`sessions.minutes.Minutes`, and stores it as version 1, published. ``correct``
 stores version n + 1 with its reason (``sessions.minutes.correct``); no function here, and no
 route, updates or deletes a stored version.
+
+The presiding official and the signer (``set_presiding``) are kept on the meeting until the
+conclusion freezes them into version 1; after that only a correction changes them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sessions import minutes as doc_rules
 from sessions.errors import Conflict, NotFound
 from sessions.kpi import Kind
 from sessions.meetings import Attendance, MeetingState
-from sessions.minutes import Minutes
+from sessions.minutes import Minutes, Presiding
 from sessions.minutes_rules import check_correction
 from sessions.models import (
     Assignment,
@@ -34,13 +37,42 @@ from sessions.models import (
     MeetingMinutes,
     MeetingTransition,
     Unit,
-    User,
 )
 from sessions.store import kpi_catalog, live, units
 from sessions.units import Level
 
 RECIPIENTS = ("Các đơn vị dự hội nghị",)
-PRIORITY = {"normal": "normal", "urgent": "high", "very_urgent": "urgent", "flash": "urgent"}
+# Until the chair names the presiding official, the notice names the chairing unit's leadership
+# ("Kết luận của Lãnh đạo Bộ Công an"), never an account's display name.
+UNNAMED_TITLE = "Lãnh đạo"
+
+
+async def presiding(db: AsyncSession, meeting_id: int) -> Presiding | None:
+    """The presiding official and signer set on the meeting (None until set)."""
+    row = (await db.execute(select(Meeting.presiding_title, Meeting.presiding_name, Meeting.signer_authority,
+                                   Meeting.signer_title, Meeting.signer_name)
+                            .where(Meeting.id == meeting_id))).first()
+    if row is None:
+        raise NotFound("Không tìm thấy hội nghị", code="meeting_not_found")
+    title, name, authority, signer_title, signer_name = row
+    if not name:
+        return None
+    return Presiding(title, name, authority, signer_title, signer_name)
+
+
+async def set_presiding(db: AsyncSession, meeting_id: int, who: Presiding) -> None:
+    """Name the presiding official and the signer, before or at the conclusion. Once the
+    minutes are published they change only through a correction (a new version)."""
+    meeting = await db.get(Meeting, meeting_id)
+    if meeting is None:
+        raise NotFound("Không tìm thấy hội nghị", code="meeting_not_found")
+    if await latest_version(db, meeting_id):
+        raise Conflict("Biên bản đã công bố: người chủ trì và người ký chỉ đổi được bằng cách đính chính biên bản",
+                       code="minutes_published")
+    meeting.presiding_title, meeting.presiding_name = who.title, who.name
+    meeting.signer_authority, meeting.signer_title, meeting.signer_name = (who.signer_authority, who.signer_title,
+                                                                           who.signer_name)
+    await db.flush()
 
 
 async def gather(db: AsyncSession, meeting_id: int, now: datetime, *, chair_name: str = "",
@@ -55,11 +87,12 @@ async def gather(db: AsyncSession, meeting_id: int, now: datetime, *, chair_name
                               .order_by(MeetingTransition.at, MeetingTransition.id))).all()
     started = next((at for to, at, _ in moves if to == MeetingState.LIVE.value), meeting.scheduled_start)
     ended_by = next(((at, uid) for to, at, uid in moves if to == MeetingState.CONCLUDED.value), (now, None))
-    if not chair_name and ended_by[1] is not None:
-        user = await db.get(User, ended_by[1])
-        chair_name = user.full_name if user is not None else ""
+    named = await presiding(db, meeting_id)
+    chair = {"title": chair_title or (named.title if named else UNNAMED_TITLE),
+             "name": chair_name or (named.name if named else chair_unit.name), "unit": chair_unit.name}
+    signer = named.signer if named is not None and not chair_name else None
 
-    seats = await live.attendance_rows(db, meeting_id)
+    seats = await _official_order(db, await live.attendance_rows(db, meeting_id))
     attendance = [{"unit_code": s["code"], "unit_name": s["name"], "level": s["level"], "status": s["status"],
                    "reason": s["reason"] if s["status"] == Attendance.ABSENT.value else "",
                    "parent": s["province"][1] if s["level"] != Level.PROVINCE.value else ""} for s in seats]
@@ -111,16 +144,28 @@ async def gather(db: AsyncSession, meeting_id: int, now: datetime, *, chair_name
         by_conclusion[d.conclusion_id].append({
             "text": d.text, "assignees": [name for _uid, name, _role in given], "deadline": d.deadline,
             "lead": lead, "cooperating": [name for _uid, name, role in given if role == "cooperate"],
-            "priority": PRIORITY.get(d.priority, "normal")})
+            "priority": d.priority, "directive_id": d.id})
     for r in rows:
         conclusions.append({"text": r.text, "directives": by_conclusion.get(r.id, [])})
 
     return doc_rules.build_minutes(
         title=meeting.title, started_at=started, ended_at=max(ended_by[0], started),
-        chair={"name": chair_name or chair_unit.name, "title": chair_title or "Chủ trì hội nghị",
-               "unit": chair_unit.name},
+        chair=chair, signer=signer,
         agency=chair_unit.name, symbol=f"TB-{chair_unit.code}", attendance=attendance, floor=floor, kpis=kpis,
         conclusions=conclusions, recipients=list(RECIPIENTS), meeting_id=meeting_id)
+
+
+async def _official_order(db: AsyncSession, seats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The seats province by province in the unit tree's official order (the order of
+    ``units.subtree``: by depth, then code), each province's own seat before its communes; seats
+    above the provinces first. Raw code order would mix levels ("00004" before "01")."""
+    top = await units.root(db)
+    if top is None:
+        return seats
+    everything = (await units.unit_tree(db)).subtree(top.id)
+    pos = {v.id: i for i, v in enumerate(everything)}
+    provinces = {v.id: i for i, v in enumerate(v for v in everything if v.level is Level.PROVINCE)}
+    return sorted(seats, key=lambda s: (provinces.get(s["province_id"], -1), pos.get(s["unit_id"], len(pos))))
 
 
 async def freeze(db: AsyncSession, meeting_id: int, now: datetime, by: str, **chair: str) -> int:
