@@ -19,6 +19,7 @@ from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.web_util import json_body, path_id, query_id, require_principal
 from sessions.directives import DirectiveInput, parse_directive
 from sessions.errors import ValidationFailed
+from sessions.store import directive_followup as followup
 from sessions.store import directive_views as views
 from sessions.store import units
 from sessions.store.directives import Created
@@ -168,19 +169,26 @@ async def api_my_directives(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/directives/dashboard")
-@api(summary="Bảng theo dõi nhiệm vụ theo đơn vị", query={"unit": STR, "meeting": ID, "depth": INT},
+@api(summary="Bảng theo dõi nhiệm vụ theo đơn vị (và tỷ lệ hoàn thành đúng hạn theo tháng)",
+     query={"unit": STR, "meeting": ID, "depth": INT, "trend": INT},
      response=obj({"unit": ref("UnitRef"), "at": TIME, "buckets": array({"type": "object"}),
-                   "rows": array({"type": "object"}), "totals": {"type": "object"}, "total": INT}))
+                   "rows": array({"type": "object"}), "totals": {"type": "object"}, "total": INT},
+                  {"trend": array({"type": "object"})}))
 async def api_dashboard(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     meeting = query_id(request, "meeting")
     depth = query_id(request, "depth", minimum=0)
+    if request.query.get("trend", "0") not in ("0", "1"):
+        raise ValidationFailed("Tham số 'trend' chỉ nhận 0 hoặc 1", code="trend_invalid", field="trend")
+    trend = request.query.get("trend") == "1"
     async with request.app[DB]() as db:
         unit = await units.get_by_code(db, request.query.get("unit", p.unit_code))
         await ensure_reaches(db, p, unit.id)
         if meeting is not None:
             await meeting_service.check_visible(db, p, meeting)
         data = await views.dashboard(db, unit.id, request.app[CLOCK](), meeting_id=meeting, depth=depth)
+        if trend:  # month by month, completions of the whole subtree (the chart beside the counts)
+            data["trend"] = await followup.on_time_trend(db, unit.id, request.app[CLOCK]())
     return web.json_response(data)
 
 

@@ -9,13 +9,15 @@ of its assignments is visible. Invisible things answer exactly as missing ones (
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sessions.directive_history import Audited, Given
+from sessions.directive_history import events as history_events
 from sessions.directives import (
     BUCKET_LABEL_VI,
     BUCKET_ORDER,
@@ -156,30 +158,44 @@ async def dashboard(db: AsyncSession, root_unit_id: int, now: datetime, *, meeti
 
 # ---------------------------------------------------------------------------------- one directive
 
-async def _visible_directive(db: AsyncSession, directive_id: int, reach: set[int]) -> Directive:
+def _below(unit_id: int) -> ColumnElement[bool]:
+    return Assignment.unit_id.in_(select(UnitClosure.descendant_id).where(UnitClosure.ancestor_id == unit_id))
+
+
+async def _visible_directive(db: AsyncSession, directive_id: int, reach: set[int], reach_root: int) -> Directive:
+    """``reach``: the ids of ``reach_root``'s subtree (the same thing, for the SQL side)."""
     d = await db.get(Directive, directive_id)
     if d is None:
         raise directive_not_found()
     if d.assigner_unit_id in reach:
         return d
-    seen = (await db.execute(select(Assignment.unit_id).where(Assignment.directive_id == d.id))).scalars().all()
-    if not any(uid in reach for uid in seen):
+    seen = (await db.execute(select(Assignment.id).where(Assignment.directive_id == d.id, _below(reach_root))
+                             .limit(1))).first()
+    if seen is None:
         raise directive_not_found()
     return d
 
 
-async def directive_tree(db: AsyncSession, directive_id: int, reader_unit_id: int, now: datetime) -> dict[str, Any]:
+async def directive_tree(db: AsyncSession, directive_id: int, reader_unit_id: int, now: datetime, *,
+                         within: int | None = None) -> dict[str, Any]:
     """The directive, its assignments the reader may see, and under each assignment the
-    directives it was broken down into (recursively), with each broken-down assignment's roll-up."""
-    tree, reach = await _reach(db, reader_unit_id)
-    top = await _visible_directive(db, directive_id, reach)
+    directives it was broken down into (recursively), with each broken-down assignment's roll-up.
+    ``within`` (a unit of the reader's subtree, checked by the caller): only that subtree's part."""
+    tree, reader_reach = await _reach(db, reader_unit_id)
+    root = reader_unit_id if within is None else within
+    reach = reader_reach if within is None else {v.id for v in tree.subtree(within)} & reader_reach
+    top = await _visible_directive(db, directive_id, reach, root)
+    root_view = tree.get(root)
+    scoped = root_view is not None and root_view.parent_id is not None  # the whole tree needs no filter
     directives: dict[int, Directive] = {top.id: top}
     by_directive: dict[int, list[Assignment]] = defaultdict(list)
     children_of: dict[int, list[int]] = defaultdict(list)  # assignment id → directive ids
     frontier = [top.id]
     while frontier:  # one level of the cascade per round: two queries
-        rows = (await db.execute(select(Assignment).where(Assignment.directive_id.in_(frontier))
-                                 .order_by(Assignment.id))).scalars().all()
+        stmt = select(Assignment).where(Assignment.directive_id.in_(frontier)).order_by(Assignment.id)
+        if scoped:  # a nationwide directive has 10,000 assignments: read only the part shown
+            stmt = stmt.where(_below(root))
+        rows = (await db.execute(stmt)).scalars().all()
         visible = [a for a in rows if a.unit_id in reach]
         for a in visible:
             by_directive[a.directive_id].append(a)
@@ -194,7 +210,7 @@ async def directive_tree(db: AsyncSession, directive_id: int, reader_unit_id: in
         frontier = [d.id for d in kids]
 
     def node(did: int) -> dict[str, Any]:
-        out = directive_dict(directives[did], tree, reach)
+        out = directive_dict(directives[did], tree, reader_reach)
         items = []
         for a in by_directive.get(did, []):
             item = assignment_dict(a, tree, now)
@@ -232,12 +248,27 @@ async def assignment_detail(db: AsyncSession, assignment_id: int, reader_unit_id
                                 .order_by(AuditEntry.id))).scalars().all()
     kids = (await db.execute(select(Assignment).join(Directive, Directive.id == Assignment.directive_id)
                              .where(Directive.parent_assignment_id == a.id))).scalars().all()
+    below = (await db.execute(select(Directive).where(Directive.parent_assignment_id == a.id)
+                              .order_by(Directive.id))).scalars().all()
+    per_directive = Counter(k.directive_id for k in kids)
+
+    def given(x: Directive) -> Given:
+        v = tree.get(x.assigner_unit_id)
+        return Given(at=x.created_at, who=x.created_by_name if x.assigner_unit_id in reach else "",
+                     unit=v.name if v else "", deadline=x.deadline, units=per_directive.get(x.id, 0), directive_id=x.id)
+
+    unit = tree.get(a.unit_id)
+    story = history_events(
+        assignee=unit.name if unit else "", role=a.role, due_at=a.due_at, given=given(d),
+        audited=[Audited(h.at, h.actor_name, h.action, h.detail.get("before"), h.detail.get("after")) for h in history],
+        breakdowns=[given(x) for x in below], flagged_at=a.overdue_flagged_at)
     return {
         **assignment_dict(a, tree, now), "directive": directive_dict(d, tree, reach),
         "reports": [{"id": r.id, "text": r.text, "percent": r.percent, "author": r.author_name,
                      "at": r.at.isoformat(), "attachments": files.get(r.id, [])} for r in reports],
         "history": [{"at": h.at.isoformat(), "who": h.actor_name, "action": h.action,
                      "before": h.detail.get("before"), "after": h.detail.get("after")} for h in history],
+        "events": story,
         "rollup": rollup((bucket(k.due_at, k.completed_at, now), k.percent) for k in kids).as_dict(),
     }
 

@@ -1,36 +1,44 @@
 // Directives: the dashboard kept current over the websocket topic directives:<unit code> (an
-// event only says "counts moved"; the counts are re-read over HTTP, at most once a second), and
+// event only says "counts moved"; the counts are re-read over HTTP, at most once a second) with
+// its charts (dashboard.js), and
 // the assignment page's forms, which post to the JSON API with the page's CSRF token.
 import { t } from "/static/i18n.js";
 import { Live } from "/static/live.js";
 
-function fill(table, data) {
+function fill(table, data, fmt) {
   const rows = new Map(data.rows.map((r) => [r.unit.code, r]));
   for (const tr of table.querySelectorAll("tr[data-unit]")) {
     const row = tr.dataset.unit === "*" ? { counts: data.totals, total: data.total } : rows.get(tr.dataset.unit);
     if (!row) continue;
-    for (const td of tr.querySelectorAll("td[data-bucket]")) td.textContent = String(row.counts[td.dataset.bucket]);
-    tr.querySelector('td[data-field="total"]').textContent = String(row.total);
+    for (const td of tr.querySelectorAll("td[data-bucket]")) td.textContent = fmt.formatInt(row.counts[td.dataset.bucket]);
+    tr.querySelector('td[data-field="total"]').textContent = fmt.formatInt(row.total);
+    const rate = tr.querySelector('td[data-field="rate"]');
+    if (rate) rate.textContent = fmt.formatPct(fmt.onTimeRate(row.counts));
   }
   table.dataset.updated = String(Date.now());
 }
 
-export function mountBoard(table, statusEl) {
+export async function mountBoard(table, statusEl) {
   const unit = table.dataset.unit;
   const topic = `directives:${unit}`;
+  const fmt = await import("/static/dashboard.js");
+  const dataEl = document.getElementById("board-data");
+  const charts = dataEl ? fmt.mountCharts(document.getElementById("chart-buckets"), document.getElementById("chart-trend"),
+                                          JSON.parse(dataEl.textContent)) : null;
+  const show = (data) => { fill(table, data, fmt); charts?.update(data); };
   let timer = null;
   let last = 0;
   const refresh = async () => {
     timer = null;
     last = Date.now();
-    const resp = await fetch(`/api/directives/dashboard?unit=${encodeURIComponent(unit)}`, { credentials: "same-origin" });
-    if (resp.ok) fill(table, await resp.json());
+    const resp = await fetch(`/api/directives/dashboard?unit=${encodeURIComponent(unit)}&trend=1`, { credentials: "same-origin" });
+    if (resp.ok) show(await resp.json());
   };
   const schedule = () => {
     if (timer === null) timer = setTimeout(refresh, Math.max(0, 1000 - (Date.now() - last)));
   };
   const live = new Live({
-    onSnapshot: (msg) => { if (msg.topic === topic) fill(table, msg.data); },
+    onSnapshot: (msg) => { if (msg.topic === topic) show(msg.data); },
     onEvent: (msg) => { if (msg.kind === "directives") schedule(); },
     onStatus: (s) => { if (statusEl) statusEl.textContent = s === "open" ? t("js.directives.connected") : t("js.directives.connecting"); },
   });
