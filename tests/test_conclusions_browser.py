@@ -47,8 +47,13 @@ async def test_conclusion_to_minutes_in_the_browser(live_sqlite: LiveServer, tmp
         # A bad deadline first: refused with a clear message, nothing typed is lost.
         await chair.get_by_label("Nội dung kết luận").fill("Các tỉnh đẩy nhanh số hóa hồ sơ.")
         await chair.get_by_label("Nội dung chỉ đạo").fill(DIRECTIVE)
-        await chair.get_by_label("Giao cho các đơn vị (mã, cách nhau dấu phẩy)").fill("01, 25")
-        await chair.get_by_label("Đơn vị phối hợp (mã, cách nhau dấu phẩy, không bắt buộc)").fill("79")
+        # Units are picked by name (#14), each option showing its province.
+        for label, query, code in (("Giao cho các đơn vị (tìm theo tên)", "Hà Nội", "01"),
+                                   ("Giao cho các đơn vị (tìm theo tên)", "Phú Thọ", "25"),
+                                   ("Đơn vị phối hợp (tìm theo tên, không bắt buộc)", "Hồ Chí Minh", "79")):
+            await chair.get_by_label(label).fill(query)
+            await chair.locator(f'#conclusion-form [role=option][data-code="{code}"]:visible').click()
+        await expect(chair.locator("#conclusion-form input[name=units]")).to_have_value("01,25")
         await chair.get_by_label("Thời hạn").fill((today - timedelta(days=1)).isoformat())
         await chair.get_by_role("button", name="Ghi kết luận").click()
         await expect(chair.locator("#conclusion-error")).to_contain_text("đã qua")

@@ -7,9 +7,9 @@ from __future__ import annotations
 from tests.conftest import Client, LiveServer
 from tests.test_minutes_flow import concluded_meeting
 
-MEETINGS_VI = ["Lên lịch hội nghị mới", "Bắt đầu (giờ Việt Nam)", "Thời gian bắt đầu (giờ Việt Nam)", "Mã đơn vị",
-               "Tỉnh/Thành phố", "Lên lịch</button>", "Biên bản</a>"]
-MEETINGS_EN = ["Schedule a new meeting", "Starts (Vietnam time)", "Start time (Vietnam time)", "Unit code",
+MEETINGS_VI = ["Lên lịch hội nghị mới", "Bắt đầu (giờ Việt Nam)", "Thời gian bắt đầu (giờ Việt Nam)",
+               "Đơn vị (tìm theo tên)", "Tỉnh/Thành phố", "Lên lịch</button>", "Biên bản</a>"]
+MEETINGS_EN = ["Schedule a new meeting", "Starts (Vietnam time)", "Start time (Vietnam time)", "Unit (search by name)",
                "Province", "Schedule</button>", "Minutes</a>", "Concluded"]
 CORRECTION_VI = ["Đính chính biên bản", "Chức danh người chủ trì", "Lý do đính chính (bắt buộc)"]
 CORRECTION_EN = ["Correct the minutes", "Chair&#39;s title", "Reason for the correction (required)"]

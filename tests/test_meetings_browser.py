@@ -61,10 +61,13 @@ async def test_meeting_in_browsers(live_sqlite: LiveServer, tmp_path: Path) -> N
         await form.get_by_label("Tên hội nghị").fill(TITLE)
         await form.get_by_label("Chương trình").fill("Khai mạc\nĐiểm danh các điểm cầu\nThảo luận")
         await form.get_by_label("Thời gian bắt đầu").fill("2030-01-02T08:30")
-        codes = form.get_by_label("Mã đơn vị")
-        await expect(codes).to_have_count(3)
-        for i, code in enumerate(("01", "25", "")):
-            await codes.nth(i).fill(code)
+        units = form.get_by_label("Đơn vị (tìm theo tên)")  # unit pickers (#14): by name, province shown
+        await expect(units).to_have_count(3)
+        await expect(units.nth(0)).to_have_value("Bộ Công an")  # the chair's own unit to start with
+        for i, (query, code) in enumerate((("Hà Nội", "01"), ("phu tho", "25"), ("", ""))):
+            await units.nth(i).fill(query)
+            if code:
+                await form.locator(".selector").nth(i).locator(f'[role=option][data-code="{code}"]').click()
             for level in ("province", "district", "commune"):
                 box = form.locator(f"input[name=levels_{i}][value={level}]")
                 await box.set_checked(bool(code) and level in ("province", "commune"))

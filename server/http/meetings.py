@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.exports import attendance
 from server.http.contract import CHAIR, OPERATORS, api
@@ -16,7 +17,7 @@ from server.services.access import ensure_reaches
 from server.state import CLOCK, DB, DEPS, SETTINGS
 from server.timefmt import local, parse_local
 from server.web_util import client_ip, form_body, json_body, path_id, render, require_principal
-from sessions.errors import DomainError, Forbidden, ValidationFailed
+from sessions.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from sessions.meetings import ATTENDANCE_LABEL_VI, STATE_LABEL_VI, Attendance, MeetingState
 from sessions.roles import Permission, Principal, Role
 from sessions.store import live, units
@@ -31,6 +32,13 @@ def _meeting_id(request: web.Request) -> int:
     return path_id(request, "meeting_id")
 
 
+async def levels_offered(db: AsyncSession, unit_id: int) -> tuple[Level, ...]:
+    """The participant levels a form offers: only those the imported tree has below the unit (the
+    2025 tree has no district level)."""
+    present = await units.count_by_level(db, unit_id)
+    return tuple(lv for lv in LEVEL_CHOICES if present.get(lv.value))
+
+
 # ---------------------------------------------------------------- list and schedule (pages)
 
 async def _list_page(request: web.Request, *, error: str | None = None, form: dict[str, Any] | None = None,
@@ -38,12 +46,25 @@ async def _list_page(request: web.Request, *, error: str | None = None, form: di
     p = require_principal(request)
     async with request.app[DB]() as db:
         items = await store.list_for_unit(db, p.unit_id)
+        level_choices = await levels_offered(db, p.unit_id)
+        kept = form or {"unit_0": p.unit_code}
+        names = {}  # what the unit pickers show for the codes already in the form
+        for i in range(3):
+            code = str(kept.get(f"unit_{i}", ""))
+            if code:
+                try:
+                    unit = await units.get_by_code(db, code)
+                except NotFound:
+                    continue
+                if await units.is_within(db, p.unit_id, unit.id):
+                    names[code] = unit.name
     default_start = (request.app[CLOCK]() + timedelta(days=1)).replace(minute=0, second=0)
     return render(request, "meetings.html", {
         "meetings": items, "can_schedule": p.can(Permission.CHAIR_MEETINGS), "error": error,
         "form": form or {"start": local(default_start, "%Y-%m-%dT%H:%M"), "unit_0": p.unit_code,
                          "levels_0": ["province", "commune"]},
-        "state_label": STATE_LABEL_VI, "local": local, "level_choices": LEVEL_CHOICES,
+        "state_label": STATE_LABEL_VI, "local": local, "level_choices": level_choices, "root_code": p.unit_code,
+        "unit_names": names,
     }, status=status)
 
 
@@ -119,8 +140,9 @@ async def chair_console(request: web.Request) -> web.StreamResponse:
         raise Forbidden("Chỉ chủ trì hội nghị mở được bàn điều khiển này", code="chair_only")
     async with request.app[DB]() as db:
         history = await store.transitions(db, meeting.id)
+        level_choices = await levels_offered(db, p.unit_id)
     return render(request, "chair_console.html", {**_page_ctx(meeting), "transitions": history,
-                                                  "root_code": p.unit_code})
+                                                  "root_code": p.unit_code, "level_choices": level_choices})
 
 
 @routes.get("/meetings/{meeting_id:\\d+}/province/{code}")
