@@ -137,7 +137,11 @@ PLAYER_STATS = """async () => {
 # Every camera in these tests holds its resolution under load (a crowded 2-core machine would
 # otherwise let Chromium scale the picture down, and the sizes are how the tests tell sources apart);
 # ``size`` makes this browser context's camera capture at that size.
+# It also marks the tab as having passed the site page's camera/microphone check (#14, web/static/
+# prejoin.js): these tests are about what is sent and heard once a site has joined.
 CAMERA_SCRIPT = """(() => {
+  const checked = '{"video":null,"audio":null,"cameraLabel":"","micLabel":""}';
+  try { sessionStorage.setItem("hoinghi.prejoin", checked); } catch {}
   const size = %s;
   const md = navigator.mediaDevices;
   if (!md) return;

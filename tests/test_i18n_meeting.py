@@ -20,7 +20,7 @@ TITLE = "Hội nghị thử song ngữ"
 # (page, Vietnamese labels, their English) — what an operator reads on each page
 PAGES = {
     "chair": (["Điều hành hội nghị", "Bắt đầu hội nghị", "Mời điểm cầu tiếp theo", "Thu hồi quyền phát biểu",
-               "Giơ tay xin phát biểu", "Kết luận và chỉ đạo", "Nội dung kết luận", "Hoả tốc",
+               "Giơ tay xin phát biểu", "Kết luận và chỉ đạo", "Nội dung kết luận", "Hỏa tốc",
                "Quyền phát biểu:", "Chủ trì: Bộ Công an", "Đang diễn ra", "Chưa kết nối hình/tiếng",
                "Lý do vắng mặt của", "Xuất điểm danh CSV"],
               ["Conference control", "Start conference", "Call next site", "Take back the floor",
@@ -31,10 +31,12 @@ PAGES = {
                   "Quyền phát biểu:", "Đang kết nối…", "Chương trình"],
                  ["Thành phố Hà Nội site", "Raised hands in the province", "Present in person", "Actions",
                   "Floor:", "Connecting…", "Agenda"]),
-    "site": (["Điểm cầu Phường Vĩnh Yên", "Giơ tay xin phát biểu", "Xin bật tiếng", "Tự tắt tiếng", "Micrô:",
-              "Số liệu chỉ tiêu", "Hình ảnh hội nghị", "Trình duyệt đang chặn âm thanh."],
-             ["Phường Vĩnh Yên site", "Raise hand to speak", "Ask to unmute", "Mute myself", "Microphone:",
-              "Indicator figures", "Conference video", "The browser is blocking sound."]),
+    "site": (["Điểm cầu Phường Vĩnh Yên", "Giơ tay xin phát biểu", "Bật lại micrô của điểm cầu",
+              "Tắt micrô của điểm cầu", "Micrô:", "Số liệu chỉ tiêu", "Hình ảnh hội nghị",
+              "Trình duyệt đang chặn âm thanh.", "Vào hội nghị", "Xem biên bản hội nghị"],
+             ["Phường Vĩnh Yên site", "Raise hand to speak", "Turn the site microphone back on",
+              "Turn the site microphone off", "Microphone:", "Indicator figures", "Conference video",
+              "The browser is blocking sound.", "Join the conference", "Read the minutes"]),
 }
 WHO = {"chair": ("chutri", "chair"), "province": ("hanoi", "province/01"), "site": ("vinhyen", "site")}
 

@@ -64,9 +64,12 @@ export class MediaLink {
   // track goes; onStatus(key, label); publishVideo: a <video> previewing what this site sends.
   // micAlways: a site sends its microphone even without the floor (its bridge reads who speaks;
   // the sound reaches nobody unless the site holds the floor and is not muted).
+  // held: publish nothing (not even with the floor) until ``release()`` — the site page's check of
+  // camera and microphone comes first; ``release(devices)`` names the devices chosen there.
   constructor({ meetingId, video, audioBox, onStatus, preview = null, alwaysPublish = false, onAudioBlocked = null,
-    micAlways = false }) {
-    Object.assign(this, { meetingId, video, audioBox, onStatus, preview, alwaysPublish, onAudioBlocked, micAlways });
+    micAlways = false, held = false }) {
+    Object.assign(this, { meetingId, video, audioBox, onStatus, preview, alwaysPublish, onAudioBlocked, micAlways, held });
+    this.devices = { audio: null, video: null };
     this.micEnabled = true;
     this.grant = null;
     this.player = null;
@@ -97,7 +100,8 @@ export class MediaLink {
       this.grant = await fetchGrant(this.meetingId);
       if (!this.grant.bridge) { this.setStatus("none"); return this.grant; }
       await this.play();
-      if (this.wantPublish) await this.publish(true);
+      if (this.held) { /* nothing sent before the site's device check */ }
+      else if (this.wantPublish) await this.publish(true);
       else if (this.micAlways) await this.publish(false).catch(() => {});  // no microphone: still play
       this.attempt = 0;
     } catch (err) {
@@ -177,6 +181,7 @@ export class MediaLink {
   // The floor came to this site (or went): start or stop sending camera and microphone.
   async setPublishing(on) {
     this.wantPublish = on || this.alwaysPublish;
+    if (this.held) return;
     if (this.wantPublish && !this.publisher?.video && this.grant?.bridge) {
       const micOnly = this.publisher;
       try {
@@ -198,6 +203,16 @@ export class MediaLink {
     }
   }
 
+  // The site's check of camera and microphone is done: send with these devices from now on (and
+  // again after a drop), starting at once when the site holds the floor or always sends its microphone.
+  async release(devices = {}) {
+    this.devices = { audio: devices.audio || null, video: devices.video || null };
+    this.held = false;
+    if (this.stopped || !this.grant?.bridge) return;
+    if (this.wantPublish) await this.setPublishing(true);
+    else if (this.micAlways && !this.publisher) await this.publish(false).catch(() => {});
+  }
+
   // The chair (or the province) muted this site: the microphone track stops too. The bridge drops
   // a muted site's sound whatever the page does; this is so the site knows and sends nothing.
   setMicEnabled(on) {
@@ -208,8 +223,18 @@ export class MediaLink {
   async publish(withVideo = true) {
     if (this.publisher) return;
     const g = this.grant;
-    const media = await navigator.mediaDevices.getUserMedia({ video: withVideo ? { width: 640, height: 480 } : false,
-      audio: true });
+    const ask = () => {
+      const { audio: mic, video: cam } = this.devices;
+      return navigator.mediaDevices.getUserMedia({
+        video: withVideo ? { width: 640, height: 480, ...(cam ? { deviceId: { exact: cam } } : {}) } : false,
+        audio: mic ? { deviceId: { exact: mic } } : true });
+    };
+    const media = await ask().catch((err) => {
+      // the chosen device is gone (unplugged): the default ones rather than no picture and sound
+      if (!["OverconstrainedError", "NotFoundError"].includes(err?.name) || !(this.devices.audio || this.devices.video)) throw err;
+      this.devices = { audio: null, video: null };
+      return ask();
+    });
     for (const t of media.getAudioTracks()) t.enabled = this.micEnabled;
     const pc = new RTCPeerConnection({ iceServers: g.ice_servers || [] });
     this.publisher = { pc, location: null, token: g.token, media, video: withVideo };
@@ -271,18 +296,23 @@ export class MediaLink {
 }
 
 // Everything the page needs: the panel's elements (templates/_media_panel.html) wired to a link.
-export function mountMedia(meetingId, { alwaysPublish = false, micAlways = false } = {}) {
+export function mountMedia(meetingId, { alwaysPublish = false, micAlways = false, held = false } = {}) {
   const q = (sel) => document.querySelector(sel);
   const soundRow = q("#sound-row");
   const link = new MediaLink({
     meetingId, video: q("#programme"), audioBox: q("#programme-audio"), preview: q("#my-camera"),
-    onStatus: statusShower(q("#media-status")), alwaysPublish, micAlways,
+    onStatus: statusShower(q("#media-status")), alwaysPublish, micAlways, held,
     onAudioBlocked: () => { if (soundRow) soundRow.hidden = false; },
   });
   q("#sound-btn")?.addEventListener("click", () => {
     for (const a of q("#programme-audio").querySelectorAll("audio")) a.play().catch(() => {});
     soundRow.hidden = true;
   });
+  link.ended = () => {  // the meeting ended: the picture stops too (not frozen on its last frame)
+    link.stop();
+    link.video.srcObject = null;
+    link.video.dataset.stopped = "1";
+  };
   window.addEventListener("pagehide", () => link.stop());
   window.__media = link;  // for operators' debugging in the console, and for the browser tests
   return link;

@@ -1,15 +1,50 @@
-// The site page: the programme, this site's seat (roll call, mute, hand) and its KPI slide.
+// The site page: the programme, this site's seat (roll call, mute, hand), its KPI slide, the check of
+// camera and microphone before it sends anything, and its province's calls.
 import { $, flash, connStatus, MeetingView, STATUS_LABEL } from "/static/consoles.js";
 import { mountMedia } from "/static/media.js";
 import { Live } from "/static/live.js";
-import { t } from "/static/i18n.js";
+import { DeviceCheck, rememberedChoice } from "/static/prejoin.js";
+import { t, locale } from "/static/i18n.js";
+
+const OPEN = ["rehearsal", "live"];
+const hhmm = new Intl.DateTimeFormat(locale, { hour: "2-digit", minute: "2-digit", second: "2-digit", timeZone: "Asia/Ho_Chi_Minh" });
+
+// A narrow slide shows each KPI row as a card (site.css): every cell carries its column's name.
+export function labelSlideCells(root) {
+  const label = () => {
+    for (const table of root.querySelectorAll("table")) {
+      const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+      for (const tr of table.querySelectorAll("tbody tr")) {
+        [...tr.children].forEach((cell, i) => { if (names[i] && !cell.dataset.label) cell.dataset.label = names[i]; });
+      }
+    }
+  };
+  new MutationObserver(label).observe(root, { childList: true });
+  label();
+}
+
+function showCall(data) {
+  const box = $("#call-notice");
+  if (!box) return;
+  $("#call-text").textContent = t("js.site.call", { province: data.by_name, unit: data.name });
+  const at = data.at ? new Date(data.at) : null;
+  $("#call-time").textContent = at && !Number.isNaN(at.getTime()) ? t("js.site.call_at", { time: hhmm.format(at) }) : "";
+  box.dataset.at = data.at || "";
+  box.hidden = false;
+  box.focus?.();
+}
 
 export function sitePage(meetingId, unitId, canOperate) {
   const view = new MeetingView(meetingId);
   let seat = null;
+  const media = mountMedia(meetingId, { micAlways: canOperate, held: canOperate });
+  let publishing = false;
+  let checked = !canOperate;  // a site that may send passes the device check first
   const renderSeat = () => {
     const holding = view.meeting?.floor?.unit_id === unitId;
     $("#my-floor").hidden = !holding;
+    const hint = $("#floor-join-hint");
+    if (hint) hint.hidden = checked;
     document.body.dataset.hasFloor = holding ? "1" : "0";
     followFloor();
     if (!seat) return;
@@ -25,18 +60,37 @@ export function sitePage(meetingId, unitId, canOperate) {
     media.setMicEnabled(!seat.muted);
     const btn = $("#hand-btn");
     if (btn) {
-      const open = ["rehearsal", "live"].includes(view.meeting?.state);
+      const open = OPEN.includes(view.meeting?.state);
       btn.disabled = !open || holding;
       btn.textContent = seat.hand_at ? t("js.meeting.lower_hand") : t("js.meeting.raise_hand");
       btn.dataset.hand = seat.hand_at ? "up" : "down";
     }
   };
-  const media = mountMedia(meetingId, { micAlways: canOperate });
-  let publishing = false;
   const followFloor = () => {
-    const holding = view.meeting?.floor?.unit_id === unitId && ["rehearsal", "live"].includes(view.meeting?.state);
+    const holding = view.meeting?.floor?.unit_id === unitId && OPEN.includes(view.meeting?.state);
     if (holding !== publishing) { publishing = holding; media.setPublishing(holding); }
   };
+
+  // The device check: skipped when this tab already passed it (a reload), else shown first.
+  const card = $("#prejoin");
+  if (card) {
+    const check = new DeviceCheck(card, (choice) => {
+      checked = true;
+      if (media.publisher) media.stopPublishing();  // new devices: publish again with them
+      media.release(choice);
+      renderSeat();
+    });
+    const before = rememberedChoice();
+    if (before) {
+      checked = true;
+      check.joined(before);
+      media.release(before);
+    } else {
+      check.start();
+    }
+    view.onEnded = () => { check.stopStream(); card.hidden = true; };
+  }
+
   const live = new Live({
     onStatus: connStatus,
     onError: (e) => flash(e.message),
@@ -44,6 +98,7 @@ export function sitePage(meetingId, unitId, canOperate) {
     onEvent: (m) => {
       if (m.kind === "meeting") view.apply(m.data);
       else if (m.kind === "on_air") { view.setOnAir(m.data); return; }
+      else if (m.kind === "call") { if (m.data?.unit_id === unitId) showCall(m.data); return; }
       else if (m.kind !== "seat") return;
       else if (!seat || m.data.seq >= seat.seq) seat = m.data;
       renderSeat();
@@ -56,11 +111,26 @@ export function sitePage(meetingId, unitId, canOperate) {
     const grant = await media.start();
     if (canOperate && !grant?.bridge) live.join(meetingId);
   };
-  view.onClose = () => media.stop();
+  // The meeting ended: picture and sound stop, and the page points to the minutes.
+  view.onClose = () => {
+    media.ended();
+    const state = view.meeting?.state;
+    const box = $("#media-ended");
+    if (box) {
+      box.hidden = false;
+      if (state === "cancelled") {
+        box.textContent = t("js.site.cancelled");
+      }
+    }
+    $("#sound-row").hidden = true;
+    view.onEnded?.();
+  };
+  $("#call-ack")?.addEventListener("click", () => { $("#call-notice").hidden = true; });
   $("#hand-btn")?.addEventListener("click", () => {
     const up = !(seat && seat.hand_at);
     live.action(meetingId, up ? "raise_hand" : "lower_hand").catch((e) => flash(e.message));
   });
   $("#unmute-btn").addEventListener("click", () => live.action(meetingId, "unmute").catch((e) => flash(e.message)));
   $("#mute-btn").addEventListener("click", () => live.action(meetingId, "mute").catch((e) => flash(e.message)));
+  labelSlideCells($("#site-slide"));
 }
