@@ -1,15 +1,19 @@
 // A unit's live KPI slide: indicators (value, target, colour, rank among siblings) and, for the
 // ministry, its child units ranked on the on-time rate. Kept current over the websocket topic
-// kpi:<unit code> (snapshot on subscribe, then one whole-slide event per change).
+// kpi:<unit code> (snapshot on subscribe, then one whole-slide event per change). On a site page
+// it follows the slide the chair or the province pushes to every screen (issue #14:
+// docs/protocol.md, "Pushed slides").
 import { locale, t } from "/static/i18n.js";
 import { Live } from "/static/live.js";
+import { formatNumber, formatPercent } from "/static/numbers.js";
 import uPlot from "/static/vendor/uplot-1.6.32/uPlot.esm.js";
 
 const COLOURS = ["green", "amber", "red", "none"];
-const vnInt = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
-const vnPct = new Intl.NumberFormat(locale, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+// One number format everywhere (3.355 · 99,66 %; an English page 3,355 · 99.66 %): numbers.js.
+const vnInt = { format: (x) => formatNumber(x, 0, locale) };
+const vnPct = { format: (x) => formatNumber(x, 2, locale) };
 
-const pct = (p) => (p === null || p === undefined ? "—" : `${vnPct.format(p)} %`);
+const pct = (p) => formatPercent(p, 2, locale);
 
 function valueText(ind) {
   if (!ind.has_data) return "—";
@@ -99,19 +103,74 @@ export function render(root, data) {
   }
   for (const old of root.querySelectorAll("td.trend")) charts.get(old)?.destroy();
   root.replaceChildren(...parts);
+  root.dataset.slideUnit = data.unit?.code ?? "";
   root.dataset.updated = String(Date.now());
 }
 
+// Which push a site shows: of the pushes scoped to a unit on its path (itself and its
+// ancestors), the newest; none: its own slide. The rule of sessions/slide_push.py.
+export function effectivePush(pushes, path) {
+  const on = new Set(path || []);
+  let best = null;
+  for (const p of pushes || []) if (on.has(p.scope.unit_id) && (!best || p.seq > best.seq)) best = p;
+  return best;
+}
+
+export function pushLabel(push) {
+  const slide = push.slide.level === "central" ? t("js.slides.national", { name: push.slide.name })
+    : t("js.slides.of_unit", { name: push.slide.name });
+  return t("js.slides.pushed", { slide, by: push.scope.name });
+}
+
 // Show ``initial`` (when the page has it) and follow the unit's topic; returns the Live connection.
-export function mountSlide(root, initial, statusEl) {
-  const topic = `kpi:${root.dataset.unit}`;
+// With ``meeting`` (a site page), follow the meeting's pushed slides too: the pushed unit's topic
+// replaces the own one while a push applies, and "Đang trình chiếu: …" says whose it is.
+export function mountSlide(root, initial, statusEl, { meeting = null } = {}) {
+  const own = root.dataset.unit;
+  let topic = `kpi:${own}`;
+  let pushes = null;  // {seq, pushes, path}: the meeting snapshot's, then every newer slide event
+  const meetingTopic = meeting ? `meeting:${meeting}` : null;
+  const banner = meeting ? el("p", { class: "notice slide-pushed", id: "slide-pushed", role: "status", hidden: "" }) : null;
+  if (banner) root.before(banner);
   if (initial) render(root, initial);
+  const follow = () => {
+    const push = effectivePush(pushes.pushes, pushes.path);
+    const want = `kpi:${push ? push.slide.code : own}`;
+    root.dataset.pushed = push ? push.slide.code : "";
+    root.dataset.pushSeq = String(pushes.seq);
+    banner.hidden = !push;
+    banner.textContent = push ? pushLabel(push) : "";
+    if (want !== topic) {
+      live.topics.delete(topic);
+      live.raw({ type: "unsubscribe", topic });
+      topic = want;
+      live.subscribe(topic);
+    }
+  };
   const live = new Live({
-    onSnapshot: (msg) => { if (msg.topic === topic) render(root, msg.data); },
-    onEvent: (msg) => { if (msg.kind === "kpi" && msg.topic === topic) render(root, msg.data); },
+    onSnapshot: (msg) => {
+      if (msg.topic === topic) render(root, msg.data);
+      else if (meetingTopic && msg.topic === meetingTopic) {
+        const s = msg.data.slides || {};
+        pushes = { seq: msg.seq, pushes: s.pushes || [], path: s.path || [] };
+        follow();
+      }
+    },
+    onEvent: (msg) => {
+      if (msg.kind === "kpi" && msg.topic === topic) render(root, msg.data);
+      else if (msg.kind === "slide" && meetingTopic && msg.meeting === meeting && pushes && msg.data.seq >= pushes.seq) {
+        pushes = { ...pushes, seq: msg.data.seq, pushes: msg.data.pushes };
+        follow();
+      }
+    },
     onStatus: (s) => { if (statusEl) statusEl.textContent = s === "open" ? t("js.kpi.connected") : t("js.kpi.connecting"); },
-    onError: (msg) => { if (msg.code === "out_of_scope" || msg.code === "forbidden") root.textContent = msg.message; },
+    onError: (msg) => {
+      // A site's own slide is always in scope: out_of_scope there is a released push's (after a
+      // reconnect) — the meeting snapshot that follows moves back to the own slide.
+      if (msg.code === "forbidden" || (msg.code === "out_of_scope" && !meetingTopic)) root.textContent = msg.message;
+    },
   });
   live.subscribe(topic);
+  if (meetingTopic) live.subscribe(meetingTopic);
   return live;
 }
