@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from multidict import CIMultiDict
 from bridge import aiortc_compat, ice_servers, peers
 from bridge.errors import BridgeError, error_middleware
 from bridge.link import BridgeLink
+from bridge.recorder import BridgeRecordings
 from bridge.room import BridgeConfig, BridgeState
 from sessions import join_tokens
 from sessions.join_tokens import JoinClaims
@@ -141,15 +143,34 @@ async def preflight(request: web.Request) -> web.Response:
     return _options(request)
 
 
+def _recordings(state: BridgeState, link: BridgeLink) -> BridgeRecordings | None:
+    """The central bridge records the programme when given a folder (a bridge with an upstream
+    relays the same programme: recording it again would only duplicate it)."""
+    config = state.config
+    if not config.recordings_dir or config.upstream_url:
+        return None
+    channel = link.channel
+    recordings = BridgeRecordings(lambda meeting: state.room(meeting).programme, Path(config.recordings_dir),
+                                  channel.recording if channel is not None else None,
+                                  segment_seconds=config.recording_segment_seconds,
+                                  min_free_bytes=config.recording_min_free_mb * 1024 * 1024)
+    if channel is not None:
+        channel.on_recording = recordings.on_meeting
+    return recordings
+
+
 def create_app(config: BridgeConfig) -> web.Application:
     aiortc_compat.install()
     app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=64 * 1024)
     app[STATE] = BridgeState(config)
     app[LINK] = BridgeLink(app[STATE])
+    recordings = _recordings(app[STATE], app[LINK])
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         app[LINK].start()
         yield
+        if recordings is not None:  # the last segments closed and said while the channel is still up
+            await recordings.close()
         await app[LINK].close()
         await app[STATE].close()
 

@@ -74,6 +74,9 @@ class ControlChannel:
         self._seq: dict[int, int] = {}
         self._requests: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_request = 0
+        # Told (meeting, state, chair wants it recorded) when either changes (bridge.recorder)
+        self.on_recording: Callable[[int, str, bool], None] | None = None
+        self._recording: dict[int, tuple[str, bool]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -209,6 +212,10 @@ class ControlChannel:
         self.floor[meeting], self.state[meeting] = floor, str(data["state"])
         if changed and self.on_meeting is not None:
             self._changes.put_nowait((meeting, str(data["state"]), floor))
+        recording = (str(data["state"]), bool((data.get("recording") or {}).get("wanted")))
+        if self.on_recording is not None and self._recording.get(meeting) != recording:
+            self._recording[meeting] = recording
+            self.on_recording(meeting, *recording)
 
     def _resume_later(self, seconds: object) -> None:
         """Subscribe and join again everything current once the server says to retry (a join or a
@@ -262,6 +269,14 @@ class ControlChannel:
     async def on_air(self, meeting: int, unit: str | None, video: bool, audio: bool) -> None:
         """Whose media the programme carries now (the root bridge's word for the consoles)."""
         await self._send({"type": "on_air", "meeting": meeting, "unit": unit, "video": video, "audio": audio})
+
+    async def recording(self, event: dict[str, Any]) -> None:
+        """A recording started, stopped or closed a segment (docs/protocol.md, "Recording"): asked and
+        answered, so a segment said while the channel was down is said again once it is back."""
+        try:
+            await self.request({"type": "recording", "meeting": event["meeting"], "report": event})
+        except (TimeoutError, Refused) as exc:
+            log.warning("recording event %s of meeting %s not taken: %s", event.get("type"), event.get("meeting"), exc)
 
     async def request(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Send ``msg`` with an ``id`` and return the server's answer; :class:`Refused` for an error

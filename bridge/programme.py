@@ -37,6 +37,8 @@ class Switch:
         self._last_step = 0  # the current source's last pts step (one packet's duration)
         self._current_live = False  # the current source sent something since the pending one was chosen
         self.switches = 0
+        # Called with each packet the timeline sends, after its subscribers had it (a recorder)
+        self.taps: list[Callable[[av.Packet, bool, str | None], None]] = []
 
     def _request_keyframe(self) -> None:
         source = self.pending or self.current
@@ -87,6 +89,8 @@ class Switch:
         self._last_pts = out.pts
         self._last_time = self._clock()
         self.fanout.push(out, keyframe, source.codec)
+        for tap in self.taps:
+            tap(out, keyframe, source.codec)
 
     def _take_over(self, source: Source, packet: av.Packet) -> None:
         assert packet.pts is not None

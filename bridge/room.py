@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,12 @@ class BridgeConfig:
     # upstream's tokens come from it over the control channel (bridge.upstream_tokens).
     upstream_key: bytes = field(default=b"", repr=False)
     keyframe_interval: float = 0.3  # seconds between keyframe requests to one publisher
+    # Recording (bridge.recorder): a folder enables it on a bridge without an upstream (docs/operations.md)
+    recordings_dir: str = field(default_factory=lambda: os.environ.get("HOINGHI_BRIDGE_RECORDINGS_DIR", ""))
+    recording_segment_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("HOINGHI_BRIDGE_RECORDING_SEGMENT_SECONDS", "180")))
+    recording_min_free_mb: int = field(
+        default_factory=lambda: int(os.environ.get("HOINGHI_BRIDGE_RECORDING_MIN_FREE_MB", "1024")))
 
 
 @dataclass(eq=False)

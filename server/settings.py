@@ -154,6 +154,15 @@ class Settings:
     reminder_smtp_user: str = field(default="", metadata=_meta("SMTP login for reminder emails; empty = no login."))
     reminder_smtp_password: Secret = field(
         default_factory=lambda: Secret(""), metadata=_meta("SMTP password for `reminder_smtp_user`.", secret=True))
+    recordings_dir: str = field(
+        default="", metadata=_meta("Folder of the meetings' recordings (the central bridge writes there: the same "
+                                   "folder as its `HOINGHI_BRIDGE_RECORDINGS_DIR`, shared if on another machine); "
+                                   "empty = `<var_dir>/recordings`."))
+    recording_min_free_mb: int = field(
+        default=1024, metadata=_meta("Free space (MB) the recordings folder must keep: recording refuses to start "
+                                     "under it (the bridge checks its own folder likewise)."))
+    recording_retention_days: int = field(
+        default=365, metadata=_meta("Recordings are deleted this many days after they ended; 0 = kept forever."))
     attachment_types: str = field(
         default=DEFAULT_ATTACHMENT_TYPES,
         metadata=_meta("Comma-separated file extensions a progress report may attach."))
@@ -175,6 +184,8 @@ class Settings:
         if not (0 <= self.port <= 65535):
             raise SettingsError(f"port không hợp lệ: {self.port}")
         parse_bridges(self.bridges)
+        if self.recording_min_free_mb < 0 or self.recording_retention_days < 0:
+            raise SettingsError("recording_min_free_mb và recording_retention_days không được âm")
         try:
             parse_allowed(self.allowed_origins)
         except ValueError as exc:
@@ -194,6 +205,10 @@ class Settings:
     @property
     def attachment_path(self) -> Path:
         return Path(self.attachment_dir) if self.attachment_dir else self.var_path / "attachments"
+
+    @property
+    def recordings_path(self) -> Path:
+        return Path(self.recordings_dir) if self.recordings_dir else self.var_path / "recordings"
 
     @property
     def attachment_extensions(self) -> frozenset[str]:
