@@ -15,7 +15,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import auth, db, security_headers
+from server import auth, db, numbers, security_headers
 from server.batching import Coalescer
 from server.errors import error_middleware
 from server.exports.cache import ExportCache
@@ -31,6 +31,8 @@ from server.http import (
     openapi,
     ops,
     pages,
+    recordings,
+    unit_search,
 )
 from server.http.contract import scope_middleware
 from server.live import credentials, leases
@@ -111,6 +113,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
         loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
+        filters={"vn_number": numbers.number_filter, "vn_percent": numbers.percent_filter},  # 3.355 · 99,66 %
     )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -168,8 +171,9 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utcnow, migra
             yield
 
     app.cleanup_ctx.append(overdue_reminders)
+    app.cleanup_ctx.append(recordings.purging)  # recordings past their retention (issue #17)
     for module in (ops, account, pages, admin, api, kpi, meetings, minutes, directives, directive_pages,
-                   openapi, live_socket):
+                   openapi, live_socket, unit_search, recordings):
         app.add_routes(module.routes)
     app.router.add_static("/static/", WEB_DIR / "static", name="static")
     return app

@@ -124,6 +124,10 @@ class WsClient:
             self.speaking[data["code"]] = data
         elif msg["kind"] == "on_air":
             self.on_air = data
+        elif msg["kind"] == "call":  # a province calls one of its sites (#14): in self.messages only
+            return
+        elif msg["kind"] == "slide":  # the meeting's pushed slides (tests/test_slide_push.py reads them)
+            pass
         elif msg["kind"] == "meeting":
             if self.meeting is None or data["seq"] >= self.meeting["seq"]:
                 self.meeting = data

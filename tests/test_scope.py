@@ -264,8 +264,25 @@ async def fixture_ids(live: LiveServer) -> dict[str, int]:
                                               start=start, selectors=meetings_store.parse_selectors([selector]))
         for state in (MeetingState.REHEARSAL, MeetingState.LIVE, MeetingState.CONCLUDED):
             await meeting_service.change_state(live.app[DEPS], chair, ids[key], state)
+        ids[key.replace("meeting", "segment")] = await recording_segment(live, ids[key], ids["unit_BCA"])
     ids["missing"] = MISSING_ID
     return ids
+
+
+async def recording_segment(live: LiveServer, meeting_id: int, bridge_unit_id: int) -> int:
+    """A recording of the meeting with one segment (issue #17), its file under the recordings folder."""
+    from sessions.store import recordings as recording_store
+
+    path = live.settings.recordings_path / str(meeting_id) / "r1" / "segment-0001.webm"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"webm segment " * 10)
+    async with transaction(live.app[DB]) as db:
+        rec = await recording_store.recording(db, meeting_id, bridge_unit_id, "r1", live.clock())
+        await recording_store.add_segment(db, rec, idx=1, path=f"{meeting_id}/r1/segment-0001.webm", offset=0.0,
+                                          duration=1.0, size=130, started_at=live.clock(),
+                                          chapters=[{"unit": None, "start": 0.0, "end": 1.0}])
+    async with live.app[DB]() as db:
+        return (await recording_store.listing(db, meeting_id))[0]["segments"][0]["id"]
 
 
 async def directive_ids(live: LiveServer, chair: Principal, ids: dict[str, int]) -> dict[str, int]:
@@ -375,6 +392,13 @@ async def outside_api_subtree(w: World, c: Client) -> None:
     for code in OUTSIDE_UNITS:
         await expect(await c.get(f"/api/units/{code}/subtree"), 403, "out_of_scope")
         await expect(await c.get(f"/api/units/{code}/subtree?level=commune"), 403, "out_of_scope")
+
+
+async def outside_api_unit_search(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/api/units/{code}/search?q=Ph"), 403, "out_of_scope")
+    found = await expect(await c.get("/api/units/01/search?q=Phường&limit=50"), 200)  # own subtree only
+    assert {u["code"] for u in found["units"]} == {"00070", "00004"}
 
 
 async def outside_api_me(w: World, c: Client) -> None:
@@ -857,6 +881,57 @@ async def outside_api_minutes_correct(w: World, c: Client) -> None:
                             c.csrf, w.ids), 403, "chair_only")
 
 
+PRESIDING = {"title": "Bộ trưởng", "name": "Tô Lâm", "signer_authority": "", "signer_title": "", "signer_name": ""}
+
+
+async def outside_minutes_present(w: World, c: Client) -> None:
+    for fmt in ("csv", "xlsx"):
+        await expect(await send(c.http, Req("GET", f"/meetings/{{meeting_done_outside}}/minutes/present.{fmt}"),
+                                ids=w.ids), 404)
+        resp = await send(c.http, Req("GET", f"/meetings/{{meeting_done}}/minutes/present.{fmt}"), ids=w.ids)
+        await expect(resp, 200, allow=MINUTES_NAMES)
+
+
+async def outside_recordings_page(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/meetings/{meeting_done_outside}/recordings"), ids=w.ids), 404)
+    await expect(await send(c.http, Req("GET", "/meetings/{meeting_done}/recordings"), ids=w.ids), 200,
+                 allow=MINUTES_NAMES)
+
+
+async def outside_api_recordings(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_done_outside}/recordings"), ids=w.ids), 404,
+                 "meeting_not_found")
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_done}/recordings"), ids=w.ids), 200,
+                 allow=MINUTES_NAMES)
+
+
+async def outside_recording_file(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/recordings/{segment_done_outside}"), ids=w.ids), 404)
+    resp = await send(c.http, Req("GET", "/recordings/{segment_done}"), ids=w.ids)
+    assert resp.status == 200 and resp.headers["Content-Type"] == "video/webm", resp.status
+
+
+async def outside_api_recording_toggle(w: World, c: Client) -> None:
+    req = Req("POST", "/api/meetings/{meeting_outside}/recording", json={"on": False})
+    await expect(await send(c.http, req, c.csrf, w.ids), 404, "meeting_not_found")
+    req = Req("POST", "/api/meetings/{meeting_shared}/recording", json={"on": False})
+    await expect(await send(c.http, req, c.csrf, w.ids), 403, "chair_only")
+
+
+async def outside_minutes_presiding(w: World, c: Client) -> None:
+    req = Req("POST", "/meetings/{meeting_outside}/minutes/presiding", form=PRESIDING)
+    await expect(await send(c.http, req, c.csrf, w.ids), 404)
+    req = Req("POST", "/meetings/{meeting_shared}/minutes/presiding", form=PRESIDING)
+    await expect(await send(c.http, req, c.csrf, w.ids), 403, allow=CHAIR_NAME)
+
+
+async def outside_api_presiding(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("PUT", "/api/meetings/{meeting_outside}/presiding", json=PRESIDING),
+                            c.csrf, w.ids), 404, "meeting_not_found")
+    await expect(await send(c.http, Req("PUT", "/api/meetings/{meeting_shared}/presiding", json=PRESIDING),
+                            c.csrf, w.ids), 403, "chair_only")
+
+
 def indicator_form(code: str) -> dict[str, str]:
     return {"code": code, "name": f"Chỉ tiêu {code}", "kind": "ratio", "unit": "%", "direction": "higher",
             "target": "90", "green_at": "90", "amber_at": "70", "period": "month", "level_thresholds": ""}
@@ -1019,6 +1094,20 @@ async def outside_assignment_page(w: World, c: Client) -> None:
     await expect(await send(c.http, Req("GET", "/assignments/{assignment_01}"), ids=w.ids), 200, allow=CHAIR_NAME)
 
 
+async def outside_directive_trees(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/directives/tree?unit={code}"), 403)
+    page = await expect(await c.get("/directives/tree?unit=01"), 200, allow=CHAIR_NAME)
+    assert f'data-assignment="{w.ids["assignment_01"]}"' in page
+
+
+async def outside_followup_export(w: World, c: Client) -> None:
+    for code in OUTSIDE_UNITS:
+        await expect(await c.get(f"/directives/followup.xlsx?unit={code}"), 403)
+    rows = await expect(await c.get("/directives/followup.xlsx"), 200, allow=CHAIR_NAME)
+    assert any(row[:2] == ["1", "Thành phố Hà Nội"] for row in rows)
+
+
 async def expect_redirect(resp: aiohttp.ClientResponse, location: str) -> aiohttp.ClientResponse:
     assert resp.status == 303, f"{resp.method} {resp.url.path_qs}: {resp.status}, expected 303"
     assert resp.headers["Location"] == location, resp.headers["Location"]
@@ -1093,6 +1182,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/units/{code}"): Route("api", Req("GET", "/api/units/25"), 200, outside_api_unit),
     ("GET", "/api/units/{code}/subtree"): Route("api", Req("GET", "/api/units/25/subtree"), 200,
                                                 outside_api_subtree),
+    ("GET", "/api/units/{code}/search"): Route("api", Req("GET", "/api/units/25/search?q=Vinh"), 200,
+                                               outside_api_unit_search),
     ("GET", "/api/users"): Route("api", Req("GET", "/api/users"), 200, outside_api_users),
     ("POST", "/api/users"): Route("api", Req("POST", "/api/users", json=_user_json("mau-api", "25")), 201,
                                   outside_api_users_create),
@@ -1150,8 +1241,25 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/meetings/{meeting_id}/minutes/corrections"): Route(
         "page", Req("POST", "/meetings/{meeting_done}/minutes/corrections", form=CORRECTION), 303,
         outside_minutes_correct, "chutri"),
+    ("GET", "/meetings/{meeting_id}/recordings"): Route(
+        "page", Req("GET", "/meetings/{meeting_done}/recordings"), 200, outside_recordings_page, "chutri"),
+    ("GET", "/api/meetings/{meeting_id}/recordings"): Route(
+        "api", Req("GET", "/api/meetings/{meeting_done}/recordings"), 200, outside_api_recordings, "chutri"),
+    ("GET", "/recordings/{segment_id}"): Route(
+        "page", Req("GET", "/recordings/{segment_done}"), 200, outside_recording_file, "chutri"),
+    ("POST", "/api/meetings/{meeting_id}/recording"): Route(
+        "api", Req("POST", "/api/meetings/{meeting_shared}/recording", json={"on": True}), 200,
+        outside_api_recording_toggle, "chutri"),
     ("GET", "/api/meetings/{meeting_id}/minutes"): Route(
         "api", Req("GET", "/api/meetings/{meeting_done}/minutes"), 200, outside_api_minutes, "chutri"),
+    ("GET", "/meetings/{meeting_id}/minutes/present.{fmt}"): Route(
+        "page", Req("GET", "/meetings/{meeting_done}/minutes/present.csv"), 200, outside_minutes_present, "chutri"),
+    ("POST", "/meetings/{meeting_id}/minutes/presiding"): Route(
+        "page", Req("POST", "/meetings/{meeting_shared}/minutes/presiding", form=PRESIDING), 303,
+        outside_minutes_presiding, "chutri"),
+    ("PUT", "/api/meetings/{meeting_id}/presiding"): Route(
+        "api", Req("PUT", "/api/meetings/{meeting_shared}/presiding", json=PRESIDING), 200, outside_api_presiding,
+        "chutri"),
     ("POST", "/api/meetings/{meeting_id}/minutes/corrections"): Route(
         "api", Req("POST", "/api/meetings/{meeting_done}/minutes/corrections",
                    json={"reason": "Ghi số", "changes": {"number": "7"}}), 201, outside_api_minutes_correct, "chutri"),
@@ -1212,6 +1320,10 @@ ROUTES: dict[tuple[str, str], Route] = {
                                                  outside_directive_page, "chutri"),
     ("GET", "/assignments/{assignment_id}"): Route("page", Req("GET", "/assignments/{assignment_25}"), 200,
                                                    outside_assignment_page, "chutri"),
+    ("GET", "/directives/tree"): Route("page", Req("GET", "/directives/tree?unit=25"), 200, outside_directive_trees,
+                                       "chutri"),
+    ("GET", "/directives/followup.xlsx"): Route("page", Req("GET", "/directives/followup.xlsx?unit=25"), 200,
+                                                outside_followup_export, "chutri"),
 }
 PUBLIC_PREFIXES = ("/login", "/healthz", "/metrics", "/static/", "/lang/")
 
@@ -1408,7 +1520,8 @@ async def test_unknown_routes_answer_404_in_vietnamese(live_sqlite: LiveServer) 
 
 ALWAYS = {("GET", "/api/me"), ("GET", "/api/openapi.json")}
 TOKEN_ROUTES: dict[str, set[tuple[str, str]]] = {
-    "units:read": ALWAYS | {("GET", "/api/units/{code}"), ("GET", "/api/units/{code}/subtree")},
+    "units:read": ALWAYS | {("GET", "/api/units/{code}"), ("GET", "/api/units/{code}/subtree"),
+                            ("GET", "/api/units/{code}/search")},
     "kpi:write": ALWAYS | {("POST", "/api/kpi/reports"), ("POST", "/api/kpi/reports.csv"),
                            ("GET", "/api/kpi/{unit_code}")},
     "bridge": ALWAYS | {("GET", "/api/meetings"), ("GET", "/api/meetings/{meeting_id}"),

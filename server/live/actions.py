@@ -12,6 +12,7 @@ from aiohttp import web
 from server.live.hub import Connection
 from server.live.messages import (
     Action,
+    CallSite,
     ChangeState,
     Grant,
     LowerAllHands,
@@ -20,12 +21,15 @@ from server.live.messages import (
     Mute,
     MuteAll,
     NextSpeaker,
+    OwnSlides,
     RaiseHand,
     Revoke,
+    ShowSlide,
     Unmute,
     UnmuteAll,
 )
 from server.services import meetings as meeting_service
+from server.services import site_calls, slide_push
 from server.state import DEPS
 
 
@@ -71,10 +75,22 @@ async def change_state(app: web.Application, conn: Connection, msg: ChangeState)
     await meeting_service.change_state(app[DEPS], conn.principal, msg.meeting, msg.to, conn.ip)
 
 
+async def call_site(app: web.Application, conn: Connection, msg: CallSite) -> None:
+    await site_calls.call_site(app[DEPS], conn.principal, msg.meeting, msg.unit, conn.ip)
+
+
+async def show_slide(app: web.Application, conn: Connection, msg: ShowSlide) -> None:
+    await slide_push.show(app[DEPS], conn.principal, msg.meeting, msg.unit, conn.ip)
+
+
+async def own_slides(app: web.Application, conn: Connection, msg: OwnSlides) -> None:
+    await slide_push.release(app[DEPS], conn.principal, msg.meeting, conn.ip)
+
+
 ActionHandler = Callable[[web.Application, Connection, Any], Awaitable[None]]
 ACTIONS: dict[type[Action], ActionHandler] = {
     RaiseHand: raise_hand, LowerHand: lower_hand, LowerAllHands: lower_all_hands,
     Grant: grant, NextSpeaker: next_speaker, Revoke: revoke,
     Mute: set_muted, Unmute: set_muted, MuteAll: set_all_muted, UnmuteAll: set_all_muted,
-    Mark: mark, ChangeState: change_state,
+    Mark: mark, ChangeState: change_state, ShowSlide: show_slide, OwnSlides: own_slides, CallSite: call_site,
 }

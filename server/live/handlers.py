@@ -20,12 +20,13 @@ from server.live.messages import (
     MeetingTopic,
     OnAir,
     Ping,
+    RecordingReport,
     Speaking,
     Stats,
     Subscribe,
     Unsubscribe,
 )
-from server.services import media
+from server.services import media, recordings
 from server.services import meetings as meeting_service
 from server.state import CLOCK, DB, DEPS, HUB, PRESENCE
 from sessions.errors import Forbidden
@@ -117,8 +118,13 @@ async def cascade_token(app: web.Application, conn: Connection, msg: CascadeToke
     return {"type": "result", "ok": True, "data": data}
 
 
+async def recording(app: web.Application, conn: Connection, msg: RecordingReport) -> Answer:
+    await recordings.report(app[DEPS], conn.principal, msg.meeting, msg.report)
+    return None
+
+
 HANDLERS: dict[type, Handler] = {
     Ping: ping, Subscribe: subscribe, Unsubscribe: unsubscribe, Join: join, Leave: leave,
-    Stats: stats, Speaking: speaking, OnAir: on_air, CascadeToken: cascade_token,
+    Stats: stats, Speaking: speaking, OnAir: on_air, CascadeToken: cascade_token, RecordingReport: recording,
     **ACTIONS,  # meeting actions answer nothing of their own
 }

@@ -168,6 +168,14 @@ class CascadeToken:
     bridge: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecordingReport:
+    """A bridge's word on a recording; ``report`` is checked by server.services.recordings."""
+
+    meeting: int
+    report: dict[str, Any]
+
+
 # --- Meeting actions: one class each, ``parse`` reads its fields --------------------------------
 
 
@@ -272,14 +280,46 @@ class ChangeState(Action):
         return cls(meeting, target)
 
 
+@dataclass(frozen=True, slots=True)
+class CallSite(Action):
+    """A province operator calls one of its communes (its site page shows the call)."""
+
+    unit: UnitRef
+
+    @classmethod
+    def parse(cls, meeting: int, raw: dict[str, Any]) -> Self:
+        return cls(meeting, read_unit_ref(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class ShowSlide(Action):
+    """The chair (or a province operator, for its subtree) shows one unit's slide on every site
+    page under it; ``unit`` None: its own scope's slide (the national one for the chair)."""
+
+    unit: str | None
+
+    @classmethod
+    def parse(cls, meeting: int, raw: dict[str, Any]) -> Self:
+        unit = raw.get("unit")
+        if unit is not None and not (isinstance(unit, str) and _is_code(unit)):
+            raise BadMessage("Trường 'unit' phải là mã đơn vị", field="unit")
+        return cls(meeting, unit)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnSlides(Action):
+    """Each site back to its own slide (the pushes of the caller's scope end)."""
+
+
 ACTION_TYPES: dict[str, type[Action]] = {  # the "action" field → its message class
     "raise_hand": RaiseHand, "lower_hand": LowerHand, "lower_all_hands": LowerAllHands,
     "grant": Grant, "next": NextSpeaker, "revoke": Revoke,
     "mute": Mute, "unmute": Unmute, "mute_all": MuteAll, "unmute_all": UnmuteAll,
-    "mark": Mark, "state": ChangeState,
+    "mark": Mark, "state": ChangeState, "show_slide": ShowSlide, "own_slides": OwnSlides, "call": CallSite,
 }
 
-Message = Ping | Subscribe | Unsubscribe | Join | Leave | Stats | Speaking | OnAir | CascadeToken | Action
+Message = (Ping | Subscribe | Unsubscribe | Join | Leave | Stats | Speaking | OnAir | CascadeToken | RecordingReport
+           | Action)
 
 
 def _ping(raw: dict[str, Any]) -> Ping:
@@ -329,6 +369,13 @@ def _cascade_token(raw: dict[str, Any]) -> CascadeToken:
     return CascadeToken(read_key(raw, "meeting"), unit, bridge)
 
 
+def _recording(raw: dict[str, Any]) -> RecordingReport:
+    report = raw.get("report")
+    if not isinstance(report, dict):
+        raise BadMessage("Trường 'report' phải là một đối tượng", field="report")
+    return RecordingReport(read_key(raw, "meeting"), report)
+
+
 def _action(raw: dict[str, Any]) -> Action:
     name = read_text(raw, "action")
     kind = ACTION_TYPES.get(name)
@@ -340,6 +387,7 @@ def _action(raw: dict[str, Any]) -> Action:
 PARSERS: dict[str, Callable[[dict[str, Any]], Message]] = {
     "ping": _ping, "subscribe": _subscribe, "unsubscribe": _unsubscribe, "join": _join, "leave": _leave,
     "stats": _stats, "speaking": _speaking, "on_air": _on_air, "action": _action, "cascade_token": _cascade_token,
+    "recording": _recording,
 }
 
 

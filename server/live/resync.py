@@ -24,7 +24,7 @@ from server.live.hub import Hub, Subscription
 from server.live.wire import dumps
 from server.services import kpi_slides
 from sessions.errors import DomainError
-from sessions.store import directive_views, live
+from sessions.store import directive_views, live, slide_push
 
 log = logging.getLogger("hoinghi.resync")
 RETRY_SECONDS = 1.0
@@ -108,11 +108,12 @@ async def read(db: AsyncSession, subs: list[Subscription], now: datetime) -> Fra
         try:
             state = await live.meeting_state(db, meeting)
             seats = await live.seat_rows(db, meeting, {s.unit_id for s in group})
+            slides = await slide_push.snapshot_parts(db, meeting, {s.unit_id for s in group})
         except DomainError:
             _skip(group, f"meeting:{meeting}")
             continue
         for unit, same in _group(group, lambda s: s.unit_id).items():
-            data = {"seq": state["seq"], "meeting": state, "seat": seats.get(unit)}
+            data = {"seq": state["seq"], "meeting": state, "seat": seats.get(unit), "slides": slides.get(unit)}
             frame = dumps({"type": "snapshot", "topic": f"meeting:{meeting}", "meeting": meeting,
                            "seq": state["seq"], "data": data, "resync": True})
             frames += [(s, frame, state["seq"]) for s in same]

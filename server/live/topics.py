@@ -24,7 +24,7 @@ from server.services import meetings as meeting_service
 from server.state import CLOCK, DB, HUB, SNAPSHOTS
 from sessions.errors import DomainError, Forbidden
 from sessions.roles import Permission
-from sessions.store import directive_views, live, units
+from sessions.store import directive_views, live, slide_push, units
 
 T = TypeVar("T")
 
@@ -79,7 +79,8 @@ async def subscribe_slide(app: web.Application, conn: Connection, topic: KpiTopi
         raise Forbidden("Bạn không có quyền xem số liệu chỉ tiêu", code="forbidden")
     async with app[DB]() as db:
         unit = await units.get_by_code(db, topic.unit)
-        if not await units.is_within(db, p.unit_id, unit.id):
+        # beyond its subtree: only a slide pushed to it right now (server.services.slide_push)
+        if not (await units.is_within(db, p.unit_id, unit.id) or await slide_push.showing(db, p.unit_id, unit.id)):
             raise Forbidden("Không được xem số liệu ngoài phạm vi của mình", code="out_of_scope")
         sub = Subscription(conn, topic.name, 0, "kpi", unit.id)
         slides = await _watch(app[HUB], sub, partial(kpi_slides.slides, db, [unit.id]))
@@ -136,6 +137,7 @@ async def meeting_snapshots(app: web.Application, meeting_id: int,
             if added:
                 state = await live.meeting_state(db, meeting_id)
                 seats = await live.seat_rows(db, meeting_id, {s.unit_id for s in added})
+                slides = await slide_push.snapshot_parts(db, meeting_id, {s.unit_id for s in added})
     except BaseException:
         for sub in added:
             hub.remove(sub)
@@ -143,5 +145,6 @@ async def meeting_snapshots(app: web.Application, meeting_id: int,
     out: list[dict[str, Any] | Exception] = []
     for sub, result in zip(subs, results, strict=True):
         out.append(result if result is not None else
-                   {"seq": state["seq"], "meeting": state, "seat": seats.get(sub.unit_id)})
+                   {"seq": state["seq"], "meeting": state, "seat": seats.get(sub.unit_id),
+                    "slides": slides.get(sub.unit_id)})
     return out

@@ -16,10 +16,10 @@ def dumps(obj: Any) -> bytes:
 
 # Event kinds that are not ordered by the meeting's seq: each carries the latest whole state of its
 # row (a site's connection health) and is always delivered, never held back behind a snapshot.
-UNORDERED = frozenset({"health", "speaking", "on_air"})
+UNORDERED = frozenset({"health", "speaking", "on_air", "call"})
 # Event kinds every subscription of the meeting gets (sites included), not only those whose unit
 # or subtree the event concerns.
-BROADCAST = frozenset({"meeting", "on_air"})
+BROADCAST = frozenset({"meeting", "on_air", "slide"})  # slide: every push of the meeting (issue #14)
 
 
 @dataclass(frozen=True, slots=True)

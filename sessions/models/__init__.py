@@ -25,6 +25,7 @@ from sessions.models.org import (
     User,
 )
 from sessions.models.outbox import OutboxEvent
+from sessions.models.slide_push import SlidePush
 
 __all__ = [
     "Assignment",
@@ -50,6 +51,7 @@ __all__ = [
     "PresenceLease",
     "ProgressReport",
     "ServerInstance",
+    "SlidePush",
     "UTCDateTime",
     "Unit",
     "UnitClosure",

@@ -92,8 +92,11 @@ async def meeting_state(db: AsyncSession, meeting_id: int) -> dict[str, Any]:
             FloorTurn.meeting_id == meeting_id, FloorTurn.ended_at.is_(None)))).scalar_one_or_none()
         floor = {"unit_id": row[3], "code": u[0], "name": u[1], "since": since.isoformat() if since else None}
     state = MeetingState(row[2])
+    from sessions.store import recordings  # its own area (issue #17): imported where it is used
+
     return {"id": row[0], "title": row[1], "state": state.value, "state_label": STATE_LABEL_VI[state],
-            "next_states": sorted(TRANSITIONS[state]), "floor": floor, "seq": row[4]}
+            "next_states": sorted(TRANSITIONS[state]), "floor": floor, "seq": row[4],
+            "recording": await recordings.status(db, meeting_id)}
 
 
 async def _path(db: AsyncSession, unit_id: int) -> tuple[int, ...]:

@@ -75,6 +75,7 @@ export class MeetingView {
     holder.textContent = data.floor ? `${data.floor.name} (${data.floor.code})` : t("js.meeting.floor_chair");
     holder.dataset.unit = data.floor ? data.floor.code : "";
     this.showOnAir();
+    import("/static/recording_badge.js").then((m) => m.showRecording(data));  // issue #17: "đang ghi hình"
     // the moves the server's state machine allows from here (sessions.meetings.TRANSITIONS)
     document.querySelectorAll(".state-btn").forEach((b) => { b.disabled = !(data.next_states || []).includes(b.dataset.to); });
   }
