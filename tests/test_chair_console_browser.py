@@ -64,7 +64,7 @@ async def raise_hand_minutes_ago(srv: LiveServer, username: str, mid: int, minut
         srv.clock.advance(minutes=minutes)
 
 
-@pytest.mark.parametrize(("width", "height"), [(1440, 900), (1920, 1080), (390, 844)])
+@pytest.mark.parametrize(("width", "height"), [(1440, 900), (1920, 1080), (1280, 720), (390, 844)])
 async def test_chair_console_on_one_screen(live_sqlite: LiveServer, width: int, height: int) -> None:
     srv = live_sqlite
     chair_api = await srv.login("chutri")

@@ -253,7 +253,9 @@ async def test_bridges_enforce_mutes_and_report_speaking_and_on_air(
         camera = await whip(url, mid, token(unit, A, "site", mid, key), EncodedVideoTrack("vp8", 176, 144),
                             ToneTrack(1000))
         peers.append(camera)
-        await console.until(lambda: (console.on_air or {}).get("video") is True, within=3)
+        # (a functional wait: the picture needs a keyframe through a loaded test machine; the delay
+        # itself is bench/audio.py's figure)
+        await console.until(lambda: (console.on_air or {}).get("video") is True, within=8)
         await console.request({"type": "action", "meeting": mid, "action": "revoke"})
         await console.until(lambda: (console.on_air or {}).get("code") is None, within=3)
     finally:
