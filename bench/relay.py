@@ -12,10 +12,14 @@ subscribers − CPU with none) ÷ N; subscribers per core = 100 % ÷ that.
 
 Also measured on the pass-through path: a late joiner's wait for its first decoded frame (p95 over
 sequential joins, the camera's natural keyframe interval being hours), and the hop delay (camera →
-subscriber, the same encoded bytes identified by hash; includes one frame of aiortc's jitter
-buffer at the bridge and one at the subscriber).
+subscriber, the same encoded bytes identified by hash, taken when the subscriber holds the whole
+frame). Bridge and subscribers receive as the bridge does: a frame is handed on at its last packet
+(``bridge.frame_assembly``). Until that path existed the figure also held one frame interval of
+aiortc's jitter buffer (it releases a frame when the next one begins) at the bridge and one at the
+subscriber; ``--subscriber-jitter-buffer`` puts the subscriber's back, for comparison.
 
-Usage: ``.venv/bin/python bench/relay.py [--subs 40] [--stock-subs 3] [--window 10] [--late 10]``.
+Usage: ``.venv/bin/python bench/relay.py [--subs 40] [--stock-subs 3] [--window 10] [--late 10]
+[--subscriber-jitter-buffer]``.
 Ends with one line ``RESULT passthrough_subs_per_core=… stock_subs_per_core=… ratio=…
 late_join_first_frame_p95_ms=… hop_delay_p50_ms=…``.
 """
@@ -121,6 +125,8 @@ class TimedCamera(MediaStreamTrack):
 class PacketSubscriber:
     """A WHEP (or stock) subscriber that takes encoded frames without decoding them."""
 
+    whole_frames = True  # False: aiortc's own jitter buffer at the subscriber (--subscriber-jitter-buffer)
+
     def __init__(self, camera: TimedCamera | None) -> None:
         self.pc = peer_connection()
         self.camera = camera
@@ -138,7 +144,7 @@ class PacketSubscriber:
         status, answer, _ = await post_sdp(url, tok, self.pc.localDescription.sdp)
         assert status == 201, answer
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        aiortc_compat.mark_passthrough(self.pc)
+        aiortc_compat.mark_passthrough(self.pc, whole_frames=self.whole_frames)
 
     async def _consume(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -336,8 +342,11 @@ if __name__ == "__main__":
     parser.add_argument("--stock-subs", type=int, default=3, help="stock MediaRelay subscribers")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of each CPU measurement")
     parser.add_argument("--late", type=int, default=10, help="sequential late joiners")
+    parser.add_argument("--subscriber-jitter-buffer", action="store_true",
+                        help="subscribers keep aiortc's jitter buffer (a frame waits for the next one)")
     parser.add_argument("--stock-server", action="store_true", help=argparse.SUPPRESS)
     cli = parser.parse_args()
+    PacketSubscriber.whole_frames = not cli.subscriber_jitter_buffer
     if cli.stock_server:
         stock_server()
     else:

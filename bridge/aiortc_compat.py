@@ -1,6 +1,6 @@
 """Every touch of aiortc's private API, in one place (aiortc 1.16).
 
-A pass-through relay needs seven things aiortc does not expose publicly:
+A pass-through relay needs eight things aiortc does not expose publicly:
 
 1. **Encoded frames out of a receiver.** The receiver's decoder thread looks its decoder up
    through the module name ``aiortc.rtcrtpreceiver.get_decoder``. For codecs marked
@@ -29,7 +29,17 @@ A pass-through relay needs seven things aiortc does not expose publicly:
    ``aiortc.rtp``, takes the DTLS transport's SRTP session and the ICE pair nominated for
    component 1 (aioice). Only a plain UDP pair is sent to directly; any other (TURN) goes through
    aiortc's own ``RTCDtlsTransport._send_rtp``. Every name it touches is listed here.
-7. **DTLS with peers whose certificate is RSA** (GStreamer's webrtcbin, whipsink/whepsrc).
+7. **Video frames as soon as they are whole** (:mod:`bridge.frame_assembly`). The receiver's
+   jitter buffer hands a video frame out only when the next frame's first packet arrives (one
+   frame interval of delay per hop), and the frame then crosses to the decoder thread and back.
+   A marked video receiver's jitter buffer (``RTCRtpReceiver.__jitter_buffer``,
+   whose ``add(packet)`` aiortc calls with each depayloaded packet, its bytes in ``packet._data``)
+   is replaced by :class:`WholeFrames`, which puts each frame straight into the remote track's
+   queue (``RemoteStreamTrack._queue``) and returns none to aiortc: the decoder thread idles and
+   still ends the track when the receiver stops. NACKs, RTX, REMB and receiver reports are
+   aiortc's own, done before the jitter buffer. Audio keeps aiortc's path (its buffer holds four
+   packets, 80 ms, back: taking it out too is a measured follow-up, not done here).
+8. **DTLS with peers whose certificate is RSA** (GStreamer's webrtcbin, whipsink/whepsrc).
    ``RTCCertificate._create_ssl_context`` offers ECDHE-ECDSA suites only, so a bridge answering
    ``setup:active`` (the DTLS client) shares no cipher with a server holding an RSA certificate.
    The wrapper keeps aiortc's suites first and appends the ECDHE-RSA ones (:data:`RSA_PEER_CIPHERS`);
@@ -73,6 +83,8 @@ from aiortc.mediastreams import convert_timebase
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from OpenSSL import SSL
 
+from bridge.frame_assembly import FrameAssembler, TimestampUnwrap
+
 MARK = "_hoinghi_passthrough"
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
@@ -109,7 +121,11 @@ DTLS_SEND_RTP = "_send_rtp"
 ICE_CONNECTION_ATTR = "_connection"  # RTCIceTransport -> aioice.Connection
 ICE_NOMINATED_ATTR = "_nominated"  # aioice.Connection: {component: CandidatePair}
 ICE_UDP_PROTOCOL = (_aioice_mod, "StunProtocol")
-# DTLS with RSA-certificate peers (7.)
+# Frames as soon as they are whole (7.)
+RECEIVER_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"  # .add(RtpPacket) -> (pli_flag, frame or None)
+RTP_PACKET_DATA = "_data"  # the depayloaded bytes aiortc sets on each RtpPacket before add()
+TRACK_QUEUE = "_queue"  # RemoteStreamTrack: the asyncio.Queue its recv() reads
+# DTLS with RSA-certificate peers (8.)
 DTLS_SSL_CONTEXT = (_dtls_mod.RTCCertificate, "_create_ssl_context")  # method (srtp_profiles) -> SSL.Context
 # aiortc's own list (what the original sets; the test compares), then the suites for RSA certificates
 AIORTC_DTLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES128-SHA",
@@ -163,6 +179,34 @@ class PacketDecoder:
         packet.pts = encoded_frame.timestamp
         packet.time_base = self.time_base
         return [packet]
+
+
+class WholeFrames:
+    """Stands in for a marked video receiver's jitter buffer (7.): each frame goes to the remote
+    track as an ``av.Packet`` (what :class:`PacketDecoder` made of it) the moment it is whole."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        self._assembler = FrameAssembler()
+        self._unwrap = TimestampUnwrap()
+        self.time_base = VIDEO_TIME_BASE
+
+    @property
+    def frames(self) -> int:
+        return self._assembler.frames
+
+    def add(self, packet: Any) -> tuple[bool, None]:
+        pli, frames = self._assembler.add(packet.sequence_number, packet.timestamp, packet.marker,
+                                          getattr(packet, RTP_PACKET_DATA))
+        track = self._receiver.track
+        if frames and track is not None:
+            put = getattr(track, TRACK_QUEUE).put_nowait
+            for timestamp, data in frames:
+                out = av.Packet(data)
+                out.pts = self._unwrap(timestamp)
+                out.time_base = self.time_base
+                put(out)
+        return pli, None
 
 
 class Vp8Packer(Encoder):
@@ -280,9 +324,12 @@ def installed() -> bool:
             and getattr(getattr(*DTLS_SSL_CONTEXT), MARK, False))
 
 
-def mark_passthrough(pc: RTCPeerConnection, kinds: tuple[str, ...] = ("audio", "video")) -> None:
+def mark_passthrough(pc: RTCPeerConnection, kinds: tuple[str, ...] = ("audio", "video"),
+                     whole_frames: bool = True) -> None:
     """Make every transceiver of ``pc`` forward encoded frames instead of decoding/encoding.
 
+    Its video receivers hand each frame on as soon as it is whole (:class:`WholeFrames`) unless
+    ``whole_frames`` is False (aiortc's jitter buffer and decoder thread, kept for comparison).
     Call it right after ``setRemoteDescription`` (the negotiated codec copies exist from then on,
     and no media flows before the answer is applied)."""
     install()
@@ -291,6 +338,10 @@ def mark_passthrough(pc: RTCPeerConnection, kinds: tuple[str, ...] = ("audio", "
             continue
         for codec in getattr(transceiver, TRANSCEIVER_CODECS_ATTR):
             setattr(codec, MARK, True)
+        receiver = transceiver.receiver
+        if whole_frames and transceiver.kind == "video" and \
+                not isinstance(getattr(receiver, RECEIVER_JITTER_BUFFER), WholeFrames):
+            setattr(receiver, RECEIVER_JITTER_BUFFER, WholeFrames(receiver))
 
 
 def negotiated_codecs(transceiver: Any) -> list[RTCRtpCodecParameters]:

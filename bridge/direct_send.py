@@ -5,7 +5,9 @@ again for each subscriber, builds an ``RtpPacket`` per packet and awaits four co
 ``sendto``. For a track that can push (:class:`DirectTrack`, the relay's subscriber tracks),
 :func:`use_direct_send` replaces the sender's ``_run_rtp`` and ``_retransmit`` on that one sender:
 the frame is packetized once for all subscribers of a timeline (:class:`FramePacker`), and per
-subscriber there is only a 12-byte header, SRTP and one ``sendto`` (:class:`DirectSender`).
+subscriber there is only a 12-byte header (its extension block serialized once per sender, only
+the send time patched in), SRTP, and a ``sendto`` straight on the socket (:mod:`bridge.udp_batch`,
+which can also send a frame in one call with UDP segmentation) (:class:`DirectSender`).
 
 Every aiortc / aioice internal this reads or replaces is named in :mod:`bridge.aiortc_compat`
 (and checked by ``tests/test_aiortc_compat.py``); nothing here spells a private name itself.
@@ -25,6 +27,7 @@ from aiortc import RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from bridge import aiortc_compat as compat
+from bridge.udp_batch import DatagramBatch
 
 MAX_SEND_BACKLOG = 256 * 1024  # bytes queued in the UDP transport: beyond this a subscriber resyncs
 DIRECT_ATTR = "_hoinghi_direct"
@@ -109,7 +112,11 @@ class DirectSender:
         self.mid = _sender_state(sender, "mid")
         self.rtx_sequence_number = _random_sequence_number()
         self.history_size: int = getattr(*compat.SENDER_HISTORY_SIZE)
-        self.history: dict[int, tuple[bytes, bytes]] = {}
+        # The last packets sent, by sequence number modulo history_size: header and payload apart
+        # (the payloads are the timeline's, shared by every subscriber); preallocated, so a frame
+        # sent allocates no container but the list of its datagrams.
+        self.history_headers: list[bytes] = [b""] * self.history_size
+        self.history_payloads: list[bytes] = [b""] * self.history_size
         self.packets = 0
         self.octets = 0
         self.backlogged = 0
@@ -117,6 +124,9 @@ class DirectSender:
         self.retransmits = 0
         self._pair: Any = None
         self._udp: Any = None
+        self._addr: Any = None  # the pair's remote address (aioice builds it anew at each read)
+        self._batch: DatagramBatch | None = None
+        self._extension: tuple[bytes, bytes | None] | None = None
         self._slow_queue: deque[bytes] = deque()
         self._slow_task: asyncio.Task[None] | None = None
 
@@ -127,9 +137,46 @@ class DirectSender:
         if pair is not self._pair:
             self._pair = pair
             self._udp = None
+            if self._batch is not None:
+                self._batch.close()
+                self._batch = None
             if pair is not None and type(pair.protocol) is getattr(*compat.ICE_UDP_PROTOCOL):
                 self._udp = pair.protocol.transport
+                self._addr = pair.remote_addr
+                self._batch = DatagramBatch(self._udp)
         return self._udp is not None
+
+    @property
+    def batch(self) -> DatagramBatch | None:
+        """What writes this subscriber's datagrams to its UDP pair (None: not a plain UDP pair)."""
+        return self._batch
+
+    def _serialized_extension(self, abs_send_time: int) -> bytes:
+        """The header extension block (mid, abs-send-time) as the sender's map serializes it. The
+        layout is fixed per sender: serialized once, then only the 3 time bytes change."""
+        template = self._extension
+        if template is None:
+            template = self._extension = self._extension_template()
+        head, tail = template
+        if tail is None:
+            return head
+        return head + abs_send_time.to_bytes(3, "big") + tail
+
+    def _extension_template(self) -> tuple[bytes, bytes | None]:
+        def block(abs_send_time: int) -> bytes:
+            extensions = _HeaderExtensions()
+            extensions.abs_send_time = abs_send_time
+            extensions.mid = self.mid
+            profile, value = self.extensions_map.set(extensions)
+            return _EXTENSION_HEADER.pack(profile, len(value) >> 2) + value if value else b""
+
+        zero, ones = block(0), block(0xFFFFFF)
+        changed = [i for i in range(min(len(zero), len(ones))) if zero[i] != ones[i]]
+        if not changed:
+            return zero, None  # abs-send-time not negotiated: the block never changes
+        at = changed[0]
+        assert len(zero) == len(ones) and changed == [at, at + 1, at + 2], "abs-send-time is 3 bytes"
+        return zero[:at], zero[at + 3:]
 
     def send(self, packet: av.Packet) -> bool:
         """Send one encoded frame. False: this subscriber's transport is backlogged (the frame
@@ -145,32 +192,30 @@ class DirectSender:
             self.backlogged += 1
             return False
         ntp = compat.fast_ntp_time()
-        extensions = _HeaderExtensions()
-        extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
-        extensions.mid = self.mid
-        profile, value = self.extensions_map.set(extensions)
-        first_byte = 0x90 if value else 0x80
-        extension = _EXTENSION_HEADER.pack(profile, len(value) >> 2) + value if value else b""
+        extension = self._serialized_extension((ntp >> 14) & 0x00FFFFFF)
+        first_byte = 0x90 if extension else 0x80
         timestamp = (self.timestamp_origin + timestamp) & 0xFFFFFFFF
         seq = self.sequence_number
         last = len(payloads) - 1
-        history, size, pt, ssrc = self.history, self.history_size, self.payload_type, self.ssrc
+        headers, bodies, size = self.history_headers, self.history_payloads, self.history_size
+        pack, pt, ssrc = _HEADER.pack, self.payload_type, self.ssrc
+        protect = getattr(dtls, compat.DTLS_SRTP_ATTR).protect if direct else None
         octets = 0
-        plain_packets = []
+        datagrams = []
         for i, payload in enumerate(payloads):
-            header = _HEADER.pack(first_byte, pt | 0x80 if i == last else pt, seq, timestamp, ssrc) + extension
-            history[seq % size] = (header, payload)
-            plain_packets.append(header + payload)
+            header = pack(first_byte, pt | 0x80 if i == last else pt, seq, timestamp, ssrc) + extension
+            slot = seq % size
+            headers[slot] = header
+            bodies[slot] = payload
+            datagrams.append(protect(header + payload) if protect is not None else header + payload)
             octets += len(payload)
             seq = (seq + 1) & 0xFFFF
         self.sequence_number = seq
         if direct:
-            protect = getattr(dtls, compat.DTLS_SRTP_ATTR).protect
-            sendto, addr = self._udp.sendto, self._pair.remote_addr
-            for plain in plain_packets:
-                sendto(protect(plain), addr)
-        else:  # a TURN pair: aiortc's own (asynchronous) path, in order, by one task
-            self._slow_queue.extend(plain_packets)
+            assert self._batch is not None
+            self._batch.send(datagrams, self._addr)
+        else:  # a TURN pair: aiortc's own (asynchronous) path, plain packets in order, by one task
+            self._slow_queue.extend(datagrams)
             if self._slow_task is None or self._slow_task.done():
                 self._slow_task = asyncio.get_running_loop().create_task(self._send_slow())
         self.packets += len(payloads)
@@ -193,16 +238,20 @@ class DirectSender:
     async def close(self) -> None:
         """The sender stopped: packets still queued for aiortc's path are dropped, its task awaited."""
         self._slow_queue.clear()
+        if self._batch is not None:
+            self._batch.close()
+        self._pair = self._udp = self._batch = None
         if self._slow_task is not None:
             self._slow_task.cancel()
             await asyncio.gather(self._slow_task, return_exceptions=True)
 
     async def retransmit(self, sequence_number: int) -> None:
         """A NACKed packet again, wrapped in RTX when RTX was negotiated (as aiortc does)."""
-        entry = self.history.get(sequence_number % self.history_size)
-        if entry is None or _HEADER.unpack_from(entry[0])[2] != sequence_number:
+        slot = sequence_number % self.history_size
+        header = self.history_headers[slot]
+        if not header or _HEADER.unpack_from(header)[2] != sequence_number:
             return
-        plain = entry[0] + entry[1]
+        plain = header + self.history_payloads[slot]
         rtx_payload_type = _sender_state(self.sender, "rtx_payload_type")
         if rtx_payload_type is not None:
             original = _RtpPacket.parse(plain, self.extensions_map)

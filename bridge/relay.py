@@ -58,6 +58,7 @@ class RelayTrack(MediaStreamTrack):
         self._on_resync = on_resync
         self._on_stop = on_stop
         self._started = False
+        self._live = True  # readyState == "live", read for every packet without the property
         self.packets_in = 0
         self.packets_dropped = 0
         self.resyncs = 0
@@ -89,7 +90,7 @@ class RelayTrack(MediaStreamTrack):
 
     def push(self, packet: av.Packet, keyframe: bool, codec: str | None = None) -> None:
         """Take one packet of the timeline, encoded with ``codec`` (lower-case mime type)."""
-        if self.readyState != "live" or not self._started:
+        if not self._live or not self._started:
             return
         if codec != self.codec and codec is not None and self.codec is not None:
             self.packets_wrong_codec += 1
@@ -152,6 +153,7 @@ class RelayTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
+        self._live = False
         self._wakeup.set()  # let a pending recv() see the end
         self._stopped.set()
         self._direct = None

@@ -29,6 +29,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate, generate_certificate
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from cryptography.hazmat.primitives.asymmetric import rsa
 from OpenSSL import SSL
 
@@ -108,6 +109,9 @@ async def test_the_instance_state_the_direct_send_path_reads() -> None:
             _has(sender, compat.SENDER_PRIVATE + name, f"RTCRtpSender.__{name}")
         _has(sender, compat.SENDER_SSRC, "RTCRtpSender._ssrc")
         _has(sender, compat.SENDER_RTX_SSRC, "RTCRtpSender._rtx_ssrc")
+        jitter_buffer = _has(transceiver.receiver, compat.RECEIVER_JITTER_BUFFER, "RTCRtpReceiver.__jitter_buffer")
+        assert list(inspect.signature(jitter_buffer.add).parameters) == ["packet"]
+        _has(RemoteStreamTrack("video"), compat.TRACK_QUEUE, "RemoteStreamTrack._queue")
         dtls = sender.transport
         _has(dtls, compat.DTLS_STATE_ATTR, "RTCDtlsTransport._state")
         _has(dtls, compat.DTLS_SRTP_ATTR, "RTCDtlsTransport._tx_srtp")
@@ -330,20 +334,24 @@ async def _remote_outbound(pc: RTCPeerConnection) -> Any:
     raise AssertionError("no RTCP sender report reached the player")
 
 
-def _lose_next_packet(sender: RTCRtpSender, ssrc: int) -> Callable[[], bool]:
-    """The nominated UDP pair under ``sender`` loses its next RTP packet of ``ssrc`` (the SSRC is
-    in the clear in an SRTP header). Returns whether it has."""
-    connection = getattr(sender.transport.transport, compat.ICE_CONNECTION_ATTR)
-    udp: Any = getattr(connection, compat.ICE_NOMINATED_ATTR)[1].protocol.transport
-    original, lost = udp.sendto, []
+def _lose_next_packet(direct: direct_send.DirectSender) -> Callable[[], bool]:
+    """The UDP pair under ``direct`` loses its next RTP packet of the sender's SSRC (in the clear
+    in an SRTP header). Returns whether it has."""
+    batch: Any = direct.batch
+    assert batch is not None
+    original, lost = batch.send, []
 
-    def lossy(data: bytes, addr: Any = None) -> None:
-        if not lost and len(data) >= 12 and data[0] >> 6 == 2 and struct.unpack_from("!L", data, 8)[0] == ssrc:
-            lost.append(1)
-            return
-        original(data, addr)
+    def lossy(datagrams: list[bytes], addr: Any) -> None:
+        kept = []
+        for data in datagrams:
+            rtp = len(data) >= 12 and data[0] >> 6 == 2
+            if not lost and rtp and struct.unpack_from("!L", data, 8)[0] == direct.ssrc:
+                lost.append(1)
+                continue
+            kept.append(data)
+        original(kept, addr)
 
-    udp.sendto = lossy
+    batch.send = lossy
     return lambda: bool(lost)
 
 
@@ -372,11 +380,16 @@ async def test_the_direct_send_path_replaces_the_senders_loop() -> None:
             assert direct is not None
             await until(lambda: len(received) >= 10, STEP, "10 frames at the player")
             assert direct._udp is not None, "sent straight to the nominated UDP pair"
+            # the extension block serialized once, the send time patched in: what the map makes
+            extensions = aiortc_rtp.HeaderExtensions(mid=direct.mid, abs_send_time=0x123456)
+            profile, value = direct.extensions_map.set(extensions)
+            block = struct.pack("!HH", profile, len(value) >> 2) + value
+            assert value and direct._serialized_extension(0x123456) == block
             _same_frames(received, pushed, "video/vp8")
             remote = await _remote_outbound(player)
             assert 0 < remote.packetsSent <= direct.packets and 0 < remote.bytesSent <= direct.octets
 
-            lost = _lose_next_packet(sender, direct.ssrc)
+            lost = _lose_next_packet(direct)
             await until(lost, STEP, "a packet to be lost")
             await until(lambda: direct.retransmits >= 1, STEP, "the player's NACK to be answered")
             count = len(received)

@@ -84,22 +84,25 @@ async def test_subscribers_share_one_packetization_and_decode(bridge: tuple[str,
 
 
 def _drop_one_video_packet(sender: RTCRtpSender, direct: direct_send.DirectSender) -> Callable[[], int]:
-    """Make the UDP transport under ``sender`` lose the next video RTP packet it is asked to send
-    (the SSRC is in the clear in an SRTP header). Returns the dropped sequence number, once known."""
-    connection = getattr(sender.transport.transport, aiortc_compat.ICE_CONNECTION_ATTR)
-    udp: Any = getattr(connection, aiortc_compat.ICE_NOMINATED_ATTR)[1].protocol.transport
-    original = udp.sendto
+    """Lose the next video RTP packet ``sender`` puts on its UDP pair (the SSRC is in the clear in
+    an SRTP header). Returns the dropped sequence number, once known."""
+    batch: Any = direct.batch
+    assert batch is not None, "sent straight to a plain UDP pair"
+    original = batch.send
     dropped: list[int] = []
 
-    def lossy(data: bytes, addr: Any = None) -> None:
-        if not dropped and len(data) >= 12 and data[0] >> 6 == 2 and 96 <= data[1] & 0x7F <= 127:
-            seq, ssrc = struct.unpack_from("!H", data, 2)[0], struct.unpack_from("!L", data, 8)[0]
-            if ssrc == direct.ssrc:
-                dropped.append(seq)
-                return
-        original(data, addr)
+    def lossy(datagrams: list[bytes], addr: Any) -> None:
+        kept = []
+        for data in datagrams:
+            if not dropped and len(data) >= 12 and data[0] >> 6 == 2 and 96 <= data[1] & 0x7F <= 127:
+                seq, ssrc = struct.unpack_from("!H", data, 2)[0], struct.unpack_from("!L", data, 8)[0]
+                if ssrc == direct.ssrc:
+                    dropped.append(seq)
+                    continue
+            kept.append(data)
+        original(kept, addr)
 
-    udp.sendto = lossy
+    batch.send = lossy
     return lambda: dropped[0] if dropped else -1
 
 
