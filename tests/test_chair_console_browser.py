@@ -157,6 +157,7 @@ async def test_conclusion_units_picked_by_name(live_sqlite: LiveServer) -> None:
         await login(chair, srv.url, "chutri")
         await chair.goto(f"{srv.url}/meetings/{mid}/chair")
         units = chair.get_by_label("Giao cho các đơn vị (tìm theo tên)")
+        await expect(units).to_have_attribute("role", "combobox")  # the picker is mounted
         await units.fill("Không có đơn vị này ' % _ <script>")
         await expect(chair.locator("#conclusion-form .picker-status").first).to_contain_text(
             "Không tìm thấy đơn vị nào khớp")

@@ -83,6 +83,7 @@ export class UnitPicker {
     input.addEventListener("keydown", (e) => this.key(e));
     input.addEventListener("blur", () => setTimeout(() => this.close(), 150));
     if (hidden?.value) this.preset(hidden.value);
+    else if (input.value.trim()) this.changed();  // typed before this script started: search it now
   }
 
   // Codes already in the hidden input (a form sent back with an error): shown as they are.
