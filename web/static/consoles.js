@@ -99,7 +99,8 @@ export function levelSummary(seats) {
   return Object.entries(names).map(([lv, name]) => {
     const c = counts(seats.filter((s) => s.level === lv));
     return c.expected
-      ? t("js.meeting.level_summary", { level: name, present: c.present, expected: c.expected, online: c.online })
+      ? t("js.meeting.level_summary", { level: name, present: vn1.format(c.present), expected: vn1.format(c.expected),
+        online: vn1.format(c.online) })
       : "";
   }).filter(Boolean).join(" · ");
 }

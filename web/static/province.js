@@ -1,7 +1,7 @@
 // The province console: the programme from the province's own bridge, its communes' roll call with
 // filters, search and sorting, marking several "present in person" at once, hands, connection
 // health, and "call" a commune (its site page shows that the province is calling).
-import { $, el, flash, counts, levelSummary, renderHands, rollcallLive, MeetingView, SeatTable } from "/static/consoles.js";
+import { $, el, flash, counts, levelSummary, renderHands, rollcallLive, MeetingView, SeatTable, vn1 } from "/static/consoles.js";
 import { mountMedia } from "/static/media.js";
 import { SeatStore } from "/static/live.js";
 import { t, locale } from "/static/i18n.js";
@@ -88,7 +88,8 @@ export function provinceConsole(meetingId, unitCode) {
   const render = () => {
     const all = [...store.seats.values()];
     const c = counts(all);
-    $("#totals").textContent = t("js.meeting.totals", { present: c.present, expected: c.expected, online: c.online, absent: c.absent });
+    $("#totals").textContent = t("js.meeting.totals", { present: vn1.format(c.present), expected: vn1.format(c.expected),
+      online: vn1.format(c.online), absent: vn1.format(c.absent) });
     $("#level-counts").textContent = levelSummary(all);
     const mine = sites();
     for (const [name, test] of Object.entries(FILTERS)) {
