@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from bridge import aiortc_compat, ice_servers
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'turn:turn.example.vn:3478?transport=udp;username=U;credential=C'")
     parser.add_argument("--token", default="", help="mã truy cập máy (phạm vi bridge) cho kênh điều khiển; "
                                                      "mặc định: biến HOINGHI_BRIDGE_TOKEN")
+    parser.add_argument("--recordings-dir", default="", help="thư mục ghi hình chương trình (chỉ điểm cầu trung "
+                        "tâm; mặc định: biến HOINGHI_BRIDGE_RECORDINGS_DIR; trống = không ghi)")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -45,8 +48,11 @@ def config_from_args(args: argparse.Namespace, key: bytes) -> BridgeConfig:
             ice_servers.parse(server)
         except ice_servers.IceServerInvalid as exc:
             raise BridgeCliError(str(exc)) from None
-    return BridgeConfig(unit=args.unit, key=key, server_url=args.server, upstream_url=args.upstream,
-                        ice_servers=tuple(args.ice_servers), token=token)
+    config = BridgeConfig(unit=args.unit, key=key, server_url=args.server, upstream_url=args.upstream,
+                          ice_servers=tuple(args.ice_servers), token=token)
+    if getattr(args, "recordings_dir", ""):
+        config = replace(config, recordings_dir=args.recordings_dir)
+    return config
 
 
 def run(args: argparse.Namespace, key: bytes) -> None:

@@ -8,6 +8,7 @@ console and a site page sees and hears the programme and can hand the floor over
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -77,7 +78,10 @@ def start(settings: Settings) -> tuple[Settings, list[RunningBridge]]:
                "--listen", f"{host}:{ports[code]}", "--token", tokens[code]]
         if up is not None:
             cmd += ["--upstream", f"http://{host}:{ports[up]}"]
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+        # The ministry's bridge records the programme where the server serves recordings from.
+        env = {**os.environ, "HOINGHI_BRIDGE_RECORDINGS_DIR": str(settings.recordings_path.resolve())} \
+            if up is None else None
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
         running.append(RunningBridge(code, url, proc))
     _wait_listening(host, [ports[c] for c, _o, _u in BRIDGES], running)
     bridges = ", ".join(f"{b.unit}={b.url}" for b in running)

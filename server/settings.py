@@ -19,7 +19,9 @@ from server.live.origin import parse_allowed
 
 ENV_PREFIX = "HOINGHI_"
 # Variables read by the test suite and tooling, not by the application.
-ENV_IGNORED_PREFIXES = ("HOINGHI_TEST_", "HOINGHI_BENCH_")
+# Not the server's: tests, benchmarks, and the bridge's own variables (HOINGHI_BRIDGE_TOKEN, _KEY,
+# _RECORDINGS_DIR…, read by bridge/), which `hoinghi bridge` runs with.
+ENV_IGNORED_PREFIXES = ("HOINGHI_TEST_", "HOINGHI_BENCH_", "HOINGHI_BRIDGE_")
 ENV_CONFIG_FILE = "HOINGHI_CONFIG"
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.media_util import KEY
 
@@ -15,7 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_hoinghi_bridge_serves_healthz(tmp_path: Path) -> None:
-    env = {**os.environ, "HOINGHI_SECRET_KEY": KEY.decode(), "HOINGHI_VAR_DIR": str(tmp_path)}
+    # The bridge's own variables (token, recordings) are not server settings: the server's loader
+    # must let `hoinghi bridge` start with them (it refused HOINGHI_BRIDGE_RECORDINGS_DIR, so the
+    # demo's central bridge never started and nothing was recorded).
+    env = {**os.environ, "HOINGHI_SECRET_KEY": KEY.decode(), "HOINGHI_VAR_DIR": str(tmp_path),
+           "HOINGHI_BRIDGE_TOKEN": "not-used-here", "HOINGHI_BRIDGE_RECORDINGS_DIR": str(tmp_path / "rec")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from server.cli import main; raise SystemExit(main())", "bridge", "--unit", "01",
         "--server", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", cwd=ROOT, env=env,
@@ -59,3 +64,18 @@ async def test_another_aiortc_version_is_refused_before_the_bridge_starts(tmp_pa
     assert len(lines) == 1 and lines[0].startswith("Lỗi: điểm cầu cần aiortc 1.16.x"), lines
     assert "1.17.0" in lines[0] and "aiortc~=1.16.0" in lines[0]
     assert "Điểm cầu 01" not in out.decode() and not err.decode().strip()
+
+
+def test_recordings_folder_from_the_command_line_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from bridge.cli import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    monkeypatch.setenv("HOINGHI_BRIDGE_RECORDINGS_DIR", "/srv/from-env")
+    base = ["--unit", "BCA", "--server", "http://s"]
+    assert config_from_args(parser.parse_args(base), KEY).recordings_dir == "/srv/from-env"
+    given = config_from_args(parser.parse_args([*base, "--recordings-dir", "/srv/rec"]), KEY)
+    assert given.recordings_dir == "/srv/rec"
+
