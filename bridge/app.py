@@ -72,16 +72,10 @@ def _created(request: web.Request, peer_id: str, answer: str) -> web.Response:
     return web.Response(status=201, text=answer, content_type=SDP, headers=headers)
 
 
-def _content(request: web.Request) -> bool:
-    """``?content=1``: the shared screen (a second video beside the programme), not the programme."""
-    return request.query.get("content", "") in ("1", "true")
-
-
 async def whip(request: web.Request) -> web.Response:
     meeting = _meeting_id(request)
     claims = _claims(request, meeting)
-    publish = peers.publish_content if _content(request) else peers.publish
-    peer = await publish(request.app[STATE], claims, await _offer(request))
+    peer = await peers.publish(request.app[STATE], claims, await _offer(request))
     log.info("publish %s unit=%s role=%s meeting=%s", peer.id, claims.unit, claims.role, meeting)
     return _created(request, peer.id, peer.answer)
 
@@ -89,8 +83,7 @@ async def whip(request: web.Request) -> web.Response:
 async def whep(request: web.Request) -> web.Response:
     meeting = _meeting_id(request)
     claims = _claims(request, meeting)
-    play = peers.play_content if _content(request) else peers.play
-    peer = await play(request.app[STATE], claims, await _offer(request))
+    peer = await peers.play(request.app[STATE], claims, await _offer(request))
     log.info("play %s unit=%s meeting=%s", peer.id, claims.unit, meeting)
     return _created(request, peer.id, peer.answer)
 

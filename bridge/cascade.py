@@ -104,55 +104,6 @@ async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
     return link
 
 
-async def play_upstream_content(state: BridgeState, meeting: int, token: str) -> Link:
-    """Play the upstream's content (``?content=1``) and make it the local content in the chair's place."""
-    base = state.config.upstream_url.rstrip("/")
-    pc = peer_connection(state)
-    link = Link(pc, "")
-    try:
-        pc.addTransceiver("video", direction="recvonly")
-        link.location = await _exchange(f"{base}/meetings/{meeting}/whep?content=1", token, pc)
-    except BaseException:
-        await pc.close()
-        raise
-    rtx = rtx_ssrcs(sdp.SessionDescription.parse(pc.remoteDescription.sdp))
-    for transceiver in pc.getTransceivers():
-        if transceiver.kind != "video" or transceiver.receiver.track is None:
-            continue
-        codec = aiortc_compat.negotiated_codecs(transceiver)[0]
-        keyframes = KeyframeRequester(pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
-        source = Source("video", codec.mimeType, keyframes, label=f"{UPSTREAM}/content")
-        source.start(transceiver.receiver.track)
-        link.sources.append(source)
-        state.room(meeting).programme.publish_content(UPSTREAM, source, chair=True)
-        break
-    return link
-
-
-async def publish_content_upstream(state: BridgeState, meeting: int, source: Source, token: str) -> Link:
-    """Publish a local floor holder's shared screen to the upstream bridge (``?content=1``)."""
-    base = state.config.upstream_url.rstrip("/")
-    pc = peer_connection(state)
-    link = Link(pc, "")
-    try:
-        track = source.fanout.subscribe()
-        link.tracks.append(track)
-        transceiver = pc.addTransceiver(track, direction="sendonly")
-        direct_send.use_direct_send(transceiver.sender)
-        codecs = RTCRtpSender.getCapabilities("video").codecs
-        transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in
-                                         (source.mime_type.lower(), "video/rtx")])
-        aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
-        link.location = await _exchange(f"{base}/meetings/{meeting}/whip?content=1", token, pc)
-        track.codec = aiortc_compat.negotiated_codecs(transceiver)[0].mimeType.lower()
-    except BaseException:
-        for t in link.tracks:
-            t.stop()
-        await pc.close()
-        raise
-    return link
-
-
 async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: str) -> Link:
     """Publish a local site's stream (it holds the floor) to the upstream bridge.
 
@@ -220,11 +171,6 @@ class Uplink:
         self.publish: Link | None = None
         self.published_unit: str | None = None
         self.published_site: Site | None = None
-        # Screen sharing: the upstream's content played here, a local floor holder's published up
-        self.content_play: Link | None = None
-        self.content_publish: Link | None = None
-        self.content_unit: str | None = None
-        self.content_source: Source | None = None
         self._changing = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()  # replaced publications ending after RETIRE_AFTER
 
@@ -243,11 +189,6 @@ class Uplink:
 
     async def start(self) -> None:
         self.play = await play_upstream(self.state, self.meeting, await self._token(self.state.config.unit))
-        try:  # the programme goes on without the content if the upstream refuses it
-            self.content_play = await play_upstream_content(self.state, self.meeting,
-                                                            await self._token(self.state.config.unit))
-        except Exception as exc:
-            log.warning("cascade: could not play the upstream's content of meeting %s: %s", self.meeting, exc)
 
     async def floor_changed(self) -> None:
         """Publish the floor holder upstream if it publishes here; stop publishing otherwise.
@@ -256,53 +197,28 @@ class Uplink:
         its microphone alone to camera and microphone) is up before the old one ends, so the
         upstream never goes a handshake without the floor holder's sound. One change at a time."""
         async with self._changing:
+            room = self.state.room(self.meeting)
+            site = room.programme.sites.get(room.floor) if room.floor else None
+            if site is not None and room.floor == self.published_unit and site is self.published_site:
+                return
+            old, old_unit = self.publish, self.published_unit
+            self.publish, self.published_unit, self.published_site = None, None, None
             try:
-                await self._floor_changed()
+                if site is not None and room.floor is not None and room.floor != UPSTREAM:
+                    self.publish = await publish_upstream(self.state, self.meeting, site,
+                                                          await self._token(room.floor))
+                    self.published_unit, self.published_site = room.floor, site
             finally:
-                await self._content_changed()
-
-    async def _content_changed(self) -> None:
-        """Publish the local floor holder's shared screen upstream while it shares; else stop."""
-        room = self.state.room(self.meeting)
-        floor = room.floor
-        source = room.programme.contents.get(floor) if floor and floor != UPSTREAM else None
-        if source is not None and source is self.content_source and not source.ended.is_set():
-            return
-        old, old_unit = self.content_publish, self.content_unit
-        self.content_publish, self.content_unit, self.content_source = None, None, None
-        if old is not None and old_unit is not None:
-            await self._end(old, old_unit)
-        if source is not None and floor is not None and not source.ended.is_set():
-            try:
-                self.content_publish = await publish_content_upstream(self.state, self.meeting, source,
-                                                                      await self._token(floor))
-                self.content_unit, self.content_source = floor, source
-            except Exception as exc:
-                log.warning("cascade: could not share %s's screen upstream: %s", floor, exc)
-
-    async def _floor_changed(self) -> None:
-        room = self.state.room(self.meeting)
-        site = room.programme.sites.get(room.floor) if room.floor else None
-        if site is not None and room.floor == self.published_unit and site is self.published_site:
-            return
-        old, old_unit = self.publish, self.published_unit
-        self.publish, self.published_unit, self.published_site = None, None, None
-        try:
-            if site is not None and room.floor is not None and room.floor != UPSTREAM:
-                self.publish = await publish_upstream(self.state, self.meeting, site,
-                                                      await self._token(room.floor))
-                self.published_unit, self.published_site = room.floor, site
-        finally:
-            if old is not None and old_unit is not None:
-                if old_unit == self.published_unit:
-                    # The same floor holder published again: the upstream ends the old publication
-                    # itself once the new one carries media; ours goes only after that.
-                    retiring = asyncio.get_running_loop().create_task(self._retire(old, old_unit),
-                                                                      name=f"retire-{old_unit}")
-                    self._retiring.add(retiring)
-                    retiring.add_done_callback(self._retiring.discard)
-                else:
-                    await self._end(old, old_unit)
+                if old is not None and old_unit is not None:
+                    if old_unit == self.published_unit:
+                        # The same floor holder published again: the upstream ends the old publication
+                        # itself once the new one carries media; ours goes only after that.
+                        retiring = asyncio.get_running_loop().create_task(self._retire(old, old_unit),
+                                                                          name=f"retire-{old_unit}")
+                        self._retiring.add(retiring)
+                        retiring.add_done_callback(self._retiring.discard)
+                    else:
+                        await self._end(old, old_unit)
 
     async def _retire(self, link: Link, unit: str) -> None:
         try:
@@ -326,9 +242,6 @@ class Uplink:
     async def close(self) -> None:
         async with self._changing:
             await self._stop_publishing()
-            if self.content_publish is not None and self.content_unit is not None:
-                await self._end(self.content_publish, self.content_unit)
-            self.content_publish = self.content_unit = self.content_source = None
         for retiring in list(self._retiring):
             retiring.cancel()
         await asyncio.gather(*self._retiring, return_exceptions=True)
@@ -336,8 +249,3 @@ class Uplink:
             self.state.room(self.meeting).programme.unpublish(UPSTREAM)
             await self._end(self.play, self.state.config.unit)
             self.play = None
-        if self.content_play is not None:
-            for source in self.content_play.sources:
-                self.state.room(self.meeting).programme.unpublish_content(UPSTREAM, source)
-            await self._end(self.content_play, self.state.config.unit)
-            self.content_play = None

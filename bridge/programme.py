@@ -142,11 +142,6 @@ class Programme:
         self.floor: str | None = None
         # cascade: the upstream's floor audio, heard when the floor holder does not publish here
         self.upstream_floor_audio: Source | None = None
-        # Screen sharing ("content", a second video): the sources shared here, by unit; the
-        # timeline carries the floor holder's, else the chair's (on a bridge with an upstream the
-        # chair's place is the upstream's content)
-        self.content = Switch("video", clock)
-        self.contents: dict[str, Source] = {}
 
     def publish(self, site: Site, chair: bool = False) -> None:
         self.sites[site.unit] = site
@@ -161,39 +156,6 @@ class Programme:
         if unit in self.sites and (site is None or self.sites[unit] is site):
             del self.sites[unit]
             self._reselect()
-
-    def publish_content(self, unit: str, source: Source, chair: bool = False) -> None:
-        """``unit`` shares a screen (a publication replaces the unit's previous one); the chair's
-        may come before its camera does."""
-        self.contents[unit] = source
-        if chair and self.chair_unit is None:
-            self.chair_unit = unit
-        self._reselect_content()
-
-    def unpublish_content(self, unit: str, source: Source | None = None) -> None:
-        """``unit`` stops sharing (only if its content is still ``source``, when given)."""
-        if unit in self.contents and (source is None or self.contents[unit] is source):
-            del self.contents[unit]
-            self._reselect_content()
-
-    def may_share(self, unit: str) -> bool:
-        """Only the chair and the floor holder show content."""
-        return unit == self.chair_unit or (self.floor is not None and unit == self.floor)
-
-    @property
-    def content_unit(self) -> str | None:
-        """The unit whose content the programme carries (or is switching to), if any."""
-        source = self.content.pending or self.content.current
-        for unit, shared in self.contents.items():
-            if source is not None and shared is source:
-                return unit
-        return None
-
-    def _reselect_content(self) -> None:
-        shared = self.contents.get(self.floor) if self.floor else None
-        if shared is None and self.chair_unit is not None:
-            shared = self.contents.get(self.chair_unit)
-        self.content.select(shared)
 
     def set_muted(self, units: frozenset[str] | set[str]) -> None:
         """The meeting's muted units (from the server): a muted site's audio published here is
@@ -226,12 +188,11 @@ class Programme:
             self.floor_audio.select(floor.audio if floor is not chair else None)
         else:
             self.floor_audio.select(self.upstream_floor_audio if self.floor else None)
-        self._reselect_content()
 
     def subscribe(self) -> tuple[RelayTrack, RelayTrack, RelayTrack]:
         """Video, chair audio, floor audio for one new subscriber."""
         return self.video.fanout.subscribe(), self.chair_audio.fanout.subscribe(), self.floor_audio.fanout.subscribe()
 
     def close(self) -> None:
-        for switch in (self.video, self.chair_audio, self.floor_audio, self.content):
+        for switch in (self.video, self.chair_audio, self.floor_audio):
             switch.close()

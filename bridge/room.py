@@ -56,7 +56,6 @@ class Peer:
     video_codec: str | None = None  # the video codec it negotiated (lower-case mime type), if any video
     answer: str = ""
     closed: bool = False
-    content: bool = False  # a shared screen (``?content=1``): published, or played, beside the programme
 
 
 class Room:
@@ -73,21 +72,14 @@ class Room:
         self.video_codec: RTCRtpCodecCapability | None = None
         self.codec_pinned = asyncio.Event()  # set once video_codec is
         self.publishers: dict[str, Peer] = {}
-        self.content_publishers: dict[str, Peer] = {}  # screens shared here, by unit
-        # Ends a peer (set by BridgeState): a shared screen ends when its sharer loses the floor
-        self.end_peer: Callable[[Peer], None] | None = None
 
     @property
     def floor(self) -> str | None:
         return self.programme.floor
 
     def set_floor(self, unit: str | None) -> None:
-        """The server moved the floor (control channel). A site that shared its screen and no longer
-        holds the floor stops sharing: its content publication ends."""
+        """The server moved the floor (control channel)."""
         self.programme.set_floor(unit)
-        for peer in list(self.content_publishers.values()):
-            if peer.role != "chair" and not self.programme.may_share(peer.unit) and self.end_peer is not None:
-                self.end_peer(peer)
 
     def on_air(self) -> tuple[str | None, bool, bool]:
         """(floor holder, its picture is in the programme, its sound is) — None while nobody holds
@@ -151,7 +143,6 @@ class BridgeState:
     def room(self, meeting: int) -> Room:
         if meeting not in self.rooms:
             self.rooms[meeting] = Room(meeting)
-            self.rooms[meeting].end_peer = self.end_later
         return self.rooms[meeting]
 
     async def close_peer(self, peer: Peer) -> None:
@@ -160,11 +151,6 @@ class BridgeState:
         peer.closed = True
         self.peers.pop(peer.id, None)
         room = self.rooms.get(peer.meeting)
-        if room is not None and peer.content and peer.kind == "publish":
-            for source in peer.sources:
-                room.programme.unpublish_content(peer.unit, source)
-            if room.content_publishers.get(peer.unit) is peer:
-                del room.content_publishers[peer.unit]
         if room is not None and peer.site is not None:
             room.programme.unpublish(peer.unit, peer.site)
             if room.publishers.get(peer.unit) is peer:

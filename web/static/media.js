@@ -100,8 +100,6 @@ export class MediaLink {
       this.grant = await fetchGrant(this.meetingId);
       if (!this.grant.bridge) { this.setStatus("none"); return this.grant; }
       await this.play();
-      this.onMayShare?.(this.wantPublish);
-      if (this.contentVideo) await this.playContent().catch(() => {});  // the programme plays without it
       if (this.held) { /* nothing sent before the site's device check */ }
       else if (this.wantPublish) await this.publish(true);
       else if (this.micAlways) await this.publish(false).catch(() => {});  // no microphone: still play
@@ -183,8 +181,6 @@ export class MediaLink {
   // The floor came to this site (or went): start or stop sending camera and microphone.
   async setPublishing(on) {
     this.wantPublish = on || this.alwaysPublish;
-    this.onMayShare?.(this.wantPublish);
-    if (!this.wantPublish) this.stopSharing();  // the bridge ends the share anyway when the floor goes
     if (this.held) return;
     if (this.wantPublish && !this.publisher?.video && this.grant?.bridge) {
       const micOnly = this.publisher;
@@ -289,73 +285,6 @@ export class MediaLink {
     this.player = null;
     if (player) { hangUp(player.location, player.token); player.pc.close(); }
     this.stopPublishing();
-    this.stopContent();
-  }
-
-  // Screen sharing (docs/protocol.md, "Screen sharing"): only used by a page that has a
-  // ``contentVideo`` (the content shown large, the programme small while someone shares).
-  async playContent() {
-    const g = this.grant;
-    if (!this.contentVideo || !g?.bridge || this.contentPlayer) return;
-    const pc = new RTCPeerConnection({ iceServers: g.ice_servers || [] });
-    this.contentPlayer = { pc, location: null, token: g.token };
-    pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addEventListener("track", (e) => {
-      this.contentVideo.srcObject = new MediaStream([e.track]);
-      this.contentVideo.play?.().catch(() => {});
-    });
-    this.contentPlayer.location = await negotiate(pc, `${g.whep}?content=1`, g.token);
-    // Someone shares while frames arrive (the bridge sends nothing while nobody shares)
-    let last = -1;
-    let shown = false;
-    const player = this.contentPlayer;
-    player.timer = setInterval(async () => {
-      const stats = await pc.getStats().catch(() => null);
-      let frames = 0;
-      stats?.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0; });
-      const on = last >= 0 && frames > last;
-      last = frames;
-      if (on !== shown) { shown = on; this.onContent?.(on); }
-    }, 1000);
-  }
-
-  // The chair or the floor holder shares a screen or a window (getDisplayMedia); the bridge
-  // refuses anyone else (403 floor_required). Ends by itself when the browser's "stop sharing" is used.
-  async shareScreen() {
-    if (this.sharing || !this.grant?.bridge) return;
-    const grant = await fetchGrant(this.meetingId);  // a fresh token
-    const media = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
-    const pc = new RTCPeerConnection({ iceServers: grant.ice_servers || [] });
-    this.sharing = { pc, location: null, token: grant.token, media };
-    for (const track of media.getVideoTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly" });
-      track.addEventListener("ended", () => this.stopSharing());
-    }
-    try {
-      this.sharing.location = await negotiate(pc, `${grant.whip}?content=1`, grant.token);
-    } catch (err) {
-      this.stopSharing();
-      throw err;
-    }
-    this.onSharing?.(true);
-  }
-
-  stopSharing() {
-    const share = this.sharing;
-    this.sharing = null;
-    if (!share) return;
-    hangUp(share.location, share.token);
-    share.pc.close();
-    for (const t of share.media.getTracks()) t.stop();
-    this.onSharing?.(false);
-  }
-
-  stopContent() {
-    const player = this.contentPlayer;
-    this.contentPlayer = null;
-    if (player) { clearInterval(player.timer); hangUp(player.location, player.token); player.pc.close(); }
-    this.onContent?.(false);
-    this.stopSharing();
   }
 
   stop() {
@@ -367,8 +296,7 @@ export class MediaLink {
 }
 
 // Everything the page needs: the panel's elements (templates/_media_panel.html) wired to a link.
-// content: screen sharing in the panel (issue #17; off until a page asks for it, see mountContent).
-export function mountMedia(meetingId, { alwaysPublish = false, micAlways = false, held = false, content = false } = {}) {
+export function mountMedia(meetingId, { alwaysPublish = false, micAlways = false, held = false } = {}) {
   const q = (sel) => document.querySelector(sel);
   const soundRow = q("#sound-row");
   const link = new MediaLink({
@@ -385,39 +313,9 @@ export function mountMedia(meetingId, { alwaysPublish = false, micAlways = false
     link.video.srcObject = null;
     link.video.dataset.stopped = "1";
   };
-  if (content) mountContent(link, q("#programme"));
   window.addEventListener("pagehide", () => link.stop());
   window.__media = link;  // for operators' debugging in the console, and for the browser tests
   return link;
-}
-
-// Screen sharing in the media panel: the content large above the programme (the speaker then
-// shown small) while someone shares, and a "Chia sẻ màn hình" button while this site may publish.
-function mountContent(link, programme) {
-  if (!programme?.parentNode) return;
-  const content = document.createElement("video");
-  Object.assign(content, { id: "content", autoplay: true, playsInline: true, muted: true, hidden: true });
-  content.setAttribute("aria-label", t("js.media.content"));
-  content.style.width = "100%";
-  programme.before(content);
-  const button = document.createElement("button");
-  Object.assign(button, { id: "share-screen", type: "button", hidden: true, textContent: t("js.media.share") });
-  programme.after(button);
-  link.contentVideo = content;
-  link.onContent = (on) => {
-    content.hidden = !on;
-    programme.style.maxWidth = on ? "30%" : "";  // the speaker small beside the content
-    programme.dataset.small = on ? "1" : "";
-  };
-  link.onMayShare = (on) => { button.hidden = !on || !navigator.mediaDevices?.getDisplayMedia; };
-  link.onSharing = (on) => {
-    button.textContent = t(on ? "js.media.share_stop" : "js.media.share");
-    button.setAttribute("aria-pressed", on ? "true" : "false");
-  };
-  button.addEventListener("click", () => {
-    if (link.sharing) { link.stopSharing(); return; }
-    link.shareScreen().catch((err) => { link.onShareError?.(err); button.title = err?.message || String(err); });
-  });
 }
 
 // Shows a status label in ``el`` (data-media = the status key, for tests and styling).
