@@ -296,8 +296,11 @@ class Drill:
 
         if self._engine is None:
             self._engine = make_engine(self.pg.url)
+        # Reports keep flowing while this reads: one acknowledged after the read began may have
+        # committed after it too. Only those acknowledged before it must be in it.
+        acked_before = frozenset(self.acked)
         async with sessionmaker(self._engine)() as db:
-            return await read(db)
+            return {**await read(db), "acked": acked_before}
 
     def open_sites(self) -> set[str]:
         return {s.code for s in self.sites if s.joined}
@@ -344,7 +347,7 @@ class Drill:
     def lost_reports(self, db: dict[str, Any]) -> tuple[int, int, int]:
         """(acknowledged but not stored once, not acknowledged but stored, stored more than once)."""
         reports = db["reports"]
-        lost = sum(1 for rid in self.acked if reports.get(rid) != 1)
+        lost = sum(1 for rid in db.get("acked", self.acked) if reports.get(rid) != 1)
         extra = sum(1 for rid in self.unacked - self.acked if rid in reports)
         twice = sum(1 for n in reports.values() if n > 1)
         return lost, extra, twice
