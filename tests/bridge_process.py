@@ -7,7 +7,6 @@ Usage: ``python tests/bridge_process.py UNIT KEY``. Prints the bridge's URL, the
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from typing import Any
 
@@ -50,11 +49,10 @@ for cls in (vpx.Vp8Encoder, vpx.Vp8Decoder, h264.H264Encoder, h264.H264Decoder, 
     _count(cls, "encode" if "Encoder" in cls.__name__ else "decode",
            "encode_calls" if "Encoder" in cls.__name__ else "decode_calls")
 
-from aiohttp import web  # noqa: E402
 
 from bridge import direct_send, relay  # noqa: E402
-from bridge.app import create_app  # noqa: E402
 from bridge.room import BridgeConfig  # noqa: E402
+from tests.bridge_serve import serve  # noqa: E402
 
 _recv = relay.RelayTrack.recv
 
@@ -79,21 +77,7 @@ direct_send.DirectSender.send = _counting_direct_send  # type: ignore[method-ass
 
 
 async def main(unit: str, key: str) -> None:
-    runner = web.AppRunner(create_app(BridgeConfig(unit=unit, key=key.encode())))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(f"http://127.0.0.1:{port}", flush=True)
-    try:
-        while True:
-            line = await asyncio.to_thread(sys.stdin.readline)
-            if not line:
-                break
-            if line.strip() == "counts":
-                print(json.dumps(COUNTS), flush=True)
-    finally:
-        await runner.cleanup()
+    await serve(BridgeConfig(unit=unit, key=key.encode()), lambda: COUNTS)
 
 
 if __name__ == "__main__":

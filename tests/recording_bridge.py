@@ -13,7 +13,6 @@ frames the programme's video sent while it was recorded (``programme_frames_reco
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections import Counter
 from typing import Any
@@ -52,11 +51,10 @@ def _count(cls: type, key: str) -> None:
 for cls in (vpx.Vp8Encoder, vpx.Vp8Decoder, h264.H264Encoder, h264.H264Decoder):
     _count(cls, f"aiortc:{cls.__name__}")
 
-from aiohttp import web  # noqa: E402
 
 from bridge import programme  # noqa: E402
-from bridge.app import create_app  # noqa: E402
 from bridge.room import BridgeConfig  # noqa: E402
+from tests.bridge_serve import serve  # noqa: E402
 
 _switch_init = programme.Switch.__init__
 
@@ -79,21 +77,7 @@ async def main(unit: str, key: str, server: str) -> None:
     import os
 
     config = BridgeConfig(unit=unit, key=key.encode(), server_url=server, token=os.environ["HOINGHI_BRIDGE_TOKEN"])
-    runner = web.AppRunner(create_app(config))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(f"http://127.0.0.1:{port}", flush=True)
-    try:
-        while True:
-            line = await asyncio.to_thread(sys.stdin.readline)
-            if not line:
-                break
-            if line.strip() == "counts":
-                print(json.dumps(dict(CREATED)), flush=True)
-    finally:
-        await runner.cleanup()
+    await serve(config, lambda: dict(CREATED))
 
 
 if __name__ == "__main__":
