@@ -17,7 +17,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[units,test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The relay's send path in C (bridge/native/rtp_send.c; without a C compiler the bridge sends from Python)
+NATIVE := $(VENV)/.native
+$(NATIVE): $(STAMP) bridge/native/rtp_send.c bridge/native_send.py
+	$(BIN)/python -m bridge.native_send
+	touch $(NATIVE)
+
+install: $(STAMP) $(NATIVE)
 
 # Minutes PDFs embed a serif font with Vietnamese letters (Liberation Serif 2 or DejaVu Serif).
 fonts: $(STAMP)
@@ -45,20 +51,20 @@ netns-tools:
 	    (apt-get update -qq && apt-get install -y -qq iproute2 iptables >/dev/null 2>&1)) || \
 	   echo "Không cài được iptables: kiểm thử đường truyền yếu sẽ bỏ qua (CI thì báo lỗi).")
 
-demo: $(STAMP) fonts
+demo: $(STAMP) $(NATIVE) fonts
 	$(BIN)/hoinghi demo
 
-serve: $(STAMP)
+serve: $(STAMP) $(NATIVE)
 	$(BIN)/hoinghi serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check server sessions bridge demo tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) lint gstreamer netns-tools
+test: $(STAMP) $(NATIVE) lint gstreamer netns-tools
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(NATIVE)
 	$(BIN)/python bench/units.py
 	$(BIN)/python bench/live.py
 	$(BIN)/python bench/kpi.py
@@ -66,6 +72,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/audio.py
 	$(BIN)/python bench/directives.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/recording.py
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python bench/weaklink.py; \
+	  else echo "bench/weaklink.py: cần quyền root (network namespace, tc, iptables) — bỏ qua"; fi
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache bridge/_rtp_send*.so

@@ -1,6 +1,6 @@
 """Every touch of aiortc's private API, in one place (aiortc 1.16).
 
-A pass-through relay needs eight things aiortc does not expose publicly:
+A pass-through relay needs nine things aiortc does not expose publicly:
 
 1. **Encoded frames out of a receiver.** The receiver's decoder thread looks its decoder up
    through the module name ``aiortc.rtcrtpreceiver.get_decoder``. For codecs marked
@@ -15,28 +15,25 @@ A pass-through relay needs eight things aiortc does not expose publicly:
    pack path ignores (``RTCRtpSender._send_keyframe``); we wrap it per sender.
 4. **Keyframe requests to a publisher.** ``RTCRtpReceiver._send_rtcp_pli(ssrc)``.
    **Audio levels from a publisher** (RFC 6464): aiortc parses the header extension into
-   ``packet.extensions.audio_level`` and drops it; we wrap ``RTCRtpReceiver._handle_rtp_packet``
-   per receiver to read it first.
-5. **A cheaper clock.** The sender stamps every RTP packet with ``aiortc.clock.current_ntp_time()``,
-   which goes through ``datetime`` objects (~8 % of a relay's CPU with many subscribers); the same
-   value is computed from ``time.time()``.
-6. **A send path without a task per subscriber** (:mod:`bridge.direct_send`). aiortc's
-   ``RTCRtpSender._run_rtp`` wakes one task per subscriber per frame, packetizes the frame again
-   for each subscriber and awaits four coroutines down to ``sendto``. For a relay track we replace
-   the sender's ``_run_rtp`` and ``_retransmit`` on that one sender and send from the fan-out call
-   itself. That path reads the sender's SSRCs and name-mangled state (``_RTCRtpSender__*``:
-   extension map, mid, RTX payload type, the counters its RTCP sender reports), builds packets with
-   ``aiortc.rtp``, takes the DTLS transport's SRTP session and the ICE pair nominated for
-   component 1 (aioice). Only a plain UDP pair is sent to directly; any other (TURN) goes through
-   aiortc's own ``RTCDtlsTransport._send_rtp``. Every name it touches is listed here.
+   ``packet.extensions.audio_level`` and drops it; we wrap ``RTCRtpReceiver._handle_rtp_packet`` per receiver.
+5. **A cheaper clock.** The sender stamps every RTP packet with ``aiortc.clock.current_ntp_time()``, which
+   goes through ``datetime`` objects (~8 % of a relay's CPU with many subscribers): ``time.time()`` instead.
+6. **A send path without a task per subscriber** (:mod:`bridge.direct_send`). aiortc's ``RTCRtpSender._run_rtp``
+   wakes one task per subscriber per frame, packetizes the frame again for each subscriber and awaits four
+   coroutines down to ``sendto``. For a relay track we replace the sender's ``_run_rtp`` and ``_retransmit``
+   (and ``_run_rtcp``: :mod:`bridge.rtcp_reports`) on that one sender and send from the fan-out call itself.
+   That path reads the sender's SSRCs and name-mangled state (``_RTCRtpSender__*``: extension map, mid, RTX
+   payload type, the counters its RTCP sender reports), builds packets with ``aiortc.rtp``, takes the DTLS
+   transport's SRTP session and the ICE pair nominated for component 1 (aioice). Only a plain UDP pair is
+   sent to directly; any other (TURN) goes through ``RTCDtlsTransport._send_rtp``. Every name is listed here.
 7. **Video frames as soon as they are whole** (:mod:`bridge.frame_assembly`). The receiver's
    jitter buffer hands a video frame out only when the next frame's first packet arrives (one
    frame interval of delay per hop), and the frame then crosses to the decoder thread and back.
-   A marked video receiver's jitter buffer (``RTCRtpReceiver.__jitter_buffer``,
-   whose ``add(packet)`` aiortc calls with each depayloaded packet, its bytes in ``packet._data``)
-   is replaced by :class:`WholeFrames`, which puts each frame straight into the remote track's
-   queue (``RemoteStreamTrack._queue``) and returns none to aiortc: the decoder thread idles and
-   still ends the track when the receiver stops. NACKs, RTX, REMB and receiver reports are
+   A marked video receiver's jitter buffer (``RTCRtpReceiver.__jitter_buffer``, whose ``add(packet)``
+   aiortc calls with each depayloaded packet, its bytes in ``packet._data``) is replaced by
+   :class:`WholeFrames`, which puts each frame straight into the remote track's queue
+   (``RemoteStreamTrack._queue``) and returns none to aiortc: the decoder thread idles and still
+   ends the track when the receiver stops. NACKs, RTX, REMB and receiver reports are
    aiortc's own, done before the jitter buffer. Audio keeps aiortc's path (its buffer holds four
    packets, 80 ms, back: taking it out too is a measured follow-up, not done here).
 8. **DTLS with peers whose certificate is RSA** (GStreamer's webrtcbin, whipsink/whepsrc).
@@ -44,11 +41,14 @@ A pass-through relay needs eight things aiortc does not expose publicly:
    ``setup:active`` (the DTLS client) shares no cipher with a server holding an RSA certificate.
    The wrapper keeps aiortc's suites first and appends the ECDHE-RSA ones (:data:`RSA_PEER_CIPHERS`);
    the bridge's own certificate stays ECDSA (RFC 8827's mandatory one).
+9. **A subscriber's RTCP on arrival** (:mod:`bridge.rtcp_fast`): the nominated pair's
+   ``StunProtocol.datagram_received`` is wrapped; SRTCP is unprotected (``_rx_srtp``), counted and
+   routed (``_rtp_router``) as ``RTCDtlsTransport`` does, without its queue and task wakeups.
 
-Which codecs are pass-through is decided per peer connection: after ``setRemoteDescription``
-each transceiver holds its own negotiated copies of the codec parameters
-(``RTCRtpTransceiver._codecs``), and :func:`mark_passthrough` tags those copies. Other peer
-connections of the same process (a test's own players, say) keep decoding normally.
+Which codecs are pass-through is decided per peer connection: after ``setRemoteDescription`` each
+transceiver holds its own negotiated copies of the codec parameters (``RTCRtpTransceiver._codecs``),
+and :func:`mark_passthrough` tags those copies. Other peer connections of the same process (a
+test's own players, say) keep decoding normally.
 
 These names belong to one minor version of aiortc and aioice (:data:`TARGET_VERSIONS`, pinned in
 ``pyproject.toml``): :func:`install` and the bridge's command line refuse any other.
@@ -82,6 +82,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import convert_timebase
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from OpenSSL import SSL
+from pylibsrtp import _binding as _srtp_binding_mod
 
 from bridge.frame_assembly import FrameAssembler, TimestampUnwrap
 
@@ -103,10 +104,13 @@ COMMON_CODECS_FUNCTION = (_pc_mod, "find_common_codecs")
 LOCAL_CODECS_TABLE = (_codecs_mod, "CODECS")
 # The direct send path (6., bridge.direct_send)
 SENDER_RUN_RTP = "_run_rtp"  # coroutine method (codec) started by RTCRtpSender.send()
+SENDER_RUN_RTCP = "_run_rtcp"  # coroutine method () started by send(): its reports (bridge.rtcp_reports)
 SENDER_RETRANSMIT = "_retransmit"  # coroutine method (sequence_number) called on a NACK
+SENDER_RTCP_METHOD = "_handle_rtcp_packet"  # coroutine method (packet): the remote end's RTCP about it
 SENDER_PRIVATE = "_RTCRtpSender__"  # name-mangling prefix of RTCRtpSender's own attributes
-SENDER_STATE = ("rtp_started", "rtp_exited", "rtp_header_extensions_map", "mid", "rtx_payload_type",
-                "ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count")
+SENDER_STATE = ("rtp_started", "rtp_exited", "rtp_header_extensions_map", "mid", "rtx_payload_type", "ntp_timestamp",
+                "rtp_timestamp", "octet_count", "packet_count", "rtcp_started", "rtcp_exited", "lsr", "lsr_time",
+                "cname")
 SENDER_HISTORY_SIZE = (_sender_mod, "RTP_HISTORY_SIZE")
 SENDER_SSRC = "_ssrc"
 SENDER_RTX_SSRC = "_rtx_ssrc"
@@ -121,10 +125,20 @@ DTLS_SEND_RTP = "_send_rtp"
 ICE_CONNECTION_ATTR = "_connection"  # RTCIceTransport -> aioice.Connection
 ICE_NOMINATED_ATTR = "_nominated"  # aioice.Connection: {component: CandidatePair}
 ICE_UDP_PROTOCOL = (_aioice_mod, "StunProtocol")
+SRTP_SESSION_POINTER = "_srtp"  # pylibsrtp.Session: its libsrtp session, an ffi ``srtp_t *``
+SRTP_LIBRARY = (_srtp_binding_mod, "lib")  # pylibsrtp's cffi lib: srtp_protect(srtp_t, void *, int *)
+SRTP_FFI = (_srtp_binding_mod, "ffi")
 # Frames as soon as they are whole (7.)
 RECEIVER_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"  # .add(RtpPacket) -> (pli_flag, frame or None)
 RTP_PACKET_DATA = "_data"  # the depayloaded bytes aiortc sets on each RtpPacket before add()
 TRACK_QUEUE = "_queue"  # RemoteStreamTrack: the asyncio.Queue its recv() reads
+# A subscriber's RTCP on arrival (9., bridge.rtcp_fast); recipients' handler: SENDER_RTCP_METHOD (receivers too)
+ICE_DATAGRAM_METHOD = "datagram_received"  # StunProtocol: each datagram of its socket (asyncio calls it)
+DTLS_RX_SRTP_ATTR = "_rx_srtp"
+DTLS_ROUTER_ATTR = "_rtp_router"  # RtpRouter: route_rtcp(packet) -> the senders/receivers it concerns
+ROUTER_TABLES = ("ssrc_table", "senders")  # RtpRouter: {ssrc: receiver}, {ssrc: sender} (what route_rtcp reads)
+DTLS_RX_COUNTERS = ("_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets")  # its getStats()
+RTCP_IS, RTCP_PARSE = (_rtp_mod, "is_rtcp"), (_rtp_mod.RtcpPacket, "parse")  # RFC 5761 demux; compound -> [packet]
 # DTLS with RSA-certificate peers (8.)
 DTLS_SSL_CONTEXT = (_dtls_mod.RTCCertificate, "_create_ssl_context")  # method (srtp_profiles) -> SSL.Context
 # aiortc's own list (what the original sets; the test compares), then the suites for RSA certificates
@@ -133,8 +147,7 @@ AIORTC_DTLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-PO
 RSA_PEER_CIPHERS = ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305",
                     "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA")
 
-# The minor versions whose internals the names below are (pyproject.toml pins the same).
-TARGET_VERSIONS = {"aiortc": "1.16", "aioice": "0.13"}
+TARGET_VERSIONS = {"aiortc": "1.16", "aioice": "0.13"}  # the minor versions these names are of (pyproject pins them)
 _MODULES = {"aiortc": aiortc, "aioice": aioice}
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from bridge import aiortc_compat, ice_servers, peers
+from bridge import aiortc_compat, content, ice_servers, peers, preview
 from bridge.errors import BridgeError, error_middleware
 from bridge.link import BridgeLink
 from bridge.recorder import BridgeRecordings
@@ -72,10 +72,21 @@ def _created(request: web.Request, peer_id: str, answer: str) -> web.Response:
     return web.Response(status=201, text=answer, content_type=SDP, headers=headers)
 
 
+def _content(request: web.Request) -> bool:
+    """``?content=1``: the shared screen (a second video beside the programme), not the programme."""
+    return request.query.get("content", "") in ("1", "true")
+
+
 async def whip(request: web.Request) -> web.Response:
     meeting = _meeting_id(request)
     claims = _claims(request, meeting)
-    peer = await peers.publish(request.app[STATE], claims, await _offer(request))
+    if claims.view is not None:
+        raise BridgeError(403, "preview_only", "Mã xem trước chỉ cho xem hình của một điểm cầu, không cho phát")
+    if _content(request):
+        peer = await content.publish_content(request.app[STATE], claims, await _offer(request))
+    else:
+        thumbnail = request.query.get("thumbnail", "") in ("1", "true")
+        peer = await peers.publish(request.app[STATE], claims, await _offer(request), thumbnail=thumbnail)
     log.info("publish %s unit=%s role=%s meeting=%s", peer.id, claims.unit, claims.role, meeting)
     return _created(request, peer.id, peer.answer)
 
@@ -83,8 +94,18 @@ async def whip(request: web.Request) -> web.Response:
 async def whep(request: web.Request) -> web.Response:
     meeting = _meeting_id(request)
     claims = _claims(request, meeting)
-    peer = await peers.play(request.app[STATE], claims, await _offer(request))
-    log.info("play %s unit=%s meeting=%s", peer.id, claims.unit, meeting)
+    layer = request.query.get("layer") or None
+    if layer not in (None, "high", "low"):
+        raise BridgeError(400, "layer_invalid", "Tham số 'layer' chỉ nhận 'high' hoặc 'low'")
+    offer = await _offer(request)
+    if claims.view is not None:
+        peer = await preview.play_preview(request.app[STATE], claims, offer)
+    elif _content(request):
+        peer = await content.play_content(request.app[STATE], claims, offer)
+    else:
+        peer = await peers.play(request.app[STATE], claims, offer, layer=layer)
+    log.info("play %s unit=%s meeting=%s%s%s", peer.id, claims.unit, meeting,
+             f" preview={claims.view}" if claims.view else "", " content" if _content(request) else "")
     return _created(request, peer.id, peer.answer)
 
 
@@ -144,16 +165,17 @@ async def preflight(request: web.Request) -> web.Response:
 
 
 def _recordings(state: BridgeState, link: BridgeLink) -> BridgeRecordings | None:
-    """The central bridge records the programme when given a folder (a bridge with an upstream
-    relays the same programme: recording it again would only duplicate it)."""
+    """A bridge given a folder records its programme: the central one while the meeting is live and
+    wanted, one with an upstream only while the chair names it (docs/operations.md, "Recording")."""
     config = state.config
-    if not config.recordings_dir or config.upstream_url:
+    if not config.recordings_dir:
         return None
     channel = link.channel
     recordings = BridgeRecordings(lambda meeting: state.room(meeting).programme, Path(config.recordings_dir),
                                   channel.recording if channel is not None else None,
                                   segment_seconds=config.recording_segment_seconds,
-                                  min_free_bytes=config.recording_min_free_mb * 1024 * 1024)
+                                  min_free_bytes=config.recording_min_free_mb * 1024 * 1024,
+                                  unit=config.unit, when_named=bool(config.upstream_url))
     if channel is not None:
         channel.on_recording = recordings.on_meeting
     return recordings

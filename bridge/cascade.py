@@ -11,56 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
-import aiohttp
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, sdp
+from aiortc import RTCRtpSender, sdp
 
 from bridge import aiortc_compat, direct_send
+from bridge.cascade_content import play_upstream_content, publish_content_upstream
 from bridge.keyframes import KeyframeRequester
 from bridge.offer import capability, rtx_ssrcs
 from bridge.peers import peer_connection, pin_video, pli_sender
 from bridge.programme import Site
 from bridge.relay import RelayTrack, Source
 from bridge.room import BridgeState
+from bridge.upstream_link import UPSTREAM, Link, _exchange, close_link
 from bridge.upstream_tokens import UpstreamTokens
 
 log = logging.getLogger("hoinghi.bridge.cascade")
 
-UPSTREAM = "upstream"
 
 
 # A publication replaced by one of the same floor holder ends this long after (the upstream bridge
 # ends it as soon as the new one carries media: bridge.peers.REPLACE_WAIT at the latest).
 RETIRE_AFTER = 6.0
-
-
-class CascadeError(Exception):
-    """The upstream refused or could not be reached."""
-
-
-@dataclass(eq=False)
-class Link:
-    """One peer connection to the upstream bridge (play or publish) and its DELETE URL."""
-
-    pc: RTCPeerConnection
-    location: str
-    sources: list[Source] = field(default_factory=list)
-    tracks: list[RelayTrack] = field(default_factory=list)
-
-
-async def _exchange(url: str, token: str, pc: RTCPeerConnection) -> str:
-    await pc.setLocalDescription(await pc.createOffer())
-    headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession() as http, http.post(url, data=pc.localDescription.sdp.encode(),
-                                                          headers=headers) as resp:
-        body = await resp.text()
-        if resp.status != 201:
-            raise CascadeError(f"upstream refused {url}: {resp.status} {body}")
-        location = resp.headers.get("Location", "")
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
-    aiortc_compat.mark_passthrough(pc)
-    return location
+CONTENT_RETRY = (0.0, 1.0, 2.0, 4.0, 8.0)  # seconds before each try to play the upstream's content
 
 
 async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
@@ -69,7 +41,8 @@ async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
     pc = peer_connection(state)
     link = Link(pc, "")
     try:
-        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("video", direction="recvonly")  # the high rendition
+        pc.addTransceiver("video", direction="recvonly")  # the low one (issue #16)
         pc.addTransceiver("audio", direction="recvonly")
         pc.addTransceiver("audio", direction="recvonly")
         link.location = await _exchange(f"{base}/meetings/{meeting}/whep", token, pc)
@@ -78,7 +51,8 @@ async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
         raise
     rtx = rtx_ssrcs(sdp.SessionDescription.parse(pc.remoteDescription.sdp))
     room = state.room(meeting)
-    video = audio = floor_audio = None
+    audio = floor_audio = None
+    renditions: list[Source] = []
     for transceiver in pc.getTransceivers():
         track = transceiver.receiver.track
         if track is None:
@@ -86,11 +60,14 @@ async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
         codec = aiortc_compat.negotiated_codecs(transceiver)[0]
         if transceiver.kind == "video":
             keyframes = KeyframeRequester(pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
-            video = Source("video", codec.mimeType, keyframes, label=f"{UPSTREAM}/video")
+            name = "video" if not renditions else "video-low"
+            video = Source("video", codec.mimeType, keyframes, label=f"{UPSTREAM}/{name}")
             video.start(track)
             link.sources.append(video)
-            # The meeting's codec here is the upstream's, whatever was pinned locally before
-            pin_video(state, room, capability(codec))
+            if not renditions:
+                # The meeting's codec here is the upstream's, whatever was pinned locally before
+                pin_video(state, room, capability(codec))
+            renditions.append(video)
         else:
             source = Source("audio", codec.mimeType, label=f"{UPSTREAM}/audio")
             source.start(track)
@@ -100,26 +77,36 @@ async def play_upstream(state: BridgeState, meeting: int, token: str) -> Link:
             else:
                 floor_audio = source
     room.programme.upstream_floor_audio = floor_audio
-    room.programme.publish(Site(UPSTREAM, video, audio), chair=True)
+    high = renditions[0] if renditions else None
+    low = renditions[1] if len(renditions) > 1 else None
+    room.programme.publish(Site(UPSTREAM, high, audio, low), chair=True)
     return link
 
 
-async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: str) -> Link:
+async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: str, thumbnail: bool = False) -> Link:
     """Publish a local site's stream (it holds the floor) to the upstream bridge.
 
     Its sound goes up as the local programme's floor-audio timeline, not as the site's source: the
     timeline moves from one source to the next without a gap (the site replacing its microphone-only
     publication by camera and microphone), so a publication up there never goes silent because the
-    source it started with ended first. A muted site's source feeds that timeline nothing."""
+    source it started with ended first. A muted site's source feeds that timeline nothing.
+
+    Both renditions of its camera go up (the high one, then the low one). A ``thumbnail`` is this
+    bridge's own room shown in the upstream's mosaic while it does not hold the floor: its low
+    rendition and its own microphone (for a preview), with ``?thumbnail=1``."""
     base = state.config.upstream_url.rstrip("/")
     pc = peer_connection(state)
     link = Link(pc, "")
     floor_audio = state.room(meeting).programme.floor_audio
+    if thumbnail:
+        sources = [site.rendition("low"), site.audio]
+    else:
+        sources = [site.rendition("high"), site.video_low if site.video is not None else None, site.audio]
     try:
-        for source in (site.video, site.audio):
+        for source in sources:
             if source is None:
                 continue
-            track = (floor_audio if source is site.audio else source).fanout.subscribe()
+            track = (floor_audio if source is site.audio and not thumbnail else source).fanout.subscribe()
             link.tracks.append(track)
             transceiver = pc.addTransceiver(track, direction="sendonly")
             direct_send.use_direct_send(transceiver.sender)
@@ -128,7 +115,8 @@ async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: 
                                              (source.mime_type.lower(), "video/rtx")])
             if source.kind == "video":
                 aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
-        link.location = await _exchange(f"{base}/meetings/{meeting}/whip", token, pc)
+        query = "?thumbnail=1" if thumbnail else ""
+        link.location = await _exchange(f"{base}/meetings/{meeting}/whip{query}", token, pc)
         for transceiver in pc.getTransceivers():
             if isinstance(transceiver.sender.track, RelayTrack):
                 transceiver.sender.track.codec = aiortc_compat.negotiated_codecs(transceiver)[0].mimeType.lower()
@@ -138,23 +126,6 @@ async def publish_upstream(state: BridgeState, meeting: int, site: Site, token: 
         await pc.close()
         raise
     return link
-
-
-async def close_link(link: Link, token: str | None, base_url: str) -> None:
-    """End a link here, and upstream when there is a token to say so (else the upstream ends it
-    itself once nothing arrives)."""
-    for track in link.tracks:
-        track.stop()
-    for source in link.sources:
-        await source.close()
-    if link.location and token:
-        try:
-            async with aiohttp.ClientSession() as http, http.delete(
-                    f"{base_url.rstrip('/')}{link.location}", headers={"Authorization": f"Bearer {token}"}):
-                pass
-        except aiohttp.ClientError:
-            log.warning("could not end upstream session %s", link.location)
-    await link.pc.close()
 
 
 class Uplink:
@@ -171,6 +142,15 @@ class Uplink:
         self.publish: Link | None = None
         self.published_unit: str | None = None
         self.published_site: Site | None = None
+        # This bridge's own room in the upstream's mosaic (issue #16), while not published as the floor
+        self.thumbnail: Link | None = None
+        self.thumbnail_site: Site | None = None
+        # Screen sharing: the upstream's content played here, a local floor holder's published up
+        self.content_play: Link | None = None
+        self.content_publish: Link | None = None
+        self.content_unit: str | None = None
+        self.content_source: Source | None = None
+        self._content_task: asyncio.Task[None] | None = None
         self._changing = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()  # replaced publications ending after RETIRE_AFTER
 
@@ -180,15 +160,32 @@ class Uplink:
     async def _end(self, link: Link, unit: str) -> None:
         """Close ``link``; upstream too, with a token at hand or one the server gives quickly."""
         token = self.tokens.cached(self.meeting, unit, self.upstream_unit)
-        if token is None:
-            try:
-                token = await asyncio.wait_for(self._token(unit), 2.0)
-            except Exception as exc:  # the server is away: the upstream ends the link by itself
-                log.info("cascade: no token to end the upstream link of %s (%s)", unit, exc)
-        await close_link(link, token, self.state.config.upstream_url)
+        try:
+            if token is None:
+                try:
+                    token = await asyncio.wait_for(self._token(unit), 2.0)
+                except Exception as exc:  # the server is away: the upstream ends the link by itself
+                    log.info("cascade: no token to end the upstream link of %s (%s)", unit, exc)
+        finally:  # closed here even when this is cut short (a bridge shutting down)
+            await close_link(link, token, self.state.config.upstream_url)
 
     async def start(self) -> None:
         self.play = await play_upstream(self.state, self.meeting, await self._token(self.state.config.unit))
+        # The upstream's content is played beside, in the background: the cascade (and every
+        # site's programme) never waits for it, and its handshake does not hold the programme's.
+        self._content_task = asyncio.get_running_loop().create_task(self._play_content(),
+                                                                    name=f"content-{self.meeting}")
+
+    async def _play_content(self) -> None:
+        """Play the upstream's content until it plays (the programme goes on without it meanwhile)."""
+        for delay in CONTENT_RETRY:
+            await asyncio.sleep(delay)
+            try:
+                self.content_play = await play_upstream_content(self.state, self.meeting,
+                                                                await self._token(self.state.config.unit))
+                return
+            except Exception as exc:
+                log.warning("cascade: could not play the upstream's content of meeting %s: %s", self.meeting, exc)
 
     async def floor_changed(self) -> None:
         """Publish the floor holder upstream if it publishes here; stop publishing otherwise.
@@ -197,28 +194,76 @@ class Uplink:
         its microphone alone to camera and microphone) is up before the old one ends, so the
         upstream never goes a handshake without the floor holder's sound. One change at a time."""
         async with self._changing:
-            room = self.state.room(self.meeting)
-            site = room.programme.sites.get(room.floor) if room.floor else None
-            if site is not None and room.floor == self.published_unit and site is self.published_site:
-                return
-            old, old_unit = self.publish, self.published_unit
-            self.publish, self.published_unit, self.published_site = None, None, None
             try:
-                if site is not None and room.floor is not None and room.floor != UPSTREAM:
-                    self.publish = await publish_upstream(self.state, self.meeting, site,
-                                                          await self._token(room.floor))
-                    self.published_unit, self.published_site = room.floor, site
+                await self._floor_changed()
             finally:
-                if old is not None and old_unit is not None:
-                    if old_unit == self.published_unit:
-                        # The same floor holder published again: the upstream ends the old publication
-                        # itself once the new one carries media; ours goes only after that.
-                        retiring = asyncio.get_running_loop().create_task(self._retire(old, old_unit),
-                                                                          name=f"retire-{old_unit}")
-                        self._retiring.add(retiring)
-                        retiring.add_done_callback(self._retiring.discard)
-                    else:
-                        await self._end(old, old_unit)
+                try:
+                    await self._thumbnail_changed()
+                finally:
+                    await self._content_changed()
+
+    async def _thumbnail_changed(self) -> None:
+        """Show this bridge's own room in the upstream's mosaic while it sends video here and is not
+        published up as the floor holder (then the floor publication carries it)."""
+        own = self.state.config.unit
+        site = self.state.room(self.meeting).programme.sites.get(own)
+        if site is None or site.rendition("low") is None or self.published_unit == own:
+            site = None
+        if site is self.thumbnail_site and (site is None) == (self.thumbnail is None):
+            return
+        old, self.thumbnail, self.thumbnail_site = self.thumbnail, None, None
+        if old is not None:
+            await self._end(old, own)
+        if site is not None:
+            try:
+                self.thumbnail = await publish_upstream(self.state, self.meeting, site, await self._token(own),
+                                                        thumbnail=True)
+                self.thumbnail_site = site
+            except Exception as exc:  # the mosaic goes without it; the programme is not touched
+                log.warning("cascade: could not show %s in the upstream's mosaic: %s", own, exc)
+
+    async def _content_changed(self) -> None:
+        """Publish the local floor holder's shared screen upstream while it shares; else stop."""
+        room = self.state.room(self.meeting)
+        floor = room.floor
+        source = room.programme.contents.get(floor) if floor and floor != UPSTREAM else None
+        if source is not None and source is self.content_source and not source.ended.is_set():
+            return
+        old, old_unit = self.content_publish, self.content_unit
+        self.content_publish, self.content_unit, self.content_source = None, None, None
+        if old is not None and old_unit is not None:
+            await self._end(old, old_unit)
+        if source is not None and floor is not None and not source.ended.is_set():
+            try:
+                self.content_publish = await publish_content_upstream(self.state, self.meeting, source,
+                                                                      await self._token(floor))
+                self.content_unit, self.content_source = floor, source
+            except Exception as exc:
+                log.warning("cascade: could not share %s's screen upstream: %s", floor, exc)
+
+    async def _floor_changed(self) -> None:
+        room = self.state.room(self.meeting)
+        site = room.programme.sites.get(room.floor) if room.floor else None
+        if site is not None and room.floor == self.published_unit and site is self.published_site:
+            return
+        old, old_unit = self.publish, self.published_unit
+        self.publish, self.published_unit, self.published_site = None, None, None
+        try:
+            if site is not None and room.floor is not None and room.floor != UPSTREAM:
+                self.publish = await publish_upstream(self.state, self.meeting, site,
+                                                      await self._token(room.floor))
+                self.published_unit, self.published_site = room.floor, site
+        finally:
+            if old is not None and old_unit is not None:
+                if old_unit == self.published_unit:
+                    # The same floor holder published again: the upstream ends the old publication
+                    # itself once the new one carries media; ours goes only after that.
+                    retiring = asyncio.get_running_loop().create_task(self._retire(old, old_unit),
+                                                                      name=f"retire-{old_unit}")
+                    self._retiring.add(retiring)
+                    retiring.add_done_callback(self._retiring.discard)
+                else:
+                    await self._end(old, old_unit)
 
     async def _retire(self, link: Link, unit: str) -> None:
         try:
@@ -242,6 +287,12 @@ class Uplink:
     async def close(self) -> None:
         async with self._changing:
             await self._stop_publishing()
+            if self.thumbnail is not None:
+                await self._end(self.thumbnail, self.state.config.unit)
+            self.thumbnail = self.thumbnail_site = None
+            if self.content_publish is not None and self.content_unit is not None:
+                await self._end(self.content_publish, self.content_unit)
+            self.content_publish = self.content_unit = self.content_source = None
         for retiring in list(self._retiring):
             retiring.cancel()
         await asyncio.gather(*self._retiring, return_exceptions=True)
@@ -249,3 +300,11 @@ class Uplink:
             self.state.room(self.meeting).programme.unpublish(UPSTREAM)
             await self._end(self.play, self.state.config.unit)
             self.play = None
+        if self._content_task is not None:
+            self._content_task.cancel()
+            await asyncio.gather(self._content_task, return_exceptions=True)
+        if self.content_play is not None:
+            for source in self.content_play.sources:
+                self.state.room(self.meeting).programme.unpublish_content(UPSTREAM, source)
+            await self._end(self.content_play, self.state.config.unit)
+            self.content_play = None

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'turn:turn.example.vn:3478?transport=udp;username=U;credential=C'")
     parser.add_argument("--token", default="", help="mã truy cập máy (phạm vi bridge) cho kênh điều khiển; "
                                                      "mặc định: biến HOINGHI_BRIDGE_TOKEN")
-    parser.add_argument("--recordings-dir", default="", help="thư mục ghi hình chương trình (chỉ điểm cầu trung "
-                        "tâm; mặc định: biến HOINGHI_BRIDGE_RECORDINGS_DIR; trống = không ghi)")
+    parser.add_argument("--recordings-dir", default="", help="thư mục ghi hình chương trình (điểm cầu tỉnh: chỉ "
+                        "khi chủ trì yêu cầu; mặc định: biến HOINGHI_BRIDGE_RECORDINGS_DIR; trống = không ghi)")
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -74,9 +74,10 @@ class ControlChannel:
         self._seq: dict[int, int] = {}
         self._requests: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_request = 0
-        # Told (meeting, state, chair wants it recorded) when either changes (bridge.recorder)
-        self.on_recording: Callable[[int, str, bool], None] | None = None
-        self._recording: dict[int, tuple[str, bool]] = {}
+        # Told (meeting, state, chair wants it recorded, provincial bridges named to record too) when
+        # any of them changes (bridge.recorder)
+        self.on_recording: Callable[[int, str, bool, frozenset[str]], None] | None = None
+        self._recording: dict[int, tuple[str, bool, frozenset[str]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -212,7 +213,10 @@ class ControlChannel:
         self.floor[meeting], self.state[meeting] = floor, str(data["state"])
         if changed and self.on_meeting is not None:
             self._changes.put_nowait((meeting, str(data["state"]), floor))
-        recording = (str(data["state"]), bool((data.get("recording") or {}).get("wanted")))
+        wish = data.get("recording") or {}
+        named = wish.get("bridges")
+        named = named if isinstance(named, list) else []
+        recording = (str(data["state"]), bool(wish.get("wanted")), frozenset(str(code) for code in named))
         if self.on_recording is not None and self._recording.get(meeting) != recording:
             self._recording[meeting] = recording
             self.on_recording(meeting, *recording)

@@ -120,3 +120,34 @@ class KeyframeRequester:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# VP8 payload descriptor (RFC 7741 §4.2): a subscriber moved between renditions keeps one run of
+# picture ids (bridge.direct_send.DirectSender.splice)
+VP8_PICTURE_IDS = 1 << 15
+
+
+def _vp8_picture_id_at(payload: bytes) -> tuple[int, int] | None:
+    """(offset, length) of the picture id in a VP8 payload descriptor (RFC 7741 §4.2), if any."""
+    if len(payload) < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:
+        return None
+    return (2, 2) if payload[2] & 0x80 else (2, 1)
+
+
+def vp8_picture_id(payload: bytes) -> int | None:
+    at = _vp8_picture_id_at(payload)
+    if at is None or len(payload) < at[0] + at[1]:
+        return None
+    if at[1] == 2:
+        return ((payload[2] & 0x7F) << 8) | payload[3]
+    return payload[2] & 0x7F
+
+
+def with_picture_id_delta(payload: bytes, delta: int) -> bytes:
+    """``payload`` with its VP8 picture id advanced by ``delta`` (written in the 15-bit form)."""
+    at = _vp8_picture_id_at(payload)
+    picture_id = vp8_picture_id(payload)
+    if at is None or picture_id is None:
+        return payload
+    new = (picture_id + delta) % VP8_PICTURE_IDS
+    return payload[:2] + bytes((0x80 | new >> 8, new & 0xFF)) + payload[at[0] + at[1]:]

@@ -33,11 +33,32 @@ ON_AIR_REPEAT = 5.0  # the on-air state is said again this often (a console that
 # its peer ends, so the programme falls back to the chair instead of a frozen picture until
 # ICE consent fails (~30 s); a publisher that is still alive publishes again (pages retry).
 STALL_SECONDS = 5.0
+# A publication that never carried anything and whose connection is still not up this long after
+# it was answered is gone too (its bridge died during the handshake: a floor holder's publication
+# replaced just before its bridge died would otherwise hold the programme on the old one's last frame).
+HANDSHAKE_SECONDS = 6.0
 ENDED = ("concluded", "cancelled")
 RETRY = (0.5, 1.0, 2.0, 4.0)
 # How long the first peer of a meeting waits for the upstream's codec before it is answered with
 # its own (provisional: ended if the upstream's turns out to be another).
 UPSTREAM_CODEC_WAIT = 3.0
+
+
+def media_counts(peer: Peer) -> tuple[int, int]:
+    """What must keep moving in a publication with a camera: its video frames (every rendition: one
+    whose high never flowed still counts) once it showed a picture — a camera that stopped is a
+    stall even while its sound goes on; before that, its frames of every kind."""
+    video = sum(s.frames for s in peer.sources if s.kind == "video")
+    return (video, 0) if video else (0, sum(s.frames for s in peer.sources))
+
+
+def stalled(counts: tuple[int, int], unchanged_for: float, connection: str) -> bool:
+    """Whether a publication whose ``counts`` (:func:`media_counts`) have not moved for
+    ``unchanged_for`` seconds is gone: it carried something, then stopped; or it never carried
+    anything and its connection did not come up."""
+    if any(counts):
+        return unchanged_for >= STALL_SECONDS
+    return connection != "connected" and unchanged_for >= HANDSHAKE_SECONDS
 
 
 class BridgeLink:
@@ -111,6 +132,10 @@ class BridgeLink:
     async def peer_opened(self, peer: Peer) -> None:
         if self.channel is not None:
             await self.channel.watch(peer.meeting)
+            known = self.channel.muted.get(peer.meeting)
+            room = self.state.rooms.get(peer.meeting)
+            if known is not None and room is not None and not room.programme.mutes_known:
+                room.set_muted(known)  # the meeting was watched before this room existed here
             if peer.kind == "play" and peer.role == "site":
                 await self.channel.site_connected(peer.meeting, peer.unit)
         if self.state.config.upstream_url:
@@ -207,21 +232,22 @@ class BridgeLink:
     # ------------------------------------------------------------------ publishers that died
 
     async def _stall_loop(self) -> None:
-        seen: dict[str, tuple[int, float]] = {}  # peer id → (video frames, when that count was new)
+        seen: dict[str, tuple[tuple[int, int], float]] = {}  # peer id → (media counts, when they were new)
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(1.0)
             now = loop.time()
             for peer in list(self.state.peers.values()):
-                video = next((s for s in peer.sources if s.kind == "video"), None)
-                if peer.kind != "publish" or video is None:
+                if peer.kind != "publish" or not any(s.kind == "video" for s in peer.sources):
                     continue
-                frames, since = seen.get(peer.id, (-1, now))
-                if video.frames != frames:
-                    seen[peer.id] = (video.frames, now)
-                elif video.frames and now - since >= STALL_SECONDS:
-                    log.warning("publisher %s (%s, meeting %s) sent nothing for %.0f s: its peer ended",
-                                peer.id, peer.unit, peer.meeting, now - since)
+                counts = media_counts(peer)
+                previous, since = seen.get(peer.id, ((-1, -1), now))
+                if counts != previous:
+                    seen[peer.id] = (counts, now)
+                elif stalled(counts, now - since, peer.pc.connectionState):
+                    log.warning("publisher %s (%s, meeting %s) sent nothing for %.0f s (connection %s): "
+                                "its peer ended", peer.id, peer.unit, peer.meeting, now - since,
+                                peer.pc.connectionState)
                     try:
                         await self.state.close_peer(peer)
                     except Exception:
@@ -273,7 +299,10 @@ class BridgeLink:
         by_meeting: dict[int, list[dict[str, Any]]] = {}
         loop = asyncio.get_running_loop()
         for peer in list(self.state.peers.values()):
-            if peer.kind != "play" or peer.role != "site":
+            # a content player (screen sharing) is the same site's second connection, idle while
+            # nobody shares: its receiver reports carry no usable round trip (the server refused
+            # the whole message for its RTT)
+            if peer.kind != "play" or peer.role != "site" or peer.content:
                 continue
             figures = await site_stats(peer, self._last_bytes, loop.time())
             by_meeting.setdefault(peer.meeting, []).append({"unit": peer.unit, **figures})
@@ -303,5 +332,6 @@ async def site_stats(peer: Peer, last: dict[str, tuple[float, int, int]], now: f
     if previous is not None and now > previous[0]:
         kbps = round(max(0, sent - previous[1]) * 8 / 1000 / (now - previous[0]), 1)
         fps = round(max(0, frames - previous[2]) / (now - previous[0]), 1)
+    layer = peer.adaptation.track.layer if peer.adaptation is not None else None
     return {"rtt_ms": rtt, "loss": loss, "kbps": kbps, "fps": fps, "connected": peer.pc.connectionState
-            in ("connected", "connecting", "new")}
+            in ("connected", "connecting", "new"), "layer": layer}

@@ -21,6 +21,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from bridge import aiortc_compat, direct_send, ice_servers
 from bridge.errors import BridgeError
 from bridge.keyframes import KeyframeRequester
+from bridge.layers import AdaptiveTrack, Rendition
 from bridge.offer import (
     capability,
     check_codecs,
@@ -118,6 +119,18 @@ def _sends_video(description: object) -> bool:
                for m in description.media)  # type: ignore[attr-defined]
 
 
+MAX_VIDEO_LINES = 2  # a camera's two renditions (issue #16): high, then low
+
+
+def _video_lines(description: object) -> int:
+    """How many video m-lines an offer has; more than two is refused (400 ``too_many_video``)."""
+    count = len([m for m in description.media if m.kind == "video"])  # type: ignore[attr-defined]
+    if count > MAX_VIDEO_LINES:
+        raise BridgeError(400, "too_many_video", f"Đề nghị SDP có {count} kênh hình: tối đa {MAX_VIDEO_LINES} "
+                          "(bản chất lượng cao và bản thấp)")
+    return count
+
+
 def pli_sender(receiver: RTCRtpReceiver, rtx: set[int]) -> Callable[[], Awaitable[None]]:
     async def send() -> None:
         for source in receiver.getSynchronizationSources():
@@ -133,14 +146,20 @@ async def _room(state: BridgeState, meeting: int) -> Room:
     return room
 
 
-async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
-    """A site (or a child bridge) publishes its camera and microphone into the meeting."""
+async def publish(state: BridgeState, claims: JoinClaims, offer_text: str, thumbnail: bool = False) -> Peer:
+    """A site (or a child bridge) publishes its camera and microphone into the meeting.
+
+    A camera comes as one or two video m-lines: the high rendition, then the low one. A
+    ``thumbnail`` publication carries one, the low rendition, for the mosaics (issue #16)."""
     offer = strip_mdns_candidates(offer_text)
     description = parse_offer(offer)
+    video_lines = _video_lines(description)
+    if thumbnail and video_lines > 1:
+        raise BridgeError(400, "too_many_video", "Ảnh thu nhỏ chỉ gửi một kênh hình (bản chất lượng thấp)")
     room = await _room(state, claims.meeting)
     # Every site may send its microphone (the bridge reads who speaks, and a muted or floorless
-    # site's sound goes nowhere); its camera only while it holds the floor.
-    if claims.role != "chair" and room.floor != claims.unit and _sends_video(description):
+    # site's sound goes nowhere); its camera only while it holds the floor, or as a thumbnail.
+    if claims.role != "chair" and room.floor != claims.unit and _sends_video(description) and not thumbnail:
         raise BridgeError(403, "floor_required", "Điểm cầu chưa được chủ trì cho phát biểu")
     check_codecs(description, room.video_codec)
     video_cap = _video_codec(room, description)
@@ -162,11 +181,11 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
         await pc.close()
         raise
     rtx = rtx_ssrcs(description)
-    video: Source | None = None
+    renditions: list[Source] = []
     audio: Source | None = None
     for transceiver in pc.getTransceivers():
         track = transceiver.receiver.track
-        if track is None or (video if transceiver.kind == "video" else audio) is not None:
+        if track is None or (transceiver.kind == "audio" and audio is not None):
             continue
         codec = aiortc_compat.negotiated_codecs(transceiver)[0]
         keyframes = None
@@ -179,13 +198,22 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str) -> Pe
         source.start(track)
         peer.sources.append(source)
         if transceiver.kind == "video":
-            video = source
+            renditions.append(source)
             if room.video_codec is None:
                 source.listeners.append(_pin_at_first_packet(state, room, peer, capability(codec)))
         else:
             audio = source
+    video: Source | None = None
+    video_low: Source | None = None
+    if thumbnail:
+        video_low = renditions[0] if renditions else None
+    else:
+        video = renditions[0] if renditions else None
+        video_low = renditions[1] if len(renditions) > 1 else None
+    if video_low is not None:
+        video_low.label = f"{claims.unit}/video-low"
     previous = room.publishers.get(claims.unit)
-    peer.site = Site(claims.unit, video, audio)
+    peer.site = Site(claims.unit, video, audio, video_low)
     room.publishers[claims.unit] = peer
     state.peers[peer.id] = peer
     peer.answer = answer
@@ -224,10 +252,14 @@ def _own_voice(programme: Programme, output: Switch, claims: JoinClaims) -> Call
     return lambda: programme.floor == unit
 
 
-async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
-    """A site plays the meeting's programme: video, chair audio, floor-holder audio."""
+async def play(state: BridgeState, claims: JoinClaims, offer_text: str, layer: str | None = None) -> Peer:
+    """A site plays the meeting's programme: video, chair audio, floor-holder audio.
+
+    One video m-line gets the rendition the subscriber's link takes, chosen here once a second
+    (``layer`` pins it); two (a child bridge) get the high rendition, then the low one."""
     offer = strip_mdns_candidates(offer_text)
     description = parse_offer(offer)
+    video_lines = _video_lines(description)
     room = await _room(state, claims.meeting)
     check_codecs(description, room.video_codec)
     video_cap = _video_codec(room, description)
@@ -237,16 +269,24 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
                 role=claims.role, pc=pc)
     programme = room.programme
     audio_outputs = [programme.chair_audio, programme.floor_audio]
-    video_taken = False
+    video_outputs = [programme.video, programme.video_low]
+    adaptive: AdaptiveTrack | None = None
     try:
         for m in description.media:
             track: RelayTrack | None = None
-            if m.kind == "video" and not video_taken:
-                video_taken = True
-                track = programme.video.fanout.subscribe()
+            if m.kind == "video" and video_outputs:
+                output = video_outputs.pop(0)
+                if video_lines == 1:
+                    rendition: Rendition = "low" if layer == "low" else "high"
+                    track = adaptive = AdaptiveTrack({"high": programme.video.fanout,
+                                                      "low": programme.video_low.fanout}, rendition)
+                else:
+                    track = output.fanout.subscribe()
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 direct_send.use_direct_send(transceiver.sender)
                 aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
+                if adaptive is not None:
+                    peer.adaptation = state.adapter.watch(adaptive, transceiver.sender, pinned=layer is not None)
             elif m.kind == "audio" and audio_outputs:
                 output = audio_outputs.pop(0)
                 track = output.fanout.subscribe()
@@ -277,7 +317,7 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
         # A child bridge plays each meeting once: playing again means it restarted, and its old
         # peer is dead (ICE would notice only ~30 s later). Sites may play on several screens.
         for old in [p for p in state.peers.values() if p.kind == "play" and p.role == "bridge"
-                    and p.unit == claims.unit and p.meeting == claims.meeting]:
+                    and p.unit == claims.unit and p.meeting == claims.meeting and not p.content]:
             state.end_later(old)
     state.peers[peer.id] = peer
     peer.answer = answer

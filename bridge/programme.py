@@ -127,6 +127,17 @@ class Site:
     unit: str
     video: Source | None
     audio: Source | None
+    video_low: Source | None = None  # its low rendition (issue #16), if it sends one
+
+    def rendition(self, which: str) -> Source | None:
+        """The source of rendition ``which`` ("high" or "low"), else the one it sends (an older
+        client sends one; a thumbnail publication only the low one)."""
+        if which == "low":
+            return self.video_low or self.video
+        return self.video or self.video_low
+
+    def sends(self, source: Source | None) -> bool:
+        return source is not None and (source is self.video or source is self.video_low)
 
 
 class Programme:
@@ -134,19 +145,28 @@ class Programme:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.video = Switch("video", clock)
+        self.video_low = Switch("video", clock)  # the same pictures in the low rendition
         self.chair_audio = Switch("audio", clock)
         self.floor_audio = Switch("audio", clock)
         self.sites: dict[str, Site] = {}
         self.muted: frozenset[str] = frozenset()  # units the chair muted: their sound is dropped here
+        # False until the server's list of muted units arrived (a bridge with a control channel): a
+        # site's sound waits for it, so a site muted before this bridge started is never heard.
+        self.mutes_known = True
         self.chair_unit: str | None = None
         self.floor: str | None = None
         # cascade: the upstream's floor audio, heard when the floor holder does not publish here
         self.upstream_floor_audio: Source | None = None
+        # Screen sharing ("content", a second video): the sources shared here, by unit; the
+        # timeline carries the floor holder's, else the chair's (on a bridge with an upstream the
+        # chair's place is the upstream's content)
+        self.content = Switch("video", clock)
+        self.contents: dict[str, Source] = {}
 
     def publish(self, site: Site, chair: bool = False) -> None:
         self.sites[site.unit] = site
         if site.audio is not None:
-            site.audio.muted = site.unit in self.muted
+            site.audio.muted = site.unit in self.muted or (not self.mutes_known and not chair)
         if chair:
             self.chair_unit = site.unit
         self._reselect()
@@ -157,10 +177,44 @@ class Programme:
             del self.sites[unit]
             self._reselect()
 
+    def publish_content(self, unit: str, source: Source, chair: bool = False) -> None:
+        """``unit`` shares a screen (a publication replaces the unit's previous one); the chair's
+        may come before its camera does."""
+        self.contents[unit] = source
+        if chair and self.chair_unit is None:
+            self.chair_unit = unit
+        self._reselect_content()
+
+    def unpublish_content(self, unit: str, source: Source | None = None) -> None:
+        """``unit`` stops sharing (only if its content is still ``source``, when given)."""
+        if unit in self.contents and (source is None or self.contents[unit] is source):
+            del self.contents[unit]
+            self._reselect_content()
+
+    def may_share(self, unit: str) -> bool:
+        """Only the chair and the floor holder show content."""
+        return unit == self.chair_unit or (self.floor is not None and unit == self.floor)
+
+    @property
+    def content_unit(self) -> str | None:
+        """The unit whose content the programme carries (or is switching to), if any."""
+        source = self.content.pending or self.content.current
+        for unit, shared in self.contents.items():
+            if source is not None and shared is source:
+                return unit
+        return None
+
+    def _reselect_content(self) -> None:
+        shared = self.contents.get(self.floor) if self.floor else None
+        if shared is None and self.chair_unit is not None:
+            shared = self.contents.get(self.chair_unit)
+        self.content.select(shared)
+
     def set_muted(self, units: frozenset[str] | set[str]) -> None:
         """The meeting's muted units (from the server): a muted site's audio published here is
         dropped before any timeline or cascade sees it, whatever its browser does."""
         self.muted = frozenset(units)
+        self.mutes_known = True
         for site in self.sites.values():
             if site.audio is not None:
                 site.audio.muted = site.unit in self.muted
@@ -174,25 +228,27 @@ class Programme:
         """The unit whose video the programme shows (or is switching to)."""
         source = self.video.pending or self.video.current
         for site in self.sites.values():
-            if source is not None and site.video is source:
+            if site.sends(source):
                 return site.unit
         return None
 
     def _reselect(self) -> None:
         floor = self.sites.get(self.floor) if self.floor else None
         chair = self.sites.get(self.chair_unit) if self.chair_unit else None
-        video_site = floor if floor is not None and floor.video is not None else chair
-        self.video.select(video_site.video if video_site is not None else None)
+        video_site = floor if floor is not None and floor.rendition("high") is not None else chair
+        self.video.select(video_site.rendition("high") if video_site is not None else None)
+        self.video_low.select(video_site.rendition("low") if video_site is not None else None)
         self.chair_audio.select(chair.audio if chair is not None else None)
         if floor is not None:
             self.floor_audio.select(floor.audio if floor is not chair else None)
         else:
             self.floor_audio.select(self.upstream_floor_audio if self.floor else None)
+        self._reselect_content()
 
     def subscribe(self) -> tuple[RelayTrack, RelayTrack, RelayTrack]:
         """Video, chair audio, floor audio for one new subscriber."""
         return self.video.fanout.subscribe(), self.chair_audio.fanout.subscribe(), self.floor_audio.fanout.subscribe()
 
     def close(self) -> None:
-        for switch in (self.video, self.chair_audio, self.floor_audio):
+        for switch in (self.video, self.video_low, self.chair_audio, self.floor_audio, self.content):
             switch.close()

@@ -9,8 +9,11 @@ runs after the fan-out has had the packet.
 
 :class:`BridgeRecordings` decides when to record: a meeting records while it is live and its
 chair wants it (the meeting's ``recording.wanted``, learned over the control channel), on a
-bridge given a recordings folder. Each start, stop, refusal and closed segment is said to the
-server (``send``), which indexes the segments and tells the chair (docs/protocol.md, "Recording").
+bridge given a recordings folder — a provincial bridge (one with an upstream) only while the chair
+names it in ``recording.bridges``: it records its own programme, what its sites see. Each start,
+stop, refusal and closed segment is said to the server (``send``), which indexes the segments and
+tells the chair (docs/protocol.md, "Recording"). A recording's name is its start (UTC) and the
+bridge's unit code, so the bridges sharing one folder never write into each other's.
 """
 
 from __future__ import annotations
@@ -44,11 +47,11 @@ class ProgrammeRecorder:
     def __init__(self, meeting: int, programme: Programme, directory: Path, *, segment_seconds: float = 180.0,
                  min_free_bytes: int = 500 * 1024 * 1024, on_event: Callable[[dict[str, Any]], None] | None = None,
                  disk_free: Callable[[Path], int] | None = None, relative_to: Path | None = None,
-                 clock: Callable[[], float] = time.monotonic, queue_items: int = QUEUE_ITEMS) -> None:
+                 clock: Callable[[], float] = time.monotonic, queue_items: int = QUEUE_ITEMS, label: str = "") -> None:
         self.meeting = meeting
         self.programme = programme
         self.started_at = datetime.now(UTC)
-        self.name = self.started_at.strftime("%Y%m%dT%H%M%SZ")
+        self.name = self.started_at.strftime("%Y%m%dT%H%M%SZ") + (f"-{label}" if label else "")
         self.directory = directory / str(meeting) / self.name
         self._disk_free = disk_free or (lambda p: shutil.disk_usage(p).free)
         self._settings = WriterSettings(self.directory, segment_seconds, min_free_bytes, self._disk_free,
@@ -88,6 +91,7 @@ class ProgrammeRecorder:
         self._tap(programme.video, self._on_video)
         self._tap(programme.chair_audio, lambda p, k, c: self._on_audio(0, p))
         self._tap(programme.floor_audio, lambda p, k, c: self._on_audio(1, p))
+        self._tap(programme.content, self._on_content)  # a shared screen: its own video track
         self.request_keyframe()
 
     def _tap(self, switch: Switch, tap: Tap) -> None:
@@ -138,6 +142,9 @@ class ProgrammeRecorder:
             self._put(("gap",))
         self._put(("v", bytes(packet), packet.pts, keyframe, codec or "", t))
 
+    def _on_content(self, packet: av.Packet, keyframe: bool, codec: str | None) -> None:
+        self._put(("c", bytes(packet), packet.pts, keyframe, codec or "", self._clock() - self._t0))
+
     def _on_audio(self, index: int, packet: av.Packet) -> None:
         t = self._clock() - self._t0
         self._floor_moved(t)
@@ -146,9 +153,11 @@ class ProgrammeRecorder:
     # ------------------------------------------------------------------ from the writer thread
 
     def request_keyframe(self) -> None:
-        source = self.programme.video.pending or self.programme.video.current
-        if source is not None:
-            source.request_keyframe()
+        """A segment begins (or the writer lost packets): the picture, and a shared screen, from a keyframe."""
+        for switch in (self.programme.video, self.programme.content):
+            source = switch.pending or switch.current
+            if source is not None:
+                source.request_keyframe()
 
     def _keyframe_from_thread(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -167,8 +176,11 @@ class BridgeRecordings:
     """Which meetings this bridge records, following what the server says of each."""
 
     def __init__(self, programme_of: Callable[[int], Programme], directory: Path, send: Send | None, *,
-                 segment_seconds: float = 180.0, min_free_bytes: int = 500 * 1024 * 1024) -> None:
+                 segment_seconds: float = 180.0, min_free_bytes: int = 500 * 1024 * 1024, unit: str = "",
+                 when_named: bool = False) -> None:
         self.programme_of = programme_of
+        self.unit = unit
+        self.when_named = when_named  # a provincial bridge: records only while the chair names it
         self.directory = directory
         self.send = send
         self.segment_seconds = segment_seconds
@@ -177,9 +189,9 @@ class BridgeRecordings:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
 
-    def on_meeting(self, meeting: int, state: str, wanted: bool) -> None:
+    def on_meeting(self, meeting: int, state: str, wanted: bool, named: frozenset[str] = frozenset()) -> None:
         """The server said the meeting's state or its chair's wish changed (control channel)."""
-        self._spawn(self._follow(meeting, state == "live" and wanted))
+        self._spawn(self._follow(meeting, state == "live" and wanted and (not self.when_named or self.unit in named)))
 
     async def _follow(self, meeting: int, record: bool) -> None:
         async with self._lock:
@@ -187,7 +199,7 @@ class BridgeRecordings:
             if record and (recorder is None or not recorder.running):
                 recorder = ProgrammeRecorder(meeting, self.programme_of(meeting), self.directory,
                                              segment_seconds=self.segment_seconds, min_free_bytes=self.min_free_bytes,
-                                             on_event=self._event, relative_to=self.directory)
+                                             on_event=self._event, relative_to=self.directory, label=self.unit)
                 try:
                     recorder.start()
                 except (DiskLow, OSError) as exc:

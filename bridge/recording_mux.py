@@ -33,6 +33,7 @@ from typing import Any
 import av
 
 from bridge.audio_mix import AudioMix, to_mono
+from bridge.recording_content import ContentTrack, vp8_size
 
 log = logging.getLogger("hoinghi.bridge.recording")
 
@@ -40,6 +41,7 @@ VIDEO_RATE = 90000
 AUDIO_RATE = 48000
 AUDIO_JITTER = int(0.25 * AUDIO_RATE)  # sound is mixed this far behind the newest arrival (late packets still fit)
 DISK_CHECK_SECONDS = 1.0
+KEYFRAME_RETRY_SECONDS = 1.0  # a keyframe asked for and not come (a request lost upstream): ask again
 AUDIO_BITRATE = 48000
 EXTENSIONS = {"video/vp8": "webm", "video/h264": "mkv"}  # Chromium plays WebM (VP8 + Opus); H.264 goes to Matroska
 
@@ -72,13 +74,7 @@ class Segment:
     started_at: datetime
     last_video: int = 0
     frames: int = 0
-
-
-def vp8_size(data: bytes) -> tuple[int, int]:
-    """Width and height from a VP8 keyframe header (RFC 6386 §9.1), (0, 0) if not one."""
-    if len(data) >= 10 and data[3:6] == b"\x9d\x01\x2a":
-        return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF
-    return 0, 0
+    content: Any = None  # the shared screen's video stream, while it is shared (bridge.recording_content)
 
 
 @dataclass
@@ -96,7 +92,8 @@ Item = tuple[Any, ...]
 class RecordingWriter:
     """Consumes items from ``items`` until a ``("stop",)`` one; see the module docstring.
 
-    Items: ``("v", data, pts, keyframe, codec, t)``, ``("a", index, data, pts, t)``,
+    Items: ``("v", data, pts, keyframe, codec, t)``, ``("c", data, pts, keyframe, codec, t)`` (the
+    shared screen), ``("a", index, data, pts, t)``,
     ``("floor", unit, t)``, ``("gap",)`` (items were dropped: resume video at a keyframe),
     ``("stop", t)``. ``t`` is seconds since the recording started (the tap's clock)."""
 
@@ -117,10 +114,12 @@ class RecordingWriter:
         self._mix: AudioMix | None = None
         self._waiting_keyframe = True
         self._rollover_asked = False
+        self._asked_at = float("-inf")
         self._last_t = 0.0
         self._last_disk_check = -DISK_CHECK_SECONDS
         self.failed: str | None = None  # why it stopped early ("disk_full", "error")
         self.video_frames = 0
+        self.content = ContentTrack()
 
     # ------------------------------------------------------------------ the loop
 
@@ -146,10 +145,20 @@ class RecordingWriter:
             self._video(item[1], item[2], item[3], item[4], item[5])
         elif kind == "a":
             self._audio(item[1], item[2], item[3], item[4])
+        elif kind == "c":
+            packet = self.content.packet(self.segment, *item[1:])
+            if packet is not None and self.segment is not None:
+                self._mux(self.segment, packet)
         elif kind == "floor":
             self._floor(item[1], item[2])
         elif kind == "gap":
             self._waiting_keyframe = True
+            self.request_keyframe()
+
+    def _ask_keyframe(self, t: float, again: bool) -> None:
+        """Ask for a keyframe; ``again``: only once the last request is KEYFRAME_RETRY_SECONDS old."""
+        if not again or t - self._asked_at >= KEYFRAME_RETRY_SECONDS:
+            self._asked_at = t
             self.request_keyframe()
 
     def _check_disk(self, t: float) -> bool:
@@ -172,16 +181,17 @@ class RecordingWriter:
         if not self._check_disk(t):
             return
         segment = self.segment
-        if segment is not None and position / VIDEO_RATE - segment.start >= self.settings.segment_seconds:
+        if segment is not None and (position / VIDEO_RATE - segment.start >= self.settings.segment_seconds
+                                    or self.content.wants_new_segment(segment, t)):
             if not keyframe:
-                if not self._rollover_asked:
-                    self._rollover_asked = True
-                    self.request_keyframe()
+                self._ask_keyframe(t, again=self._rollover_asked)
+                self._rollover_asked = True
             else:
                 self._close_segment(position)
                 segment = None
         if self._waiting_keyframe:
             if not keyframe:
+                self._ask_keyframe(t, again=True)
                 return
             self._waiting_keyframe = False
         if segment is None:
@@ -218,6 +228,7 @@ class RecordingWriter:
             audio_base = self._mix.upto
         self.segment = Segment(self.segments, path, container, video, audio, start, position, audio_base,
                                self.started_at + timedelta(seconds=start))
+        self.segment.content = self.content.add_stream(container, path.suffix, self._last_t)
         self._rollover_asked = False
         return self.segment
 

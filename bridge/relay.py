@@ -23,8 +23,8 @@ from collections.abc import Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from bridge.direct_send import FramePacker
 from bridge.keyframes import KeyframeRequester, is_keyframe
+from bridge.rtp_frames import FramePacker
 
 log = logging.getLogger("hoinghi.bridge.relay")
 
@@ -101,6 +101,10 @@ class RelayTrack(MediaStreamTrack):
         if self._waiting_keyframe:
             if not keyframe:
                 self.packets_dropped += 1
+                # Ask again while waiting (throttled at the publisher): the request made at start may
+                # be lost (a publisher ignores one that comes too soon after another), and the
+                # browser, getting nothing, never asks itself.
+                self._on_resync()
                 return
             self._waiting_keyframe = False
         direct = self._direct
@@ -170,6 +174,10 @@ class Fanout:
         self._request_keyframe = request_keyframe
         self.tracks: set[RelayTrack] = set()
         self.packer = FramePacker()  # each frame packetized once for all its subscribers
+
+    def request_keyframe(self) -> None:
+        """Ask whoever feeds this timeline for a keyframe (a subscriber is about to join it)."""
+        self._request_keyframe()
 
     def subscribe(self, max_queue: int | None = None) -> RelayTrack:
         if max_queue is None:

@@ -12,6 +12,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
+from bridge.adaptation import Adaptation, Adapter
 from bridge.programme import Programme, Site
 from bridge.relay import RelayTrack, Source
 from bridge.speaking import SpeakingMeter
@@ -31,7 +32,7 @@ class BridgeConfig:
     # upstream's tokens come from it over the control channel (bridge.upstream_tokens).
     upstream_key: bytes = field(default=b"", repr=False)
     keyframe_interval: float = 0.3  # seconds between keyframe requests to one publisher
-    # Recording (bridge.recorder): a folder enables it on a bridge without an upstream (docs/operations.md)
+    # Recording (bridge.recorder): a folder enables it; with an upstream, only when the chair names it
     recordings_dir: str = field(default_factory=lambda: os.environ.get("HOINGHI_BRIDGE_RECORDINGS_DIR", ""))
     recording_segment_seconds: float = field(
         default_factory=lambda: float(os.environ.get("HOINGHI_BRIDGE_RECORDING_SEGMENT_SECONDS", "180")))
@@ -56,6 +57,9 @@ class Peer:
     video_codec: str | None = None  # the video codec it negotiated (lower-case mime type), if any video
     answer: str = ""
     closed: bool = False
+    adaptation: Adaptation | None = None  # a programme player's video: the rendition it gets (issue #16)
+    preview: str | None = None  # a player of one site's own video and sound (thumbnail, preview)
+    content: bool = False  # a shared screen (``?content=1``): published, or played, beside the programme
 
 
 class Room:
@@ -72,14 +76,21 @@ class Room:
         self.video_codec: RTCRtpCodecCapability | None = None
         self.codec_pinned = asyncio.Event()  # set once video_codec is
         self.publishers: dict[str, Peer] = {}
+        self.content_publishers: dict[str, Peer] = {}  # screens shared here, by unit
+        # Ends a peer (set by BridgeState): a shared screen ends when its sharer loses the floor
+        self.end_peer: Callable[[Peer], None] | None = None
 
     @property
     def floor(self) -> str | None:
         return self.programme.floor
 
     def set_floor(self, unit: str | None) -> None:
-        """The server moved the floor (control channel)."""
+        """The server moved the floor (control channel). A site that shared its screen and no longer
+        holds the floor stops sharing: its content publication ends."""
         self.programme.set_floor(unit)
+        for peer in list(self.content_publishers.values()):
+            if peer.role != "chair" and not self.programme.may_share(peer.unit) and self.end_peer is not None:
+                self.end_peer(peer)
 
     def on_air(self) -> tuple[str | None, bool, bool]:
         """(floor holder, its picture is in the programme, its sound is) — None while nobody holds
@@ -89,7 +100,7 @@ class Room:
         site = programme.sites.get(unit) if unit else None
         if site is None:
             return unit, False, False
-        video = site.video is not None and programme.video.current is site.video
+        video = site.sends(programme.video.current)
         audio = site.audio is not None and programme.floor_audio.current is site.audio and not site.audio.muted
         return unit, video, audio
 
@@ -99,6 +110,7 @@ class Room:
 
 
 PeerHook = Callable[[Peer], Awaitable[None]]
+MUTES_WAIT = 3.0  # seconds a bridge with a server waits for the list of muted sites before it trusts none
 
 
 class BridgeState:
@@ -112,6 +124,7 @@ class BridgeState:
         # Awaited before a peer of a meeting whose video codec is not pinned yet is answered (a
         # bridge with an upstream waits for the upstream's codec: bridge.link).
         self.before_answer: Callable[[int], Awaitable[None]] | None = None
+        self.adapter = Adapter()  # chooses each subscriber's rendition (bridge.adaptation)
         self._tasks: set[asyncio.Task[None]] = set()  # background work, cancelled by close()
         self._ending: set[asyncio.Task[None]] = set()  # peers being closed in the background, awaited by close()
 
@@ -142,8 +155,20 @@ class BridgeState:
 
     def room(self, meeting: int) -> Room:
         if meeting not in self.rooms:
-            self.rooms[meeting] = Room(meeting)
+            room = self.rooms[meeting] = Room(meeting)
+            room.end_peer = self.end_later
+            if self.config.server_url:
+                # Sites' sound waits for the server's list of muted sites (the roll-call snapshot the
+                # control channel asks for at once); a server away this long: nobody is muted here.
+                room.programme.mutes_known = False
+                asyncio.get_running_loop().call_later(MUTES_WAIT, self._mutes_unknown, room)
         return self.rooms[meeting]
+
+    @staticmethod
+    def _mutes_unknown(room: Room) -> None:
+        if not room.programme.mutes_known:
+            log.warning("meeting %s: no list of muted sites from the server yet: sites are heard", room.meeting)
+            room.set_muted(room.programme.muted)
 
     async def close_peer(self, peer: Peer) -> None:
         if peer.closed:
@@ -151,10 +176,19 @@ class BridgeState:
         peer.closed = True
         self.peers.pop(peer.id, None)
         room = self.rooms.get(peer.meeting)
+        if room is not None and peer.content and peer.kind == "publish":
+            for source in peer.sources:
+                room.programme.unpublish_content(peer.unit, source)
+            if room.content_publishers.get(peer.unit) is peer:
+                del room.content_publishers[peer.unit]
         if room is not None and peer.site is not None:
             room.programme.unpublish(peer.unit, peer.site)
             if room.publishers.get(peer.unit) is peer:
                 del room.publishers[peer.unit]
+            # Its previews showed this publication: they end (a page asks again, and gets the new one)
+            for other in list(self.peers.values()):
+                if other.preview == peer.unit and other.meeting == peer.meeting:
+                    self.end_later(other)
         for track in peer.tracks:
             track.stop()
         await asyncio.gather(*(s.close() for s in peer.sources), return_exceptions=True)
@@ -173,6 +207,7 @@ class BridgeState:
                              return_exceptions=True)
         while self._ending:
             await asyncio.gather(*list(self._ending), return_exceptions=True)
+        await self.adapter.close()
         for room in self.rooms.values():
             room.programme.close()
 

@@ -28,7 +28,10 @@ import struct
 import sys
 from typing import Any
 
+from bridge import aiortc_compat as compat
+
 log = logging.getLogger("hoinghi.bridge.udp_batch")
+_ffi: Any = getattr(*compat.SRTP_FFI)
 
 UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)  # linux/udp.h
 MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS in the kernel
@@ -42,11 +45,28 @@ GSO_SUPPORTED = sys.platform == "linux"
 GSO_DEFAULT = False
 
 
+_scratch: list[Any] = []  # [view, base pointer, int *]: see scratch
+
+
+def scratch(needed: int) -> list[Any]:
+    """Where a frame's datagrams are built (and SRTP-protected in place, bridge.direct_send) one
+    after another: one buffer for the whole process, as a writable memoryview, its cffi pointer and
+    an ``int *`` for libsrtp's length; grown when a frame does not fit. A frame is sent within one
+    call, and what the kernel does not take at once the asyncio transport copies."""
+    if not _scratch or needed > len(_scratch[0]):
+        base = _ffi.new("unsigned char[]", max(needed, 2 * len(_scratch[0]) if _scratch else 256 * 1024))
+        _scratch[:] = [memoryview(_ffi.buffer(base)), base, _ffi.new("int *")]
+    return _scratch
+
+
 def run_end(datagrams: list[bytes], start: int) -> int:
     """Where the run that starts at ``start`` ends: datagrams all the size of the first, but the
     last, which may be shorter; at most MAX_SEGMENTS of them and MAX_PAYLOAD bytes."""
     n = len(datagrams)
     size = len(datagrams[start])
+    if start == 0 and n <= MAX_SEGMENTS and size * n <= MAX_PAYLOAD and len(datagrams[-1]) <= size \
+            and len(set(map(len, datagrams[:-1]))) == 1:
+        return n  # the usual frame: one run, no loop
     limit = min(n, start + MAX_SEGMENTS, start + max(1, MAX_PAYLOAD // max(size, 1)))
     end = start + 1
     while end < limit and len(datagrams[end]) == size:
@@ -110,6 +130,14 @@ class DatagramBatch:
                 self._through_transport(datagrams, start, addr)  # the transport reports the error its way
                 return
             start = end
+
+    def fileno(self) -> int | None:
+        """The descriptor datagrams are written to directly (None: only through the transport)."""
+        return self._sock.fileno() if self._sock is not None else None
+
+    @property
+    def family(self) -> int:
+        return self._sock.family if self._sock is not None else -1
 
     def _cmsg(self, size: int) -> list[tuple[int, int, bytes]]:
         """The control message that asks for ``size``-byte segments (made once per size)."""

@@ -38,13 +38,18 @@ class JoinClaims:
     role: str
     bridge: str
     expires_at: int
+    # A preview (issue #16): the holder may only play this unit's own video and sound, nothing else
+    view: str | None = None
 
 
 def issue(key: bytes, *, meeting: int, unit: str, role: str, bridge: str, now: datetime,
-          ttl: timedelta = DEFAULT_TTL) -> str:
+          ttl: timedelta = DEFAULT_TTL, view: str | None = None) -> str:
     if role not in ROLES:
         raise ValueError(f"unknown join role {role!r}")
-    return sign(key, JOIN_TOKEN_TYPE, {"m": meeting, "u": unit, "r": role, "b": bridge}, now + ttl)
+    claims: dict[str, object] = {"m": meeting, "u": unit, "r": role, "b": bridge}
+    if view is not None:
+        claims["v"] = view
+    return sign(key, JOIN_TOKEN_TYPE, claims, now + ttl)
 
 
 def check(key: bytes, token: str, now: datetime) -> JoinClaims:
@@ -52,7 +57,8 @@ def check(key: bytes, token: str, now: datetime) -> JoinClaims:
     claims = verify(key, token, JOIN_TOKEN_TYPE, now)
     try:
         parsed = JoinClaims(meeting=int(claims["m"]), unit=str(claims["u"]), role=str(claims["r"]),
-                            bridge=str(claims["b"]), expires_at=int(claims["exp"]))
+                            bridge=str(claims["b"]), expires_at=int(claims["exp"]),
+                            view=str(claims["v"]) if claims.get("v") is not None else None)
     except (KeyError, TypeError, ValueError):
         raise BadToken("token_malformed", "Mã truy cập không đúng định dạng") from None
     if parsed.role not in ROLES:

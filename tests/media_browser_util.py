@@ -166,20 +166,29 @@ async def player_stats(page: Page) -> dict[str, Any] | None:
     return result
 
 
-async def shows(page: Page, size: tuple[int, int], within: float, what: str = "") -> dict[str, Any]:
+Size = tuple[int, int]
+
+
+def _fits(last: dict[str, Any], size: Size | tuple[Size, ...]) -> bool:
+    """The latest frame is ``size`` — or one of several (a camera's two renditions, issue #16)."""
+    sizes = size if isinstance(size[0], tuple) else (size,)
+    return (last["width"], last["height"]) in sizes
+
+
+async def shows(page: Page, size: Size | tuple[Size, ...], within: float, what: str = "") -> dict[str, Any]:
     """Wait until the page's player has decoded a frame of ``size`` (its latest frame)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
         last = await player_stats(page)
-        if last is not None and last["frames"] > 0 and (last["width"], last["height"]) == size:
+        if last is not None and last["frames"] > 0 and _fits(last, size):
             return last
         if loop.time() > deadline:
             raise AssertionError(f"{what or page.url}: no frame at {size} within {within} s; last stats {last}")
         await asyncio.sleep(0.05)
 
 
-async def plays(page: Page, size: tuple[int, int], within: float, frames: int = 10, what: str = "",
+async def plays(page: Page, size: Size | tuple[Size, ...], within: float, frames: int = 10, what: str = "",
                 audio: bool = True) -> dict[str, Any]:
     """Wait until the page's player decodes ``frames`` more video frames at ``size`` and (with
     ``audio``) receives more audio packets; returns the last stats. Fails with what was seen after
@@ -191,7 +200,7 @@ async def plays(page: Page, size: tuple[int, int], within: float, frames: int = 
     last: dict[str, Any] | None = None
     while True:
         last = await player_stats(page)
-        if last is not None and (last["width"], last["height"]) == size:
+        if last is not None and _fits(last, size):
             if first is None or last["frames"] < first["frames"]:
                 first = last  # from the first frame at this size (a new connection starts at 0)
             elif last["frames"] - first["frames"] >= frames and (not audio or last["audio"] > first["audio"]):

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import fractions
 import itertools
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import av
@@ -44,9 +46,9 @@ def peer_connection() -> RTCPeerConnection:
 
 
 def token(bridge: str, unit: str, role: str = "site", meeting: int = 1, key: bytes = KEY,
-          ttl: timedelta = timedelta(minutes=5)) -> str:
+          ttl: timedelta = timedelta(minutes=5), view: str | None = None) -> str:
     return join_tokens.issue(key, meeting=meeting, unit=unit, role=role, bridge=bridge, now=datetime.now(UTC),
-                             ttl=ttl)
+                             ttl=ttl, view=view)
 
 
 class EncodedVideoTrack(MediaStreamTrack):
@@ -134,23 +136,27 @@ class Publisher:
 
 
 async def whip(base_url: str, meeting: int, tok: str, video: EncodedVideoTrack | None,
-               audio: bool | MediaStreamTrack = True) -> Publisher:
+               audio: bool | MediaStreamTrack = True, low: EncodedVideoTrack | None = None,
+               query: str = "") -> Publisher:
     """Publish ``video`` (forwarded as encoded packets) and a microphone (Opus): ``audio`` itself
-    when it is a track, a silent one when True."""
+    when it is a track, a silent one when True; ``low``: a second video m-line, the low rendition."""
     pc = peer_connection()
     try:
-        if video is not None:
-            transceiver = pc.addTransceiver(video, direction="sendonly")
+        for camera in (video, low):
+            if camera is None:
+                continue
+            transceiver = pc.addTransceiver(camera, direction="sendonly")
             # offer only the codec this camera encodes (plus RTX), as a browser sending it would
             transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                                             if c.mimeType in (video.mime_type, "video/rtx")])
-            aiortc_compat.on_keyframe_request(transceiver.sender, video.request_keyframe)
+                                             if c.mimeType in (camera.mime_type, "video/rtx")])
+            aiortc_compat.on_keyframe_request(transceiver.sender, camera.request_keyframe)
         if isinstance(audio, MediaStreamTrack):
             pc.addTransceiver(audio, direction="sendonly")
         elif audio:
             pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
-        status, answer, location = await post_sdp(f"{base_url}/meetings/{meeting}/whip", tok, pc.localDescription.sdp)
+        status, answer, location = await post_sdp(f"{base_url}/meetings/{meeting}/whip{query}", tok,
+                                                  pc.localDescription.sdp)
         assert status == 201, answer
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         aiortc_compat.mark_passthrough(pc, kinds=("video",))
@@ -192,15 +198,17 @@ async def drain(track: MediaStreamTrack, on_frame: Callable[[object], None]) -> 
         pass
 
 
-async def play_offer(pc: RTCPeerConnection, base_url: str, meeting: int, tok: str) -> tuple[str, str]:
+async def play_offer(pc: RTCPeerConnection, base_url: str, meeting: int, tok: str, query: str = ""
+                     ) -> tuple[str, str]:
     """POST ``pc``'s local offer to the meeting's WHEP endpoint and apply the answer: (answer, Location)."""
-    status, answer, location = await post_sdp(f"{base_url}/meetings/{meeting}/whep", tok, pc.localDescription.sdp)
+    status, answer, location = await post_sdp(f"{base_url}/meetings/{meeting}/whep{query}", tok,
+                                              pc.localDescription.sdp)
     assert status == 201, answer
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     return answer, location
 
 
-async def whep(base_url: str, meeting: int, tok: str, audio_tracks: int = 2) -> Player:
+async def whep(base_url: str, meeting: int, tok: str, audio_tracks: int = 2, query: str = "") -> Player:
     pc = peer_connection()
     player = Player(pc)
 
@@ -221,7 +229,7 @@ async def whep(base_url: str, meeting: int, tok: str, audio_tracks: int = 2) -> 
             pc.addTransceiver("audio", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())
         player.started = time.monotonic()
-        player.answer, player.location = await play_offer(pc, base_url, meeting, tok)
+        player.answer, player.location = await play_offer(pc, base_url, meeting, tok, query)
     except BaseException:
         await player.close()
         raise
@@ -255,3 +263,24 @@ async def offer_sdp(kinds: tuple[str, ...] = ("video", "audio"), direction: str 
         return pc.localDescription.sdp
     finally:
         await pc.close()
+
+
+def lose_next_rtp(receiver: RTCPeerConnection, ssrc: int) -> Callable[[], int]:
+    """The receiving end of ``receiver``'s link loses the next RTP packet of ``ssrc`` (in the clear
+    in an SRTP header) as it arrives, whichever way the bridge sent it. Returns the lost packet's
+    sequence number once it is lost (-1 before)."""
+    transport = receiver.getTransceivers()[0].receiver.transport.transport
+    pair = getattr(getattr(transport, aiortc_compat.ICE_CONNECTION_ATTR), aiortc_compat.ICE_NOMINATED_ATTR)[1]
+    protocol = pair.protocol
+    original = protocol.datagram_received
+    lost: list[int] = []
+
+    def lossy(data: bytes, addr: Any) -> None:
+        if not lost and len(data) >= 12 and data[0] >> 6 == 2 and 96 <= data[1] & 0x7F <= 127 \
+                and struct.unpack_from("!L", data, 8)[0] == ssrc:
+            lost.append(struct.unpack_from("!H", data, 2)[0])
+            return
+        original(data, addr)
+
+    protocol.datagram_received = lossy
+    return lambda: lost[0] if lost else -1

@@ -1,7 +1,8 @@
 """A central bridge in its own process that records (issue #17), with every video codec counted.
 
-Usage: ``python tests/recording_bridge.py UNIT KEY SERVER_URL`` with ``HOINGHI_BRIDGE_TOKEN`` and
-``HOINGHI_BRIDGE_RECORDINGS_DIR`` in the environment. Prints the bridge's URL, then answers each
+Usage: ``python tests/recording_bridge.py UNIT KEY SERVER_URL [UPSTREAM_URL]`` with
+``HOINGHI_BRIDGE_TOKEN`` and ``HOINGHI_BRIDGE_RECORDINGS_DIR`` in the environment (with an upstream:
+a provincial bridge, which records when the chair names it). Prints the bridge's URL, then answers each
 ``counts`` line on stdin with one JSON line; exits (closing its recordings) when stdin closes.
 
 Counted: every ``av.CodecContext.create`` by codec name (what aiortc's and the recorder's codecs
@@ -73,12 +74,13 @@ def _counting_switch(self: programme.Switch, *args: Any, **kwargs: Any) -> None:
 programme.Switch.__init__ = _counting_switch  # type: ignore[method-assign]
 
 
-async def main(unit: str, key: str, server: str) -> None:
+async def main(unit: str, key: str, server: str, upstream: str = "") -> None:
     import os
 
-    config = BridgeConfig(unit=unit, key=key.encode(), server_url=server, token=os.environ["HOINGHI_BRIDGE_TOKEN"])
+    config = BridgeConfig(unit=unit, key=key.encode(), server_url=server, token=os.environ["HOINGHI_BRIDGE_TOKEN"],
+                          upstream_url=upstream)
     await serve(config, lambda: dict(CREATED))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+    asyncio.run(main(*sys.argv[1:5]))

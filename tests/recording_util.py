@@ -19,6 +19,7 @@ from bridge.programme import Programme, Site
 from bridge.relay import Source
 
 FPS = 30
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def vp8_frames(count: int, width: int = 320, height: int = 240, bitrate: int = 1_000_000,
@@ -195,3 +196,51 @@ async def record_synthetic(folder: Path, meeting: int, seconds: float, floor_at:
     await recorder.stop()
     await asyncio.sleep(0.05)  # the writer's last events reach the loop
     return events
+
+
+@dataclass
+class RecordingBridge:
+    """A bridge that records, in its own process (tests/recording_bridge.py): :meth:`kill` is a crash."""
+
+    proc: Any
+    url: str
+
+    @classmethod
+    async def start(cls, unit: str, key: bytes, server_url: str, token: str, folder: Path, *, upstream: str = "",
+                    segment_seconds: float = 4.0, min_free_mb: int = 1) -> RecordingBridge:
+        import os
+        import sys
+
+        root = ROOT
+        env = {**os.environ, "PYTHONPATH": str(root), "HOINGHI_BRIDGE_TOKEN": token,
+               "HOINGHI_BRIDGE_RECORDINGS_DIR": str(folder),
+               "HOINGHI_BRIDGE_RECORDING_SEGMENT_SECONDS": str(segment_seconds),
+               "HOINGHI_BRIDGE_RECORDING_MIN_FREE_MB": str(min_free_mb)}
+        args = [sys.executable, str(root / "tests" / "recording_bridge.py"), unit, key.decode(), server_url]
+        proc = await asyncio.create_subprocess_exec(*args, *([upstream] if upstream else []), env=env,
+                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        return cls(proc, url)
+
+    async def counts(self) -> dict[str, int]:
+        self.proc.stdin.write(b"counts\n")
+        await self.proc.stdin.drain()
+        return dict(json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 10)))
+
+    async def kill(self) -> None:
+        """SIGKILL: nothing closed, nothing said to anyone."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        """As an operator stops it: its recordings closed and said, then it exits."""
+        if self.proc.returncode is None:
+            self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except TimeoutError:
+                self.proc.kill()
+        await self.proc.wait()

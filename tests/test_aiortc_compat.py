@@ -14,7 +14,7 @@ import fractions
 import inspect
 import struct
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,14 @@ from aiortc.rtcdtlstransport import RTCCertificate, generate_certificate
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from cryptography.hazmat.primitives.asymmetric import rsa
 from OpenSSL import SSL
+from pylibsrtp import Policy, Session
 
 from bridge import aiortc_compat as compat
-from bridge import direct_send
+from bridge import direct_send, native_send
 from bridge.keyframes import is_keyframe
 from bridge.relay import Fanout
-from tests.media_util import STEP, EncodedVideoTrack, drain, peer_connection, until
+from tests.conftest import need_service
+from tests.media_util import STEP, EncodedVideoTrack, drain, lose_next_rtp, peer_connection, until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +66,13 @@ NAMES: list[tuple[object, str, str]] = [
     (*compat.LOCAL_CODECS_TABLE, "aiortc's codec table (CODECS)"),
     (RTCRtpSender, compat.SENDER_RUN_RTP, "the sender's RTP loop"),
     (RTCRtpSender, compat.SENDER_RETRANSMIT, "the sender's NACK answer"),
+    (RTCRtpSender, compat.SENDER_RTCP_METHOD, "the sender's RTCP handler (receiver reports, REMB)"),
+    (RTCRtpReceiver, compat.SENDER_RTCP_METHOD, "the receiver's RTCP handler (sender reports, BYE)"),
+    (RTCRtpSender, compat.SENDER_RUN_RTCP, "the sender's RTCP report loop"),
+    (*compat.ICE_UDP_PROTOCOL, "aioice's UDP protocol (StunProtocol)"),
+    (getattr(*compat.ICE_UDP_PROTOCOL), compat.ICE_DATAGRAM_METHOD, "StunProtocol.datagram_received"),
+    (*compat.RTCP_IS, "aiortc.rtp.is_rtcp"),
+    (*compat.RTCP_PARSE, "aiortc.rtp.RtcpPacket.parse"),
     (*compat.SENDER_HISTORY_SIZE, "RTP_HISTORY_SIZE"),
     (*compat.SEQUENCE_NUMBER_ORIGIN, "the sender's first sequence number"),
     (*compat.RTP_HEADER_EXTENSIONS, "aiortc.rtp.HeaderExtensions"),
@@ -73,6 +82,9 @@ NAMES: list[tuple[object, str, str]] = [
     (RTCDtlsTransport, compat.DTLS_SEND_RTP, "the DTLS transport's SRTP send"),
     (*compat.ICE_UDP_PROTOCOL, "aioice's UDP protocol (StunProtocol)"),
     (*compat.DTLS_SSL_CONTEXT, "the DTLS certificate's SSL context factory"),
+    (*compat.SRTP_LIBRARY, "pylibsrtp's cffi library"),
+    (getattr(*compat.SRTP_LIBRARY), "srtp_protect", "libsrtp's srtp_protect"),
+    (*compat.SRTP_FFI, "pylibsrtp's cffi FFI"),
 ]
 
 
@@ -94,6 +106,10 @@ def test_the_shapes_the_hooks_rely_on() -> None:
     assert inspect.iscoroutinefunction(getattr(RTCDtlsTransport, compat.DTLS_SEND_RTP))
     assert isinstance(getattr(*compat.SENDER_HISTORY_SIZE), int)
     _has(getattr(*compat.DTLS_CONNECTED), "CONNECTED", "State.CONNECTED")
+    ffi = getattr(*compat.SRTP_FFI)
+    session = Session(Policy(key=bytes(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    handle = _has(session, compat.SRTP_SESSION_POINTER, "pylibsrtp.Session._srtp (its libsrtp session)")
+    assert ffi.typeof(handle[0]) is ffi.typeof(getattr(*compat.SRTP_LIBRARY).srtp_protect).args[0]
     table = getattr(*compat.LOCAL_CODECS_TABLE)
     assert {c.mimeType.lower() for c in table["video"]} >= {"video/vp8", "video/h264"}
     assert "audio/opus" in {c.mimeType.lower() for c in table["audio"]}
@@ -115,6 +131,12 @@ async def test_the_instance_state_the_direct_send_path_reads() -> None:
         dtls = sender.transport
         _has(dtls, compat.DTLS_STATE_ATTR, "RTCDtlsTransport._state")
         _has(dtls, compat.DTLS_SRTP_ATTR, "RTCDtlsTransport._tx_srtp")
+        _has(dtls, compat.DTLS_RX_SRTP_ATTR, "RTCDtlsTransport._rx_srtp")
+        for name in compat.DTLS_RX_COUNTERS:
+            assert isinstance(_has(dtls, name, f"RTCDtlsTransport.{name}"), int)
+        router = _has(dtls, compat.DTLS_ROUTER_ATTR, "RTCDtlsTransport._rtp_router")
+        for name in compat.ROUTER_TABLES:
+            assert isinstance(_has(router, name, f"RtpRouter.{name}"), dict)
         assert isinstance(dtls.transport, RTCIceTransport)
         connection = _has(dtls.transport, compat.ICE_CONNECTION_ATTR, "RTCIceTransport._connection")
         assert isinstance(_has(connection, compat.ICE_NOMINATED_ATTR, "aioice Connection._nominated"), dict)
@@ -334,31 +356,15 @@ async def _remote_outbound(pc: RTCPeerConnection) -> Any:
     raise AssertionError("no RTCP sender report reached the player")
 
 
-def _lose_next_packet(direct: direct_send.DirectSender) -> Callable[[], bool]:
-    """The UDP pair under ``direct`` loses its next RTP packet of the sender's SSRC (in the clear
-    in an SRTP header). Returns whether it has."""
-    batch: Any = direct.batch
-    assert batch is not None
-    original, lost = batch.send, []
-
-    def lossy(datagrams: list[bytes], addr: Any) -> None:
-        kept = []
-        for data in datagrams:
-            rtp = len(data) >= 12 and data[0] >> 6 == 2
-            if not lost and rtp and struct.unpack_from("!L", data, 8)[0] == direct.ssrc:
-                lost.append(1)
-                continue
-            kept.append(data)
-        original(kept, addr)
-
-    batch.send = lossy
-    return lambda: bool(lost)
-
-
-async def test_the_direct_send_path_replaces_the_senders_loop() -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["c-send", "python-send"])
+async def test_the_direct_send_path_replaces_the_senders_loop(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A relay track on a sender given ``use_direct_send``: ``_run_rtp`` is replaced (frames go out
-    of the fan-out call, over the nominated UDP pair, SRTP-protected), the sender's counters feed
-    its RTCP reports, a NACK reaches the replaced ``_retransmit``, and closing ends it cleanly."""
+    of the fan-out call, over the nominated UDP pair, SRTP-protected: by bridge/native/rtp_send.c,
+    or in Python where it is not built), the sender's counters feed its RTCP reports, a NACK
+    reaches the replaced ``_retransmit``, and closing ends it cleanly."""
+    if native and not native_send.ENABLED:
+        need_service(native_send.WHY_NOT)
+    monkeypatch.setattr(native_send, "ENABLED", native)
     camera = EncodedVideoTrack("vp8")
     fanout = Fanout("video", camera.request_keyframe)
     pushed: list[av.Packet] = []
@@ -380,6 +386,7 @@ async def test_the_direct_send_path_replaces_the_senders_loop() -> None:
             assert direct is not None
             await until(lambda: len(received) >= 10, STEP, "10 frames at the player")
             assert direct._udp is not None, "sent straight to the nominated UDP pair"
+            assert (direct._native is not None) == native, "sent by the path this run is about"
             # the extension block serialized once, the send time patched in: what the map makes
             extensions = aiortc_rtp.HeaderExtensions(mid=direct.mid, abs_send_time=0x123456)
             profile, value = direct.extensions_map.set(extensions)
@@ -389,8 +396,8 @@ async def test_the_direct_send_path_replaces_the_senders_loop() -> None:
             remote = await _remote_outbound(player)
             assert 0 < remote.packetsSent <= direct.packets and 0 < remote.bytesSent <= direct.octets
 
-            lost = _lose_next_packet(direct)
-            await until(lost, STEP, "a packet to be lost")
+            lost = lose_next_rtp(player, direct.ssrc)
+            await until(lambda: lost() >= 0, STEP, "a packet to be lost")
             await until(lambda: direct.retransmits >= 1, STEP, "the player's NACK to be answered")
             count = len(received)
             await until(lambda: len(received) >= count + 10, STEP, "frames after the loss")

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from bridge.app import LINK, STATE, create_app
 from bridge.link import BridgeLink
 from bridge.room import BridgeConfig, BridgeState
-from tests.audio_util import Listener, ToneTrack, listen, near, until_heard
+from tests.audio_util import Listener, ToneTrack, listen, until_heard
 from tests.media_util import KEY, STEP, EncodedVideoTrack, Publisher, token, until, whip
 
 CENTRAL, P, Q = "TW", "P", "Q"
@@ -126,8 +126,8 @@ async def test_the_floor_holder_is_heard_at_every_tier_and_falls_silent_when_rev
     # Issue #11 asks for 1 s; measured here ~0.2–0.4 s alone (A's publication, the cascade up to the
     # centre and down to Q), up to ~2.7 s with the whole suite running beside it: printed, not
     # asserted (a test checks what is heard; speed is a benchmark's figure).
-    for who, listener in (("commune B", conf.b), ("commune C", conf.c)):
-        assert near(listener.chair.hears(), CHAIR_HZ), f"{who} lost the chair: {listener.heard()}"
+    for who, listener in (("commune B", conf.b), ("commune C", conf.c)):  # (within a stall of this process)
+        await until_heard(listener, "chair", CHAIR_HZ, within=1.0, who=who)
     print(f"floor audio heard at every tier {heard_after:.2f} s after the grant")
 
     # The floor moves back to the chair: A's sound stops at once everywhere, the chair stays.
@@ -163,7 +163,7 @@ async def test_a_muted_site_is_not_heard_even_if_it_keeps_sending(conference: Co
     await asyncio.sleep(0.5)
     assert central_a.frames == forwarded, "the province forwarded a muted site's audio upstream"
     for who, listener in conf.listeners().items():
-        assert listener.floor.hears() is None, f"{who} hears the muted site: {listener.heard()}"
+        await until_heard(listener, "floor", None, within=1.0, who=f"{who} (the muted site)")
     print(f"muted site silent everywhere {silent_after:.2f} s after the mute")
 
     conf.set_muted(set())
@@ -179,9 +179,11 @@ async def test_nobody_hears_themselves(conference: Conference) -> None:
     conf.a = await listen(conf.p.url, 1, token(P, "A"))
     await until_heard(conf.a, "chair", CHAIR_HZ, who="commune A")
     await asyncio.sleep(0.5)
-    assert conf.a.floor.hears() is None, f"commune A hears itself: {conf.a.heard()}"
-    assert conf.chair.chair.hears() is None, f"the chair hears itself: {conf.chair.heard()}"
-    assert near(conf.chair.floor.hears(), A_HZ), conf.chair.heard()
+    # Each checked over the next second: one stall of this process (bridges and players share it) can
+    # hold a track's frames back past the 0.3 s a listener is judged on.
+    await until_heard(conf.a, "floor", None, within=1.0, who="commune A (its own voice)")
+    await until_heard(conf.chair, "chair", None, within=1.0, who="the chair (its own voice)")
+    await until_heard(conf.chair, "floor", A_HZ, within=1.0, who="the chair")
 
 
 async def test_the_floor_holder_stays_heard_when_its_camera_joins(conference: Conference) -> None:
@@ -209,7 +211,8 @@ async def test_the_floor_holder_stays_heard_when_its_camera_joins(conference: Co
     await asyncio.sleep(0.5)
     await mic.pc.close()
     for who, listener in conf.listeners().items():
-        assert near(listener.floor.hears(), A_HZ), f"{who} no longer hears A: {listener.heard()}"
+        # heard (within a stall of this process); the hole in media time below is the real check
+        await until_heard(listener, "floor", A_HZ, within=1.0, who=who)
         gap = listener.floor.longest_gap(since)
         print(f"{who}: longest hole in A's sound while its camera joined {gap * 1000:.0f} ms")
         # a listener notices ~0.1 s; the old break-before-make cascade left 0.1–0.3 s (more when loaded)

@@ -47,7 +47,12 @@ from tests.media_browser_util import (
 pytestmark = pytest.mark.browser
 
 CHAIR_SIZE = (640, 480)
+# What a player shows of the chair: either rendition of its camera (as SITE_SEEN, below)
+CHAIR_SEEN = (CHAIR_SIZE, (320, 240))
 SITE_SIZE = (480, 360)
+# What a player shows of commune A: either of its camera's renditions (the bridge moves a player to the
+# low one when its reports say so, as a loaded machine's loopback sometimes does: issue #16)
+SITE_SEEN = (SITE_SIZE, (240, 180))
 A, B = "08707", "08740"
 
 
@@ -141,13 +146,13 @@ async def test_chair_to_communes_through_the_cascade_and_the_floor(server_factor
         await m.chair.locator("#grant-form input[name=unit]").fill(A)
         started = time.monotonic()
         await m.chair.locator("#grant-form button[type=submit]").click()
-        await asyncio.gather(shows(m.site_b, SITE_SIZE, 2.0, "commune B sees commune A"),
-                             shows(m.chair, SITE_SIZE, 2.0, "the chair sees commune A"))
+        await asyncio.gather(shows(m.site_b, SITE_SEEN, 2.0, "commune B sees commune A"),
+                             shows(m.chair, SITE_SEEN, 2.0, "the chair sees commune A"))
         switched = time.monotonic() - started
         assert await m.site_a.evaluate("!!window.__media.publisher?.video && !!window.__media.publisher.pc")
         await expect(m.site_a.locator("#my-floor")).to_be_visible()
-        await plays(m.site_b, SITE_SIZE, 5, what="commune B keeps playing commune A")
-        await plays(m.chair, SITE_SIZE, 5, what="the chair keeps playing commune A")
+        await plays(m.site_b, SITE_SEEN, 5, what="commune B keeps playing commune A")
+        await plays(m.chair, SITE_SEEN, 5, what="the chair keeps playing commune A")
         await shot(m.site_b, tmp_path, "media-commune-b-sees-a")
 
         # The floor back to the chair: A stops publishing, B and the chair see the chair again.
@@ -215,14 +220,18 @@ async def test_floor_holders_bridge_dies_and_comes_back(server_factory: Any, sql
         await plays(m.site_b, CHAIR_SIZE, 20, what="commune B plays the chair")
         await m.chair.locator("#grant-form input[name=unit]").fill(A)
         await m.chair.locator("#grant-form button[type=submit]").click()
-        await asyncio.gather(shows(m.site_b, SITE_SIZE, 5, "commune B sees commune A"),
-                             shows(m.chair, SITE_SIZE, 5, "the chair sees commune A"))
+        await asyncio.gather(shows(m.site_b, SITE_SEEN, 5, "commune B sees commune A"),
+                             shows(m.chair, SITE_SEEN, 5, "the chair sees commune A"))
 
         await m.province.kill()
-        await plays(m.chair, CHAIR_SIZE, 10, frames=5, what="the chair's own picture after A's bridge died",
-                    audio=False)
+        try:
+            await plays(m.chair, CHAIR_SEEN, 10, frames=5, what="the chair's own picture after A's bridge died",
+                        audio=False)
+        except AssertionError:
+            print("central bridge, last lines:\n" + "".join(m.central.lines[-60:]))
+            raise
 
         await m.province.start()
-        await plays(m.site_b, SITE_SIZE, 10, what="commune B sees commune A again")
-        await plays(m.chair, SITE_SIZE, 15, what="the chair sees commune A again")
+        await plays(m.site_b, SITE_SEEN, 10, what="commune B sees commune A again")
+        await plays(m.chair, SITE_SEEN, 15, what="the chair sees commune A again")
         assert await m.site_a.evaluate("!!window.__media.publisher?.video")

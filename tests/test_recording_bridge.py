@@ -177,9 +177,12 @@ async def test_a_live_conference_is_recorded_at_the_central_bridge(server_factor
     for seg, file in zip(segments, files, strict=True):
         facts = await asyncio.to_thread(read_segment, file)
         assert facts.width == 160
-        # each segment at the programme's rate (it varies with the load of this test process: 12–30 fps)
-        assert 0.3 * FPS * seg["duration"] <= facts.video_frames <= 1.1 * FPS * seg["duration"], (seg, facts, rate)
-        assert facts.duration == pytest.approx(seg["duration"], abs=0.5)
+        # each segment at the rate the programme carried (a camera in this loaded test process skips
+        # frames, as real ones do: 8–30 fps), never above the camera's
+        assert 0.5 * rate * seg["duration"] <= facts.video_frames <= 1.1 * FPS * seg["duration"], (seg, facts, rate)
+        # first to last frame: short of the segment by the last frame's time on screen, longer when a
+        # loaded test process's camera stalled before the keyframe that opened the next segment
+        assert facts.duration == pytest.approx(seg["duration"], abs=1.0)
         assert facts.audio_rms > 0.01, f"segment {seg['index']} is silent"
         total_frames += facts.video_frames
     assert sent - FPS <= total_frames <= sent, (total_frames, sent)  # at most the wait for the first keyframe

@@ -14,6 +14,7 @@ from tests.conftest import LiveServer
 from tests.live_util import schedule, set_state
 from tests.recording_util import FPS, record_synthetic
 from tests.test_media_server import bridge_socket
+from tests.test_recording_bridge import poll
 
 
 async def test_a_recording_plays_in_chromium_and_a_chapter_seeks(server_factory: Any, sqlite_url: str,
@@ -105,3 +106,56 @@ async def test_every_console_says_it_records_and_the_chair_turns_it_off(server_f
         finally:
             await bridge.close()
         await shot(pages["chutri"], tmp_path, "recording-chair-console")
+
+
+async def named(srv: LiveServer, mid: int, bridges: list[str]) -> None:
+    """The meeting's ``recording.bridges`` becomes ``bridges`` (the page posted it)."""
+    async def now() -> bool:
+        async with srv.app[DB]() as db:
+            return (await recording_store.status(db, mid))["bridges"] == bridges
+
+    await poll(now, 10, f"the provincial bridges named to be {bridges}")
+
+
+async def test_the_chair_asks_a_provincial_bridge_to_record(server_factory: Any, sqlite_url: str,
+                                                             tmp_path: Path) -> None:
+    """The chair's console has a checkbox per provincial bridge (setting ``bridges``), in view at the
+    top of the page: ticking it names that bridge in the meeting's ``recording.bridges``; a bridge
+    lost while recording shows on the console as a notice, and the site pages have no such control."""
+    srv: LiveServer = await server_factory(sqlite_url, recordings_dir=str(tmp_path / "rec"), recording_min_free_mb=1,
+                                           bridges="BCA=http://127.0.0.1:9, 25=http://127.0.0.1:9")
+    chair = await srv.login("chutri")
+    mid = await schedule(chair)
+    await set_state(chair, mid, "rehearsal", "live")
+    async with chromium() as browser:
+        page = await new_page(browser)
+        await login(page, srv.url, "chutri")
+        await page.goto(f"{srv.url}/meetings/{mid}/chair")
+        box = page.locator("#recording-bridges input[data-bridge='25']")
+        await box.wait_for()
+        assert await page.locator("#recording-bridges input").count() == 1  # the central bridge always records
+        assert "Phú Thọ" in await page.locator("#recording-bridges").inner_text()
+        assert await box.evaluate("(el) => el.getBoundingClientRect().bottom <= window.innerHeight")
+        assert not await box.is_checked()
+        await box.check()
+        await named(srv, mid, ["25"])
+
+        bridge = await bridge_socket(srv, "25")  # Phú Thọ's bridge starts recording, then is lost
+        answer = await bridge.request({"type": "recording", "meeting": mid,
+                                       "report": {"type": "recording_started", "recording": "r-25"}})
+        assert answer["type"] == "result", answer
+        await page.locator("#recording-badge").wait_for(state="visible")
+        await bridge.close()
+        await page.locator("#recording .recording-notice", has_text="mất kết nối").wait_for()
+        await page.locator("#recording-badge").wait_for(state="hidden")
+        await shot(page, tmp_path, "recording-provincial-bridge")
+
+        await box.uncheck()
+        await named(srv, mid, [])
+        assert not await box.is_checked()
+
+        site = await new_page(browser)
+        await login(site, srv.url, "vinhyen")
+        await site.goto(f"{srv.url}/meetings/{mid}/site")
+        await site.locator("#state[data-state='live']").wait_for()
+        assert await site.locator("#recording-bridges").count() == 0

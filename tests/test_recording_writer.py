@@ -87,3 +87,39 @@ async def test_a_disk_filling_up_stops_the_recording_cleanly_and_keeps_what_was_
     for event in segments:  # what was written before the disk filled plays
         assert read_segment(tmp_path / event["file"]).video_frames == event["frames"] > 0
     await recorder.stop()
+
+
+async def test_a_keyframe_that_never_comes_is_asked_for_again(tmp_path: Path) -> None:
+    """The recording waits for a keyframe; a request lost on the way (a cascade's, a busy camera's)
+    is repeated about once a second until one comes, then the recording begins."""
+    from tests.recording_util import feed_video, vp8_frames
+
+    clock = Clock()
+    chair = FakeSite("BCA")
+    programme = programme_with(chair, chair="BCA")
+    programme.video._clock = clock
+    frames = vp8_frames(4 * FPS, gop=10 ** 6)  # one keyframe, then deltas only
+    for i in range(FPS):  # the programme shows the chair before the recording starts
+        clock.now += 1 / FPS
+        feed_video(chair, frames[i][0], i)
+    events: list[dict[str, Any]] = []
+    recorder = ProgrammeRecorder(7, programme, tmp_path, segment_seconds=4.0, on_event=events.append,
+                                 disk_free=lambda p: 10 * GIB, relative_to=tmp_path, clock=clock)
+    asked = chair.keyframe_requests
+    recorder.start()  # asks once: lost
+    for i in range(FPS, 4 * FPS):  # three seconds of deltas
+        clock.now += 1 / FPS
+        feed_video(chair, frames[i][0], i)
+        await asyncio.sleep(0.002 if i % 5 == 0 else 0)  # the writer's requests reach the loop
+    for _ in range(1000):  # the writer has taken every frame
+        if not recorder._items.qsize():
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert chair.keyframe_requests - asked >= 3, chair.keyframe_requests - asked  # not just the first
+    assert chair.keyframe_requests - asked <= 6  # about once a second, not at every frame
+    clock.now += 1 / FPS
+    feed_video(chair, frames[0][0], 4 * FPS)  # the keyframe comes
+    await recorder.stop()
+    await asyncio.sleep(0.01)
+    assert recorder.writer is not None and recorder.writer.video_frames == 1

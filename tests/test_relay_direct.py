@@ -4,9 +4,7 @@ keyframe), and a backlogged subscriber resynced at the next keyframe instead of 
 
 from __future__ import annotations
 
-import struct
 import types
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from tests.media_util import (
     Player,
     Publisher,
     close_peers,
+    lose_next_rtp,
     token,
     until,
     whep,
@@ -83,29 +82,6 @@ async def test_subscribers_share_one_packetization_and_decode(bridge: tuple[str,
         await close_peers(*peers)
 
 
-def _drop_one_video_packet(sender: RTCRtpSender, direct: direct_send.DirectSender) -> Callable[[], int]:
-    """Lose the next video RTP packet ``sender`` puts on its UDP pair (the SSRC is in the clear in
-    an SRTP header). Returns the dropped sequence number, once known."""
-    batch: Any = direct.batch
-    assert batch is not None, "sent straight to a plain UDP pair"
-    original = batch.send
-    dropped: list[int] = []
-
-    def lossy(datagrams: list[bytes], addr: Any) -> None:
-        kept = []
-        for data in datagrams:
-            if not dropped and len(data) >= 12 and data[0] >> 6 == 2 and 96 <= data[1] & 0x7F <= 127:
-                seq, ssrc = struct.unpack_from("!H", data, 2)[0], struct.unpack_from("!L", data, 8)[0]
-                if ssrc == direct.ssrc:
-                    dropped.append(seq)
-                    continue
-            kept.append(data)
-        original(kept, addr)
-
-    batch.send = lossy
-    return lambda: dropped[0] if dropped else -1
-
-
 async def test_a_lost_packet_is_retransmitted_without_a_keyframe(bridge: tuple[str, BridgeState]) -> None:
     url, state = bridge
     camera = EncodedVideoTrack("vp8", 320, 240, bitrate=600_000)
@@ -115,7 +91,7 @@ async def test_a_lost_packet_is_retransmitted_without_a_keyframe(bridge: tuple[s
         sender = _video_sender(state, "A")
         direct = await _direct(sender)
         keyframes = camera.keyframes
-        dropped = _drop_one_video_packet(sender, direct)
+        dropped = lose_next_rtp(player.pc, direct.ssrc)
         await until(lambda: dropped() >= 0, STEP, "a video packet to be dropped")
         await until(lambda: direct.retransmits >= 1, STEP, "the subscriber's NACK to be answered")
         count = len(player.frames)

@@ -918,6 +918,13 @@ async def outside_api_recording_toggle(w: World, c: Client) -> None:
     await expect(await send(c.http, req, c.csrf, w.ids), 403, "chair_only")
 
 
+async def outside_api_recording_bridges(w: World, c: Client) -> None:
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_outside}/recording"), ids=w.ids), 404,
+                 "meeting_not_found")
+    await expect(await send(c.http, Req("GET", "/api/meetings/{meeting_shared}/recording"), ids=w.ids), 403,
+                 "chair_only")
+
+
 async def outside_minutes_presiding(w: World, c: Client) -> None:
     req = Req("POST", "/meetings/{meeting_outside}/minutes/presiding", form=PRESIDING)
     await expect(await send(c.http, req, c.csrf, w.ids), 404)
@@ -1250,6 +1257,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/meetings/{meeting_id}/recording"): Route(
         "api", Req("POST", "/api/meetings/{meeting_shared}/recording", json={"on": True}), 200,
         outside_api_recording_toggle, "chutri"),
+    ("GET", "/api/meetings/{meeting_id}/recording"): Route(
+        "api", Req("GET", "/api/meetings/{meeting_shared}/recording"), 200, outside_api_recording_bridges, "chutri"),
     ("GET", "/api/meetings/{meeting_id}/minutes"): Route(
         "api", Req("GET", "/api/meetings/{meeting_done}/minutes"), 200, outside_api_minutes, "chutri"),
     ("GET", "/meetings/{meeting_id}/minutes/present.{fmt}"): Route(

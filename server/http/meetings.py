@@ -245,8 +245,9 @@ async def api_get(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/meetings/{meeting_id:\\d+}/media")
-@api(summary="Cách điểm cầu của người gọi vào hình và tiếng của hội nghị (bridge, mã tham gia, ICE)",
-     roles=OPERATORS, errors={409},
+@api(summary="Cách điểm cầu của người gọi vào hình và tiếng của hội nghị (bridge, mã tham gia, ICE); "
+             "?preview=<mã đơn vị>: mã chỉ để xem hình và tiếng của một điểm cầu (khảm hình, xem trước)",
+     roles=OPERATORS, errors={409}, query={"preview": STR},
      response=obj({"meeting": INT, "unit": STR, "role": {"enum": ["chair", "site"]}, "ice_servers": array({}),
                    "bridge": nullable(obj({"unit": STR, "url": STR}))}))
 async def api_media(request: web.Request) -> web.StreamResponse:
@@ -256,7 +257,7 @@ async def api_media(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     async with request.app[DB]() as db:
         grant = await media.grant(request.app[DEPS], db, request.app[SETTINGS], p, _meeting_id(request),
-                                  request.app[CLOCK]())
+                                  request.app[CLOCK](), preview=request.query.get("preview") or None)
     return web.json_response(grant, headers={"Cache-Control": "no-store"})
 
 

@@ -1,7 +1,10 @@
 """Recordings of a meeting (issue #17): the chair's toggle, the list, the player page, the files.
 
 - ``POST /api/meetings/{id}/recording`` ``{"on": bool}``: the chair turns recording on or off
-  (refused with ``disk_low`` when the recordings folder is short of space).
+  (refused with ``disk_low`` when the recordings folder is short of space); with ``"bridge": unit
+  code``, a provincial bridge records its own programme too (``on``) or no longer.
+- ``GET /api/meetings/{id}/recording``: for the chair's controls, the provincial bridges (setting
+  ``bridges``) the chair may name.
 - ``GET /api/meetings/{id}/recordings`` and the page ``/meetings/{id}/recordings`` (a ``<video>``
   with the chapter list: who had the floor, from when to when; a click seeks there), for whoever
   may read the minutes.
@@ -24,7 +27,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from server.http.contract import CHAIR, api
-from server.http.schemas import BOOL, array, obj
+from server.http.schemas import BOOL, STR, array, obj
 from server.services import meetings as meeting_service
 from server.services import recordings as service
 from server.state import DB, DEPS
@@ -37,31 +40,45 @@ log = logging.getLogger("hoinghi.recordings")
 routes = web.RouteTableDef()
 PURGE_SECONDS = 3600.0
 CONTENT_TYPES = {".webm": "video/webm", ".mkv": "video/x-matroska"}
-RECORDING = obj({"wanted": BOOL, "active": BOOL, "notice": {"type": "string"}})
+RECORDING = obj({"wanted": BOOL, "active": BOOL, "notice": {"type": "string"}, "bridges": array(STR)})
 
 
 @routes.post("/api/meetings/{meeting_id:\\d+}/recording")
-@api(summary="Bật hoặc tắt ghi hình hội nghị (chỉ chủ trì)", roles=CHAIR, errors={409},
-     request=obj({"on": BOOL}), response=obj({"recording": RECORDING}))
+@api(summary="Bật hoặc tắt ghi hình hội nghị, hoặc tại một điểm cầu tỉnh (chỉ chủ trì)", roles=CHAIR, errors={409},
+     request=obj({"on": BOOL}, {"bridge": STR}), response=obj({"recording": RECORDING}))
 async def api_toggle(request: web.Request) -> web.StreamResponse:
     p = require_principal(request)
     body = await json_body(request)
     on = body.get("on")
     if not isinstance(on, bool):
         raise ValidationFailed("Trường 'on' phải là true hoặc false", code="field_invalid", field="on")
-    answer = await service.set_wanted(request.app[DEPS], p, path_id(request, "meeting_id"), on, client_ip(request))
+    bridge = body.get("bridge")
+    if bridge is not None and (not isinstance(bridge, str) or not bridge.strip()):
+        raise ValidationFailed("Trường 'bridge' phải là mã đơn vị của một điểm cầu", code="field_invalid",
+                               field="bridge")
+    answer = await service.set_wanted(request.app[DEPS], p, path_id(request, "meeting_id"), on, client_ip(request),
+                                      bridge=bridge.strip() if bridge is not None else None)
     return web.json_response({"recording": answer})
+
+
+@routes.get("/api/meetings/{meeting_id:\\d+}/recording")
+@api(summary="Ghi hình của hội nghị và các cầu truyền hình tỉnh có thể yêu cầu ghi (chỉ chủ trì)", roles=CHAIR,
+     response=obj({"recording": RECORDING, "bridges": array(obj({"code": STR, "name": STR}))}))
+async def api_recording(request: web.Request) -> web.StreamResponse:
+    p = require_principal(request)
+    return web.json_response(await service.provincial_bridges(request.app[DEPS], p, path_id(request, "meeting_id")))
 
 
 async def _with_names(request: web.Request, recordings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each chapter's unit named (a chapter of nobody's floor is the chair's)."""
-    codes = {c["unit"] for r in recordings for c in r["chapters"] if c["unit"]}
+    codes = {c["unit"] for r in recordings for c in r["chapters"] if c["unit"]} | {r["bridge"] for r in recordings}
     names: dict[str, str] = {}
     if codes:
         async with request.app[DB]() as db:
             rows = (await db.execute(select(Unit.code, Unit.name).where(Unit.code.in_(codes)))).all()
             names = {code: name for code, name in rows}
     for r in recordings:
+        r["bridge_name"] = names.get(r["bridge"], r["bridge"])  # the bridge that made it
         for c in r["chapters"]:
             c["name"] = names.get(c["unit"], c["unit"]) if c["unit"] else None
         for s in r["segments"]:

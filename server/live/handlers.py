@@ -119,6 +119,7 @@ async def cascade_token(app: web.Application, conn: Connection, msg: CascadeToke
 
 
 async def recording(app: web.Application, conn: Connection, msg: RecordingReport) -> Answer:
+    conn.recorded = True
     await recordings.report(app[DEPS], conn.principal, msg.meeting, msg.report)
     return None
 

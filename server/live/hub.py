@@ -133,6 +133,7 @@ class Connection:
     joined: set[tuple[int, int]] = field(default_factory=set)  # (meeting id, unit id)
     actions: TokenBucket = field(default_factory=lambda: TokenBucket(5.0, 10.0))
     strikes: int = 0
+    recorded: bool = False  # a bridge that reported a recording here: its end interrupts what it records
 
     def send_obj(self, obj: dict[str, Any]) -> None:
         self.send(dumps(obj))

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any
 
-from aiohttp import WSMessage, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from server.auth import SESSION_COOKIE
 from server.http.contract import api
@@ -27,7 +27,8 @@ from server.live.hub import CLOSE_ABUSE, Connection, Outbox
 from server.live.messages import parse
 from server.live.wire import dumps
 from server.outage import RETRY_AFTER, UNAVAILABLE, is_outage
-from server.state import HUB, PRESENCE, SETTINGS
+from server.services import recordings
+from server.state import DEPS, HUB, PRESENCE, SETTINGS
 from server.web_util import client_ip, json_error, require_principal
 from sessions.errors import DomainError, ValidationFailed
 from sessions.store.auth import digest
@@ -78,6 +79,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         await hub.disconnect(conn)
         await _leave_all(request.app, conn)
+        if conn.recorded and ws.close_code != WSCloseCode.GOING_AWAY:  # a recording bridge, not our own shutdown
+            # In the background: a socket's end never waits on the database (it may be the outage
+            # that closed it), and the roll call's leaves above are not held up by it.
+            task = asyncio.get_running_loop().create_task(_recordings_gone(request.app, conn))
+            _CLEANUPS.add(task)
+            task.add_done_callback(_CLEANUPS.discard)
     return ws
 
 
@@ -135,6 +142,18 @@ def _send(conn: Connection, frame: dict[str, Any]) -> None:
         log.exception("websocket answer not serialisable", extra={"who": conn.principal.name})
         data = dumps({"type": "error", "id": None, "code": "internal_error", "message": INTERNAL_ERROR})
     conn.send(data)
+
+
+_CLEANUPS: set[asyncio.Task[None]] = set()
+RECORDINGS_GONE_WAIT = 30.0  # seconds the cleanup may take (a database coming back) before it gives up
+
+
+async def _recordings_gone(app: web.Application, conn: Connection) -> None:
+    """A bridge's socket closed: the recordings it was writing end as interrupted (issue #17)."""
+    try:
+        await asyncio.wait_for(recordings.bridge_gone(app[DEPS], conn.principal), RECORDINGS_GONE_WAIT)
+    except Exception:
+        log.exception("recording cleanup failed", extra={"who": conn.principal.name})
 
 
 async def _leave_all(app: web.Application, conn: Connection) -> None:

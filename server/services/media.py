@@ -38,6 +38,7 @@ from sessions.unit_tree import UnitView
 MEDIA_KEY_LABEL = b"hoinghi media join tokens v1"
 STAT_FIELDS = {"rtt_ms": 10_000.0, "loss": 1.0, "kbps": 1_000_000.0, "fps": 240.0}
 MAX_STATS = 500
+LAYERS = (None, "high", "low", "audio")  # the rendition a site gets (issue #16); None: no video player
 
 
 def media_root(settings: Settings) -> bytes:
@@ -67,8 +68,9 @@ async def serving_bridge(db: AsyncSession, bridges: dict[str, str], unit_id: int
 
 
 async def grant(deps: Deps, db: AsyncSession, settings: Settings, p: Principal, meeting_id: int,
-                now: datetime) -> dict[str, Any]:
-    """What the caller's site needs to join the meeting's media (see docs/protocol.md)."""
+                now: datetime, preview: str | None = None) -> dict[str, Any]:
+    """What the caller's site needs to join the meeting's media (see docs/protocol.md); with
+    ``preview`` (a unit code), a token that plays only that site's own video and sound."""
     from server.services import meetings as meeting_service
 
     meeting = await meeting_service.ensure_visible(db, p, meeting_id)
@@ -81,6 +83,8 @@ async def grant(deps: Deps, db: AsyncSession, settings: Settings, p: Principal, 
     if meeting.state not in OPEN_STATES:
         raise WrongState(f"Hội nghị đang ở trạng thái '{STATE_LABEL_VI[meeting.state]}': chưa có hình và tiếng",
                          state=meeting.state.value)
+    if preview is not None:
+        await _may_preview(db, p, meeting_id, preview, chair)
     ice = parse_ice_servers(settings.ice_servers)
     bridge = await serving_bridge(db, parse_bridges(settings.bridges), p.unit_id)
     out: dict[str, Any] = {"meeting": meeting_id, "unit": p.unit_code, "role": "chair" if chair else "site",
@@ -90,13 +94,30 @@ async def grant(deps: Deps, db: AsyncSession, settings: Settings, p: Principal, 
     code, url = bridge
     ttl = timedelta(minutes=settings.join_token_minutes)
     token = join_tokens.issue(bridge_key(settings, code), meeting=meeting_id, unit=p.unit_code, role=out["role"],
-                              bridge=code, now=now, ttl=ttl)
+                              bridge=code, now=now, ttl=ttl, view=preview)
+    if preview is not None:
+        out["preview"] = preview
     out.update({
         "bridge": {"unit": code, "url": url}, "token": token, "expires_at": (now + ttl).isoformat(),
         "whep": f"{url}/meetings/{meeting_id}/whep", "whip": f"{url}/meetings/{meeting_id}/whip",
         "may_publish": chair or meeting.floor_unit_id == p.unit_id, "state": meeting.state.value,
     })
     return out
+
+
+async def _may_preview(db: AsyncSession, p: Principal, meeting_id: int, code: str, chair: bool) -> None:
+    """The chair may preview any site taking part; an operator only a site below its own unit."""
+    if not isinstance(code, str) or not code or len(code) > 40:
+        raise ValidationFailed("Mã điểm cầu cần xem trước không hợp lệ", code="preview_invalid", field="preview")
+    found = await units.ids_by_code(db, {code})
+    if code not in found:
+        raise ValidationFailed(f"Không có đơn vị mã '{code[:20]}'", code="preview_invalid", field="preview")
+    unit_id = found[code]
+    if not chair and (unit_id == p.unit_id or unit_id not in await units.subtree_ids(db, p.unit_id)):
+        raise Forbidden("Chỉ chủ trì, hoặc điểm cầu cấp trên của đơn vị này, được xem trước hình của đơn vị",
+                        code="forbidden")
+    if not await live.participating(db, meeting_id, {unit_id}):
+        raise live.NotParticipant("Đơn vị này không tham dự hội nghị")
 
 
 async def cascade_token(settings: Settings, db: AsyncSession, p: Principal, meeting_id: int, unit_code: str,
@@ -198,6 +219,10 @@ async def report_stats(deps: Deps, db: AsyncSession, p: Principal, meeting_id: i
     for site in _site_list(sites, "stats_invalid"):
         stat = {k: _stat(site, k) for k in STAT_FIELDS}
         stat["connected"] = bool(site.get("connected", True))
+        layer = site.get("layer")
+        if layer not in LAYERS:
+            raise ValidationFailed("'layer' phải là 'high', 'low' hoặc 'audio'", code="stats_invalid", field="layer")
+        stat["layer"] = layer
         rows.append((site["unit"], stat))
     if not rows:
         return 0

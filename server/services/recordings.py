@@ -1,11 +1,15 @@
 """Recordings of meetings (issue #17): the chair's toggle, the bridge's reports, who may watch.
 
-- The chair turns recording on or off (``set_wanted``); a meeting records while it is live and
-  its chair wants it (the default). Turning it on is refused while the recordings folder has less
-  free space than ``recording_min_free_mb``.
-- The central bridge reports over its control channel (``report``): a recording started, a
+- The chair turns recording on or off (``set_wanted``); a meeting records at the central bridge
+  while it is live and its chair wants it (the default), and at each provincial bridge the chair
+  names (``bridge``: the meeting's ``recording.bridges``). Turning it on is refused while the
+  recordings folder has less free space than ``recording_min_free_mb``.
+- A recording bridge reports over its control channel (``report``): a recording started, a
   segment was closed (indexed here), a recording stopped (and why: a full disk is told to the
   chair through the meeting's ``recording.notice``). Each change is a meeting event.
+- A bridge whose control channel closes while it records (it died, or its link did): its open
+  recordings end as ``interrupted`` (``bridge_gone``); what it wrote stays listed and playable,
+  and a segment it reports later (it was alive after all) opens the recording again.
 - Whoever may read the minutes may watch and download (``ensure_reader``); a segment's file must
   lie inside the recordings folder.
 - ``purge`` deletes recordings older than ``recording_retention_days`` (server.http.recordings
@@ -26,11 +30,12 @@ from server.services import meetings as meeting_service
 from server.services import outbox
 from server.services.access import actor_of
 from server.services.deps import Deps
-from server.settings import Settings
+from server.settings import Settings, parse_bridges
 from sessions.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from sessions.roles import Principal
 from sessions.store import audit, live
 from sessions.store import recordings as store
+from sessions.store import units as units_store
 from sessions.store.meetings import bump_seq
 
 log = logging.getLogger("hoinghi.recordings")
@@ -40,6 +45,8 @@ NOTICES = {
     "disk_full": "Đĩa đầy: đã dừng ghi hình. Các đoạn đã ghi vẫn xem được.",
     "error": "Ghi hình gặp lỗi và đã dừng. Các đoạn đã ghi vẫn xem được.",
     "stopped": "",
+    "interrupted": "Điểm cầu {bridge} mất kết nối khi đang ghi hình: bản ghi bị gián đoạn. Các đoạn đã ghi vẫn "
+                   "xem được.",
 }
 MAX_CHAPTERS = 2000
 
@@ -57,9 +64,13 @@ async def _publish_meeting(deps: Deps, db: Any, meeting_id: int) -> outbox.Stage
     return await outbox.stage(db, meeting_service.messages([event]))
 
 
-async def set_wanted(deps: Deps, principal: Principal, meeting_id: int, wanted: bool, ip: str = "") -> dict[str, Any]:
-    """The chair turns recording on or off; answers the meeting's ``recording`` field."""
+async def set_wanted(deps: Deps, principal: Principal, meeting_id: int, wanted: bool, ip: str = "",
+                     bridge: str | None = None) -> dict[str, Any]:
+    """The chair turns recording on or off — of the meeting, or (``bridge``: a unit code) at that
+    provincial bridge too; answers the meeting's ``recording`` field."""
     settings = deps.settings
+    if bridge is not None:
+        return await _set_bridge(deps, principal, meeting_id, bridge, wanted, ip)
     if wanted:
         free = await asyncio.to_thread(free_mb, settings.recordings_path)
         if free < settings.recording_min_free_mb:
@@ -79,6 +90,45 @@ async def set_wanted(deps: Deps, principal: Principal, meeting_id: int, wanted: 
         answer = await store.status(db, meeting_id)
     await outbox.deliver(deps, staged)
     return answer
+
+
+async def _set_bridge(deps: Deps, principal: Principal, meeting_id: int, code: str, on: bool,
+                      ip: str) -> dict[str, Any]:
+    now = deps.clock()
+    staged = outbox.Staged()
+    async with transaction(deps.db) as db:
+        await meeting_service.ensure_chair(db, principal, meeting_id)  # anyone else: 403, before any check
+        known = parse_bridges(deps.settings.bridges)
+        try:
+            unit = await units_store.get_by_code(db, code) if len(code) <= 32 else None
+        except NotFound:
+            unit = None
+        if unit is None or (known and code not in known):
+            raise ValidationFailed(f"Đơn vị '{code[:32]}' không có điểm cầu để ghi hình", code="bridge_invalid",
+                                   field="bridge")
+        if await store.set_bridge(db, meeting_id, code, on, now):
+            await audit.record(db, actor_of(principal), "recording_bridge_on" if on else "recording_bridge_off",
+                               f"meeting:{meeting_id}:{code}", ip, at=now)
+            staged = await _publish_meeting(deps, db, meeting_id)
+        answer = await store.status(db, meeting_id)
+    await outbox.deliver(deps, staged)
+    return answer
+
+
+async def provincial_bridges(deps: Deps, principal: Principal, meeting_id: int) -> dict[str, Any]:
+    """For the chair's controls: the meeting's ``recording`` field and the bridges below the central
+    one (the ``bridges`` setting) the chair may ask to record, ``[{code, name}]``."""
+    async with deps.db() as db:
+        await meeting_service.ensure_chair(db, principal, meeting_id)
+        out = []
+        for code in sorted(parse_bridges(deps.settings.bridges)):
+            try:
+                unit = await units_store.get_by_code(db, code)
+            except NotFound:
+                continue
+            if unit.parent_id is not None:
+                out.append({"code": unit.code, "name": unit.name})
+        return {"recording": await store.status(db, meeting_id), "bridges": out}
 
 
 def _text(report: dict[str, Any], key: str, limit: int = 200) -> str:
@@ -130,8 +180,12 @@ async def report(deps: Deps, principal: Principal, meeting_id: int, report: dict
     async with transaction(deps.db) as db:
         await meeting_service.ensure_visible(db, principal, meeting_id)
         rec = await store.recording(db, meeting_id, principal.unit_id, name, now)
-        if kind == "recording_started":
+        changed = False
+        if kind in ("recording_started", "recording_segment") and rec.status == "interrupted":
+            rec.status, rec.ended_at = "recording", None  # its bridge was alive after all: it goes on
             changed = await store.set_active(db, meeting_id, True, "", now)
+        if kind == "recording_started":
+            changed = await store.set_active(db, meeting_id, True, "", now) or changed
         elif kind == "recording_segment":
             started = report.get("started_at")
             try:
@@ -143,15 +197,16 @@ async def report(deps: Deps, principal: Principal, meeting_id: int, report: dict
                                     offset=_number(report, "offset"), duration=_number(report, "duration"),
                                     size=int(_number(report, "bytes")), started_at=started_at,
                                     chapters=_chapters(report.get("chapters", [])))
-            changed = False
         elif kind == "recording_stopped":
             reason = _text(report, "reason", 40)
-            if reason not in NOTICES:
+            if reason not in NOTICES or reason == "interrupted":
                 raise ValidationFailed("Báo cáo ghi hình: lý do dừng không xác định", code="recording_invalid",
                                        field="reason")
             chapters = _chapters(report["chapters"]) if "chapters" in report else None
             store.finish(rec, reason, chapters, now)
-            changed = await store.set_active(db, meeting_id, False, NOTICES[reason], now)
+            await db.flush()
+            changed = await store.set_active(db, meeting_id, await store.any_open(db, meeting_id), NOTICES[reason],
+                                             now)
             if reason != "stopped":
                 log.warning("meeting %s: recording %s stopped: %s", meeting_id, name, reason)
         else:
@@ -159,6 +214,31 @@ async def report(deps: Deps, principal: Principal, meeting_id: int, report: dict
         if changed:
             staged = await _publish_meeting(deps, db, meeting_id)
     await outbox.deliver(deps, staged)
+
+
+async def bridge_gone(deps: Deps, principal: Principal) -> int:
+    """A bridge's control channel closed: the recordings it was writing end as ``interrupted`` (the
+    chair is told; the segments it reported stay). Answers how many."""
+    if principal.kind != "machine" or not principal.has_scope("bridge") or principal.unit_id is None:
+        return 0
+    now = deps.clock()
+    staged = outbox.Staged()
+    async with transaction(deps.db) as db:
+        open_ = await store.open_of_bridge(db, principal.unit_id)
+        if not open_:
+            return 0
+        unit = await db.get(store.Unit, principal.unit_id)
+        notice = NOTICES["interrupted"].format(bridge=unit.name if unit is not None else "")
+        meetings = sorted({rec.meeting_id for rec in open_})
+        for rec in open_:
+            store.finish(rec, "interrupted", None, now)
+            log.warning("meeting %s: recording %s interrupted: its bridge is gone", rec.meeting_id, rec.name)
+        await db.flush()
+        for meeting_id in meetings:
+            await store.set_active(db, meeting_id, await store.any_open(db, meeting_id), notice, now)
+            staged.extend(await _publish_meeting(deps, db, meeting_id))
+    await outbox.deliver(deps, staged)
+    return len(open_)
 
 
 async def ensure_reader(db: Any, principal: Principal, meeting_id: int) -> None:

@@ -65,6 +65,8 @@ class MeetingKpiSnapshot(Base):
     live ("live") and when it concludes ("concluded") — the minutes' KPI record."""
 
     __tablename__ = "meeting_kpi_snapshots"
+    # A slide's "previous meeting" looks a unit's concluded snapshots up by unit and period.
+    __table_args__ = (Index("ix_meeting_kpi_snapshots_unit", "unit_id", "period", "phase", "taken_at"),)
 
     meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True)
     phase: Mapped[str] = mapped_column(String(16), primary_key=True)

@@ -24,6 +24,8 @@ class MeetingRecording(Base):
     wanted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     notice: Mapped[str] = mapped_column(String(300), nullable=False, default="")  # told to the chair ("" = none)
+    # provincial bridges (unit codes) the chair asked to record their own programme too (migration 0018)
+    bridges: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
 

@@ -10,24 +10,25 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sessions.models.org import Unit
 from sessions.models.recordings import MeetingRecording, Recording, RecordingSegment
 
 __all__ = ["MeetingRecording", "Recording", "RecordingSegment"]
 
 
 async def status(db: AsyncSession, meeting_id: int) -> dict[str, Any]:
-    """The meeting's ``recording`` field: the chair wants it (default yes), the bridge is writing,
-    and what the chair was last told ("" = nothing)."""
+    """The meeting's ``recording`` field: the chair wants it (default yes), a bridge is writing, what
+    the chair was last told ("" = nothing), and the provincial bridges asked to record too."""
     row = await db.get(MeetingRecording, meeting_id)
     if row is None:
-        return {"wanted": True, "active": False, "notice": ""}
-    return {"wanted": row.wanted, "active": row.active, "notice": row.notice}
+        return {"wanted": True, "active": False, "notice": "", "bridges": []}
+    return {"wanted": row.wanted, "active": row.active, "notice": row.notice, "bridges": list(row.bridges or [])}
 
 
 async def _row(db: AsyncSession, meeting_id: int, at: datetime) -> MeetingRecording:
     row = await db.get(MeetingRecording, meeting_id)
     if row is None:
-        row = MeetingRecording(meeting_id=meeting_id, wanted=True, active=False, notice="", updated_at=at)
+        row = MeetingRecording(meeting_id=meeting_id, wanted=True, active=False, notice="", bridges=[], updated_at=at)
         db.add(row)
     return row
 
@@ -37,6 +38,15 @@ async def set_wanted(db: AsyncSession, meeting_id: int, wanted: bool, at: dateti
     row = await _row(db, meeting_id, at)
     changed = row.wanted != wanted or row.notice != notice
     row.wanted, row.notice, row.updated_at = wanted, notice, at
+    return changed
+
+
+async def set_bridge(db: AsyncSession, meeting_id: int, code: str, on: bool, at: datetime) -> bool:
+    """A provincial bridge records (``on``) or not; True if it changed."""
+    row = await _row(db, meeting_id, at)
+    bridges = [c for c in (row.bridges or []) if c != code] + ([code] if on else [])
+    changed = sorted(bridges) != sorted(row.bridges or [])
+    row.bridges, row.updated_at = sorted(bridges), at
     return changed
 
 
@@ -50,8 +60,8 @@ async def set_active(db: AsyncSession, meeting_id: int, active: bool, notice: st
 
 async def recording(db: AsyncSession, meeting_id: int, bridge_unit_id: int, name: str, at: datetime) -> Recording:
     """The recording the bridge calls ``name`` (created at its first report)."""
-    row = (await db.execute(select(Recording).where(Recording.meeting_id == meeting_id,
-                                                    Recording.name == name))).scalar_one_or_none()
+    row = (await db.execute(select(Recording).where(Recording.meeting_id == meeting_id, Recording.name == name,
+                                                    Recording.bridge_unit_id == bridge_unit_id))).scalar_one_or_none()
     if row is None:
         row = Recording(meeting_id=meeting_id, bridge_unit_id=bridge_unit_id, name=name, started_at=at,
                         status="recording", chapters=[])
@@ -70,6 +80,19 @@ async def add_segment(db: AsyncSession, rec: Recording, *, idx: int, path: str, 
     db.add(RecordingSegment(recording_id=rec.id, idx=idx, path=path, offset_s=offset, duration_s=duration,
                             bytes=size, started_at=started_at, chapters=chapters))
     return True
+
+
+async def any_open(db: AsyncSession, meeting_id: int) -> bool:
+    """Some bridge is still writing a recording of the meeting."""
+    return (await db.execute(select(Recording.id).where(Recording.meeting_id == meeting_id,
+                                                        Recording.status == "recording").limit(1))).first() is not None
+
+
+async def open_of_bridge(db: AsyncSession, bridge_unit_id: int) -> list[Recording]:
+    """The recordings a bridge has not said the end of."""
+    return list((await db.execute(select(Recording).where(Recording.bridge_unit_id == bridge_unit_id,
+                                                          Recording.status == "recording")
+                                  .order_by(Recording.id))).scalars().all())
 
 
 def finish(rec: Recording, status_: str, chapters: list[dict[str, Any]] | None, at: datetime) -> None:
@@ -98,11 +121,14 @@ async def listing(db: AsyncSession, meeting_id: int) -> list[dict[str, Any]]:
         return []
     segs = (await db.execute(select(RecordingSegment).where(RecordingSegment.recording_id.in_([r.id for r in recs]))
                              .order_by(RecordingSegment.recording_id, RecordingSegment.idx))).scalars().all()
+    units = {uid: code for uid, code in (await db.execute(select(Unit.id, Unit.code).where(
+        Unit.id.in_({r.bridge_unit_id for r in recs})))).all()}
     out = []
     for r in recs:
         mine = [s for s in segs if s.recording_id == r.id]
         chapters = r.chapters or merge_chapters([c for s in mine for c in s.chapters])
-        out.append({"id": r.id, "name": r.name, "status": r.status, "started_at": r.started_at.isoformat(),
+        out.append({"id": r.id, "name": r.name, "bridge": units.get(r.bridge_unit_id, ""), "status": r.status,
+                    "started_at": r.started_at.isoformat(),
                     "ended_at": r.ended_at.isoformat() if r.ended_at else None, "chapters": chapters,
                     "segments": [{"id": s.id, "index": s.idx, "offset": s.offset_s, "duration": s.duration_s,
                                   "bytes": s.bytes, "started_at": s.started_at.isoformat()} for s in mine]})

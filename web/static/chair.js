@@ -4,6 +4,8 @@
 import { $, el, flash, counts, levelSummary, grantFloor, rollcallLive, MeetingView, SeatTable, speakingMark,
   HEALTH_LABEL } from "/static/consoles.js";
 import { mountMedia } from "/static/media.js";
+import { Mosaic, Preview, layerBadge, layerMarks, viewSwitch } from "/static/mosaic.js";
+import { mountContent } from "/static/share.js";
 import { SeatStore } from "/static/live.js";
 import { t, locale } from "/static/i18n.js";
 import { UnitPicker, listSource, serverSource } from "/static/pickers.js";
@@ -29,11 +31,13 @@ function signal(store, s) {
     el("i"), el("i"), el("i"));
 }
 
-// The chair's drill-down: the shared seat table with a connection-quality icon per site.
+// The chair's drill-down: the shared seat table with a connection-quality icon per site, and the
+// rendition it receives when that is not the high one ("Hình thấp", "Chỉ âm thanh").
 class ChairSeatTable extends SeatTable {
   connection(s) {
     const cell = super.connection(s);
     cell.prepend(signal(this.store, s), " ");
+    if (s.online) cell.append(" ", layerBadge(this.store.health.get(s.unit_id)));
     return cell;
   }
 }
@@ -65,6 +69,7 @@ export function chairConsole(meetingId, rootCode) {
   const store = new SeatStore();
   let drill = null;
   let known = null;  // units whose hand was up at the last render (null: before the first snapshot)
+  let mosaic = null;
   const live = rollcallLive(view, store, () => render());
   const table = new ChairSeatTable(live, meetingId, { chair: true, store });
   const provinceName = (s) => {
@@ -136,6 +141,7 @@ export function chairConsole(meetingId, rootCode) {
           t("js.chair.mark_hands", { n: num(hands) })) : "",
         poor ? el("span", { class: "badge mark-poor", title: t("js.chair.prov_poor", { n: num(poor) }) },
           t("js.chair.mark_poor", { n: num(poor) })) : "",
+        ...layerMarks(store, list),
         speaking ? el("span", { class: "speaking" }, ` ● ${t("js.meeting.speaking")}`) : "");
       return el("tr", { "data-province": p.code, tabindex: "0", class: pid === drill ? "clickable selected" : "clickable",
         "aria-selected": pid === drill ? "true" : "false",
@@ -146,6 +152,9 @@ export function chairConsole(meetingId, rootCode) {
         el("td", { class: missing ? "num missing" : "num" }, num(missing)));
     }).sort((a, b) => a.dataset.province.localeCompare(b.dataset.province));
     $("#provinces tbody").replaceChildren(...rows);
+    // the mosaic: the provinces' own rooms, by code
+    mosaic?.setSites(seats.filter((s) => s.level === "province").sort((a, b) => a.code.localeCompare(b.code))
+      .map((s) => ({ code: s.code, name: s.name, unit_id: s.unit_id })));
     renderHands();
     if (drill !== null) {
       const p = store.provinces[drill] || { name: t("js.meeting.central") };
@@ -186,8 +195,24 @@ export function chairConsole(meetingId, rootCode) {
   live.subscribe(`rollcall:${meetingId}:${rootCode}`);
   // The chair's camera and microphone go to the central bridge from rehearsal on.
   const media = mountMedia(meetingId, { alwaysPublish: true });
+  // Beside the programme, the mosaic of the provinces (#16): a page of live thumbnails; a click
+  // previews one, with its sound, and the floor can be given from there.
+  const preview = new Preview(meetingId, $("#mosaic-preview"), {
+    grant: (site) => grantFloor(live, meetingId, { unit_id: site.unit_id }) });
+  mosaic = new Mosaic(meetingId, { grid: $("#mosaic-grid"), nav: $("#mosaic-nav"), perPage: 9,
+    onPick: (site) => preview.open(site) });
+  window.__mosaic = { mosaic, preview };  // for the browser tests, as window.__media
+  const programmePanel = document.querySelector(".cc-stage .media-panel");
+  programmePanel.id ||= "programme-panel";
+  $("#view-programme").setAttribute("aria-controls", programmePanel.id);
+  const selectView = viewSwitch({ programme: { tab: $("#view-programme"), panel: programmePanel },
+    mosaic: { tab: $("#view-mosaic"), panel: $("#mosaic") } }, (name) => {
+    mosaic.show(name === "mosaic");
+    if (name !== "mosaic") preview.close();
+  });
+  mountContent(media);  // the chair shares a screen; any share shown large
   view.onOpen = () => media.start();
-  view.onClose = () => media.stop();
+  view.onClose = () => { media.stop(); selectView("programme"); };
   document.querySelectorAll(".state-btn").forEach((b) => b.addEventListener("click", () => {
     if (b.dataset.to === "concluded" && !confirm(t("js.meeting.confirm_end"))) return;
     if (b.dataset.to === "cancelled" && !confirm(t("js.meeting.confirm_cancel"))) return;

@@ -75,7 +75,10 @@ export class MeetingView {
     holder.textContent = data.floor ? `${data.floor.name} (${data.floor.code})` : t("js.meeting.floor_chair");
     holder.dataset.unit = data.floor ? data.floor.code : "";
     this.showOnAir();
-    import("/static/recording_badge.js").then((m) => m.showRecording(data));  // issue #17: "đang ghi hình"
+    // issue #17: "đang ghi hình". The newest meeting at the time the module is there, not this
+    // call's: two calls' imports may resolve in either order, and an older snapshot shown last
+    // left a site page without the badge.
+    import("/static/recording_badge.js").then((m) => m.showRecording(this.meeting));
     // the moves the server's state machine allows from here (sessions.meetings.TRANSITIONS)
     document.querySelectorAll(".state-btn").forEach((b) => { b.disabled = !(data.next_states || []).includes(b.dataset.to); });
   }

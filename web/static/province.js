@@ -1,8 +1,11 @@
 // The province console: the programme from the province's own bridge, its communes' roll call with
 // filters, search and sorting, marking several "present in person" at once, hands, connection
-// health, and "call" a commune (its site page shows that the province is calling).
+// health, and "call" a commune (its site page shows that the province is calling); beside the list,
+// the mosaic of its sites as live thumbnails page by page, a click previewing one (issue #16).
 import { $, el, flash, counts, levelSummary, renderHands, rollcallLive, MeetingView, SeatTable, vn1 } from "/static/consoles.js";
 import { mountMedia } from "/static/media.js";
+import { Mosaic, Preview, layerBadge, viewSwitch } from "/static/mosaic.js";
+import { mountContent } from "/static/share.js";
 import { SeatStore } from "/static/live.js";
 import { t, locale } from "/static/i18n.js";
 
@@ -46,6 +49,11 @@ class ProvinceSeats extends SeatTable {
     super(live, meetingId, opts);
     this.console = console;
   }
+  connection(s) {
+    const cell = super.connection(s);
+    if (s.online) cell.append(" ", layerBadge(this.store.health.get(s.unit_id)));
+    return cell;
+  }
   row(s) {
     const tr = super.row(s);
     const c = this.console;
@@ -82,6 +90,16 @@ export function provinceConsole(meetingId, unitCode) {
       .catch((e) => flash(e.message)),
   });
   const media = mountMedia(meetingId);
+  const preview = new Preview(meetingId, $("#mosaic-preview"), { grant: null });
+  const mosaic = new Mosaic(meetingId, { grid: $("#mosaic-grid"), nav: $("#mosaic-nav"), perPage: 12,
+    onPick: (site) => preview.open(site) });
+  window.__mosaic = { mosaic, preview };  // for the browser tests, as window.__media
+  const selectView = viewSwitch({ list: { tab: $("#view-list"), panel: $("#site-list") },
+    mosaic: { tab: $("#view-mosaic"), panel: $("#mosaic") } }, (name) => {
+    mosaic.show(name === "mosaic");
+    if (name !== "mosaic") preview.close();
+  });
+  mountContent(media);  // a shared screen shown large, the speaker small
 
   let shown = [];
   const sites = () => [...store.seats.values()].filter((s) => s.code !== unitCode);
@@ -92,6 +110,7 @@ export function provinceConsole(meetingId, unitCode) {
       online: vn1.format(c.online), absent: vn1.format(c.absent) });
     $("#level-counts").textContent = levelSummary(all);
     const mine = sites();
+    mosaic.setSites([...mine].sort(SORTS.name).map((s) => ({ code: s.code, name: s.name, unit_id: s.unit_id })));
     for (const [name, test] of Object.entries(FILTERS)) {
       const n = mine.filter((s) => test(s, store)).length;
       const slot = document.querySelector(`.count[data-count="${name}"]`);
@@ -178,5 +197,5 @@ export function provinceConsole(meetingId, unitCode) {
     const grant = await media.start();
     if (!grant?.bridge) live.join(meetingId);
   };
-  view.onClose = () => media.ended();
+  view.onClose = () => { media.ended(); selectView("list"); };
 }

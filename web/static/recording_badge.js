@@ -1,8 +1,9 @@
 // "Đang ghi hình" on every console and site page (issue #17): consoles.js MeetingView.apply hands
 // each meeting snapshot/event here; the meeting's `recording` field says whether the central bridge
 // is writing (active), whether the chair wants it (wanted) and what the chair must be told
-// (notice: a full disk). On the chair's console the same place holds the toggle, which posts to
-// POST /api/meetings/{id}/recording (docs/protocol.md, "Recording").
+// (notice: a full disk, a bridge lost). On the chair's console the same place holds the toggle,
+// which posts to POST /api/meetings/{id}/recording (docs/protocol.md, "Recording"), and a checkbox
+// per provincial bridge (GET /api/meetings/{id}/recording lists them): that bridge records too.
 import { t } from "/static/i18n.js";
 
 let last = null;
@@ -12,13 +13,13 @@ function chairPage() {
   try { return block ? JSON.parse(block.textContent).page === "chair" : false; } catch { return false; }
 }
 
-async function toggle(root, meetingId, on) {
+async function toggle(root, meetingId, on, bridge) {
   const error = root.querySelector(".recording-error");
   error.hidden = true;
   const resp = await fetch(`/api/meetings/${meetingId}/recording`, {
     method: "POST", credentials: "same-origin",
     headers: { "Content-Type": "application/json", "X-CSRF-Token": root.dataset.csrf || "" },
-    body: JSON.stringify({ on }),
+    body: JSON.stringify(bridge ? { on, bridge } : { on }),
   });
   if (!resp.ok) {
     const body = await resp.json().catch(() => ({}));
@@ -52,7 +53,10 @@ export function showRecording(data) {
       button.id = "recording-toggle";
       button.className = "secondary";
       button.addEventListener("click", () => toggle(root, last.id, !(last.recording?.wanted ?? true)));
-      root.append(" ", button);
+      const provinces = document.createElement("span");
+      provinces.id = "recording-bridges";
+      root.append(" ", button, " ", provinces);
+      mountBridges(root, provinces, data.id);
     }
     root.append(" ", error);
   }
@@ -67,5 +71,33 @@ export function showRecording(data) {
     button.textContent = rec.wanted ? t("js.recording.stop") : t("js.recording.start");
     button.hidden = ["concluded", "cancelled"].includes(data.state);
     button.title = rec.wanted ? (on ? "" : t("js.recording.waiting")) : t("js.recording.off");
+  }
+  showBridges(root, rec, data.state);
+}
+
+async function mountBridges(root, holder, meetingId) {
+  const resp = await fetch(`/api/meetings/${meetingId}/recording`, { credentials: "same-origin" });
+  const body = resp.ok ? await resp.json().catch(() => ({})) : {};
+  if (!body.bridges?.length) return;
+  holder.append(t("js.recording.bridges"), " ");
+  for (const b of body.bridges) {
+    const label = document.createElement("label");
+    label.className = "check";
+    label.style.display = "inline-flex";
+    label.style.gap = "4px";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.dataset.bridge = b.code;
+    box.addEventListener("change", () => toggle(root, last.id, box.checked, b.code));
+    label.append(box, " ", b.name);
+    holder.append(label, " ");
+  }
+  showBridges(root, last.recording || {}, last.state);
+}
+
+function showBridges(root, rec, state) {
+  for (const box of root.querySelectorAll("#recording-bridges input[data-bridge]")) {
+    box.checked = (rec.bridges || []).includes(box.dataset.bridge);
+    box.disabled = !rec.wanted || ["concluded", "cancelled"].includes(state);
   }
 }

@@ -2,6 +2,7 @@
 // camera and microphone before it sends anything, and its province's calls.
 import { $, flash, connStatus, MeetingView, STATUS_LABEL } from "/static/consoles.js";
 import { mountMedia } from "/static/media.js";
+import { mountContent } from "/static/share.js";
 import { Live } from "/static/live.js";
 import { DeviceCheck, rememberedChoice } from "/static/prejoin.js";
 import { t, locale } from "/static/i18n.js";
@@ -23,6 +24,15 @@ export function labelSlideCells(root) {
   label();
 }
 
+// What this site's player gets now, as its bridge reports it (issue #16: ``layer`` of its health).
+function showLayer(layer) {
+  const box = $("#my-layer");
+  if (!box) return;
+  box.dataset.layer = layer || "";
+  box.hidden = !["low", "audio"].includes(layer);
+  if (!box.hidden) box.textContent = t(`js.mosaic.site_${layer}`);
+}
+
 function showCall(data) {
   const box = $("#call-notice");
   if (!box) return;
@@ -38,7 +48,9 @@ export function sitePage(meetingId, unitId, canOperate) {
   const view = new MeetingView(meetingId);
   let seat = null;
   const media = mountMedia(meetingId, { micAlways: canOperate, held: canOperate });
+  mountContent(media);  // the floor holder shares a screen; any share shown large
   let publishing = false;
+  let thumbnail = false;
   let checked = !canOperate;  // a site that may send passes the device check first
   const renderSeat = () => {
     const holding = view.meeting?.floor?.unit_id === unitId;
@@ -69,6 +81,9 @@ export function sitePage(meetingId, unitId, canOperate) {
   const followFloor = () => {
     const holding = view.meeting?.floor?.unit_id === unitId && OPEN.includes(view.meeting?.state);
     if (holding !== publishing) { publishing = holding; media.setPublishing(holding); }
+    // while the meeting is live, a site without the floor shows its room in the mosaics (#16)
+    const live = view.meeting?.state === "live";
+    if (live !== thumbnail) { thumbnail = live; media.setThumbnail(live); }
   };
 
   // The device check: skipped when this tab already passed it (a reload), else shown first.
@@ -99,6 +114,7 @@ export function sitePage(meetingId, unitId, canOperate) {
       if (m.kind === "meeting") view.apply(m.data);
       else if (m.kind === "on_air") { view.setOnAir(m.data); return; }
       else if (m.kind === "call") { if (m.data?.unit_id === unitId) showCall(m.data); return; }
+      else if (m.kind === "health") { if (m.data?.unit_id === unitId) showLayer(m.data.layer); return; }
       else if (m.kind !== "seat") return;
       else if (!seat || m.data.seq >= seat.seq) seat = m.data;
       renderSeat();

@@ -1,0 +1,221 @@
+"""Two renditions per camera (issue #16) with real aiortc peers: what each player decodes.
+
+A publisher sends its camera twice (high 320×240 and low 160×120 here, to keep the encoders cheap);
+a player gets the rendition the bridge chooses for it, and a move between renditions happens at a
+keyframe without a seam: the decoded pictures change size, never stop, and their timestamps keep
+rising. Thumbnails and previews play one site's own low rendition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+from bridge.direct_send import direct_sender
+from bridge.layers import AdaptiveTrack
+from bridge.room import BridgeState
+from tests.conftest import MEDIA_BRIDGE
+from tests.media_util import (
+    EncodedVideoTrack,
+    Player,
+    Publisher,
+    close_peers,
+    offer_sdp,
+    post_sdp,
+    token,
+    until,
+    whep,
+    whip,
+)
+
+BRIDGE = MEDIA_BRIDGE
+HIGH, LOW = (320, 240), (160, 120)
+
+
+def _cameras() -> tuple[EncodedVideoTrack, EncodedVideoTrack]:
+    return EncodedVideoTrack("vp8", *HIGH), EncodedVideoTrack("vp8", *LOW, bitrate=100_000)
+
+
+def _size(player: Player) -> tuple[int, int]:
+    return player.frames[-1][1:3]
+
+
+async def _size_is(player: Player, size: tuple[int, int], what: str) -> None:
+    await until(lambda: bool(player.frames) and _size(player) == size, 10.0,
+                f"{what}: {size} (last decoded {player.frames[-1][1:3] if player.frames else None})")
+
+
+def _adaptive(state: BridgeState, unit: str) -> AdaptiveTrack:
+    peer = next(p for p in state.peers.values() if p.kind == "play" and p.unit == unit)
+    assert peer.adaptation is not None
+    return peer.adaptation.track
+
+
+async def test_each_player_gets_its_rendition_and_moves_without_a_seam(bridge: tuple[str, BridgeState]) -> None:
+    url, state = bridge
+    high, low = _cameras()
+    peers: list[Publisher | Player] = []
+    try:
+        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), high, low=low))
+        clean = await whep(url, 1, token(BRIDGE, "A"))
+        pinned = await whep(url, 1, token(BRIDGE, "B"), query="?layer=low")
+        peers += [clean, pinned]
+        await _size_is(clean, HIGH, "a player starts on the high rendition")
+        await _size_is(pinned, LOW, "?layer=low plays the low rendition")
+
+        moving = _adaptive(state, "A")
+        peer = next(p for p in state.peers.values() if p.kind == "play" and p.unit == "A")
+        assert peer.adaptation is not None
+        direct = direct_sender(peer.adaptation.sender)
+        assert direct is not None
+        for target, size in (("low", LOW), ("high", HIGH), ("low", LOW)):
+            before, again = len(clean.frames), direct.sent_again
+            moving.want(target)  # what the chooser does when the subscriber's reports say so
+            await _size_is(clean, size, f"after a move to {target}")
+            await clean.wait_frames(len(clean.frames) + 15)  # and it keeps playing there
+            assert len(clean.frames) > before
+            if target == "low":  # a move down sends its first keyframe once more, unasked
+                await until(lambda again=again: direct.sent_again > again, 10.0,  # type: ignore[misc]
+                            "the new rendition's keyframe sent again")
+            else:
+                assert direct.sent_again == again
+        assert moving.switches == 3
+
+        moving.want("audio")  # a link that cannot take even the low rendition: sound only
+        await asyncio.sleep(0.5)
+        stopped_at = len(clean.frames)
+        await asyncio.sleep(1.0)
+        assert len(clean.frames) <= stopped_at + 1, "no video while the player is on sound only"
+        moving.want("low")
+        await clean.wait_frames(stopped_at + 15)
+        assert _size(clean) == LOW
+
+        # One picture timeline for the player across every move: RTP timestamps only rise.
+        pts = [f[3] for f in clean.frames]
+        assert all(b > a for a, b in itertools.pairwise(pts)), "timestamps went back at a move"
+        # The other players never noticed: the pinned one stayed low all along.
+        assert {f[1:3] for f in pinned.frames} == {LOW}
+    finally:
+        await close_peers(*peers)
+
+
+async def test_an_older_client_with_one_rendition_is_forwarded_as_today(bridge: tuple[str, BridgeState]) -> None:
+    url, _state = bridge
+    camera = EncodedVideoTrack("vp8", *HIGH)
+    peers: list[Publisher | Player] = []
+    try:
+        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera))
+        low = await whep(url, 1, token(BRIDGE, "A"), query="?layer=low")
+        peers.append(low)
+        await low.wait_frames(10)
+        assert _size(low) == HIGH, "a player asking for low gets the one rendition there is"
+    finally:
+        await close_peers(*peers)
+
+
+async def test_more_video_lines_than_renditions_are_refused(bridge: tuple[str, BridgeState]) -> None:
+    url, state = bridge
+    three = await offer_sdp(("video", "video", "video", "audio"))
+    status, body, _ = await post_sdp(f"{url}/meetings/1/whip", token(BRIDGE, "CHAIR", "chair"), three)
+    assert status == 400 and json.loads(body)["error"]["code"] == "too_many_video"
+    assert "tối đa 2" in json.loads(body)["error"]["message"]
+    status, body, _ = await post_sdp(f"{url}/meetings/1/whep", token(BRIDGE, "A"),
+                                     await offer_sdp(("video",) * 3, direction="recvonly"))
+    assert status == 400 and "too_many_video" in body
+    two = await offer_sdp(("video", "video", "audio"))
+    status, body, _ = await post_sdp(f"{url}/meetings/1/whip?thumbnail=1", token(BRIDGE, "A"), two)
+    assert status == 400 and "too_many_video" in body
+    status, body, _ = await post_sdp(f"{url}/meetings/1/whep?layer=medium", token(BRIDGE, "A"),
+                                     await offer_sdp(("video",), direction="recvonly"))
+    assert status == 400 and "layer_invalid" in body
+    assert not state.peers, "a refused offer leaves nothing behind"
+
+
+async def test_thumbnails_and_previews_play_one_sites_own_picture(bridge: tuple[str, BridgeState]) -> None:
+    url, state = bridge
+    peers: list[Publisher | Player] = []
+    try:
+        # Without the floor a site may not send its camera into the programme...
+        status, body, _ = await post_sdp(f"{url}/meetings/1/whip", token(BRIDGE, "P1"),
+                                         await offer_sdp(("video", "audio")))
+        assert status == 403 and "floor_required" in body
+        # ...but it may show its room in the mosaic: one video m-line, its low rendition.
+        peers.append(await whip(url, 1, token(BRIDGE, "P1"), EncodedVideoTrack("vp8", *LOW), query="?thumbnail=1"))
+        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), *_cameras()[:1], low=_cameras()[1]))
+        preview = await whep(url, 1, token(BRIDGE, "CHAIR", "chair", view="P1"), audio_tracks=1)
+        programme = await whep(url, 1, token(BRIDGE, "A"))
+        peers += [preview, programme]
+        await _size_is(preview, LOW, "the preview plays the site's own thumbnail")
+        await _size_is(programme, HIGH, "the programme still shows the chair")
+        await programme.wait_frames(len(programme.frames) + 10)
+        assert {f[1:3] for f in programme.frames} == {HIGH}, "a thumbnail never reaches the programme"
+        assert any(p.kind == "preview" and p.preview == "P1" for p in state.peers.values())
+
+        # A preview token plays nothing else and publishes nothing.
+        status, body, _ = await post_sdp(f"{url}/meetings/1/whip", token(BRIDGE, "CHAIR", "chair", view="P1"),
+                                         await offer_sdp(("audio",)))
+        assert status == 403 and "preview_only" in body
+        # A site that sends no picture has no thumbnail.
+        status, body, _ = await post_sdp(f"{url}/meetings/1/whep", token(BRIDGE, "CHAIR", "chair", view="P2"),
+                                         await offer_sdp(("video",), direction="recvonly"))
+        assert status == 404 and json.loads(body)["error"]["code"] == "no_thumbnail"
+        assert "chưa gửi hình" in json.loads(body)["error"]["message"]
+    finally:
+        await close_peers(*peers)
+
+
+async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[str, BridgeState]) -> None:
+    """Before a player goes up, its bridge sends it the high rendition's rate for half a second as
+    copies of packets it already has (bridge.probe): the player drops them, and its picture neither
+    changes size nor stops."""
+    from bridge.probe import PROBE_S, probe
+
+    url, state = bridge
+    high, low = _cameras()
+    peers: list[Publisher | Player] = []
+    try:
+        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), high, low=low))
+        player = await whep(url, 1, token(BRIDGE, "A"))
+        peers.append(player)
+        await _size_is(player, HIGH, "a player starts on the high rendition")
+        moving = _adaptive(state, "A")
+        moving.want("low")
+        await _size_is(player, LOW, "after a move to low")
+        await player.wait_frames(len(player.frames) + 10)
+        peer = next(p for p in state.peers.values() if p.kind == "play" and p.unit == "A")
+        assert peer.adaptation is not None
+        direct = direct_sender(peer.adaptation.sender)
+        assert direct is not None
+        received = await _received(player)
+        before = len(player.frames)
+        # 200 kbit/s for 0.5 s: this synthetic camera's low packets are tiny (50–100 bytes), so that
+        # is already hundreds of copies (a real camera's are ~1,100 bytes: tens of them)
+        sent = await probe(direct, 200_000)
+        # a good part of the budget (all of it on a quiet machine; a starved event loop ticks less
+        # often), and it reached the player (the low rendition alone brings it a few kB in that
+        # time: the copies are most of it)
+        assert sent >= 0.3 * 200_000 / 8 * PROBE_S, sent
+        # (counted as the player's transport takes them in: a loaded event loop is a moment behind)
+        arrived = received
+        for _ in range(40):
+            arrived = await _received(player)
+            if arrived - received >= 0.7 * sent:
+                break
+            await asyncio.sleep(0.05)
+        assert arrived - received >= 0.7 * sent, (arrived - received, sent)
+        await player.wait_frames(before + 15)
+        assert {f[1:3] for f in player.frames[before:]} == {LOW}, "a probe never changes the picture"
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(player.frames[before:])]
+        # A probe that upset the player's jitter buffer would hold it until the next keyframe
+        # (seconds); this process's own stalls under a loaded machine stay well under a second.
+        assert max(gaps) < 1.0, f"the picture stopped {max(gaps):.2f} s during the probe"
+        assert moving.layer == "low"
+    finally:
+        await close_peers(*peers)
+
+
+async def _received(player: Player) -> int:
+    """Bytes the player's transport received: media, retransmissions and a probe's copies."""
+    stats = await player.pc.getStats()
+    return sum(int(getattr(s, "bytesReceived", 0)) for s in stats.values() if s.type == "transport")
