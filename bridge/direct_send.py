@@ -32,6 +32,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from bridge import aiortc_compat as compat
 from bridge import native_send
 from bridge.keyframes import VP8_PICTURE_IDS, vp8_picture_id, with_picture_id_delta
+from bridge.repair import Repairs
 from bridge.rtcp_fast import handle_rtcp_directly
 from bridge.rtcp_reports import use_shared_reports
 from bridge.rtp_frames import ExtensionBlock, FramePacker, SentHistory
@@ -72,7 +73,6 @@ class DirectTrack(Protocol):
 # comes twice that far ahead of the oldest it waits on; a browser clears its NACK list (over 1,000
 # missing) and asks for the keyframe it is about to get anyway.
 SPLICE_SEQUENCE_SKIP = 1100
-RETRANSMIT_COPIES = 3  # each NACKed packet is sent again this many times (see DirectSender.retransmit)
 # After a move down (a congested link), the new rendition's first keyframe is sent once more this
 # long after it, unasked: it went into the queue the old rendition had filled, and a receiver that
 # lost a packet of it and then its retransmissions asks again only when it next notices a new loss
@@ -113,7 +113,7 @@ class DirectSender:
         self.octets = 0
         self.backlogged = 0
         self._connected = getattr(*compat.DTLS_CONNECTED).CONNECTED
-        self.retransmits = 0
+        self.repairs = Repairs(self.resend, lambda: getattr(sender, compat.SENDER_PRIVATE + "rtt", None))
         self._pair: Any = None
         self._pairs: dict[int, Any] | None = None
         self._udp: Any = None
@@ -149,6 +149,7 @@ class DirectSender:
         self._splice_next = True
         self._again_after_splice = skip_ahead
         self.history.clear()
+        self.repairs.forget()
         if skip_ahead:
             self.sequence_number = (self.sequence_number + SPLICE_SEQUENCE_SKIP) & 0xFFFF
 
@@ -311,6 +312,7 @@ class DirectSender:
     async def close(self) -> None:
         """The sender stopped: packets still queued for aiortc's path are dropped, its tasks awaited."""
         self._cancel_again()
+        await self.repairs.close()
         if isinstance(self._again, asyncio.Task):
             await asyncio.gather(self._again, return_exceptions=True)
         self._slow_queue.clear()
@@ -322,17 +324,14 @@ class DirectSender:
             await asyncio.gather(self._slow_task, return_exceptions=True)
 
     async def retransmit(self, sequence_number: int) -> None:
-        """A NACKed packet again, wrapped in RTX when RTX was negotiated (as aiortc does) — three
-        times: a receiver asks for a packet again only when it next notices a new loss (aiortc's
-        NACK generator), so a lost retransmission on a lossy commune link held its picture for
-        seconds (with two copies, both lost about once in 10 windows of 11 s at 5 % loss: a 410 ms
-        freeze in test_weak_link); the copies cost the repair traffic twice more, 10 % of the
-        stream at 5 % loss."""
-        for copy in range(RETRANSMIT_COPIES):
-            if not await self.resend(sequence_number):
-                return
-            if copy == 0:
-                self.retransmits += 1  # NACKed packets answered (the adaptation reads it as the NACK rate)
+        """A NACKed packet again, wrapped in RTX when negotiated, three times spread over 200 ms and
+        not again within a round trip (bridge.repair)."""
+        await self.repairs.nacked(sequence_number)
+
+    @property
+    def retransmits(self) -> int:
+        """NACKed packets answered (the adaptation reads it as the NACK rate)."""
+        return self.repairs.answered
 
     async def resend(self, sequence_number: int) -> int:
         """Packet ``sequence_number`` once more (over RTX when negotiated), unasked (a probe:

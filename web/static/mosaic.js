@@ -336,6 +336,7 @@ export function viewSwitch(views, onSelect) {
   const names = Object.keys(views);
   for (const [key, { tab }] of Object.entries(views)) {
     tab.addEventListener("click", () => select(key));
+    tab.disabled = false;  // the page serves the tabs disabled: a click before this script ran would be lost
     tab.addEventListener("keydown", (e) => {
       if (!["ArrowLeft", "ArrowRight"].includes(e.key)) return;
       const next = names[(names.indexOf(key) + (e.key === "ArrowRight" ? 1 : names.length - 1)) % names.length];
