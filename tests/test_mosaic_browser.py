@@ -12,8 +12,8 @@ and Phú Thọ's (25, cascading from it).
 - A click on Phú Thọ's tile previews it: a larger picture that plays, with its sound; "Trao quyền
   phát biểu" beside it gives Phú Thọ the floor: Phú Thọ then sends both renditions, the preview
   plays on, and when the floor is taken back Phú Thọ returns to its thumbnail.
-- Phú Thọ's province console shows its communes page by page the same way: Vĩnh Yên (publishing)
-  plays, Phúc Yên (not open) says "Chưa có hình".
+- Phú Thọ's province console shows its communes page by page the same way, connected ones first:
+  Vĩnh Yên (publishing) plays, Phúc Yên (not open) says "Chưa có hình".
 - The rendition a site receives, as its bridge reports it (``layer`` of the ``stats`` message on the
   control channel, sent here by a socket holding Phú Thọ's bridge token): "Hình thấp" / "Chỉ âm
   thanh" on the chair's roll-call row and drill-down and on the province console's row, and the
@@ -277,6 +277,8 @@ async def test_province_console_mosaic_of_its_communes(server_factory: Any, sqli
             await expect(console.locator("#site-list")).to_be_hidden()
             tiles = console.locator("#mosaic-grid .tile")
             await expect(tiles).to_have_count(2, timeout=WAIT)
+            # the connected commune first (Vĩnh Yên), though Phúc Yên comes first by name
+            await expect(tiles.first).to_have_attribute("data-unit", "08707", timeout=WAIT)
             got = await live_picture(console, "Vĩnh Yên's thumbnail at its province", "08707")
             assert (got["videoWidth"], got["videoHeight"]) == LOW, got
             await expect(console.locator('#mosaic-grid .tile[data-unit="08740"]')).to_have_attribute(
