@@ -127,6 +127,10 @@ async def test_the_instance_state_the_direct_send_path_reads() -> None:
         _has(sender, compat.SENDER_RTX_SSRC, "RTCRtpSender._rtx_ssrc")
         jitter_buffer = _has(transceiver.receiver, compat.RECEIVER_JITTER_BUFFER, "RTCRtpReceiver.__jitter_buffer")
         assert list(inspect.signature(jitter_buffer.add).parameters) == ["packet"]
+        estimator = _has(transceiver.receiver, compat.RECEIVER_BITRATE_ESTIMATOR,
+                         "RTCRtpReceiver.__remote_bitrate_estimator")
+        assert list(inspect.signature(estimator.add).parameters) == [
+            "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
         _has(RemoteStreamTrack("video"), compat.TRACK_QUEUE, "RemoteStreamTrack._queue")
         dtls = sender.transport
         _has(dtls, compat.DTLS_STATE_ATTR, "RTCDtlsTransport._state")

@@ -119,6 +119,35 @@ async def media_meeting(server_factory: Any, sqlite_url: str, tmp_path: Path) ->
         await asyncio.gather(province.stop(), central.stop())
 
 
+# The publisher's own view of what it sends: Chromium's bandwidth estimate for the connection and
+# each rendition's target bitrate and frame rate.
+SENDING = """async () => {
+  const pc = window.__media?.publisher?.pc;
+  if (!pc) return null;
+  const out = {available: 0, high: null};
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === "candidate-pair" && s.nominated && s.availableOutgoingBitrate)
+      out.available = s.availableOutgoingBitrate;
+    if (s.type === "outbound-rtp" && s.kind === "video" && (s.frameWidth || 0) >= 640)
+      out.high = {target: s.targetBitrate || 0, fps: s.framesPerSecond || 0, width: s.frameWidth};
+  });
+  return out;
+}"""
+
+
+async def sends_high(page: Page, within: float) -> dict[str, Any]:
+    """Wait until ``page``'s camera has over 400 kbit/s of estimated bandwidth and its high rendition
+    a target over 300 kbit/s; returns what it sends."""
+    deadline = time.monotonic() + within
+    last: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        last = await page.evaluate(SENDING)
+        if last and last["available"] > 400_000 and last["high"] and last["high"]["target"] > 300_000:
+            return last
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the chair's camera is held to a low bitrate after {within:.0f} s: {last}")
+
+
 def online(ws: WsClient, code: str) -> bool:
     seat = ws.seat(code) or {}
     return seat.get("online") == 1 and seat.get("status") == "present_online"
@@ -134,6 +163,18 @@ async def test_chair_to_communes_through_the_cascade_and_the_floor(server_factor
         for page in (m.chair, m.site_a, m.site_b):
             await expect(page.locator("#media-status")).to_have_attribute("data-media", "connected")
         assert await m.site_a.evaluate("!window.__media.publisher?.video")
+        # The chair's camera goes out at the rate its link carries: the bridge's bandwidth estimate
+        # (REMB) covers both renditions, so Chromium's estimate grows past the low rendition's
+        # ~150 kbit/s and the high one gets most of it (an estimate per rendition capped the
+        # connection at ~140 kbit/s: the communes saw the chair at 3–4 frames a second).
+        sending = await sends_high(m.chair, within=30)
+        a0 = await player_stats(m.site_a)
+        await asyncio.sleep(5)
+        a1 = await player_stats(m.site_a)
+        assert a0 is not None and a1 is not None
+        fps = (a1["frames"] - a0["frames"]) / 5
+        print(f"the chair sends: {sending}; commune A decodes {fps:.1f} frames/s")
+        assert fps >= 8, f"commune A sees the chair at {fps:.1f} frames/s ({sending})"
         # The roll call: both communes present online, as Phú Thọ's bridge reported them.
         await m.rollcall.until(lambda: online(m.rollcall, A) and online(m.rollcall, B), within=10)
 
