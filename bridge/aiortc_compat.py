@@ -131,9 +131,6 @@ SRTP_FFI = (_srtp_binding_mod, "ffi")
 # Frames as soon as they are whole (7.)
 RECEIVER_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"  # .add(RtpPacket) -> (pli_flag, frame or None)
 RTP_PACKET_DATA = "_data"  # the depayloaded bytes aiortc sets on each RtpPacket before add()
-# One receive-side bandwidth estimate per connection (mark_passthrough): a video receiver's
-# RemoteBitrateEstimator (None on audio receivers); .add(...) -> (bitrate, ssrcs) or None
-RECEIVER_BITRATE_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 TRACK_QUEUE = "_queue"  # RemoteStreamTrack: the asyncio.Queue its recv() reads
 # A subscriber's RTCP on arrival (9., bridge.rtcp_fast); recipients' handler: SENDER_RTCP_METHOD (receivers too)
 ICE_DATAGRAM_METHOD = "datagram_received"  # StunProtocol: each datagram of its socket (asyncio calls it)
@@ -358,26 +355,6 @@ def mark_passthrough(pc: RTCPeerConnection, kinds: tuple[str, ...] = ("audio", "
         if whole_frames and transceiver.kind == "video" and \
                 not isinstance(getattr(receiver, RECEIVER_JITTER_BUFFER), WholeFrames):
             setattr(receiver, RECEIVER_JITTER_BUFFER, WholeFrames(receiver))
-    if "video" in kinds:
-        share_bitrate_estimate(pc)
-
-
-def share_bitrate_estimate(pc: RTCPeerConnection) -> None:
-    """Give every video receiver of ``pc`` one receive-side bandwidth estimator.
-
-    A REMB carries the estimate for *all* the streams it lists, and a browser takes it as the cap
-    of its whole connection. aiortc keeps an estimator per receiver, so a camera sending two
-    renditions (issue #16) got two REMBs, each the estimate of one stream; the low rendition's
-    (~150 kbit/s) capped the connection and left the high one a few dozen kbit/s: the chair's
-    picture went out at 3–4 frames a second (seen in the demo: availableOutgoingBitrate 139 kbit/s,
-    targetBitrate 35–43 kbit/s). One estimator fed by both streams measures what the connection
-    carries, as libwebrtc's own receive side does, and its REMB lists both SSRCs."""
-    receivers = [t.receiver for t in pc.getTransceivers() if t.kind == "video"]
-    estimators = [getattr(r, RECEIVER_BITRATE_ESTIMATOR, None) for r in receivers]
-    if len(receivers) < 2 or any(e is None for e in estimators):
-        return
-    for receiver in receivers[1:]:
-        setattr(receiver, RECEIVER_BITRATE_ESTIMATOR, estimators[0])
 
 
 def negotiated_codecs(transceiver: Any) -> list[RTCRtpCodecParameters]:

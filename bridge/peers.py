@@ -33,6 +33,7 @@ from bridge.offer import (
 )
 from bridge.programme import Programme, Site, Switch
 from bridge.relay import Listener, RelayTrack, Source
+from bridge.remb import share_estimate
 from bridge.room import BridgeState, Peer, Room
 from bridge.speaking import SpeakingMeter
 from sessions.join_tokens import JoinClaims
@@ -172,6 +173,7 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str, thumb
             if m.kind in ("audio", "video"):
                 pc.addTransceiver(m.kind, direction="recvonly").setCodecPreferences(preferences(m.kind, video_cap))
         answer = await _negotiate(state, peer, offer)
+        share_estimate(pc)  # one REMB for the camera's renditions together (bridge.remb)
         for transceiver in pc.getTransceivers():
             if transceiver.kind == "video" and transceiver.receiver.track is not None:
                 peer.video_codec = aiortc_compat.negotiated_codecs(transceiver)[0].mimeType.lower()

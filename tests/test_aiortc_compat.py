@@ -38,6 +38,7 @@ from bridge import aiortc_compat as compat
 from bridge import direct_send, native_send
 from bridge.keyframes import is_keyframe
 from bridge.relay import Fanout
+from bridge.remb import RECEIVER_BITRATE_ESTIMATOR
 from tests.conftest import need_service
 from tests.media_util import STEP, EncodedVideoTrack, drain, lose_next_rtp, peer_connection, until
 
@@ -127,7 +128,7 @@ async def test_the_instance_state_the_direct_send_path_reads() -> None:
         _has(sender, compat.SENDER_RTX_SSRC, "RTCRtpSender._rtx_ssrc")
         jitter_buffer = _has(transceiver.receiver, compat.RECEIVER_JITTER_BUFFER, "RTCRtpReceiver.__jitter_buffer")
         assert list(inspect.signature(jitter_buffer.add).parameters) == ["packet"]
-        estimator = _has(transceiver.receiver, compat.RECEIVER_BITRATE_ESTIMATOR,
+        estimator = _has(transceiver.receiver, RECEIVER_BITRATE_ESTIMATOR,
                          "RTCRtpReceiver.__remote_bitrate_estimator")
         assert list(inspect.signature(estimator.add).parameters) == [
             "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
