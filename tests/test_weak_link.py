@@ -42,7 +42,7 @@ from tests.weak_link_util import (
 SWITCH_S = 5.0  # the bound on the way down
 WINDOW_S = 20.0  # seconds watched on the weak link; freezes allowed pro rata of 1 s per 30 s
 UP_WITHIN_S = 45.0  # the way up waits for clear seconds, doubled after each failed probe (bridge.adapt)
-REPAIR_S = 10.0
+REPAIR_S = 20.0  # seconds watched at 5 % loss: one late repair on a crowded machine is not all the allowance
 CHROMIUM_WINDOW_S = 10.0
 
 
