@@ -324,8 +324,8 @@ class DirectSender:
             await asyncio.gather(self._slow_task, return_exceptions=True)
 
     async def retransmit(self, sequence_number: int) -> None:
-        """A NACKed packet again, wrapped in RTX when negotiated, three times spread over 200 ms and
-        not again within a round trip (bridge.repair)."""
+        """A NACKed packet again, wrapped in RTX when negotiated, twice at once and once 150 ms later,
+        and not again within a round trip (bridge.repair)."""
         await self.repairs.nacked(sequence_number)
 
     @property

@@ -6,10 +6,12 @@ until the missing packet comes (or 512 packets later). So a retransmission that 
 the picture until the next new loss and its repair: seconds at the low rendition's rate. Two rules
 make that rare and keep the repair from making a congested link worse:
 
-- **Copies spread in time.** Each NACKed packet is sent again :data:`COPY_DELAYS` after the NACK
-  (at once, then twice more). Copies sent back to back meet the same full queue of a shaped link
-  (a token bucket drops what arrives while it is full) and are lost together; copies 70 and 200 ms
-  apart meet it at different fills. On an independent loss they do as well as back-to-back ones.
+- **Copies at once and later.** Each NACKed packet is sent again twice at once and a third time
+  :data:`COPY_DELAYS` later. Against an independent loss two copies at once repair as fast as can
+  be (a lost first copy costs nothing); but copies sent together meet the same full queue of a
+  shaped link (a token bucket drops what arrives while it is full) and are lost together, and a
+  copy 150 ms later meets it drained (a CI run's commune froze 6.3 s after its move down, its
+  repairs all lost in the queue the high rendition had filled).
 - **One answer per round trip.** Every NACK repeats the whole missing list, so a packet whose
   copies are still on their way is asked for again at each new loss. A packet is answered again
   only once its last copy has had a round trip to arrive (libwebrtc's packet history has the same
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-COPY_DELAYS = (0.0, 0.07, 0.2)  # seconds after the NACK at which a packet is sent again
+COPY_DELAYS = (0.0, 0.0, 0.15)  # seconds after the NACK at which a packet is sent again
 MIN_ROUND_TRIP = 0.05  # the gate's round trip while none is measured yet, and its least value
 _PRUNE_AT = 2048  # answered sequence numbers remembered before the old ones are forgotten
 
@@ -45,21 +47,26 @@ class Repairs:
         if quiet is not None and now < quiet:
             self.ignored += 1
             return
-        if not await self._resend(seq):
-            return
+        at_once = sum(1 for delay in COPY_DELAYS if delay == 0) or 1
+        for copy in range(at_once):
+            if not await self._resend(seq):
+                if copy == 0:
+                    return
+                break
         self.answered += 1
         rtt = max(self._round_trip() or 0.0, MIN_ROUND_TRIP)
         self._quiet_until[seq] = now + COPY_DELAYS[-1] + rtt
         if len(self._quiet_until) > _PRUNE_AT:
             self._quiet_until = {s: t for s, t in self._quiet_until.items() if t > now}
-        if len(COPY_DELAYS) > 1:
-            task = loop.create_task(self._later_copies(seq))
+        later = [delay for delay in COPY_DELAYS if delay > 0]
+        if later:
+            task = loop.create_task(self._later_copies(seq, later))
             self._copies.add(task)
             task.add_done_callback(self._copies.discard)
 
-    async def _later_copies(self, seq: int) -> None:
-        waited = COPY_DELAYS[0]
-        for delay in COPY_DELAYS[1:]:
+    async def _later_copies(self, seq: int, delays: list[float]) -> None:
+        waited = 0.0
+        for delay in delays:
             await asyncio.sleep(delay - waited)
             waited = delay
             if not await self._resend(seq):

@@ -1,6 +1,6 @@
 """#16: how one subscriber's NACKed packets are sent again (bridge/repair.py), on the event loop's
-own clock: three copies spread over 200 ms (back-to-back copies meet the same full queue of a
-shaped link and are lost together), a packet asked again while its copies are under way is not
+own clock: two copies at once and a third 150 ms later (copies sent together meet the same full
+queue of a shaped link and are lost together), a packet asked again while its copies are under way is not
 answered again (every NACK of an aiortc receiver repeats the whole missing list), and once its
 copies had a round trip to arrive it is. What ``resend`` is given is what the subscriber's socket
 would get; the real sender is covered by test_relay_direct, test_rtcp_fast and test_weak_link."""
@@ -27,19 +27,18 @@ class Socket:
         return 1200
 
 
-async def test_each_nacked_packet_goes_three_times_spread_over_200_ms() -> None:
+async def test_each_nacked_packet_goes_twice_at_once_and_once_later() -> None:
     socket = Socket({7, 8})
     repairs = Repairs(socket.resend, lambda: 0.03)
     await repairs.nacked(7)
     await repairs.nacked(8)
-    assert [seq for _, seq in socket.sent] == [7, 8]  # the first copies at once
+    assert [seq for _, seq in socket.sent] == [7, 7, 8, 8]  # two copies each at once
     await asyncio.sleep(COPY_DELAYS[-1] + 0.1)
-    times = {seq: [round(t, 2) for t, s in socket.sent if s == seq] for seq in (7, 8)}
+    times = {seq: [t for t, s in socket.sent if s == seq] for seq in (7, 8)}
     for seq in (7, 8):
         assert len(times[seq]) == 3, times
-        gaps = [b - a for a, b in zip(times[seq], times[seq][1:], strict=False)]
-        assert all(gap >= 0.05 for gap in gaps), times  # never back to back
-        assert times[seq][-1] <= COPY_DELAYS[-1] + 0.08, times
+        # the third one later: a queue that dropped the first two has drained meanwhile
+        assert COPY_DELAYS[-1] - 0.01 <= times[seq][2] - times[seq][0] <= COPY_DELAYS[-1] + 0.08, times
     assert repairs.answered == 2
     await repairs.close()
 
@@ -57,7 +56,7 @@ async def test_a_packet_is_not_answered_again_within_a_round_trip_of_its_last_co
     count = len(socket.sent)
     assert count == 3
     await repairs.nacked(5)  # all three lost: asked again after the round trip, answered again
-    assert repairs.answered == 2 and len(socket.sent) == count + 1
+    assert repairs.answered == 2 and len(socket.sent) == count + 2
     await repairs.close()
 
 
@@ -82,9 +81,9 @@ async def test_a_packet_no_longer_held_is_not_answered_and_a_splice_stops_the_co
     await repairs.nacked(3)
     repairs.forget()  # the stream moved to another rendition: the old packets are not sent again
     await asyncio.sleep(COPY_DELAYS[-1] + 0.05)
-    assert [seq for _, seq in socket.sent] == [3]
+    assert [seq for _, seq in socket.sent] == [3, 3]
     socket.held.add(4)
     await repairs.nacked(4)
     await repairs.close()  # the sender stopped: its pending copies end with it
     await asyncio.sleep(COPY_DELAYS[-1] + 0.05)
-    assert [seq for _, seq in socket.sent] == [3, 4]
+    assert [seq for _, seq in socket.sent] == [3, 3, 4, 4]
