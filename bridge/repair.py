@@ -24,6 +24,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 COPY_DELAYS = (0.0, 0.0, 0.15)  # seconds after the NACK at which a packet is sent again
+_AT_ONCE = max(1, sum(1 for delay in COPY_DELAYS if delay == 0))  # copies sent within the NACK's handling
+_LATER = tuple(delay for delay in COPY_DELAYS if delay > 0)  # the others, by a task
 MIN_ROUND_TRIP = 0.05  # the gate's round trip while none is measured yet, and its least value
 _PRUNE_AT = 2048  # answered sequence numbers remembered before the old ones are forgotten
 
@@ -47,8 +49,7 @@ class Repairs:
         if quiet is not None and now < quiet:
             self.ignored += 1
             return
-        at_once = sum(1 for delay in COPY_DELAYS if delay == 0) or 1
-        for copy in range(at_once):
+        for copy in range(_AT_ONCE):
             if not await self._resend(seq):
                 if copy == 0:
                     return
@@ -58,15 +59,14 @@ class Repairs:
         self._quiet_until[seq] = now + COPY_DELAYS[-1] + rtt
         if len(self._quiet_until) > _PRUNE_AT:
             self._quiet_until = {s: t for s, t in self._quiet_until.items() if t > now}
-        later = [delay for delay in COPY_DELAYS if delay > 0]
-        if later:
-            task = loop.create_task(self._later_copies(seq, later))
+        if _LATER:
+            task = loop.create_task(self._later_copies(seq))
             self._copies.add(task)
             task.add_done_callback(self._copies.discard)
 
-    async def _later_copies(self, seq: int, delays: list[float]) -> None:
+    async def _later_copies(self, seq: int) -> None:
         waited = 0.0
-        for delay in delays:
+        for delay in _LATER:
             await asyncio.sleep(delay - waited)
             waited = delay
             if not await self._resend(seq):
