@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 
 from bridge.direct_send import direct_sender
 from bridge.layers import AdaptiveTrack
@@ -168,7 +169,8 @@ async def test_thumbnails_and_previews_play_one_sites_own_picture(bridge: tuple[
 async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[str, BridgeState]) -> None:
     """Before a player goes up, its bridge sends it the high rendition's rate for half a second as
     copies of packets it already has (bridge.probe): the player drops them, and its picture neither
-    changes size nor stops."""
+    changes size nor stops longer than a control player's on the same rendition, not probed (on a
+    loaded machine this process itself may stall both for a moment)."""
     from bridge.probe import PROBE_S, probe
 
     url, state = bridge
@@ -177,8 +179,10 @@ async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[
     try:
         peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), high, low=low))
         player = await whep(url, 1, token(BRIDGE, "A"))
-        peers.append(player)
+        control = await whep(url, 1, token(BRIDGE, "B"), query="?layer=low")
+        peers += [player, control]
         await _size_is(player, HIGH, "a player starts on the high rendition")
+        await _size_is(control, LOW, "the control plays the low rendition")
         moving = _adaptive(state, "A")
         moving.want("low")
         await _size_is(player, LOW, "after a move to low")
@@ -188,7 +192,7 @@ async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[
         direct = direct_sender(peer.adaptation.sender)
         assert direct is not None
         received = await _received(player)
-        before = len(player.frames)
+        before, start = len(player.frames), time.monotonic()
         # 200 kbit/s for 0.5 s: this synthetic camera's low packets are tiny (50–100 bytes), so that
         # is already hundreds of copies (a real camera's are ~1,100 bytes: tens of them)
         sent = await probe(direct, 200_000)
@@ -205,14 +209,24 @@ async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[
             await asyncio.sleep(0.05)
         assert arrived - received >= 0.7 * sent, (arrived - received, sent)
         await player.wait_frames(before + 15)
+        end = player.frames[-1][0]
+        await until(lambda: control.frames[-1][0] >= end, 10.0, "the control's pictures as far")
         assert {f[1:3] for f in player.frames[before:]} == {LOW}, "a probe never changes the picture"
-        gaps = [b[0] - a[0] for a, b in itertools.pairwise(player.frames[before:])]
-        # A probe that upset the player's jitter buffer would hold it until the next keyframe
-        # (seconds); this process's own stalls under a loaded machine stay well under a second.
-        assert max(gaps) < 1.0, f"the picture stopped {max(gaps):.2f} s during the probe"
+        probed, unprobed = _longest_stop(player, start, end), _longest_stop(control, start, end)
+        # A probe that upset the player's jitter buffer would hold it until a keyframe came (its PLI's
+        # round trip and an encode, or seconds on a weak link); the control sees what this process's
+        # own stalls on a loaded machine cost (a CI run's: 2 s, on both).
+        assert probed < max(0.5, unprobed + 0.3), \
+            f"the picture stopped {probed:.2f} s during the probe (the control's longest stop {unprobed:.2f} s)"
         assert moving.layer == "low"
     finally:
         await close_peers(*peers)
+
+
+def _longest_stop(player: Player, start: float, end: float) -> float:
+    """The longest time from ``start`` to ``end`` (monotonic clock) the player decoded no picture."""
+    times = [start] + [f[0] for f in player.frames if start < f[0] < end] + [end]
+    return max(b - a for a, b in itertools.pairwise(times))
 
 
 async def _received(player: Player) -> int:
