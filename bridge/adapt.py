@@ -144,13 +144,16 @@ class RenditionChooser:
         return None
 
     def _judge_probe(self, s: Sample) -> Action | None:
-        """A sample after a probe began: any loss, or a round trip grown by a queue, fails it (the
-        way up waits twice as long); clear reports through ``PROBE_SAMPLES`` samples (one at least
-        from the receiver) take the subscriber up."""
+        """A sample after a probe began: any loss, a NACK, or a round trip grown by a queue, fails it
+        (the way up waits twice as long); clear reports through ``PROBE_SAMPLES`` samples (one at
+        least from the receiver) take the subscriber up."""
         assert self._probe_samples is not None
         self._probe_samples += 1
         queued = s.rtt_ms is not None and self._best_rtt is not None and s.rtt_ms > self._best_rtt + PROBE_RTT_MS
-        if self.congested(s) or (s.loss is not None and s.loss >= LOSS_CLEAR) or queued:
+        # a NACK during the probe's first samples is a packet the link lost under it (the probe stops
+        # there: bridge.probe); its receiver report may come too late, or count too few packets, to say so
+        nacked = s.nacks > 0 and self._probe_samples <= PROBE_SAMPLES
+        if self.congested(s) or (s.loss is not None and s.loss >= LOSS_CLEAR) or queued or nacked:
             self._probe_samples = None
             self._wait_up = min(self.max_up_after, self._wait_up * 2)
             self._clear_since = None

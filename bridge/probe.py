@@ -7,7 +7,10 @@ retransmission would go). A receiver drops a copy of a packet it holds — aiort
 ignores one within its reordering window, a browser counts it as a duplicate — so the picture does
 not change; but the link carries the high rendition's rate for a moment, and the receiver's next
 reports tell whether it could (bridge.adapt judges them). A link that could not drops packets of the
-low rendition too while the probe lasts, so once the bottleneck's queue has drained
+low rendition too while the probe lasts. So the probe **stops at the first NACK** it draws (the
+receiver lost a packet: the link did not take the rate, and every further copy only loses more of
+the picture: a full 0.5 s probe of a 300 kbit/s commune froze its picture 1–1.4 s in a CI run), and
+once the bottleneck's queue has drained
 (``REPAIR_AFTER``) every packet of the low rendition sent during the probe goes once more: the
 picture keeps moving whatever the probe cost it — aiortc asks for a lost packet again only at its
 next new loss, which on a quiet link may be seconds away.
@@ -36,15 +39,17 @@ def _span(first: int, end: int) -> range:
 
 
 async def probe(direct: DirectSender, extra_bps: float, duration: float = PROBE_S) -> int:
-    """Send ``extra_bps`` of copies for ``duration`` seconds, then the packets sent meanwhile once
-    more; returns the bytes of copies sent (0: nothing to copy, the subscriber gets no video)."""
+    """Send ``extra_bps`` of copies for ``duration`` seconds, or until the subscriber NACKs a packet,
+    then the packets sent meanwhile once more; returns the bytes of copies sent (0: nothing to copy,
+    the subscriber gets no video)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     first = direct.sequence_number
     target = extra_bps * HEADROOM / 8  # bytes per second of copies
     sent = 0
     turn = 0
-    while (elapsed := loop.time() - start) < duration:
+    asked = direct.repairs.asked
+    while (elapsed := loop.time() - start) < duration and direct.repairs.asked == asked:
         # what the probe should have sent by now: a late tick (a busy event loop) catches up, in
         # bursts of at most one window so the bottleneck sees a rate, not one lump
         owed = min(target * (elapsed + TICK) - sent, BURST_BYTES)

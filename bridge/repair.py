@@ -39,12 +39,14 @@ class Repairs:
         self._round_trip = round_trip
         self._quiet_until: dict[int, float] = {}  # seq -> until when a NACK for it is not answered again
         self._copies: set[asyncio.Task[None]] = set()
+        self.asked = 0  # NACKed packets, answered or not (a probe stops at the first: bridge.probe)
         self.answered = 0  # NACKed packets answered (each counted once per answer, not per copy)
         self.ignored = 0  # NACKs for a packet whose copies had no round trip yet to arrive
 
     async def nacked(self, seq: int) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
+        self.asked += 1
         quiet = self._quiet_until.get(seq)
         if quiet is not None and now < quiet:
             self.ignored += 1

@@ -55,6 +55,17 @@ def test_a_probe_that_meets_a_queue_but_no_loss_fails_too() -> None:
     assert c.layer == "low"
 
 
+def test_a_probe_that_drew_a_nack_fails_whatever_the_next_report_says() -> None:
+    """The probe stops at the first NACK (bridge.probe): the receiver report after it may count
+    too few packets, or come too late, to show the loss."""
+    c = RenditionChooser()
+    feed(c, 0, 3, loss=0.2, sent_bps=800_000)
+    assert feed(c, 3, 12, loss=0.0, rtt_ms=40, sent_bps=150_000) == [(13, "probe")]
+    assert c.update(Sample(at=14, loss=0.0, rtt_ms=40, sent_bps=150_000, nacks=1)) is None
+    assert feed(c, 15, 12, loss=0.0, rtt_ms=40, sent_bps=150_000) == []  # the way up waits 16 s now
+    assert c.layer == "low"
+
+
 def test_a_probe_the_receiver_says_nothing_about_takes_nobody_up() -> None:
     c = RenditionChooser()
     feed(c, 0, 3, loss=0.2, sent_bps=800_000)

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import time
+from typing import Any
 
 from bridge.direct_send import direct_sender
 from bridge.layers import AdaptiveTrack
@@ -191,6 +192,7 @@ async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[
         assert peer.adaptation is not None
         direct = direct_sender(peer.adaptation.sender)
         assert direct is not None
+        asked = _count_requests(player)
         received = await _received(player)
         before, start = len(player.frames), time.monotonic()
         # 200 kbit/s for 0.5 s: this synthetic camera's low packets are tiny (50–100 bytes), so that
@@ -217,10 +219,60 @@ async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[
         # round trip and an encode, or seconds on a weak link); the control sees what this process's
         # own stalls on a loaded machine cost (a CI run's: 2 s, on both).
         assert probed < max(0.5, unprobed + 0.3), \
-            f"the picture stopped {probed:.2f} s during the probe (the control's longest stop {unprobed:.2f} s)"
+            f"the picture stopped {probed:.2f} s during the probe (the control's longest stop {unprobed:.2f} s;" \
+            f" the player asked {asked}, the probe sent {sent} bytes)"
         assert moving.layer == "low"
     finally:
         await close_peers(*peers)
+
+
+async def test_a_probe_stops_at_the_first_nack(bridge: tuple[str, BridgeState]) -> None:
+    """A NACK during a probe says the link lost a packet under it: the probe stops there, before
+    its half second (every further copy would cost the picture more of its own packets)."""
+    from bridge.probe import PROBE_S, probe
+
+    url, state = bridge
+    high, low = _cameras()
+    peers: list[Publisher | Player] = []
+    try:
+        peers.append(await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), high, low=low))
+        player = await whep(url, 1, token(BRIDGE, "A"), query="?layer=low")
+        peers.append(player)
+        await _size_is(player, LOW, "?layer=low plays the low rendition")
+        peer = next(p for p in state.peers.values() if p.kind == "play" and p.unit == "A")
+        assert peer.adaptation is not None
+        direct = direct_sender(peer.adaptation.sender)
+        assert direct is not None
+        receiver = next(r for r in player.pc.getReceivers() if r.track.kind == "video")
+        running = asyncio.get_running_loop().create_task(probe(direct, 200_000))
+        await asyncio.sleep(PROBE_S / 5)
+        # the player's own RTCP NACK, as its NACK generator sends one for a lost packet
+        await receiver._send_rtcp_nack(direct.ssrc, [(direct.sequence_number - 2) & 0xFFFF])
+        await until(lambda: direct.repairs.asked == 1, 5.0, "the bridge heard the NACK")
+        sent = await running
+        full = 200_000 * 1.1 / 8 * PROBE_S  # what the whole probe sends (bridge.probe.HEADROOM)
+        assert 0 < sent < 0.7 * full, (sent, full)
+    finally:
+        await close_peers(*peers)
+
+
+def _count_requests(player: Player) -> dict[str, int]:
+    """What the player's video receiver asks its bridge from now on, counted as it asks:
+    ``nacked`` packets and ``plis`` (keyframes)."""
+    receiver: Any = next(r for r in player.pc.getReceivers() if r.track.kind == "video")
+    counts = {"nacked": 0, "plis": 0}
+    nack, pli = receiver._send_rtcp_nack, receiver._send_rtcp_pli
+
+    async def nacking(media_ssrc: int, lost: list[int]) -> None:
+        counts["nacked"] += len(lost)
+        await nack(media_ssrc, lost)
+
+    async def asking(media_ssrc: int) -> None:
+        counts["plis"] += 1
+        await pli(media_ssrc)
+
+    receiver._send_rtcp_nack, receiver._send_rtcp_pli = nacking, asking
+    return counts
 
 
 def _longest_stop(player: Player, start: float, end: float) -> float:

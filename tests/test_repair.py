@@ -52,6 +52,7 @@ async def test_a_packet_is_not_answered_again_within_a_round_trip_of_its_last_co
         await asyncio.sleep(0.05)
         await repairs.nacked(5)
     assert repairs.ignored == 4 and repairs.answered == 1
+    assert repairs.asked == 5  # every NACK is heard (a probe stops at the first: bridge.probe)
     await asyncio.sleep(socket.start + COPY_DELAYS[-1] + rtt + 0.05 - asyncio.get_running_loop().time())
     count = len(socket.sent)
     assert count == 3
