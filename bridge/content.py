@@ -4,21 +4,19 @@ forwarded untouched like a camera (see docs/protocol.md)."""
 
 from __future__ import annotations
 
-import secrets
-
 from bridge import aiortc_compat, direct_send
 from bridge.errors import BridgeError
 from bridge.keyframes import KeyframeRequester
-from bridge.offer import check_codecs, parse_offer, preferences, rtx_ssrcs, strip_mdns_candidates
+from bridge.offer import preferences, rtx_ssrcs
 from bridge.peers import (
     _check_still_fits,
     _negotiate,
     _replace,
     _room,
     _sends_video,
-    _video_codec,
-    peer_connection,
+    new_peer,
     pli_sender,
+    read_offer,
 )
 from bridge.relay import RelayTrack, Source
 from bridge.room import BridgeState, Peer
@@ -29,20 +27,15 @@ async def publish_content(state: BridgeState, claims: JoinClaims, offer_text: st
     """The chair or the floor holder shares a screen: the offer's first sending video m-line
     becomes the unit's content (forwarded untouched like a camera); anything else is answered
     ``inactive``. A new share of the same unit replaces the previous one."""
-    offer = strip_mdns_candidates(offer_text)
-    description = parse_offer(offer)
+    offer, description = read_offer(offer_text)
     room = await _room(state, claims.meeting)
     if claims.role != "chair" and room.floor != claims.unit:
         raise BridgeError(403, "floor_required",
                           "Chỉ chủ trì hoặc điểm cầu đang được phát biểu mới được chia sẻ màn hình")
     if not _sends_video(description):
         raise BridgeError(400, "sdp_invalid", "Chia sẻ màn hình cần một kênh hình ảnh gửi đi")
-    check_codecs(description, room.video_codec)
-    video_cap = _video_codec(room, description)
-
-    pc = peer_connection(state)
-    peer = Peer(id=secrets.token_urlsafe(12), kind="publish", meeting=claims.meeting, unit=claims.unit,
-                role=claims.role, pc=pc, content=True)
+    video_cap, peer = new_peer(state, claims, room, description, "publish", content=True)
+    pc = peer.pc
     try:
         taken = False
         for m in description.media:
@@ -87,15 +80,10 @@ async def publish_content(state: BridgeState, claims: JoinClaims, offer_text: st
 async def play_content(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
     """A site (or a child bridge) plays the meeting's content: the offer's first video m-line gets
     the content timeline (nothing while nobody shares); anything else is answered ``inactive``."""
-    offer = strip_mdns_candidates(offer_text)
-    description = parse_offer(offer)
+    offer, description = read_offer(offer_text)
     room = await _room(state, claims.meeting)
-    check_codecs(description, room.video_codec)
-    video_cap = _video_codec(room, description)
-
-    pc = peer_connection(state)
-    peer = Peer(id=secrets.token_urlsafe(12), kind="play", meeting=claims.meeting, unit=claims.unit,
-                role=claims.role, pc=pc, content=True)
+    video_cap, peer = new_peer(state, claims, room, description, "play", content=True)
+    pc = peer.pc
     try:
         taken = False
         for m in description.media:

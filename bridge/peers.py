@@ -14,6 +14,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCSessionDescription,
+    sdp,
 )
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -147,13 +148,30 @@ async def _room(state: BridgeState, meeting: int) -> Room:
     return room
 
 
+def read_offer(offer_text: str) -> tuple[str, sdp.SessionDescription]:
+    """A WHIP/WHEP offer as answered (mDNS candidates left out) and parsed (400 ``sdp_invalid``)."""
+    offer = strip_mdns_candidates(offer_text)
+    return offer, parse_offer(offer)
+
+
+def new_peer(state: BridgeState, claims: JoinClaims, room: Room, description: sdp.SessionDescription, kind: str,
+             content: bool = False, preview: str | None = None) -> tuple[RTCRtpCodecCapability | None, Peer]:
+    """The codec an offer's video is answered with (its codecs checked first: 422
+    ``codec_unsupported``) and a new peer with its connection, once the entry point's own checks
+    have passed."""
+    check_codecs(description, room.video_codec)
+    video_cap = _video_codec(room, description)
+    peer = Peer(id=secrets.token_urlsafe(12), kind=kind, meeting=claims.meeting, unit=claims.unit,
+                role=claims.role, pc=peer_connection(state), content=content, preview=preview)
+    return video_cap, peer
+
+
 async def publish(state: BridgeState, claims: JoinClaims, offer_text: str, thumbnail: bool = False) -> Peer:
     """A site (or a child bridge) publishes its camera and microphone into the meeting.
 
     A camera comes as one or two video m-lines: the high rendition, then the low one. A
     ``thumbnail`` publication carries one, the low rendition, for the mosaics (issue #16)."""
-    offer = strip_mdns_candidates(offer_text)
-    description = parse_offer(offer)
+    offer, description = read_offer(offer_text)
     video_lines = _video_lines(description)
     if thumbnail and video_lines > 1:
         raise BridgeError(400, "too_many_video", "Ảnh thu nhỏ chỉ gửi một kênh hình (bản chất lượng thấp)")
@@ -162,12 +180,8 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str, thumb
     # site's sound goes nowhere); its camera only while it holds the floor, or as a thumbnail.
     if claims.role != "chair" and room.floor != claims.unit and _sends_video(description) and not thumbnail:
         raise BridgeError(403, "floor_required", "Điểm cầu chưa được chủ trì cho phát biểu")
-    check_codecs(description, room.video_codec)
-    video_cap = _video_codec(room, description)
-
-    pc = peer_connection(state)
-    peer = Peer(id=secrets.token_urlsafe(12), kind="publish", meeting=claims.meeting, unit=claims.unit,
-                role=claims.role, pc=pc)
+    video_cap, peer = new_peer(state, claims, room, description, "publish")
+    pc = peer.pc
     try:
         for m in description.media:
             if m.kind in ("audio", "video"):
@@ -259,16 +273,11 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str, layer: s
 
     One video m-line gets the rendition the subscriber's link takes, chosen here once a second
     (``layer`` pins it); two (a child bridge) get the high rendition, then the low one."""
-    offer = strip_mdns_candidates(offer_text)
-    description = parse_offer(offer)
+    offer, description = read_offer(offer_text)
     video_lines = _video_lines(description)
     room = await _room(state, claims.meeting)
-    check_codecs(description, room.video_codec)
-    video_cap = _video_codec(room, description)
-
-    pc = peer_connection(state)
-    peer = Peer(id=secrets.token_urlsafe(12), kind="play", meeting=claims.meeting, unit=claims.unit,
-                role=claims.role, pc=pc)
+    video_cap, peer = new_peer(state, claims, room, description, "play")
+    pc = peer.pc
     programme = room.programme
     audio_outputs = [programme.chair_audio, programme.floor_audio]
     video_outputs = [programme.video, programme.video_low]

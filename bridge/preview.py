@@ -8,12 +8,10 @@ an audio m-line, its microphone — nothing of the programme. Forwarded untouche
 
 from __future__ import annotations
 
-import secrets
-
 from bridge import aiortc_compat, direct_send
 from bridge.errors import BridgeError
-from bridge.offer import check_codecs, parse_offer, preferences, strip_mdns_candidates
-from bridge.peers import _negotiate, _room, _video_codec, _video_lines, peer_connection
+from bridge.offer import preferences
+from bridge.peers import _negotiate, _room, _video_lines, new_peer, read_offer
 from bridge.relay import RelayTrack
 from bridge.room import BridgeState, Peer
 from sessions.join_tokens import JoinClaims
@@ -22,19 +20,15 @@ from sessions.join_tokens import JoinClaims
 async def play_preview(state: BridgeState, claims: JoinClaims, offer_text: str) -> Peer:
     """Answer a WHEP offer made with a preview token: the site's video (and sound) only."""
     assert claims.view is not None
-    offer = strip_mdns_candidates(offer_text)
-    description = parse_offer(offer)
+    offer, description = read_offer(offer_text)
     _video_lines(description)
     room = await _room(state, claims.meeting)
-    check_codecs(description, room.video_codec)
     site = room.programme.sites.get(claims.view)
     video = site.rendition("low") if site is not None else None
     if site is None or video is None:
         raise BridgeError(404, "no_thumbnail", "Điểm cầu này chưa gửi hình")
-    video_cap = _video_codec(room, description)
-    pc = peer_connection(state)
-    peer = Peer(id=secrets.token_urlsafe(12), kind="preview", meeting=claims.meeting, unit=claims.unit,
-                role=claims.role, pc=pc, preview=claims.view)
+    video_cap, peer = new_peer(state, claims, room, description, "preview", preview=claims.view)
+    pc = peer.pc
     video_taken = audio_taken = False
     try:
         for m in description.media:
