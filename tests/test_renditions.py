@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from bridge.direct_send import direct_sender
+from bridge.direct_send import DirectSender, direct_sender
 from bridge.layers import AdaptiveTrack
 from bridge.room import BridgeState
 from tests.conftest import MEDIA_BRIDGE
@@ -78,7 +78,8 @@ async def test_each_player_gets_its_rendition_and_moves_without_a_seam(bridge: t
             await clean.wait_frames(len(clean.frames) + 15)  # and it keeps playing there
             assert len(clean.frames) > before
             if target == "low":  # a move down sends its first keyframe once more, unasked
-                await until(lambda again=again: direct.sent_again > again, 10.0,  # type: ignore[misc]
+                # (all its packets: the check after the next move counts from here)
+                await until(lambda again=again: direct.sent_again > again and _resent(direct), 10.0,  # type: ignore[misc]
                             "the new rendition's keyframe sent again")
             else:
                 assert direct.sent_again == again
@@ -217,8 +218,11 @@ async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[
         probed, unprobed = _longest_stop(player, start, end), _longest_stop(control, start, end)
         # A probe that upset the player's jitter buffer would hold it until a keyframe came (its PLI's
         # round trip and an encode, or seconds on a weak link); the control sees what this process's
-        # own stalls on a loaded machine cost (a CI run's: 2 s, on both).
-        assert probed < max(0.5, unprobed + 0.3), \
+        # own stalls on a loaded machine cost (a CI run's: 2 s, on both); the probed player's own
+        # Python takes in hundreds of copies meanwhile (a loaded run: 0.47 s more than the control).
+        # its jitter buffer never gave up on a frame (aiortc asks for a keyframe when it does)
+        assert asked["plis"] == 0, f"the probe cost the player its picture: {asked}"
+        assert probed < max(0.5, unprobed + 0.5), \
             f"the picture stopped {probed:.2f} s during the probe (the control's longest stop {unprobed:.2f} s;" \
             f" the player asked {asked}, the probe sent {sent} bytes)"
         assert moving.layer == "low"
@@ -254,6 +258,12 @@ async def test_a_probe_stops_at_the_first_nack(bridge: tuple[str, BridgeState]) 
         assert 0 < sent < 0.7 * full, (sent, full)
     finally:
         await close_peers(*peers)
+
+
+def _resent(direct: DirectSender) -> bool:
+    """The keyframe a move down sends once more has gone, all its packets."""
+    again = direct._again
+    return isinstance(again, asyncio.Task) and again.done()
 
 
 def _count_requests(player: Player) -> dict[str, int]:
