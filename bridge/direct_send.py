@@ -333,9 +333,10 @@ class DirectSender:
         """NACKed packets answered (the adaptation reads it as the NACK rate)."""
         return self.repairs.answered
 
-    async def resend(self, sequence_number: int) -> int:
-        """Packet ``sequence_number`` once more (over RTX when negotiated), unasked (a probe:
-        bridge.probe) or NACKed; returns the bytes sent, 0 when it is no longer in the history."""
+    async def resend(self, sequence_number: int, pad_to: int = 0) -> int:
+        """Packet ``sequence_number`` once more (over RTX when negotiated, RTP-padded up to ``pad_to``
+        bytes or by 255), unasked (a probe: bridge.probe) or NACKed; returns the bytes sent, 0 when
+        it is no longer in the history."""
         plain = self.history.packet(sequence_number, self.payload_type, self.ssrc)
         if plain is None:
             return 0
@@ -345,6 +346,7 @@ class DirectSender:
             rtx = _wrap_rtx(original, payload_type=rtx_payload_type, sequence_number=self.rtx_sequence_number,
                             ssrc=getattr(self.sender, compat.SENDER_RTX_SSRC))
             self.rtx_sequence_number = (self.rtx_sequence_number + 1) & 0xFFFF
+            rtx.padding_size = min(255, max(0, pad_to - len(plain)))
             plain = rtx.serialize(self.extensions_map)
         try:
             await getattr(self.dtls, compat.DTLS_SEND_RTP)(plain)

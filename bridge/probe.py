@@ -15,6 +15,12 @@ once the bottleneck's queue has drained
 picture keeps moving whatever the probe cost it — aiortc asks for a lost packet again only at its
 next new loss, which on a quiet link may be seconds away.
 
+Each copy is RTP-padded (RFC 3550 §5.1: by at most 255 bytes, to ``PAD_TO``), as libwebrtc pads
+its own probes: a rendition of small packets (a still picture, a small window) would otherwise
+probe with many times the packets for the same bytes, and every packet costs the receiver its
+handling (an in-process aiortc player on a loaded machine queued the picture's own packets
+behind hundreds of copies for a second).
+
 Nothing is decoded or encoded; a probe of a subscriber that moved to another rendition meanwhile
 (its history cleared at the splice) just finds nothing to copy.
 """
@@ -31,6 +37,7 @@ WINDOW = 16  # copies cycle over the last packets sent (well within a receiver's
 REPAIR_AFTER = 0.3  # after the probe, when its packets go again (a 200 ms bottleneck queue has drained)
 HEADROOM = 1.1  # the probe adds this much over the difference between the renditions
 BURST_BYTES = 16 * 1200  # at most this much of copies at one tick
+PAD_TO = 1200  # a copy is RTP-padded up to this size (by 255 bytes at most, as RFC 3550 allows)
 
 
 def _span(first: int, end: int) -> range:
@@ -56,7 +63,7 @@ async def probe(direct: DirectSender, extra_bps: float, duration: float = PROBE_
         newest = direct.sequence_number - 1
         misses = 0
         while owed > 0 and misses < WINDOW:
-            size = await direct.resend((newest - turn % WINDOW) & 0xFFFF)
+            size = await direct.resend((newest - turn % WINDOW) & 0xFFFF, PAD_TO)
             turn += 1
             misses = misses + 1 if not size else 0
             owed -= size

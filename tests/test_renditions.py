@@ -173,7 +173,7 @@ async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[
     copies of packets it already has (bridge.probe): the player drops them, and its picture neither
     changes size nor stops longer than a control player's on the same rendition, not probed (on a
     loaded machine this process itself may stall both for a moment)."""
-    from bridge.probe import PROBE_S, probe
+    from bridge.probe import PAD_TO, PROBE_S, probe
 
     url, state = bridge
     high, low = _cameras()
@@ -203,6 +203,10 @@ async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[
         # often), and it reached the player (the low rendition alone brings it a few kB in that
         # time: the copies are most of it)
         assert sent >= 0.3 * 200_000 / 8 * PROBE_S, sent
+        # its copies are RTP-padded (by 255 bytes at most): fewer packets for the same bytes
+        newest = (direct.sequence_number - 1) & 0xFFFF
+        unpadded, padded = await direct.resend(newest), await direct.resend(newest, PAD_TO)
+        assert padded - unpadded == min(255, PAD_TO - (unpadded - 2)) > 0, (unpadded, padded)
         # (counted as the player's transport takes them in: a loaded event loop is a moment behind)
         arrived = received
         for _ in range(40):
