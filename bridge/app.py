@@ -117,7 +117,7 @@ async def end_peer(request: web.Request) -> web.Response:
         raise BridgeError(404, "session_not_found", "Không có phiên truyền hình này (có thể đã kết thúc)")
     if peer.unit != claims.unit or peer.meeting != claims.meeting:
         raise BridgeError(403, "session_not_yours", "Phiên truyền hình này không phải của điểm cầu bạn")
-    await state.close_peer(peer)
+    await state.close_peer(peer, "its owner ended it (DELETE)")
     return web.Response(status=200)
 
 

@@ -159,6 +159,7 @@ class Uplink:
 
     async def _end(self, link: Link, unit: str) -> None:
         """Close ``link``; upstream too, with a token at hand or one the server gives quickly."""
+        log.info("cascade: %s's link %s of meeting %s ends", unit, link.location or "(not answered)", self.meeting)
         token = self.tokens.cached(self.meeting, unit, self.upstream_unit)
         try:
             if token is None:

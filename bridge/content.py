@@ -113,7 +113,7 @@ async def play_content(state: BridgeState, claims: JoinClaims, offer_text: str) 
     if claims.role == "bridge":  # a child bridge plays the content once (see play)
         for old in [p for p in state.peers.values() if p.kind == "play" and p.role == "bridge" and p.content
                     and p.unit == claims.unit and p.meeting == claims.meeting]:
-            state.end_later(old)
+            state.end_later(old, f"its bridge plays the content again ({peer.id})")
     state.peers[peer.id] = peer
     peer.answer = answer
     await state.opened(peer)

@@ -122,7 +122,7 @@ class BridgeLink:
                 log.exception("cascade: floor change of meeting %s failed", meeting)
         if state in ENDED:  # the meeting is over: end its media here
             for peer in [p for p in self.state.peers.values() if p.meeting == meeting]:
-                await self.state.close_peer(peer)
+                await self.state.close_peer(peer, f"the meeting is {state}")
 
     def on_muted(self, meeting: int, units: frozenset[str]) -> None:
         self.state.room(meeting).set_muted(units)
@@ -249,7 +249,7 @@ class BridgeLink:
                                 "its peer ended", peer.id, peer.unit, peer.meeting, now - since,
                                 peer.pc.connectionState)
                     try:
-                        await self.state.close_peer(peer)
+                        await self.state.close_peer(peer, "it sent nothing")
                     except Exception:
                         log.exception("closing stalled peer %s failed", peer.id)
             for sid in [sid for sid in seen if sid not in self.state.peers]:

@@ -76,7 +76,7 @@ def pin_video(state: BridgeState, room: Room, codec: RTCRtpCodecCapability) -> N
         if peer.meeting == room.meeting and peer.video_codec not in (None, mime):
             log.info("meeting %s carries %s: %s %s of %s (%s) ends", room.meeting, mime, peer.kind, peer.id,
                      peer.unit, peer.video_codec)
-            state.end_later(peer)
+            state.end_later(peer, f"its codec is not the meeting's {mime}")
 
 
 def _pin_at_first_packet(state: BridgeState, room: Room, peer: Peer, codec: RTCRtpCodecCapability) -> Listener:
@@ -111,7 +111,7 @@ async def _negotiate(state: BridgeState, peer: Peer, offer: str) -> str:
     @pc.on("connectionstatechange")
     def on_state() -> None:
         if pc.connectionState in ("failed", "closed"):
-            state.end_later(peer)
+            state.end_later(peer, f"its connection {pc.connectionState}")
 
     return pc.localDescription.sdp
 
@@ -256,7 +256,7 @@ async def _replace(state: BridgeState, previous: Peer, new: Peer) -> None:
         for waiter in flowing:
             waiter.cancel()
         await asyncio.gather(*flowing, return_exceptions=True)
-        await state.close_peer(previous)
+        await state.close_peer(previous, f"replaced by {new.id}")
 
 
 def _own_voice(programme: Programme, output: Switch, claims: JoinClaims) -> Callable[[], bool] | None:
@@ -329,7 +329,7 @@ async def play(state: BridgeState, claims: JoinClaims, offer_text: str, layer: s
         # peer is dead (ICE would notice only ~30 s later). Sites may play on several screens.
         for old in [p for p in state.peers.values() if p.kind == "play" and p.role == "bridge"
                     and p.unit == claims.unit and p.meeting == claims.meeting and not p.content]:
-            state.end_later(old)
+            state.end_later(old, f"its bridge plays again ({peer.id})")
     state.peers[peer.id] = peer
     peer.answer = answer
     await state.opened(peer)

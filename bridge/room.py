@@ -78,7 +78,7 @@ class Room:
         self.publishers: dict[str, Peer] = {}
         self.content_publishers: dict[str, Peer] = {}  # screens shared here, by unit
         # Ends a peer (set by BridgeState): a shared screen ends when its sharer loses the floor
-        self.end_peer: Callable[[Peer], None] | None = None
+        self.end_peer: Callable[[Peer, str], None] | None = None
 
     @property
     def floor(self) -> str | None:
@@ -90,7 +90,7 @@ class Room:
         self.programme.set_floor(unit)
         for peer in list(self.content_publishers.values()):
             if peer.role != "chair" and not self.programme.may_share(peer.unit) and self.end_peer is not None:
-                self.end_peer(peer)
+                self.end_peer(peer, "its site no longer holds the floor")
 
     def on_air(self) -> tuple[str | None, bool, bool]:
         """(floor holder, its picture is in the programme, its sound is) — None while nobody holds
@@ -133,11 +133,11 @@ class BridgeState:
         awaited by :meth:`close` (so it must clean up after itself when cancelled)."""
         _keep(self._tasks, work, name)
 
-    def end_later(self, peer: Peer) -> None:
+    def end_later(self, peer: Peer, why: str) -> None:
         """Close ``peer`` without waiting for it (from a callback, or not to hold up a request);
         :meth:`close` waits for it to finish rather than cut it short."""
         if not peer.closed:
-            _keep(self._ending, self.close_peer(peer), f"end-peer-{peer.id}")
+            _keep(self._ending, self.close_peer(peer, why), f"end-peer-{peer.id}")
 
     async def opened(self, peer: Peer) -> None:
         for hook in self.on_open:
@@ -170,7 +170,8 @@ class BridgeState:
             log.warning("meeting %s: no list of muted sites from the server yet: sites are heard", room.meeting)
             room.set_muted(room.programme.muted)
 
-    async def close_peer(self, peer: Peer) -> None:
+    async def close_peer(self, peer: Peer, why: str) -> None:
+        """End ``peer``; ``why`` goes into the log line that says so."""
         if peer.closed:
             return
         peer.closed = True
@@ -188,13 +189,13 @@ class BridgeState:
             # Its previews showed this publication: they end (a page asks again, and gets the new one)
             for other in list(self.peers.values()):
                 if other.preview == peer.unit and other.meeting == peer.meeting:
-                    self.end_later(other)
+                    self.end_later(other, f"the publication it previewed ({peer.id}) ended")
         for track in peer.tracks:
             track.stop()
         await asyncio.gather(*(s.close() for s in peer.sources), return_exceptions=True)
         await peer.pc.close()
         await self.closed(peer)
-        log.info("peer %s closed (%s %s, meeting %s)", peer.id, peer.kind, peer.unit, peer.meeting)
+        log.info("peer %s closed (%s %s, meeting %s): %s", peer.id, peer.kind, peer.unit, peer.meeting, why)
 
     async def close(self) -> None:
         """Shut the bridge's media down: background work cancelled (a replacement still waiting for
@@ -203,7 +204,7 @@ class BridgeState:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(self.close_peer(p) for p in list(self.peers.values())),
+        await asyncio.gather(*(self.close_peer(p, "the bridge stops") for p in list(self.peers.values())),
                              return_exceptions=True)
         while self._ending:
             await asyncio.gather(*list(self._ending), return_exceptions=True)

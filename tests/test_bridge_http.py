@@ -5,9 +5,11 @@ stops decoding."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import pytest
 
 from bridge.room import BridgeState
 from sessions import signing
@@ -100,15 +102,19 @@ async def test_bad_input_is_refused_and_disturbs_nobody(bridge: tuple[str, Bridg
 
 
 async def test_the_floor_holder_may_publish_and_its_delete_ends_the_publication(
-        bridge: tuple[str, BridgeState]) -> None:
+        bridge: tuple[str, BridgeState], caplog: pytest.LogCaptureFixture) -> None:
     base, state = bridge
     state.room(1).set_floor("B")
     publisher = await whip(base, 1, token(BRIDGE, "B"), EncodedVideoTrack("vp8"))
     try:
         assert state.room(1).programme.on_air == "B"
-        status, _ = await _delete(f"{base}{publisher.location}", token(BRIDGE, "B"))
+        sid = publisher.location.rsplit("/", 1)[-1]
+        with caplog.at_level(logging.INFO, logger="hoinghi.bridge.room"):
+            status, _ = await _delete(f"{base}{publisher.location}", token(BRIDGE, "B"))
         assert status == 200
         assert state.room(1).programme.on_air is None and not state.peers
+        # the bridge's log says which peer ended and why (what an operator reads after a cut)
+        assert f"peer {sid} closed (publish B, meeting 1): its owner ended it (DELETE)" in caplog.text
     finally:
         await publisher.pc.close()
 
