@@ -207,10 +207,10 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str, thumb
         keyframes = None
         if transceiver.kind == "video":
             keyframes = KeyframeRequester(pli_sender(transceiver.receiver, rtx), state.config.keyframe_interval)
-        elif claims.role == "site":
-            peer.meter = SpeakingMeter()
-            aiortc_compat.on_audio_level(transceiver.receiver, peer.meter.feed)
         source = Source(transceiver.kind, codec.mimeType, keyframes, label=f"{claims.unit}/{transceiver.kind}")
+        if transceiver.kind == "audio":
+            peer.meter = SpeakingMeter() if claims.role == "site" else None
+            aiortc_compat.on_audio_level(transceiver.receiver, _levels(source, peer.meter))
         source.start(track)
         peer.sources.append(source)
         if transceiver.kind == "video":
@@ -243,12 +243,22 @@ async def publish(state: BridgeState, claims: JoinClaims, offer_text: str, thumb
 REPLACE_WAIT = 5.0  # seconds a publication waits for its replacement's media before it ends anyway
 
 
+def _levels(source: Source, meter: SpeakingMeter | None) -> Callable[[int], None]:
+    def heard(level: int) -> None:
+        source.heard_level(level)
+        if meter is not None:
+            meter.feed(level)
+    return heard
+
+
 async def _replace(state: BridgeState, previous: Peer, new: Peer) -> None:
-    """End ``previous`` once every source of ``new`` carries media (or REPLACE_WAIT passes): the
-    programme's switches take each new source at its first packet (video at its first keyframe),
-    so listeners hear and see no gap while the new connection completes its handshake (a site
-    adding its camera to its microphone)."""
-    flowing = [asyncio.ensure_future(source.flowing.wait()) for source in new.sources]
+    """End ``previous`` once every source of ``new`` carries media — its camera a packet, its
+    microphone voice — or REPLACE_WAIT passes: the programme's switches take each new source at its
+    first packet (video at its first keyframe; sound, from the same site's old microphone, at its
+    first of voice), so listeners hear and see no gap while the new connection completes its
+    handshake and its microphone starts (a site adding its camera to its microphone)."""
+    flowing = [asyncio.ensure_future((source.sounding if source.kind == "audio" else source.flowing).wait())
+               for source in new.sources]
     try:
         if flowing:
             await asyncio.wait(flowing, timeout=REPLACE_WAIT)

@@ -20,6 +20,7 @@ import av
 from bridge.relay import Fanout, RelayTrack, Source
 
 CLOCK_RATE = {"video": 90000, "audio": 48000}
+STILL_SENDING_S = 0.25  # a microphone whose last packet is this recent still sends (packets every 20 ms)
 
 
 class Switch:
@@ -67,6 +68,13 @@ class Switch:
             source.listeners.append(self._on_packet)
         source.request_keyframe()
 
+    def _replacing_live(self, source: Source) -> bool:
+        """``source`` is the same site's new microphone while its old one still sends (a page
+        adding its camera opens its microphone again: the first second of it may be silence)."""
+        current = self.current
+        return (self.kind == "audio" and current is not None and bool(source.label) and current.label == source.label
+                and not current.ended.is_set() and self._clock() - self._last_time < STILL_SENDING_S)
+
     def _detach(self, source: Source) -> None:
         if self._on_packet in source.listeners:
             source.listeners.remove(self._on_packet)
@@ -76,6 +84,8 @@ class Switch:
             if not keyframe:
                 source.request_keyframe()  # throttled at the source; covers a lost request
                 return
+            if self._replacing_live(source) and not source.sounding.is_set():
+                return  # the same site's old microphone goes on until the new one carries voice
             self._take_over(source, packet)
         if source is not self.current:
             return

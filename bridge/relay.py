@@ -30,6 +30,8 @@ log = logging.getLogger("hoinghi.bridge.relay")
 
 VIDEO_QUEUE_FRAMES = 30  # one second at 30 fps: beyond that a subscriber resyncs
 AUDIO_QUEUE_FRAMES = 50
+SOUNDING_LEVEL = 50  # -dBov: a microphone packet this loud is voice (bridge.speaking's threshold)
+NO_LEVEL_AFTER = 25  # packets (half a second of sound) with no level extension: a source that sends none
 
 Listener = Callable[["Source", av.Packet, bool], None]
 
@@ -218,6 +220,10 @@ class Source:
         self.muted = False
         self.dropped_muted = 0
         self.flowing = asyncio.Event()  # set at the first packet (a publication replacing another waits for it)
+        # A microphone: set at its first packet of voice (RFC 6464 level), or once its packets say
+        # no level at all; a replacement's sound takes over from the old one only then (programme.Switch)
+        self.sounding = asyncio.Event()
+        self._levels = False
         self.frames = 0
         self.keyframes_seen = 0
         self._task: asyncio.Task[None] | None = None
@@ -230,9 +236,17 @@ class Source:
     def keyframe_requests_sent(self) -> int:
         return self._keyframes.sent if self._keyframes is not None else 0
 
+    def heard_level(self, level: int) -> None:
+        """One packet's audio level (-dBov, 127 silence) as its RTP header extension says."""
+        self._levels = True
+        if level <= SOUNDING_LEVEL:
+            self.sounding.set()
+
     def feed(self, packet: av.Packet) -> None:
         if not self.flowing.is_set():
             self.flowing.set()
+        if not self._levels and self.frames >= NO_LEVEL_AFTER:
+            self.sounding.set()  # (video too: only a microphone's is ever waited for)
         if self.muted:
             self.dropped_muted += 1
             return

@@ -152,6 +152,67 @@ async def test_switch_waits_for_the_keyframe_and_rebases_timestamps() -> None:
     switch.close()
 
 
+async def test_a_sites_new_microphone_takes_over_at_its_first_voice_while_the_old_one_sends() -> None:
+    """A page adding its camera opens its microphone again, and the first second of it may be
+    silence: the floor's sound stays on the old publication's microphone until the new one carries
+    voice (its RFC 6464 level), or the old one ends. Another site's microphone takes over at once."""
+    clock = Clock()
+    old, new = Source("audio", "audio/opus", label="08707/audio"), Source("audio", "audio/opus", label="08707/audio")
+    switch = Switch("audio", clock)
+    out = switch.fanout.subscribe(max_queue=100)
+    out.start()
+    switch.select(old)
+    old.feed(packet(b"\x01", 960))
+    switch.select(new)  # the same site published again
+    for i in range(3):
+        clock.now += 0.02
+        new.heard_level(127)  # silence while it starts
+        new.feed(packet(b"\x02", 48_000 + 960 * i))
+        old.feed(packet(b"\x01", 960 * (i + 2)))
+    assert switch.current is old
+    new.heard_level(30)  # voice
+    new.feed(packet(b"\x02", 48_000 + 960 * 3))
+    old.feed(packet(b"\x01", 960 * 5))  # no longer forwarded
+    got = [bytes(await asyncio.wait_for(out.recv(), 1)) for _ in range(5)]
+    assert got == [b"\x01"] * 4 + [b"\x02"] and switch.current is new
+
+    # the old one ends (or falls silent) before the new one says anything: the new one takes over
+    # at its next packet
+    other = Source("audio", "audio/opus", label="08707/audio")
+    switch.select(other)
+    new.feed(packet(b"\x02", 48_000 + 960 * 4))
+    new.ended.set()
+    other.heard_level(127)
+    other.feed(packet(b"\x03", 0))
+    assert switch.current is other
+    later = Source("audio", "audio/opus", label="08707/audio")
+    switch.select(later)
+    other.feed(packet(b"\x03", 960))
+    clock.now += 0.3  # the old one sent nothing since
+    later.heard_level(127)
+    later.feed(packet(b"\x05", 0))
+    assert switch.current is later
+
+    # another site's microphone (the floor moved) takes over at its first packet, voice or not
+    moved = Source("audio", "audio/opus", label="08740/audio")
+    switch.select(moved)
+    later.feed(packet(b"\x05", 960))
+    moved.heard_level(127)
+    moved.feed(packet(b"\x04", 0))
+    assert switch.current is moved
+    switch.close()
+
+
+async def test_a_source_without_levels_counts_as_sounding_after_half_a_second() -> None:
+    """A publication whose packets carry no level extension (an older client) is not held back."""
+    source = Source("audio", "audio/opus", label="x/audio")
+    for i in range(25):
+        assert not source.sounding.is_set()
+        source.feed(packet(b"\x01", 960 * i))
+    source.feed(packet(b"\x01", 960 * 25))
+    assert source.sounding.is_set()
+
+
 async def test_programme_shows_the_floor_holder_else_the_chair() -> None:
     programme = Programme(Clock())
     chair = Site("HN", Source("video", "video/VP8"), Source("audio", "audio/opus"))
