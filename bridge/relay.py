@@ -25,12 +25,12 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bridge.keyframes import KeyframeRequester, is_keyframe
 from bridge.rtp_frames import FramePacker
+from bridge.speaking import SPEAKING_LEVEL
 
 log = logging.getLogger("hoinghi.bridge.relay")
 
 VIDEO_QUEUE_FRAMES = 30  # one second at 30 fps: beyond that a subscriber resyncs
 AUDIO_QUEUE_FRAMES = 50
-SOUNDING_LEVEL = 50  # -dBov: a microphone packet this loud is voice (bridge.speaking's threshold)
 NO_LEVEL_AFTER = 25  # packets (half a second of sound) with no level extension: a source that sends none
 
 Listener = Callable[["Source", av.Packet, bool], None]
@@ -223,7 +223,7 @@ class Source:
         # A microphone: set at its first packet of voice (RFC 6464 level), or once its packets say
         # no level at all; a replacement's sound takes over from the old one only then (programme.Switch)
         self.sounding = asyncio.Event()
-        self._levels = False
+        self._levels = kind != "audio"  # (a camera's is never waited for: nothing to count)
         self.frames = 0
         self.keyframes_seen = 0
         self._task: asyncio.Task[None] | None = None
@@ -239,14 +239,15 @@ class Source:
     def heard_level(self, level: int) -> None:
         """One packet's audio level (-dBov, 127 silence) as its RTP header extension says."""
         self._levels = True
-        if level <= SOUNDING_LEVEL:
+        if level <= SPEAKING_LEVEL and not self.sounding.is_set():
             self.sounding.set()
 
     def feed(self, packet: av.Packet) -> None:
         if not self.flowing.is_set():
             self.flowing.set()
         if not self._levels and self.frames >= NO_LEVEL_AFTER:
-            self.sounding.set()  # (video too: only a microphone's is ever waited for)
+            self._levels = True  # it sends none: counted as sounding, and not counted again
+            self.sounding.set()
         if self.muted:
             self.dropped_muted += 1
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+from collections.abc import Callable
 
 import av
 import pytest
@@ -176,30 +177,25 @@ async def test_a_sites_new_microphone_takes_over_at_its_first_voice_while_the_ol
     got = [bytes(await asyncio.wait_for(out.recv(), 1)) for _ in range(5)]
     assert got == [b"\x01"] * 4 + [b"\x02"] and switch.current is new
 
-    # the old one ends (or falls silent) before the new one says anything: the new one takes over
-    # at its next packet
-    other = Source("audio", "audio/opus", label="08707/audio")
-    switch.select(other)
-    new.feed(packet(b"\x02", 48_000 + 960 * 4))
-    new.ended.set()
-    other.heard_level(127)
-    other.feed(packet(b"\x03", 0))
-    assert switch.current is other
-    later = Source("audio", "audio/opus", label="08707/audio")
-    switch.select(later)
-    other.feed(packet(b"\x03", 960))
-    clock.now += 0.3  # the old one sent nothing since
-    later.heard_level(127)
-    later.feed(packet(b"\x05", 0))
-    assert switch.current is later
+    def silent_successor(label: str, before: Callable[[], None]) -> Source:
+        """A microphone of ``label`` chosen after ``new``'s last packet, ``before`` its first: silence."""
+        successor = Source("audio", "audio/opus", label=label)
+        switch.select(successor)
+        assert switch.current is not None
+        switch.current.feed(packet(b"\x02", 48_000 + 960 * 9))
+        before()
+        successor.heard_level(127)
+        successor.feed(packet(b"\x03", 0))
+        return successor
 
-    # another site's microphone (the floor moved) takes over at its first packet, voice or not
-    moved = Source("audio", "audio/opus", label="08740/audio")
-    switch.select(moved)
-    later.feed(packet(b"\x05", 960))
-    moved.heard_level(127)
-    moved.feed(packet(b"\x04", 0))
-    assert switch.current is moved
+    # the old one ends, or falls silent, before the new one says anything: the new one takes over
+    # at its next packet
+    for label, before in (("08707/audio", lambda: new.ended.set()),
+                          ("08707/audio", lambda: setattr(clock, "now", clock.now + 0.3)),
+                          # another site's microphone (the floor moved) takes over at once, voice or not
+                          ("08740/audio", lambda: None)):
+        successor = silent_successor(label, before)
+        assert switch.current is successor, label
     switch.close()
 
 
