@@ -33,9 +33,11 @@ ON_AIR_REPEAT = 5.0  # the on-air state is said again this often (a console that
 # its peer ends, so the programme falls back to the chair instead of a frozen picture until
 # ICE consent fails (~30 s); a publisher that is still alive publishes again (pages retry).
 STALL_SECONDS = 5.0
-# A publication that never carried anything and whose connection is still not up this long after
-# it was answered is gone too (its bridge died during the handshake: a floor holder's publication
-# replaced just before its bridge died would otherwise hold the programme on the old one's last frame).
+# A publication that never carried anything this long after it was answered is gone too, whether or
+# not its connection came up: its bridge died during the handshake, or just after it (a province's
+# cascade publishes its floor holder's new publication before that one carries anything here). A
+# floor holder's publication replaced by it would otherwise hold the programme on the old one's last
+# frame until ICE consent fails (~30 s). A live publisher's camera and microphone send within a second.
 HANDSHAKE_SECONDS = 6.0
 ENDED = ("concluded", "cancelled")
 RETRY = (0.5, 1.0, 2.0, 4.0)
@@ -52,13 +54,14 @@ def media_counts(peer: Peer) -> tuple[int, int]:
     return (video, 0) if video else (0, sum(s.frames for s in peer.sources))
 
 
-def stalled(counts: tuple[int, int], unchanged_for: float, connection: str) -> bool:
+def stalled(counts: tuple[int, int], unchanged_for: float) -> bool:
     """Whether a publication whose ``counts`` (:func:`media_counts`) have not moved for
     ``unchanged_for`` seconds is gone: it carried something, then stopped; or it never carried
-    anything and its connection did not come up."""
+    anything (connected or not: a publication that carries nothing holds the programme on a frozen
+    picture)."""
     if any(counts):
         return unchanged_for >= STALL_SECONDS
-    return connection != "connected" and unchanged_for >= HANDSHAKE_SECONDS
+    return unchanged_for >= HANDSHAKE_SECONDS
 
 
 class BridgeLink:
@@ -244,7 +247,7 @@ class BridgeLink:
                 previous, since = seen.get(peer.id, ((-1, -1), now))
                 if counts != previous:
                     seen[peer.id] = (counts, now)
-                elif stalled(counts, now - since, peer.pc.connectionState):
+                elif stalled(counts, now - since):
                     log.warning("publisher %s (%s, meeting %s) sent nothing for %.0f s (connection %s): "
                                 "its peer ended", peer.id, peer.unit, peer.meeting, now - since,
                                 peer.pc.connectionState)

@@ -270,6 +270,7 @@ async def test_floor_holders_bridge_dies_and_comes_back(server_factory: Any, sql
                         audio=False)
         except AssertionError:
             print("central bridge, last lines:\n" + "".join(m.central.lines[-60:]))
+            print("province bridge (killed), last lines:\n" + "".join(m.province.lines[-60:]))
             raise
 
         await m.province.start()

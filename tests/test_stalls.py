@@ -2,13 +2,15 @@
 the floor holder sees the chair again once the floor holder's camera sent nothing for a while —
 also when the floor holder's last publication was being replaced by one whose client never
 completed its handshake (its bridge died just after offering it: the CI failure of
-test_floor_holders_bridge_dies_and_comes_back)."""
+test_floor_holders_bridge_dies_and_comes_back), or completed it and never sent anything (its
+bridge died before the site's new publication reached it: that test's next CI failure)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import av
+from aiortc import MediaStreamTrack
 
 from bridge.link import HANDSHAKE_SECONDS, STALL_SECONDS
 from bridge.room import BridgeState
@@ -42,6 +44,16 @@ class Camera(EncodedVideoTrack):
         if self.frozen.is_set():
             await asyncio.Event().wait()
         return await super().recv()
+
+
+class DeadMicrophone(MediaStreamTrack):
+    """A microphone whose publisher is connected and sends nothing."""
+
+    kind = "audio"
+
+    async def recv(self) -> av.AudioFrame:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
 
 
 def _shows(player: Player, size: tuple[int, int]) -> bool:
@@ -83,6 +95,29 @@ async def test_a_replacement_that_never_connects_does_not_freeze_the_picture(bri
         frozen_at = asyncio.get_running_loop().time()
         await until(lambda: _shows(b, CHAIR_SIZE), HANDSHAKE_SECONDS + 5,
                     "B sees the chair after A's bridge died mid-replacement")
+        took = asyncio.get_running_loop().time() - frozen_at
+        assert "A" not in state.room(1).programme.sites, "neither publication of A is left"
+        print(f"the chair is back at B {took:.1f} s after A stopped")
+    finally:
+        await close_peers(*peers)
+
+
+async def test_a_replacement_that_connects_and_sends_nothing_does_not_freeze_the_picture(
+        bridge: tuple[str, BridgeState]) -> None:
+    url, state = bridge
+    peers, camera, b = await _on_air(url, state)
+    try:
+        # A publishes again; the new publication's connection comes up, then its bridge dies before
+        # anything was sent on it, and A's first camera stops with it
+        idle = Camera(*A_SIZE)
+        idle.frozen.set()
+        replacement = await whip(url, 1, token(CENTRAL, "A"), idle, audio=DeadMicrophone())
+        peers.append(replacement)
+        await until(lambda: replacement.pc.connectionState == "connected", 10, "A's replacement connects")
+        camera.frozen.set()
+        frozen_at = asyncio.get_running_loop().time()
+        await until(lambda: _shows(b, CHAIR_SIZE), HANDSHAKE_SECONDS + 5,
+                    "B sees the chair after A's bridge died with a connected, silent replacement")
         took = asyncio.get_running_loop().time() - frozen_at
         assert "A" not in state.room(1).programme.sites, "neither publication of A is left"
         print(f"the chair is back at B {took:.1f} s after A stopped")
