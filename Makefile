@@ -62,7 +62,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) $(NATIVE) lint gstreamer netns-tools
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: $(STAMP) $(NATIVE)
 	$(BIN)/python bench/units.py

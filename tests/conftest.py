@@ -34,6 +34,51 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("HOINGHI_TEST_POSTGRES_URL", "")
 
 
+# Tests that carry real media at rate — Chromium pages with cameras and microphones, bridges
+# cascading real peers, links shaped between network namespaces — stand for a dozen machines on
+# one. Two of them at once on CI's two cores starved each other (a page's encoders, a bridge's event
+# loop: a floor holder heard 6 s late, a picture that came in 11 s), a different test failing in
+# each run. With `--dist loadfile` (`make test`) their modules count as one file: they run one after
+# another on one worker, first, while the other worker takes the rest of the suite.
+MEDIA_AT_RATE = frozenset({
+    "test_audio", "test_audio_browser", "test_cascade", "test_codec_browser", "test_codec_cascade",
+    "test_content_cascade", "test_gstreamer", "test_media_browser", "test_mosaic_browser",
+    "test_netns_link", "test_province_console_browser", "test_recording_bridge", "test_recording_browser",
+    "test_recording_h264", "test_recording_province", "test_renditions", "test_renditions_cascade",
+    "test_share_browser", "test_stalls", "test_weak_link",
+})
+MEDIA_SCOPE = "tests/<media at rate>"
+
+
+def _scope(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return MEDIA_SCOPE if Path(module).stem in MEDIA_AT_RATE else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` with the media modules as one file (xdist_group markers would do, but
+    pytest 9 ignores the test ids xdist 3.8 rewrites for them)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class MediaApart(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return MediaApart(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The media modules first (the longest unit of work: it starts at once on one worker), then
+    the other modules by their number of tests, most first (xdist's own order; `make test` runs
+    `--no-loadscope-reorder`, which would otherwise put the largest module first)."""
+    sizes: dict[str, int] = {}
+    for item in items:
+        sizes[_scope(item.nodeid)] = sizes.get(_scope(item.nodeid), 0) + 1
+    items.sort(key=lambda item: (_scope(item.nodeid) != MEDIA_SCOPE, -sizes[_scope(item.nodeid)]))
+
+
 def need_service(reason: str) -> None:
     """Skip locally, fail in CI: a missing service never turns into a green run there."""
     if IN_CI:

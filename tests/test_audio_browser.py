@@ -77,23 +77,30 @@ TONE_SCRIPT = """(() => {
   md.getUserMedia = async (constraints) => {
     const stream = await original(constraints);
     if (!constraints || !constraints.audio) return stream;
-    window.__tone?.ctx.close().catch(() => {});
-    const ctx = new AudioContext();
-    const osc = ctx.createOscillator();
-    osc.frequency.value = frequency;
-    const gain = ctx.createGain();
-    gain.gain.value = 0.3;
-    const out = ctx.createMediaStreamDestination();
-    osc.connect(gain).connect(out);
-    osc.start();
-    await ctx.resume().catch(() => {});
+    // One oscillator for the page's life, as one microphone: every getUserMedia gets a track of
+    // its own from it (a clone, stopped on its own), and the sound goes on in the tracks already
+    // handed out — a page adding its camera opens its microphone again while the old publication
+    // still sends, as a real device allows. (A new oscillator per call closed the old one's
+    // context: the floor holder's old publication fell silent the moment it asked for the camera,
+    // and the new context's first second came out in bursts.)
+    if (!window.__tone) {
+      const ctx = new AudioContext();
+      const osc = ctx.createOscillator();
+      osc.frequency.value = frequency;
+      const gain = ctx.createGain();
+      gain.gain.value = 0.3;
+      const out = ctx.createMediaStreamDestination();
+      osc.connect(gain).connect(out);
+      osc.start();
+      window.__tone = {ctx, frequency, track: out.stream.getAudioTracks()[0]};
+    }
+    await window.__tone.ctx.resume().catch(() => {});
     for (const t of stream.getAudioTracks()) { stream.removeTrack(t); t.stop(); }
-    const tone = out.stream.getAudioTracks()[0];
+    const tone = window.__tone.track.clone();
     // A microphone the page cannot switch off (track.enabled = false is ignored): what silences
     // a muted site here is the bridges, whatever its browser does.
     Object.defineProperty(tone, "enabled", {get: () => true, set: () => {}});
     stream.addTrack(tone);
-    window.__tone = {ctx, frequency};
     return stream;
   };
 })();"""

@@ -68,6 +68,18 @@ export function hangUp(location, token) {
   if (location) fetch(location, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
 }
 
+// Whether every track ``pc`` sends has sent packets (its encoders started).
+async function sendsEverything(pc) {
+  try {
+    const tracks = pc.getSenders().filter((s) => s.track).length;
+    let sending = 0;
+    (await pc.getStats()).forEach((r) => { if (r.type === "outbound-rtp" && r.packetsSent > 0) sending += 1; });
+    return sending >= tracks;
+  } catch {
+    return true;  // closed meanwhile: nothing to wait for
+  }
+}
+
 function withQuery(url, key, value) {
   const u = new URL(url, location.href);
   u.searchParams.set(key, value);
@@ -380,24 +392,30 @@ export class MediaLink {
     this.watchTransport(pc, "publisher");
   }
 
-  // End a replaced publication once its successor is connected (and a moment more, for the bridge
-  // to take the new source at its first packet).
+  // End a replaced publication once its successor sends — connected, and every one of its
+  // microphone and cameras has sent packets (a busy machine starts new encoders late) — and a
+  // moment more, for the bridge to take each new source at its first packet (the microphone at
+  // its first of voice). Never later than 5 s: a successor that fails ends it all the same.
   retire(old, successor) {
     let ended = false;
     const finish = () => {
       if (ended) return;
       ended = true;
-      successor?.removeEventListener("connectionstatechange", settled);
       setTimeout(() => {
         hangUp(old.location, old.token);
         old.pc.close();
         for (const t of [...old.media.getTracks(), ...(old.extra || [])]) t.stop();
       }, 1000);
     };
-    const settled = () => { if (["connected", "failed", "closed"].includes(successor.connectionState)) finish(); };
-    if (!successor || successor.connectionState === "connected") { finish(); return; }
-    successor.addEventListener("connectionstatechange", settled);
     setTimeout(finish, 5000);  // never keep the old one longer than this
+    if (!successor) { finish(); return; }
+    const check = async () => {
+      if (ended) return;
+      if (["failed", "closed"].includes(successor.connectionState)) { finish(); return; }
+      if (successor.connectionState === "connected" && await sendsEverything(successor)) { finish(); return; }
+      setTimeout(check, 200);
+    };
+    check();
   }
 
   stopPublishing() {
