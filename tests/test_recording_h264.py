@@ -34,10 +34,16 @@ async def test_an_h264_programme_is_recorded_as_received(server_factory: Any, sq
         peers.append(await whip(bridge.url, mid, token("BCA", "BCA", "chair", mid, key), camera, ToneTrack(440)))
         deadline = time.monotonic() + 20
         while True:  # a player answered before the chair's video pinned the meeting's codec plays again
-            player = await whep(bridge.url, mid, token("BCA", "00004", "site", mid, key))
-            if "H264/90000" in player.answer.split("m=video", 1)[1].split("m=audio", 1)[0]:
-                break
-            await close_peers(player)
+            try:
+                player = await whep(bridge.url, mid, token("BCA", "00004", "site", mid, key))
+            except AssertionError as exc:
+                # pinned while this offer was being answered in VP8: 422 codec_unsupported, as a page
+                # would be told, and it asks again
+                assert "codec_unsupported" in str(exc), exc
+            else:
+                if "H264/90000" in player.answer.split("m=video", 1)[1].split("m=audio", 1)[0]:
+                    break
+                await close_peers(player)
             assert time.monotonic() < deadline, "the bridge never answered with H.264"
             await asyncio.sleep(0.5)
         peers.append(player)
