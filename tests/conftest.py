@@ -8,6 +8,7 @@ same condition fails instead, so CI can never pass by skipping.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -77,6 +78,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         sizes[_scope(item.nodeid)] = sizes.get(_scope(item.nodeid), 0) + 1
     items.sort(key=lambda item: (_scope(item.nodeid) != MEDIA_SCOPE, -sizes[_scope(item.nodeid)]))
+
+
+@pytest.fixture(autouse=True)
+def machine_share(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A test marked ``solo`` (four Chromium pages and three bridges, or a link shaped for a
+    browser: what CPU starvation alone made fail) has the machine to itself: it holds a file
+    lock exclusively, every other test shares it, across the xdist workers of one run. A waiting
+    solo test goes first: a turnstile stops other tests from taking their share meanwhile."""
+    if not hasattr(request.config, "workerinput"):  # one process: nothing else runs meanwhile
+        yield
+        return
+    root = tmp_path_factory.getbasetemp().parent  # shared by the run's workers
+    solo = request.node.get_closest_marker("solo") is not None
+    with open(root / "machine.turnstile", "a") as turnstile, open(root / "machine.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
+        finally:
+            if not solo:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if solo:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 def need_service(reason: str) -> None:

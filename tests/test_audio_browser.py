@@ -330,6 +330,7 @@ async def screen_shows(page: Page, selector: str, within: float = SETTLE, on_scr
         await asyncio.sleep(POLL)
 
 
+@pytest.mark.solo
 async def test_who_hears_whom(server_factory: Any, sqlite_url: str, tmp_path: Path) -> None:
     async with audio_meeting(server_factory, sqlite_url, tmp_path) as m:
         ears = m.ears

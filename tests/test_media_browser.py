@@ -210,6 +210,7 @@ async def test_chair_to_communes_through_the_cascade_and_the_floor(server_factor
         print(f"floor switch to commune A seen at B and at the chair after {switched:.2f} s")
 
 
+@pytest.mark.solo
 async def test_provincial_bridge_killed_and_restarted(server_factory: Any, sqlite_url: str, tmp_path: Path) -> None:
     async with media_meeting(server_factory, sqlite_url, tmp_path) as m:
         await plays(m.site_a, CHAIR_SIZE, 20, what="commune A plays the chair")
@@ -253,6 +254,7 @@ async def test_provincial_bridge_killed_and_restarted(server_factory: Any, sqlit
         print(f"communes playing again {back:.2f} s after Phú Thọ's bridge restarted")
 
 
+@pytest.mark.solo
 async def test_floor_holders_bridge_dies_and_comes_back(server_factory: Any, sqlite_url: str, tmp_path: Path) -> None:
     """Phú Thọ's bridge dies while its commune A holds the floor: the centre stops showing A's
     last frame and falls back to the chair (it does not wait ~30 s for ICE consent to fail), and

@@ -248,6 +248,7 @@ async def test_aiortc_viewers_on_a_weak_and_a_clean_link(meeting: Meeting, tmp_p
             await stop_all([c for c in children if c.name in ("clean", "weak")])
 
 
+@pytest.mark.solo
 async def test_chromium_on_a_weak_link_gets_the_low_rendition_and_keeps_moving(meeting: Meeting,
                                                                               tmp_path: Path) -> None:
     port = meeting.port
