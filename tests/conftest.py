@@ -11,6 +11,7 @@ import asyncio
 import fcntl
 import os
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -74,10 +75,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The media modules first (the longest unit of work: it starts at once on one worker), then
     the other modules by their number of tests, most first (xdist's own order; `make test` runs
     `--no-loadscope-reorder`, which would otherwise put the largest module first)."""
-    sizes: dict[str, int] = {}
-    for item in items:
-        sizes[_scope(item.nodeid)] = sizes.get(_scope(item.nodeid), 0) + 1
-    items.sort(key=lambda item: (_scope(item.nodeid) != MEDIA_SCOPE, -sizes[_scope(item.nodeid)]))
+    scopes = {item.nodeid: _scope(item.nodeid) for item in items}
+    sizes = Counter(scopes.values())
+    items.sort(key=lambda item: (scopes[item.nodeid] != MEDIA_SCOPE, -sizes[scopes[item.nodeid]]))
 
 
 @pytest.fixture(autouse=True)

@@ -72,6 +72,17 @@ async def _on_air(url: str, state: BridgeState) -> tuple[list[Publisher | Player
     return [chair, b, a], camera, b
 
 
+async def _bridge_dies(state: BridgeState, camera: Camera, b: Player, what: str) -> None:
+    """A's first camera stops too (its bridge died): B sees the chair within HANDSHAKE_SECONDS
+    and a margin, and neither publication of A is left."""
+    camera.frozen.set()
+    frozen_at = asyncio.get_running_loop().time()
+    await until(lambda: _shows(b, CHAIR_SIZE), HANDSHAKE_SECONDS + 5, what)
+    took = asyncio.get_running_loop().time() - frozen_at
+    assert "A" not in state.room(1).programme.sites, "neither publication of A is left"
+    print(f"the chair is back at B {took:.1f} s after A stopped")
+
+
 async def test_a_frozen_floor_holder_gives_way_to_the_chair(bridge: tuple[str, BridgeState]) -> None:
     url, state = bridge
     peers, camera, b = await _on_air(url, state)
@@ -91,13 +102,7 @@ async def test_a_replacement_that_never_connects_does_not_freeze_the_picture(bri
         offer = await offer_sdp(("video", "audio"))
         status, _, _ = await post_sdp(f"{url}/meetings/1/whip", token(CENTRAL, "A"), offer)
         assert status == 201
-        camera.frozen.set()
-        frozen_at = asyncio.get_running_loop().time()
-        await until(lambda: _shows(b, CHAIR_SIZE), HANDSHAKE_SECONDS + 5,
-                    "B sees the chair after A's bridge died mid-replacement")
-        took = asyncio.get_running_loop().time() - frozen_at
-        assert "A" not in state.room(1).programme.sites, "neither publication of A is left"
-        print(f"the chair is back at B {took:.1f} s after A stopped")
+        await _bridge_dies(state, camera, b, "B sees the chair after A's bridge died mid-replacement")
     finally:
         await close_peers(*peers)
 
@@ -114,12 +119,7 @@ async def test_a_replacement_that_connects_and_sends_nothing_does_not_freeze_the
         replacement = await whip(url, 1, token(CENTRAL, "A"), idle, audio=DeadMicrophone())
         peers.append(replacement)
         await until(lambda: replacement.pc.connectionState == "connected", 10, "A's replacement connects")
-        camera.frozen.set()
-        frozen_at = asyncio.get_running_loop().time()
-        await until(lambda: _shows(b, CHAIR_SIZE), HANDSHAKE_SECONDS + 5,
-                    "B sees the chair after A's bridge died with a connected, silent replacement")
-        took = asyncio.get_running_loop().time() - frozen_at
-        assert "A" not in state.room(1).programme.sites, "neither publication of A is left"
-        print(f"the chair is back at B {took:.1f} s after A stopped")
+        await _bridge_dies(state, camera, b,
+                           "B sees the chair after A's bridge died with a connected, silent replacement")
     finally:
         await close_peers(*peers)
