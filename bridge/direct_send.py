@@ -9,7 +9,9 @@ the frame is packetized once for all subscribers of a timeline
 serialized once per sender, the send time patched in), SRTP applied in place in one buffer
 (libsrtp called directly, no copy but the packet's own), and the socket — all of it in one C call
 with one ``sendmmsg`` where :mod:`bridge.native_send` is built, else in Python through
-:mod:`bridge.udp_batch` (the same bytes).
+:mod:`bridge.udp_batch` (the same bytes). A subscriber in steady state is sent to by the timeline's
+C loop instead (:mod:`bridge.native_fanout`): its stream state lives in an ``hn_sub`` meanwhile, and
+what reads it here (sequence numbers, counters, the history a NACK is answered from) reads it there.
 
 Every aiortc / aioice / pylibsrtp internal this reads or replaces is named in
 :mod:`bridge.aiortc_compat` (checked by ``tests/test_aiortc_compat.py``); nothing here spells one.
@@ -22,7 +24,7 @@ import random
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import av
 import pylibsrtp
@@ -30,7 +32,7 @@ from aiortc import RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from bridge import aiortc_compat as compat
-from bridge import native_send
+from bridge import native_send, rtcp_reports
 from bridge.keyframes import VP8_PICTURE_IDS, vp8_picture_id, with_picture_id_delta
 from bridge.repair import Repairs
 from bridge.rtcp_fast import handle_rtcp_directly
@@ -38,8 +40,12 @@ from bridge.rtcp_reports import use_shared_reports
 from bridge.rtp_frames import ExtensionBlock, FramePacker, SentHistory
 from bridge.udp_batch import DatagramBatch, scratch
 
+if TYPE_CHECKING:
+    from bridge.native_fanout import NativeFanout
+
 MAX_SEND_BACKLOG = 256 * 1024  # bytes queued in the UDP transport: beyond this a subscriber resyncs
 DIRECT_ATTR = "_hoinghi_direct"
+SYNC_ATTR = rtcp_reports.SYNC_ATTR  # on the sender: brings its RTCP counters up to date
 
 _HEADER = struct.Struct("!BBHLL")
 _RtpPacket: Any = getattr(*compat.RTP_PACKET)
@@ -59,8 +65,9 @@ class DirectTrack(Protocol):
 
     packer: FramePacker
 
-    def attach_direct(self, send: Callable[[av.Packet], bool]) -> None:
-        """From now on call ``send(packet)`` for each packet; ``False`` means it fell behind."""
+    def attach_direct(self, send: Callable[[av.Packet], bool], sender: DirectSender | None = None) -> None:
+        """From now on call ``send(packet)`` for each packet; ``False`` means it fell behind
+        (``sender``: whose ``send`` it is, for the timeline's C loop)."""
 
     def detach_direct(self) -> None: ...
 
@@ -102,15 +109,21 @@ class DirectSender:
         self.mime = codec.mimeType.lower()
         self.payload_type: int = codec.payloadType or 0
         self.ssrc: int = getattr(sender, compat.SENDER_SSRC)
-        self.sequence_number = _random_sequence_number()
+        self._seq = _random_sequence_number()
         self.timestamp_origin = random.getrandbits(32)
         self.extensions_map = _sender_state(sender, "rtp_header_extensions_map")
         self.mid = _sender_state(sender, "mid")
         self.rtx_sequence_number = _random_sequence_number()
-        self.history = SentHistory(getattr(*compat.SENDER_HISTORY_SIZE))
-        self.history_size = self.history.size
-        self.packets = 0
-        self.octets = 0
+        self._history = SentHistory(getattr(*compat.SENDER_HISTORY_SIZE))
+        self.history_size = self._history.size
+        self._packets = 0
+        self._octets = 0
+        # While the timeline's C loop sends for this subscriber (bridge.native_fanout): its hn_sub,
+        # the loop, and how many of the frames sent from there are already in the history
+        self.native: Any = None
+        self._group: NativeFanout | None = None
+        self._slot: Any = None
+        self._native_frames = 0
         self.backlogged = 0
         self._connected = getattr(*compat.DTLS_CONNECTED).CONNECTED
         self.repairs = Repairs(self.resend, lambda: getattr(sender, compat.SENDER_PRIVATE + "rtt", None))
@@ -133,6 +146,117 @@ class DirectSender:
         self._last_timestamp: int | None = None
         self._last_ntp = 0
 
+    @property
+    def sequence_number(self) -> int:
+        """The next packet's sequence number."""
+        native = self.native
+        return self._seq if native is None else int(native.sequence_number)
+
+    @sequence_number.setter
+    def sequence_number(self, value: int) -> None:
+        self.leave_native()
+        self._seq = value
+
+    @property
+    def packets(self) -> int:
+        native = self.native
+        return self._packets if native is None else int(native.packets)
+
+    @property
+    def octets(self) -> int:
+        native = self.native
+        return self._octets if native is None else int(native.octets)
+
+    @property
+    def history(self) -> SentHistory:
+        """What was sent, as far as it can be asked for again (the C loop's frames included)."""
+        self.materialize()
+        return self._history
+
+    # The timeline's C loop (bridge.native_fanout)
+    def native_ready(self) -> bool:
+        """Whether the C loop can send for this subscriber now: connected over a plain UDP pair that
+        the C path writes to, nothing queued in the transport, no move pending."""
+        if self.native is not None or self._native is None or self._splice_next \
+                or getattr(self.dtls, compat.DTLS_STATE_ATTR) is not self._connected:
+            return False
+        udp = self._udp
+        return udp is not None and not udp.is_closing() and not udp.get_write_buffer_size() \
+            and self._pairs is not None and self._pairs.get(1) is self._pair \
+            and len(self._serialized_extension.layout()[0]) <= native_send.EXTENSION_MAX
+
+    def native_still_ready(self) -> bool:
+        """While in the C loop: its pair, transport and SRTP session are still the ones it writes with,
+        and the transport holds nothing (the C loop hands a frame the socket did not take to it)."""
+        udp, session = self._udp, self._session
+        return getattr(self.dtls, compat.DTLS_STATE_ATTR) is self._connected and self._pairs is not None \
+            and self._pairs.get(1) is self._pair and udp is not None and not udp.is_closing() \
+            and not udp.get_write_buffer_size() and session is not None \
+            and getattr(self.dtls, compat.DTLS_SRTP_ATTR) is session[0]
+
+    def enter_native(self, group: NativeFanout) -> Any:
+        """This subscriber's stream state into an ``hn_sub`` (returned) for ``group``'s C loop."""
+        assert self._native is not None
+        slot = self._slot
+        if slot is None:
+            slot = self._slot = native_send.new_sub()
+        fd, address = self._native
+        extension, abs_at = self._serialized_extension.layout()
+        native_send.fill_sub(slot, fd=fd, address=address, session=self._session_address(),
+                             payload_type=self.payload_type, ssrc=self.ssrc, first_byte=0x90 if extension else 0x80,
+                             sequence_number=self._seq, timestamp_origin=self.timestamp_origin,
+                             extension=extension, abs_at=abs_at, picture_id_delta=self._picture_id_delta,
+                             packets=self._packets, octets=self._octets)
+        self._native_frames = 0
+        self._group, self.native = group, slot
+        return slot
+
+    def leave_native(self) -> None:
+        """Out of the C loop (if in it): from the next frame on this sender sends again."""
+        if self._group is not None:
+            self._group.remove(self)
+
+    def exit_native(self) -> None:
+        """The C loop let this subscriber go (NativeFanout.remove): its state back here."""
+        slot = self.native
+        if slot is None:
+            return
+        self.materialize()
+        self._seq, self._packets, self._octets = int(slot.sequence_number), int(slot.packets), int(slot.octets)
+        if slot.frames:
+            self._last_timestamp, self._last_ntp = int(slot.last_timestamp), int(slot.last_ntp)
+        self.native = self._group = None
+        self.sync_counters()
+
+    def materialize(self) -> None:
+        """The frames the C loop sent since the last call, into the history (a NACK is answered from it)."""
+        slot = self.native
+        if slot is None:
+            return
+        newest = int(slot.frames)
+        ring, size = slot.ring, native_send.RING
+        block, delta, first_byte = self._serialized_extension, int(slot.picture_id_delta), int(slot.first_byte)
+        for number in range(max(self._native_frames + 1, newest - size + 1), newest + 1):
+            record = ring[number % size]
+            payloads = self.packer.recent(record.serial) if record.frame == number else None
+            if payloads is not None:
+                self._history.add(record.sequence_number, record.timestamp, block(record.abs_send_time), payloads,
+                                  delta, first_byte)
+        self._native_frames = newest
+
+    def transport_sendto(self, data: bytes) -> None:
+        """One datagram through the UDP pair's asyncio transport (after what it already holds)."""
+        self._udp.sendto(data, self._addr)
+
+    def sync_counters(self) -> None:
+        """The counters the sender's RTCP reports and ``getStats()`` read, as they are now."""
+        slot, sender = self.native, self.sender
+        if slot is not None and slot.frames:
+            setattr(sender, _NTP_TIMESTAMP, int(slot.last_ntp))
+            setattr(sender, _RTP_TIMESTAMP, int(slot.last_timestamp))
+        setattr(sender, _OCTET_COUNT, self.octets)
+        setattr(sender, _PACKET_COUNT, self.packets)
+
     def splice(self, packer: FramePacker, skip_ahead: bool = False) -> None:
         """From the next frame on, send another timeline's frames (packetized by ``packer``) as the
         continuation of this stream: its RTP timestamp follows the last one sent by the wall-clock
@@ -145,27 +269,28 @@ class DirectSender:
         past a receiver's reordering window, so a receiver that holds frames back until a lost packet
         comes (aiortc's jitter buffer waits up to 512 packets: half a minute at the low rendition's
         rate) gives them up and takes the keyframe at once; a browser plays the keyframe too."""
+        self.leave_native()
         self.packer = packer
         self._splice_next = True
         self._again_after_splice = skip_ahead
-        self.history.clear()
+        self._history.clear()
         self.repairs.forget()
         if skip_ahead:
-            self.sequence_number = (self.sequence_number + SPLICE_SEQUENCE_SKIP) & 0xFFFF
+            self._seq = (self._seq + SPLICE_SEQUENCE_SKIP) & 0xFFFF
 
     def _spliced(self, payloads: list[bytes], timestamp: int, ntp: int) -> None:
         self._splice_next = False
         if self._again_after_splice:  # this frame's packets are sent below, then again later
             self._again_after_splice = False
             self._cancel_again()
-            first, count = self.sequence_number, len(payloads)
+            first, count = self._seq, len(payloads)
             self._again = asyncio.get_running_loop().call_later(KEYFRAME_AGAIN_AFTER, self._send_again, first, count)
         if self._last_timestamp is None:
             return
         step = max(1, round((ntp - self._last_ntp) / (1 << 32) * 90000))
         self.timestamp_origin = (self._last_timestamp + step - timestamp) & 0xFFFFFFFF
         if self.mime == "video/vp8" and payloads:
-            last = self.history.payload((self.sequence_number - 1) & 0xFFFF)
+            last = self._history.payload((self._seq - 1) & 0xFFFF)
             last_id, new_id = vp8_picture_id(last or b""), vp8_picture_id(payloads[0])
             if last_id is not None and new_id is not None:
                 self._picture_id_delta = (last_id + 1 - new_id) % VP8_PICTURE_IDS
@@ -201,6 +326,8 @@ class DirectSender:
     def send(self, packet: av.Packet) -> bool:
         """Send one encoded frame. False: this subscriber's transport is backlogged (the frame
         was not sent; the caller resyncs it at the next keyframe)."""
+        if self.native is not None:  # pushed to directly while in the C loop: this path takes over
+            self.leave_native()
         dtls = self.dtls
         if getattr(dtls, compat.DTLS_STATE_ATTR) is not self._connected:
             return True  # not connected (yet or any more): nothing to send to, as aiortc drops it
@@ -219,11 +346,11 @@ class DirectSender:
         first_byte = 0x90 if extension else 0x80
         timestamp = (self.timestamp_origin + timestamp) & 0xFFFFFFFF
         self._last_timestamp, self._last_ntp = timestamp, ntp
-        seq = self.sequence_number
+        seq = self._seq
         n = len(payloads)
         delta = self._picture_id_delta
-        self.history.add(seq, timestamp, extension, payloads, delta, first_byte)
-        self.sequence_number = (seq + n) & 0xFFFF
+        self._history.add(seq, timestamp, extension, payloads, delta, first_byte)
+        self._seq = (seq + n) & 0xFFFF
         native = self._native
         if direct and native is not None and n <= native_send.MAX_PACKETS and not backlog \
                 and not self._udp.is_closing():
@@ -234,13 +361,13 @@ class DirectSender:
             octets = frame.octets
         else:
             octets = self._send_python(direct, payloads, delta, first_byte, seq, timestamp, extension)
-        self.packets += n
-        self.octets += octets
+        self._packets += n
+        self._octets += octets
         sender = self.sender
         setattr(sender, _NTP_TIMESTAMP, ntp)
         setattr(sender, _RTP_TIMESTAMP, timestamp)
-        setattr(sender, _OCTET_COUNT, self.octets)
-        setattr(sender, _PACKET_COUNT, self.packets)
+        setattr(sender, _OCTET_COUNT, self._octets)
+        setattr(sender, _PACKET_COUNT, self._packets)
         return True
 
     def _session_address(self) -> int:
@@ -311,6 +438,7 @@ class DirectSender:
 
     async def close(self) -> None:
         """The sender stopped: packets still queued for aiortc's path are dropped, its tasks awaited."""
+        self.leave_native()
         self._cancel_again()
         await self.repairs.close()
         if isinstance(self._again, asyncio.Task):
@@ -337,7 +465,8 @@ class DirectSender:
         """Packet ``sequence_number`` once more (over RTX when negotiated, RTP-padded up to ``pad_to``
         bytes or by 255), unasked (a probe: bridge.probe) or NACKed; returns the bytes sent, 0 when
         it is no longer in the history."""
-        plain = self.history.packet(sequence_number, self.payload_type, self.ssrc)
+        self.materialize()
+        plain = self._history.packet(sequence_number, self.payload_type, self.ssrc)
         if plain is None:
             return 0
         rtx_payload_type = _sender_state(self.sender, "rtx_payload_type")
@@ -379,8 +508,16 @@ def use_direct_send(sender: RTCRtpSender) -> None:
         direct = DirectSender(sender, codec, track.packer)
         setattr(sender, compat.SENDER_RETRANSMIT, direct.retransmit)
         setattr(sender, DIRECT_ATTR, direct)
+        setattr(sender, SYNC_ATTR, direct.sync_counters)
+        get_stats = sender.getStats
+
+        async def stats_now() -> Any:  # its counters as they are (the C loop keeps its own meanwhile)
+            direct.sync_counters()
+            return await get_stats()
+
+        sender.getStats = stats_now  # type: ignore[method-assign]
         try:
-            track.attach_direct(direct.send)
+            track.attach_direct(direct.send, direct)
             attach_splice = getattr(track, "attach_splice", None)  # an adaptive subscriber (bridge.layers)
             if attach_splice is not None:
                 attach_splice(direct.splice)

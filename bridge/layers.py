@@ -22,6 +22,7 @@ from typing import Literal
 
 import av
 
+from bridge.native_fanout import NativeFanout
 from bridge.relay import VIDEO_QUEUE_FRAMES, Fanout, RelayTrack
 from bridge.rtp_frames import FramePacker
 
@@ -34,6 +35,7 @@ class _Feed:
     """What a rendition's fan-out pushes into while an :class:`AdaptiveTrack` waits to move there."""
 
     kind = "video"
+    native_sender = None  # never sent by a C loop (bridge.native_fanout)
 
     def __init__(self, track: AdaptiveTrack, rendition: Rendition) -> None:
         self.track = track
@@ -75,6 +77,9 @@ class AdaptiveTrack(RelayTrack):
     def fanout(self) -> Fanout:
         return self.fanouts[self.rendition]
 
+    def native_home(self) -> NativeFanout | None:
+        return None if self.layer == "audio" or self.withheld is not None else self.fanout.native
+
     def attach_splice(self, splice: Callable[[FramePacker, bool], None]) -> None:
         """The direct sender's splice (see :meth:`bridge.direct_send.DirectSender.splice`)."""
         self._splice = splice
@@ -83,6 +88,7 @@ class AdaptiveTrack(RelayTrack):
         """Move this subscriber to ``layer`` (at the next keyframe of that rendition; at once to "audio")."""
         if layer == self.layer and self.pending is None:
             return
+        self.leave_native()
         self._drop_feed()
         if layer == "audio":
             self.layer = "audio"
@@ -113,6 +119,7 @@ class AdaptiveTrack(RelayTrack):
         if not keyframe:
             target.request_keyframe()  # throttled at the publisher; covers a lost request
             return
+        self.leave_native()
         self._drop_feed()
         self.fanout.tracks.discard(self)
         down = self.layer == "audio" or (self.rendition == "high" and feed.rendition == "low")

@@ -36,7 +36,22 @@ int hn_send_frame(int fd, const char *addr, int addrlen, uintptr_t session, uint
                   int first_byte, int payload_type, int sequence_number, uint32_t timestamp, uint32_t ssrc,
                   const char *extension, int extension_length, int picture_id_delta,
                   char *out, int out_size, int *offsets, int *error);
+typedef struct {
+    uint32_t frame; uint32_t serial; uint32_t sequence_number; uint32_t count; uint32_t timestamp;
+    uint32_t abs_send_time;
+} hn_sent;
+typedef struct {
+    int fd; char addr[28]; int addrlen; uintptr_t session; int payload_type; uint32_t ssrc; int first_byte;
+    uint32_t sequence_number; uint32_t timestamp_origin; char extension[64]; int extension_length; int abs_at;
+    int picture_id_delta; uint64_t packets; uint64_t octets; uint32_t frames; uint32_t last_timestamp;
+    uint64_t last_ntp; hn_sent ring[64];
+} hn_sub;
+int hn_fanout_frame(hn_sub **subs, int start, int count, uintptr_t protect,
+                    const char *payloads, const int *lengths, int n, int octets, uint32_t timestamp, uint32_t serial,
+                    char *out, int out_size, int *offsets, int *sent, int *error);
 """
+RING = 64  # HN_RING: the frames a subscriber sent from the C loop that it can still be asked for
+EXTENSION_MAX = 64  # HN_EXTENSION_MAX
 MAX_PACKETS = 256  # HN_MAX_PACKETS: a frame of more packets takes the Python path
 SRTP_TRAILER = 16
 
@@ -133,6 +148,58 @@ class Out:
 
 
 OUT = Out()
+
+
+_EMPTY_RING = bytes(_ffi.sizeof("hn_sent") * RING) if _ffi is not None else b""
+
+
+def new_sub() -> Any:
+    """A subscriber's ``hn_sub`` (zeroed), for the timeline's C loop (bridge.native_fanout)."""
+    return _ffi.new("hn_sub *")
+
+
+def fill_sub(slot: Any, *, fd: int, address: bytes, session: int, payload_type: int, ssrc: int, first_byte: int,
+             sequence_number: int, timestamp_origin: int, extension: bytes, abs_at: int, picture_id_delta: int,
+             packets: int, octets: int) -> None:
+    """A subscriber's stream state into its ``hn_sub`` (its frame ring emptied)."""
+    _ffi.memmove(slot.addr, address, len(address))
+    slot.fd, slot.addrlen, slot.session = fd, len(address), session
+    slot.payload_type, slot.ssrc, slot.first_byte = payload_type, ssrc, first_byte
+    slot.sequence_number, slot.timestamp_origin = sequence_number, timestamp_origin
+    _ffi.memmove(slot.extension, extension, len(extension))
+    slot.extension_length, slot.abs_at, slot.picture_id_delta = len(extension), abs_at, picture_id_delta
+    slot.packets, slot.octets, slot.frames = packets, octets, 0
+    _ffi.memmove(slot.ring, _EMPTY_RING, len(_EMPTY_RING))
+
+
+def new_subs(count: int) -> Any:
+    """An array of ``count`` pointers to ``hn_sub`` (the C loop's members)."""
+    return _ffi.new("hn_sub *[]", count)
+
+
+def new_int() -> Any:
+    return _ffi.new("int *")
+
+
+def fanout_frame(subs: Any, start: int, count: int, frame: Frame, timestamp: int, serial: int, sent: Any) -> int:
+    """``frame`` to ``subs[start:count]`` (``hn_fanout_frame``): ``count`` when all took it, else the
+    index of the first that did not, having sent ``sent[0]`` packets (-1: SRTP failed); its packets
+    are in :data:`OUT`."""
+    out = OUT
+    n = frame.count
+    needed = frame.octets + n * (12 + EXTENSION_MAX + 1 + SRTP_TRAILER)
+    if needed > out.size:
+        out.ensure(needed)
+    return int(_lib.hn_fanout_frame(subs, start, count, PROTECT, frame.joined, frame.lengths, n, frame.octets,
+                                    timestamp & 0xFFFFFFFF, serial & 0xFFFFFFFF, out.buffer, out.size, out.offsets,
+                                    sent, out.error))
+
+
+def send_rest(sent: int, count: int, sendto: Any) -> None:
+    """Packets ``sent`` … ``count - 1`` of the frame last built in :data:`OUT`, through ``sendto``."""
+    offsets, view = OUT.offsets, OUT.view
+    for i in range(sent, count):
+        sendto(bytes(view[offsets[i]:offsets[i + 1]]))
 
 
 def send_frame(fd: int, addr: bytes, session: int, frame: Frame, first_byte: int, payload_type: int,

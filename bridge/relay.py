@@ -9,8 +9,10 @@ then (a late joiner does not wait for the publisher's next natural keyframe).
 A bridge's subscriber tracks are sent directly: the fan-out call packetizes each frame once for
 the whole timeline and sends it to every subscriber then and there
 (:class:`bridge.direct_send.DirectSender`); a subscriber whose UDP transport is backlogged is
-skipped and resynced at the next keyframe instead of buffering without bound. Read through
-``recv()`` instead (aiortc's own sender loop), a track keeps a bounded queue with the same rule.
+skipped and resynced at the next keyframe instead of buffering without bound. A video
+timeline's subscribers in steady state are sent to by one C loop per frame instead
+(:mod:`bridge.native_fanout`). Read through ``recv()`` (aiortc's own sender loop), a track keeps a
+bounded queue with the same rule as a backlogged transport.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from bridge import native_send
 from bridge.keyframes import KeyframeRequester, is_keyframe
+from bridge.native_fanout import NativeFanout
 from bridge.rtp_frames import FramePacker
 from bridge.speaking import SPEAKING_LEVEL
+
+if TYPE_CHECKING:
+    from bridge.direct_send import DirectSender
 
 log = logging.getLogger("hoinghi.bridge.relay")
 
@@ -50,7 +58,10 @@ class RelayTrack(MediaStreamTrack):
         # True while this subscriber must not get the timeline (its own voice: no echo)
         self.withheld: Callable[[], bool] | None = None
         self.packer = packer if packer is not None else FramePacker()
+        self.home: Fanout | None = None  # the fan-out this track sits in (its C loop sends in steady state)
         self._direct: Callable[[av.Packet], bool] | None = None
+        self._direct_sender: DirectSender | None = None
+        self.native_sender: DirectSender | None = None  # set while the home fan-out's C loop sends for it
         self._stopped = asyncio.Event()
         self._gated = kind == "video"
         self._waiting_keyframe = self._gated
@@ -61,13 +72,34 @@ class RelayTrack(MediaStreamTrack):
         self._on_stop = on_stop
         self._started = False
         self._live = True  # readyState == "live", read for every packet without the property
-        self.packets_in = 0
+        self._packets_in = 0
         self.packets_dropped = 0
         self.resyncs = 0
 
     @property
     def waiting_keyframe(self) -> bool:
         return self._waiting_keyframe
+
+    @property
+    def packets_in(self) -> int:
+        """Packets (encoded frames) handed to the sender, the C loop's included."""
+        native = self.native_sender
+        return self._packets_in + (int(native.native.frames) if native is not None else 0)
+
+    def packets_in_native(self, frames: int) -> None:
+        """The C loop let this track go having sent it ``frames`` frames."""
+        self._packets_in += frames
+
+    def leave_native(self) -> None:
+        """Back to the Python path (before anything about what this track is sent changes)."""
+        native = self.native_sender
+        if native is not None:
+            native.leave_native()
+
+    def native_home(self) -> NativeFanout | None:
+        """The C loop this track may be sent by now (None: the Python path only)."""
+        home = self.home
+        return home.native if home is not None and self.withheld is None else None
 
     def start(self) -> None:
         """The sender started reading (its transport is up): from now on take packets, starting
@@ -77,21 +109,27 @@ class RelayTrack(MediaStreamTrack):
             if self._gated:
                 self._on_resync()
 
-    def attach_direct(self, send: Callable[[av.Packet], bool]) -> None:
+    def attach_direct(self, send: Callable[[av.Packet], bool], sender: DirectSender | None = None) -> None:
         """Send each packet through ``send`` as it is pushed (see
-        :class:`bridge.direct_send.DirectSender`); ``send`` returns False when it fell behind."""
+        :class:`bridge.direct_send.DirectSender`); ``send`` returns False when it fell behind.
+        ``sender``: whose ``send`` it is (the fan-out's C loop may then send for it)."""
         self._direct = send
+        self._direct_sender = sender
         self._queue.clear()
         self.start()
 
     def detach_direct(self) -> None:
+        self.leave_native()
         self._direct = None
+        self._direct_sender = None
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
     def push(self, packet: av.Packet, keyframe: bool, codec: str | None = None) -> None:
         """Take one packet of the timeline, encoded with ``codec`` (lower-case mime type)."""
+        if self.native_sender is not None:  # pushed to directly while in the C loop: this path takes over
+            self.leave_native()
         if not self._live or not self._started:
             return
         if codec != self.codec and codec is not None and self.codec is not None:
@@ -117,20 +155,31 @@ class RelayTrack(MediaStreamTrack):
                 log.exception("subscriber %s: send failed, its track stops", self.id)
                 self.stop()
                 return
-            if sent:
-                self.packets_in += 1
-            else:
+            if not sent:
                 self._fell_behind(1)
+                return
+            self._packets_in += 1
+            sender = self._direct_sender
+            if sender is not None and self._live:
+                native = self.native_home()
+                if native is not None:
+                    try:
+                        native.enroll(self, sender, self.codec)
+                    except Exception:  # the C loop is an optimisation: this track stays on the Python path
+                        log.exception("subscriber %s: could not join the C loop", self.id)
+                        native.abandon()
+                        self._direct_sender = None
             return
         if len(self._queue) >= self._max_queue:
             self._fell_behind(len(self._queue) + 1)
             return
         self._queue.append(packet)
-        self.packets_in += 1
+        self._packets_in += 1
         self._wakeup.set()
 
     def _fell_behind(self, dropped: int) -> None:
         """Drop what is queued and start again at the next keyframe."""
+        self.leave_native()
         self.packets_dropped += dropped
         self._queue.clear()
         self.resyncs += 1
@@ -144,6 +193,7 @@ class RelayTrack(MediaStreamTrack):
 
     def resync(self) -> None:
         """Start again at the next keyframe (e.g. after a floor switch)."""
+        self.leave_native()
         if self._gated:
             self._queue.clear()
             self._waiting_keyframe = True
@@ -158,6 +208,7 @@ class RelayTrack(MediaStreamTrack):
         return self._queue.popleft()
 
     def stop(self) -> None:
+        self.leave_native()
         super().stop()
         self._live = False
         self._wakeup.set()  # let a pending recv() see the end
@@ -176,6 +227,8 @@ class Fanout:
         self._request_keyframe = request_keyframe
         self.tracks: set[RelayTrack] = set()
         self.packer = FramePacker()  # each frame packetized once for all its subscribers
+        # the subscribers in steady state, sent to by one C call per frame (bridge.native_fanout)
+        self.native = NativeFanout(self.packer) if kind == "video" and native_send.ENABLED else None
 
     def request_keyframe(self) -> None:
         """Ask whoever feeds this timeline for a keyframe (a subscriber is about to join it)."""
@@ -186,18 +239,30 @@ class Fanout:
             max_queue = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
         track = RelayTrack(self.kind, self._request_keyframe, max_queue, on_stop=self.tracks.discard,
                            packer=self.packer)
+        track.home = self
         self.tracks.add(track)
         return track
 
     def push(self, packet: av.Packet, keyframe: bool, codec: str | None = None) -> None:
+        native = self.native
+        if native is not None and native.members:
+            try:
+                native.send(packet, codec)  # first: a track enrolled below is sent from there from the next frame
+            except Exception:  # (a bug): the timeline goes on without its C loop
+                log.exception("the C loop of a %s timeline failed: its subscribers are sent from Python", self.kind)
+                native.abandon()
+                self.native = None
         for track in tuple(self.tracks):  # a track that breaks leaves the set meanwhile
-            track.push(packet, keyframe, codec)
+            if track.native_sender is None:
+                track.push(packet, keyframe, codec)
 
     def resync_all(self) -> None:
         for track in self.tracks:
             track.resync()
 
     def close(self) -> None:
+        if self.native is not None:
+            self.native.clear()
         for track in list(self.tracks):
             track.stop()
 

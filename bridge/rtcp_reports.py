@@ -41,6 +41,9 @@ _ORDER = itertools.count()
 REPORTER_ATTR = "_hoinghi_reporter"
 
 
+SYNC_ATTR = "_hoinghi_sync_counters"  # bridge.direct_send.SYNC_ATTR (that module imports this one)
+
+
 def _state(sender: RTCRtpSender, name: str) -> Any:
     return getattr(sender, compat.SENDER_PRIVATE + name)
 
@@ -72,6 +75,9 @@ class Reporter:
 
     def report(self) -> None:
         sender = self.sender
+        sync = getattr(sender, SYNC_ATTR, None)  # a direct sender whose counters may be in the C loop
+        if sync is not None:
+            sync()
         count = _state(sender, "packet_count")
         if count == self.last_count and self.silent < SILENT_EVERY - 1:
             self.silent += 1

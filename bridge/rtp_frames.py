@@ -32,7 +32,8 @@ class FramePacker:
         self._last: tuple[av.Packet, str] | None = None
         self._result: tuple[list[bytes], int] = ([], 0)
         self._native: native_send.Frame | None = None
-        self.frames = 0
+        self.frames = 0  # frames packed so far: the last one's serial number
+        self._recent: list[tuple[int, list[bytes]] | None] = [None] * native_send.RING
 
     def pack(self, packet: av.Packet, mime: str) -> tuple[list[bytes], int]:
         last = self._last
@@ -45,7 +46,13 @@ class FramePacker:
         self._native = None
         self._last = (packet, mime)  # holds the packet: its identity cannot be reused meanwhile
         self.frames += 1
+        self._recent[self.frames % native_send.RING] = (self.frames, self._result[0])
         return self._result
+
+    def recent(self, serial: int) -> list[bytes] | None:
+        """The payloads of frame ``serial`` (one of the last ``native_send.RING``), or None."""
+        held = self._recent[serial % native_send.RING]
+        return held[1] if held is not None and held[0] == serial else None
 
     def native(self) -> native_send.Frame:
         """The last frame packed, joined for the C send path (made once for every subscriber)."""
@@ -112,6 +119,14 @@ class ExtensionBlock:
         self.extensions_map = extensions_map
         self.mid = mid
         self._template: tuple[bytes, bytes | None] | None = None
+
+    def layout(self) -> tuple[bytes, int]:
+        """The block with abs-send-time 0, and where its 3 bytes are (-1: not negotiated)."""
+        template = self._template
+        if template is None:
+            template = self._template = self._make_template()
+        head, tail = template
+        return (head, -1) if tail is None else (head + bytes(3) + tail, len(head))
 
     def __call__(self, abs_send_time: int) -> bytes:
         template = self._template

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,3 +134,66 @@ def test_addresses_are_built_for_both_families() -> None:
     assert v6 is not None and len(v6) == 28 and v6[2:4] == b"\x13\x8c" and v6[-4:] == struct.pack("=I", 3)
     assert native_send.sockaddr(socket.AF_INET, ("not an address", 1)) is None
     assert native_send.sockaddr(socket.AF_UNIX, "/tmp/x") is None
+
+
+def _sub(slot: Any, fd: int, address: bytes, session: Session, seq: int, origin: int, extension: bytes,
+         abs_at: int, delta: int) -> None:
+    native_send.fill_sub(slot, fd=fd, address=address, session=native_send.session_address(session),
+                         payload_type=96, ssrc=SSRC, first_byte=0x90 if extension else 0x80, sequence_number=seq,
+                         timestamp_origin=origin, extension=extension, abs_at=abs_at, picture_id_delta=delta,
+                         packets=7, octets=700)
+
+
+def test_the_c_loop_sends_each_subscriber_its_own_stream_and_remembers_it(built: None) -> None:
+    """hn_fanout_frame: one frame to three subscribers in one call — each gets the packets its own
+    state says (sequence numbers, timestamp origin, picture id moved or not, its extension block
+    with the 3 bytes of abs-send-time set to now), its state advances, the frame is in its ring
+    (what a NACK is answered from), and a subscriber whose socket refuses the frame stops the loop
+    there with its packets left for the transport; the next call goes on after it."""
+    receivers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead_fd = closed.fileno()
+    closed.close()
+    try:
+        for receiver in receivers:
+            receiver.bind(("127.0.0.1", 0))
+            receiver.settimeout(2)
+        sessions = [_sessions() for _ in receivers]
+        payloads = [_vp8(300, os.urandom(1100)), _vp8(None, os.urandom(1100)), _vp8(None, os.urandom(17))]
+        frame = native_send.Frame(payloads)
+        subs, slots = native_send.new_subs(3), [native_send.new_sub() for _ in receivers]
+        absolute = struct.pack("!HH", 0xBEDE, 1) + bytes((0x22, 0, 0, 0))  # abs-send-time (id 2) at byte 5
+        states = [(65534, 1000, absolute, 5, 0), (100, 0xFFFFFFF0, absolute, 5, 9), (5000, 7, EXTENSION, -1, 0)]
+        for i, (slot, receiver, (outbound, _), state) in enumerate(
+                zip(slots, receivers, sessions, states, strict=True)):
+            address = native_send.sockaddr(socket.AF_INET, receiver.getsockname())
+            assert address is not None
+            _sub(slot, dead_fd if i == 1 else sender.fileno(), address, outbound, *state)
+            subs[i] = slot
+        sent = native_send.new_int()
+        stopped = native_send.fanout_frame(subs, 0, 3, frame, 90_000, 41, sent)
+        assert stopped == 1 and sent[0] == 0, "the second subscriber's socket took nothing"
+        refused = Transport()
+        native_send.send_rest(sent[0], frame.count, lambda data: refused.sendto(data, None))
+        assert native_send.fanout_frame(subs, 2, 3, frame, 90_000, 41, sent) == 3
+        now_abs = int((time.time() + 2208988800) * (1 << 18)) & 0xFFFFFF  # NTP time >> 14, as the extension has it
+        for i, (slot, receiver, (_, inbound), (seq, origin, extension, abs_at, delta)) in enumerate(
+                zip(slots, receivers, sessions, states, strict=True)):
+            got = [inbound.unprotect(data) for data, _ in refused.sent] if i == 1 else \
+                [inbound.unprotect(receiver.recv(2048)) for _ in payloads]
+            timestamp = (origin + 90_000) & 0xFFFFFFFF
+            if abs_at >= 0:  # the time bytes are this subscriber's send time
+                sent_abs = int.from_bytes(got[0][12 + abs_at:15 + abs_at], "big")
+                assert abs(sent_abs - now_abs) < 1 << 16, "abs-send-time within 0.25 s of now"
+                extension = extension[:abs_at] + sent_abs.to_bytes(3, "big") + extension[abs_at + 3:]
+            assert got == _expected(payloads, seq, timestamp, extension, delta)
+            assert slot.sequence_number == (seq + 3) & 0xFFFF and slot.packets == 10 and slot.frames == 1
+            assert slot.octets == 700 + frame.octets and slot.last_timestamp == timestamp
+            record = slot.ring[1]
+            assert (record.frame, record.serial, record.sequence_number, record.count, record.timestamp) == \
+                (1, 41, seq, 3, timestamp)
+    finally:
+        sender.close()
+        for receiver in receivers:
+            receiver.close()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiortc import RTCRtpSender
 
-from bridge import aiortc_compat, direct_send
+from bridge import aiortc_compat, direct_send, native_send
 from bridge.room import BridgeState
 from tests.conftest import MEDIA_BRIDGE
 from tests.media_util import (
@@ -72,6 +72,9 @@ async def test_subscribers_share_one_packetization_and_decode(bridge: tuple[str,
         forwarded, packed = source.frames - before_frames, fanout.packer.frames - before_packed
         # once per frame for the whole timeline, not once per subscriber (3 here)
         assert packed <= forwarded + 1, (forwarded, packed)
+        if native_send.ENABLED:  # in steady state the timeline's C loop sends to all three
+            assert fanout.native is not None and {d for _, d in fanout.native.members} == set(senders)
+            assert all(t.native_sender is not None for t in fanout.tracks)
         # every subscriber got its own stream: own SSRC, counters the RTCP sender reports
         assert len({d.ssrc for d in senders}) == 3
         assert all(d.packets >= forwarded for d in senders)
@@ -91,14 +94,17 @@ async def test_a_lost_packet_is_retransmitted_without_a_keyframe(bridge: tuple[s
         sender = _video_sender(state, "A")
         direct = await _direct(sender)
         keyframes = camera.keyframes
+        track = next(t for t in state.room(1).programme.video.fanout.tracks)
+        in_c_loop = native_send.ENABLED  # then the packet is lost from the C loop, and answered from its ring
+        assert (track.native_sender is direct) == in_c_loop
         dropped = lose_next_rtp(player.pc, direct.ssrc)
         await until(lambda: dropped() >= 0, STEP, "a video packet to be dropped")
         await until(lambda: direct.retransmits >= 1, STEP, "the subscriber's NACK to be answered")
         count = len(player.frames)
         await player.wait_frames(count + 30)
         assert camera.keyframes == keyframes, "the loss must be repaired by retransmission, not by a new keyframe"
-        track = next(t for t in state.room(1).programme.video.fanout.tracks)
         assert track.resyncs == 0
+        assert (track.native_sender is direct) == in_c_loop, "a NACK does not take a subscriber out of the C loop"
     finally:
         await close_peers(*peers)
 
