@@ -21,38 +21,32 @@ from __future__ import annotations
 
 import asyncio
 import random
-import struct
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, Protocol, cast
 
 import av
-import pylibsrtp
 from aiortc import RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from bridge import aiortc_compat as compat
 from bridge import native_send, rtcp_reports
-from bridge.keyframes import VP8_PICTURE_IDS, vp8_picture_id, with_picture_id_delta
+from bridge.keyframes import VP8_PICTURE_IDS, vp8_picture_id
+from bridge.native_fanout import NativeFanout, NativeMember
+from bridge.python_send import PythonSend
 from bridge.repair import Repairs
 from bridge.rtcp_fast import handle_rtcp_directly
 from bridge.rtcp_reports import use_shared_reports
 from bridge.rtp_frames import ExtensionBlock, FramePacker, SentHistory
-from bridge.udp_batch import DatagramBatch, scratch
-
-if TYPE_CHECKING:
-    from bridge.native_fanout import NativeFanout
+from bridge.udp_batch import DatagramBatch
 
 MAX_SEND_BACKLOG = 256 * 1024  # bytes queued in the UDP transport: beyond this a subscriber resyncs
 DIRECT_ATTR = "_hoinghi_direct"
 SYNC_ATTR = rtcp_reports.SYNC_ATTR  # on the sender: brings its RTCP counters up to date
 
-_HEADER = struct.Struct("!BBHLL")
 _RtpPacket: Any = getattr(*compat.RTP_PACKET)
 _wrap_rtx: Any = getattr(*compat.RTX_WRAP)
 _random_sequence_number: Callable[[], int] = getattr(*compat.SEQUENCE_NUMBER_ORIGIN)
-_srtp_protect: Callable[[Any, Any, Any], int] = getattr(*compat.SRTP_LIBRARY).srtp_protect
-_SRTP_TRAILER = 16  # the longest tag srtp_protect appends (AES-GCM; no MKI is negotiated)
 # The sender's own counters, read by its RTCP sender reports and getStats()
 _NTP_TIMESTAMP = compat.SENDER_PRIVATE + "ntp_timestamp"
 _RTP_TIMESTAMP = compat.SENDER_PRIVATE + "rtp_timestamp"
@@ -93,7 +87,7 @@ def _sender_state(sender: RTCRtpSender, name: str) -> Any:
     return getattr(sender, compat.SENDER_PRIVATE + name)
 
 
-class DirectSender:
+class DirectSender(NativeMember, PythonSend):
     """One subscriber's RTP stream, sent synchronously from the fan-out (see module docs).
 
     Sequence numbers, timestamp origin and SSRC are the sender's own as aiortc would make them;
@@ -135,7 +129,7 @@ class DirectSender:
         self._session: tuple[Any, int] | None = None  # (pylibsrtp session, its libsrtp context's address)
         self._batch: DatagramBatch | None = None
         self._serialized_extension = ExtensionBlock(self.extensions_map, self.mid)
-        self._slow_queue: deque[bytes] = deque()
+        self._slow_queue: deque[bytes] = deque()  # a TURN pair's packets, sent in order by one task
         self._slow_task: asyncio.Task[None] | None = None
         # A move to another rendition (bridge.layers): the outgoing stream continues across it
         self._splice_next = False
@@ -145,117 +139,6 @@ class DirectSender:
         self._picture_id_delta = 0  # VP8: added to every picture id sent since the last splice
         self._last_timestamp: int | None = None
         self._last_ntp = 0
-
-    @property
-    def sequence_number(self) -> int:
-        """The next packet's sequence number."""
-        native = self.native
-        return self._seq if native is None else int(native.sequence_number)
-
-    @sequence_number.setter
-    def sequence_number(self, value: int) -> None:
-        self.leave_native()
-        self._seq = value
-
-    @property
-    def packets(self) -> int:
-        native = self.native
-        return self._packets if native is None else int(native.packets)
-
-    @property
-    def octets(self) -> int:
-        native = self.native
-        return self._octets if native is None else int(native.octets)
-
-    @property
-    def history(self) -> SentHistory:
-        """What was sent, as far as it can be asked for again (the C loop's frames included)."""
-        self.materialize()
-        return self._history
-
-    # The timeline's C loop (bridge.native_fanout)
-    def native_ready(self) -> bool:
-        """Whether the C loop can send for this subscriber now: connected over a plain UDP pair that
-        the C path writes to, nothing queued in the transport, no move pending."""
-        if self.native is not None or self._native is None or self._splice_next \
-                or getattr(self.dtls, compat.DTLS_STATE_ATTR) is not self._connected:
-            return False
-        udp = self._udp
-        return udp is not None and not udp.is_closing() and not udp.get_write_buffer_size() \
-            and self._pairs is not None and self._pairs.get(1) is self._pair \
-            and len(self._serialized_extension.layout()[0]) <= native_send.EXTENSION_MAX
-
-    def native_still_ready(self) -> bool:
-        """While in the C loop: its pair, transport and SRTP session are still the ones it writes with,
-        and the transport holds nothing (the C loop hands a frame the socket did not take to it)."""
-        udp, session = self._udp, self._session
-        return getattr(self.dtls, compat.DTLS_STATE_ATTR) is self._connected and self._pairs is not None \
-            and self._pairs.get(1) is self._pair and udp is not None and not udp.is_closing() \
-            and not udp.get_write_buffer_size() and session is not None \
-            and getattr(self.dtls, compat.DTLS_SRTP_ATTR) is session[0]
-
-    def enter_native(self, group: NativeFanout) -> Any:
-        """This subscriber's stream state into an ``hn_sub`` (returned) for ``group``'s C loop."""
-        assert self._native is not None
-        slot = self._slot
-        if slot is None:
-            slot = self._slot = native_send.new_sub()
-        fd, address = self._native
-        extension, abs_at = self._serialized_extension.layout()
-        native_send.fill_sub(slot, fd=fd, address=address, session=self._session_address(),
-                             payload_type=self.payload_type, ssrc=self.ssrc, first_byte=0x90 if extension else 0x80,
-                             sequence_number=self._seq, timestamp_origin=self.timestamp_origin,
-                             extension=extension, abs_at=abs_at, picture_id_delta=self._picture_id_delta,
-                             packets=self._packets, octets=self._octets)
-        self._native_frames = 0
-        self._group, self.native = group, slot
-        return slot
-
-    def leave_native(self) -> None:
-        """Out of the C loop (if in it): from the next frame on this sender sends again."""
-        if self._group is not None:
-            self._group.remove(self)
-
-    def exit_native(self) -> None:
-        """The C loop let this subscriber go (NativeFanout.remove): its state back here."""
-        slot = self.native
-        if slot is None:
-            return
-        self.materialize()
-        self._seq, self._packets, self._octets = int(slot.sequence_number), int(slot.packets), int(slot.octets)
-        if slot.frames:
-            self._last_timestamp, self._last_ntp = int(slot.last_timestamp), int(slot.last_ntp)
-        self.native = self._group = None
-        self.sync_counters()
-
-    def materialize(self) -> None:
-        """The frames the C loop sent since the last call, into the history (a NACK is answered from it)."""
-        slot = self.native
-        if slot is None:
-            return
-        newest = int(slot.frames)
-        ring, size = slot.ring, native_send.RING
-        block, delta, first_byte = self._serialized_extension, int(slot.picture_id_delta), int(slot.first_byte)
-        for number in range(max(self._native_frames + 1, newest - size + 1), newest + 1):
-            record = ring[number % size]
-            payloads = self.packer.recent(record.serial) if record.frame == number else None
-            if payloads is not None:
-                self._history.add(record.sequence_number, record.timestamp, block(record.abs_send_time), payloads,
-                                  delta, first_byte)
-        self._native_frames = newest
-
-    def transport_sendto(self, data: bytes) -> None:
-        """One datagram through the UDP pair's asyncio transport (after what it already holds)."""
-        self._udp.sendto(data, self._addr)
-
-    def sync_counters(self) -> None:
-        """The counters the sender's RTCP reports and ``getStats()`` read, as they are now."""
-        slot, sender = self.native, self.sender
-        if slot is not None and slot.frames:
-            setattr(sender, _NTP_TIMESTAMP, int(slot.last_ntp))
-            setattr(sender, _RTP_TIMESTAMP, int(slot.last_timestamp))
-        setattr(sender, _OCTET_COUNT, self.octets)
-        setattr(sender, _PACKET_COUNT, self.packets)
 
     def splice(self, packer: FramePacker, skip_ahead: bool = False) -> None:
         """From the next frame on, send another timeline's frames (packetized by ``packer``) as the
@@ -376,53 +259,6 @@ class DirectSender:
         if cached is None or cached[0] is not session:
             cached = self._session = (session, native_send.session_address(session))
         return cached[1]
-
-    def _send_python(self, direct: bool, payloads: list[bytes], delta: int, first_byte: int, seq: int,
-                     timestamp: int, extension: bytes) -> int:
-        """What the C path does (bridge.native_send), in Python; and a TURN pair's way."""
-        if delta:
-            payloads = [with_picture_id_delta(p, delta) for p in payloads]
-        last = len(payloads) - 1
-        pack, pt, ssrc = _HEADER.pack, self.payload_type, self.ssrc
-        octets = sum(map(len, payloads))
-        datagrams: list[Any] = []
-        if direct:  # each packet is built and SRTP-protected in place, back to back in the scratch buffer
-            session = getattr(getattr(self.dtls, compat.DTLS_SRTP_ATTR), compat.SRTP_SESSION_POINTER)[0]
-            view, base, length = scratch(octets + len(payloads) * (12 + len(extension) + _SRTP_TRAILER))
-            at = 0
-        for i, payload in enumerate(payloads):
-            header = pack(first_byte, pt | 0x80 if i == last else pt, seq, timestamp, ssrc) + extension
-            seq = (seq + 1) & 0xFFFF
-            if not direct:
-                datagrams.append(header + payload)
-                continue
-            body = at + len(header)
-            end = body + len(payload)
-            view[at:body] = header
-            view[body:end] = payload
-            length[0] = end - at
-            status = _srtp_protect(session, base + at, length)
-            if status:
-                raise pylibsrtp.Error(f"srtp_protect: {status}")
-            end = at + length[0]
-            datagrams.append(view[at:end])
-            at = end
-        if direct:
-            assert self._batch is not None
-            self._batch.send(datagrams, self._addr)
-        else:  # a TURN pair: aiortc's own (asynchronous) path, plain packets in order, by one task
-            self._slow_queue.extend(datagrams)
-            if self._slow_task is None or self._slow_task.done():
-                self._slow_task = asyncio.get_running_loop().create_task(self._send_slow())
-        return octets
-
-    async def _send_slow(self) -> None:
-        queue = self._slow_queue
-        try:
-            while queue:
-                await getattr(self.dtls, compat.DTLS_SEND_RTP)(queue.popleft())
-        except ConnectionError:
-            queue.clear()
 
     def _send_again(self, first: int, count: int) -> None:
         self._again = asyncio.get_running_loop().create_task(self._resend_run(first, count))

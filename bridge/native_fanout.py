@@ -23,18 +23,24 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from bridge import aiortc_compat as compat
 from bridge import native_send
-from bridge.rtp_frames import FramePacker
+from bridge.rtp_frames import ExtensionBlock, FramePacker, SentHistory
 
 if TYPE_CHECKING:
     import av
+    from aiortc import RTCRtpSender
 
-    from bridge.direct_send import DirectSender
     from bridge.relay import RelayTrack
 
 log = logging.getLogger("hoinghi.bridge.native_fanout")
 
 AUDIT_EVERY = 30  # frames (a second at 30 fps) between checks that each enrolled connection is as it was
+# The sender's own counters, read by its RTCP sender reports and getStats()
+_NTP_TIMESTAMP = compat.SENDER_PRIVATE + "ntp_timestamp"
+_RTP_TIMESTAMP = compat.SENDER_PRIVATE + "rtp_timestamp"
+_OCTET_COUNT = compat.SENDER_PRIVATE + "octet_count"
+_PACKET_COUNT = compat.SENDER_PRIVATE + "packet_count"
 
 
 class NativeFanout:
@@ -43,7 +49,7 @@ class NativeFanout:
     def __init__(self, packer: FramePacker) -> None:
         self.packer = packer
         self.codec: str | None = None  # the timeline's codec (lower-case mime type) while anyone is enrolled
-        self.members: list[tuple[RelayTrack, DirectSender]] = []
+        self.members: list[tuple[RelayTrack, NativeMember]] = []
         self._capacity = 16
         self._subs: Any = native_send.new_subs(self._capacity)
         self._sent: Any = native_send.new_int()
@@ -54,7 +60,7 @@ class NativeFanout:
     def __len__(self) -> int:
         return len(self.members)
 
-    def enroll(self, track: RelayTrack, direct: DirectSender, codec: str | None) -> bool:
+    def enroll(self, track: RelayTrack, direct: NativeMember, codec: str | None) -> bool:
         """Take ``track`` (sent by ``direct``) into the C loop if it is in steady state."""
         if codec is None or (self.codec is not None and codec != self.codec) or direct.mime != codec \
                 or not direct.native_ready():
@@ -71,7 +77,7 @@ class NativeFanout:
         self.codec = codec
         return True
 
-    def remove(self, direct: DirectSender) -> None:
+    def remove(self, direct: NativeMember) -> None:
         """Hand ``direct``'s subscriber back to the Python path (its state back in Python)."""
         members = self.members
         i = next((i for i, member in enumerate(members) if member[1] is direct), None)
@@ -143,3 +149,150 @@ class NativeFanout:
             return
         native_send.send_rest(sent, count, direct.transport_sendto)
         self.remove(direct)
+
+
+class NativeMember:
+    """A :class:`bridge.direct_send.DirectSender`'s stream state as the rest of the bridge reads it:
+    its own while it sends from Python, its ``hn_sub``'s while the timeline's C loop sends for it;
+    and its way into and out of that loop."""
+
+    sender: RTCRtpSender
+    dtls: Any
+    mime: str
+    packer: FramePacker
+    payload_type: int
+    ssrc: int
+    timestamp_origin: int
+    native: Any  # the hn_sub while in the C loop
+    _group: NativeFanout | None
+    _slot: Any
+    _native_frames: int  # frames sent from the C loop already in the history
+    _seq: int
+    _packets: int
+    _octets: int
+    _history: SentHistory
+    _native: tuple[int, bytes] | None
+    _splice_next: bool
+    _connected: Any
+    _udp: Any
+    _addr: Any
+    _pair: Any
+    _pairs: dict[int, Any] | None
+    _session: tuple[Any, int] | None
+    _serialized_extension: ExtensionBlock
+    _picture_id_delta: int
+    _last_timestamp: int | None
+    _last_ntp: int
+
+    def _session_address(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def sequence_number(self) -> int:
+        """The next packet's sequence number."""
+        native = self.native
+        return self._seq if native is None else int(native.sequence_number)
+
+    @sequence_number.setter
+    def sequence_number(self, value: int) -> None:
+        self.leave_native()
+        self._seq = value
+
+    @property
+    def packets(self) -> int:
+        native = self.native
+        return self._packets if native is None else int(native.packets)
+
+    @property
+    def octets(self) -> int:
+        native = self.native
+        return self._octets if native is None else int(native.octets)
+
+    @property
+    def history(self) -> SentHistory:
+        """What was sent, as far as it can be asked for again (the C loop's frames included)."""
+        self.materialize()
+        return self._history
+
+    def native_ready(self) -> bool:
+        """Whether the C loop can send for this subscriber now: connected over a plain UDP pair that
+        the C path writes to, nothing queued in the transport, no move pending."""
+        if self.native is not None or self._native is None or self._splice_next \
+                or getattr(self.dtls, compat.DTLS_STATE_ATTR) is not self._connected:
+            return False
+        udp = self._udp
+        return udp is not None and not udp.is_closing() and not udp.get_write_buffer_size() \
+            and self._pairs is not None and self._pairs.get(1) is self._pair \
+            and len(self._serialized_extension.layout()[0]) <= native_send.EXTENSION_MAX
+
+    def native_still_ready(self) -> bool:
+        """While in the C loop: its pair, transport and SRTP session are still the ones it writes with,
+        and the transport holds nothing (the C loop hands a frame the socket did not take to it)."""
+        udp, session = self._udp, self._session
+        return getattr(self.dtls, compat.DTLS_STATE_ATTR) is self._connected and self._pairs is not None \
+            and self._pairs.get(1) is self._pair and udp is not None and not udp.is_closing() \
+            and not udp.get_write_buffer_size() and session is not None \
+            and getattr(self.dtls, compat.DTLS_SRTP_ATTR) is session[0]
+
+    def enter_native(self, group: NativeFanout) -> Any:
+        """This subscriber's stream state into an ``hn_sub`` (returned) for ``group``'s C loop."""
+        assert self._native is not None
+        slot = self._slot
+        if slot is None:
+            slot = self._slot = native_send.new_sub()
+        fd, address = self._native
+        extension, abs_at = self._serialized_extension.layout()
+        native_send.fill_sub(slot, fd=fd, address=address, session=self._session_address(),
+                             payload_type=self.payload_type, ssrc=self.ssrc, first_byte=0x90 if extension else 0x80,
+                             sequence_number=self._seq, timestamp_origin=self.timestamp_origin,
+                             extension=extension, abs_at=abs_at, picture_id_delta=self._picture_id_delta,
+                             packets=self._packets, octets=self._octets)
+        self._native_frames = 0
+        self._group, self.native = group, slot
+        return slot
+
+    def leave_native(self) -> None:
+        """Out of the C loop (if in it): from the next frame on this sender sends again."""
+        if self._group is not None:
+            self._group.remove(self)
+
+    def exit_native(self) -> None:
+        """The C loop let this subscriber go (NativeFanout.remove): its state back here."""
+        slot = self.native
+        if slot is None:
+            return
+        self.materialize()
+        self._seq, self._packets, self._octets = int(slot.sequence_number), int(slot.packets), int(slot.octets)
+        if slot.frames:
+            self._last_timestamp, self._last_ntp = int(slot.last_timestamp), int(slot.last_ntp)
+        self.native = self._group = None
+        self.sync_counters()
+
+    def materialize(self) -> None:
+        """The frames the C loop sent since the last call, into the history (a NACK is answered from it)."""
+        slot = self.native
+        if slot is None:
+            return
+        newest = int(slot.frames)
+        ring, size = slot.ring, native_send.RING
+        block, delta, first_byte = self._serialized_extension, int(slot.picture_id_delta), int(slot.first_byte)
+        for number in range(max(self._native_frames + 1, newest - size + 1), newest + 1):
+            record = ring[number % size]
+            payloads = self.packer.recent(record.serial) if record.frame == number else None
+            if payloads is not None:
+                self._history.add(record.sequence_number, record.timestamp, block(record.abs_send_time), payloads,
+                                  delta, first_byte)
+        self._native_frames = newest
+
+    def transport_sendto(self, data: bytes) -> None:
+        """One datagram through the UDP pair's asyncio transport (after what it already holds)."""
+        self._udp.sendto(data, self._addr)
+
+    def sync_counters(self) -> None:
+        """The counters the sender's RTCP reports and ``getStats()`` read, as they are now."""
+        slot, sender = self.native, self.sender
+        if slot is not None and slot.frames:
+            setattr(sender, _NTP_TIMESTAMP, int(slot.last_ntp))
+            setattr(sender, _RTP_TIMESTAMP, int(slot.last_timestamp))
+        setattr(sender, _OCTET_COUNT, self.octets)
+        setattr(sender, _PACKET_COUNT, self.packets)

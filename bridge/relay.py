@@ -28,7 +28,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bridge import native_send
 from bridge.keyframes import KeyframeRequester, is_keyframe
-from bridge.native_fanout import NativeFanout
+from bridge.native_fanout import NativeFanout, NativeMember
 from bridge.rtp_frames import FramePacker
 from bridge.speaking import SPEAKING_LEVEL
 
@@ -61,7 +61,7 @@ class RelayTrack(MediaStreamTrack):
         self.home: Fanout | None = None  # the fan-out this track sits in (its C loop sends in steady state)
         self._direct: Callable[[av.Packet], bool] | None = None
         self._direct_sender: DirectSender | None = None
-        self.native_sender: DirectSender | None = None  # set while the home fan-out's C loop sends for it
+        self.native_sender: NativeMember | None = None  # set while the home fan-out's C loop sends for it
         self._stopped = asyncio.Event()
         self._gated = kind == "video"
         self._waiting_keyframe = self._gated
