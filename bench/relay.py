@@ -18,7 +18,10 @@ frame). Bridge and subscribers receive as the bridge does: a frame is handed on 
 aiortc's jitter buffer (it releases a frame when the next one begins) at the bridge and one at the
 subscriber; ``--subscriber-jitter-buffer`` puts the subscriber's back, for comparison.
 
-Usage: ``.venv/bin/python bench/relay.py [--subs 40] [--stock-subs 3] [--window 10] [--late 10]
+The relay's CPU with and without subscribers is each the median of ``--windows`` windows (a
+neighbour's burst on a shared machine moves one window, not the figure).
+
+Usage: ``.venv/bin/python bench/relay.py [--subs 40] [--stock-subs 3] [--window 8] [--windows 3] [--late 10]
 [--subscriber-jitter-buffer] [--passthrough-only]``.
 Ends with one line ``RESULT passthrough_subs_per_core=… stock_subs_per_core=… ratio=…
 late_join_first_frame_p95_ms=… hop_delay_p50_ms=…``.
@@ -199,11 +202,19 @@ async def wait_flowing(subs: list[PacketSubscriber], frames: int = 30, within: f
     raise SystemExit(f"subscribers did not all receive {frames} frames: {[s.frames for s in subs]}")
 
 
+async def shares(pid: int, window: float, windows: int) -> float:
+    """The median of ``windows`` windows of :func:`cpu_share` (a neighbour's burst moves one window,
+    not the figure); each printed."""
+    figures = [await cpu_share(pid, window) for _ in range(windows)]
+    print(f"  relay CPU in {windows} windows of {window:.0f} s: {', '.join(f'{f:.2%}' for f in figures)}", flush=True)
+    return statistics.median(figures)
+
+
 async def measure(pid: int, url_for_sub: str, tok: str | None, subs_n: int, window: float,
-                  camera: TimedCamera) -> tuple[float, float, list[float]]:
-    """(baseline share, share with ``subs_n`` subscribers, hop delays)."""
+                  camera: TimedCamera, windows: int) -> tuple[float, float, list[float]]:
+    """(baseline share, share with ``subs_n`` subscribers, hop delays): medians of ``windows`` windows."""
     await asyncio.sleep(3)
-    base = await cpu_share(pid, window)
+    base = await shares(pid, window, windows)
     subs = [PacketSubscriber(camera) for _ in range(subs_n)]
     try:
         for sub in subs:
@@ -213,11 +224,13 @@ async def measure(pid: int, url_for_sub: str, tok: str | None, subs_n: int, wind
         for sub in subs:
             sub.delays.clear()
         keyframes, frames, own = camera.keyframes, [s.frames for s in subs], cpu_seconds(os.getpid())
-        loaded = await cpu_share(pid, window)
+        started = time.monotonic()
+        loaded = await shares(pid, window, windows)
+        elapsed = time.monotonic() - started
         delays = [d for sub in subs for d in sub.delays]
         got = [s.frames - f for s, f in zip(subs, frames, strict=True)]
-        print(f"  during the window: subscribers (this process) used {(cpu_seconds(os.getpid()) - own) / window:.0%} "
-              f"of a core, frames per subscriber {min(got)}–{max(got)} (camera sent ~{round(window * camera.fps)}), "
+        print(f"  during the windows: subscribers (this process) used {(cpu_seconds(os.getpid()) - own) / elapsed:.0%} "
+              f"of a core, frames per subscriber {min(got)}–{max(got)} (camera sent ~{round(elapsed * camera.fps)}), "
               f"keyframes asked of the camera {camera.keyframes - keyframes}", flush=True)
     finally:
         for sub in subs:
@@ -248,7 +261,7 @@ async def run_passthrough(args: argparse.Namespace) -> tuple[float, list[float],
         publisher = await whip(url, 1, token(BRIDGE, "CHAIR", "chair"), camera, audio=False)  # type: ignore[arg-type]
         # pinned to the high rendition: the figure is forwarding, not what adaptation makes of a loaded machine
         base, loaded, delays = await measure(proc.pid, f"{url}/meetings/1/whep?layer=high", token(BRIDGE, "SUB"),
-                                             args.subs, args.window, camera)
+                                             args.subs, args.window, camera, args.windows)
         print(f"pass-through: relay {base:.1%} of a core with 0 subscribers, {loaded:.1%} with {args.subs}",
               flush=True)
         waits = await late_joins(url, args.late)
@@ -272,7 +285,8 @@ async def run_stock(args: argparse.Namespace) -> float:
         assert status == 201, answer
         await publisher.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         aiortc_compat.mark_passthrough(publisher)
-        base, loaded, _ = await measure(proc.pid, f"{url}/play", None, args.stock_subs, args.window, camera)
+        base, loaded, _ = await measure(proc.pid, f"{url}/play", None, args.stock_subs, args.window, camera,
+                                       args.windows)
         print(f"stock MediaRelay: relay {base:.1%} of a core with 0 subscribers, {loaded:.1%} with "
               f"{args.stock_subs}", flush=True)
     finally:
@@ -345,7 +359,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subs", type=int, default=40, help="pass-through subscribers")
     parser.add_argument("--stock-subs", type=int, default=3, help="stock MediaRelay subscribers")
-    parser.add_argument("--window", type=float, default=10.0, help="seconds of each CPU measurement")
+    parser.add_argument("--window", type=float, default=8.0, help="seconds of each CPU measurement")
+    parser.add_argument("--windows", type=int, default=3, help="CPU measurements per figure (their median)")
     parser.add_argument("--late", type=int, default=10, help="sequential late joiners")
     parser.add_argument("--subscriber-jitter-buffer", action="store_true",
                         help="subscribers keep aiortc's jitter buffer (a frame waits for the next one)")
