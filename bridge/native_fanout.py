@@ -1,21 +1,23 @@
-"""A video timeline's subscribers in steady state, sent to by one C loop per frame.
+"""A timeline's subscribers in steady state, sent to by one C loop per frame (or audio packet).
 
 The direct send path (:mod:`bridge.direct_send`) sends a frame to one subscriber in one C call,
 but getting there costs a dozen Python calls per subscriber per frame (the fan-out, the track's
 gates, the sender's checks, its counters and history): a third of a relay's CPU per subscriber.
 Most subscribers, most of the time, are in steady state — connected over a plain UDP pair, their
-transport with nothing queued, taking every frame of the one timeline they sit in. Those are
+transport with nothing queued, taking every frame of the one timeline they sit in (a listener's own
+voice, withheld from it, is never sent from here). Those are
 enrolled here: their stream state moves into an ``hn_sub`` (``bridge/native/rtp_send.c``) and
 ``hn_fanout_frame`` sends each frame to all of them in one call — the packets built, SRTP-protected
 and written exactly as the per-subscriber call does, the state advanced in C, the frame recorded in
 the subscriber's ring so a NACK can be answered (:meth:`DirectSender.materialize`).
 
 Anything else hands a subscriber back to the Python path (:meth:`NativeFanout.remove`), which then
-sends it the frame in the same fan-out call: a move to another rendition or to sound only, a resync,
-a track that stops, a socket that did not take a whole frame (the rest goes through the asyncio
-transport, in order), another codec on the timeline, a frame too big for the C path, and, checked
-every :data:`AUDIT_EVERY` frames, a connection that closed or changed pair. A subscriber that is
-back in steady state after a frame sent from Python is enrolled again (:meth:`enroll`).
+sends it the frame in the same fan-out call: a move to another rendition or to sound only, a floor
+change (whose own voice is withheld changes), a resync, a track that stops, a socket that did not
+take a whole frame (the rest goes through the asyncio transport, in order), another codec on the
+timeline, a frame too big for the C path, and, checked every :data:`AUDIT_EVERY` frames, a
+connection that closed or changed pair. A subscriber that is back in steady state after a frame
+sent from Python is enrolled again (:meth:`enroll`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ _PACKET_COUNT = compat.SENDER_PRIVATE + "packet_count"
 
 
 class NativeFanout:
-    """The enrolled subscribers of one video timeline (its :class:`bridge.relay.Fanout`)."""
+    """The enrolled subscribers of one timeline (its :class:`bridge.relay.Fanout`)."""
 
     def __init__(self, packer: FramePacker) -> None:
         self.packer = packer

@@ -231,6 +231,9 @@ class Programme:
 
     def set_floor(self, unit: str | None) -> None:
         self.floor = unit
+        native = self.floor_audio.fanout.native
+        if native is not None:  # whose own voice the floor timeline withholds changes with the floor
+            native.clear()
         self._reselect()
 
     @property

@@ -9,8 +9,8 @@ then (a late joiner does not wait for the publisher's next natural keyframe).
 A bridge's subscriber tracks are sent directly: the fan-out call packetizes each frame once for
 the whole timeline and sends it to every subscriber then and there
 (:class:`bridge.direct_send.DirectSender`); a subscriber whose UDP transport is backlogged is
-skipped and resynced at the next keyframe instead of buffering without bound. A video
-timeline's subscribers in steady state are sent to by one C loop per frame instead
+skipped and resynced at the next keyframe instead of buffering without bound. A timeline's
+subscribers in steady state are sent to by one C loop per frame instead
 (:mod:`bridge.native_fanout`). Read through ``recv()`` (aiortc's own sender loop), a track keeps a
 bounded queue with the same rule as a backlogged transport.
 """
@@ -98,8 +98,10 @@ class RelayTrack(MediaStreamTrack):
 
     def native_home(self) -> NativeFanout | None:
         """The C loop this track may be sent by now (None: the Python path only)."""
-        home = self.home
-        return home.native if home is not None and self.withheld is None else None
+        home, withheld = self.home, self.withheld
+        # (a listener's own voice is never sent; a floor change hands the floor timeline's members
+        # back, bridge.programme.Programme.set_floor, and they are taken again if still not withheld)
+        return home.native if home is not None and (withheld is None or not withheld()) else None
 
     def start(self) -> None:
         """The sender started reading (its transport is up): from now on take packets, starting
@@ -228,7 +230,7 @@ class Fanout:
         self.tracks: set[RelayTrack] = set()
         self.packer = FramePacker()  # each frame packetized once for all its subscribers
         # the subscribers in steady state, sent to by one C call per frame (bridge.native_fanout)
-        self.native = NativeFanout(self.packer) if kind == "video" and native_send.ENABLED else None
+        self.native = NativeFanout(self.packer) if native_send.ENABLED else None
 
     def request_keyframe(self) -> None:
         """Ask whoever feeds this timeline for a keyframe (a subscriber is about to join it)."""

@@ -50,7 +50,7 @@ for cls in (vpx.Vp8Encoder, vpx.Vp8Decoder, h264.H264Encoder, h264.H264Decoder, 
            "encode_calls" if "Encoder" in cls.__name__ else "decode_calls")
 
 
-from bridge import direct_send, relay  # noqa: E402
+from bridge import direct_send, native_fanout, relay  # noqa: E402
 from bridge.room import BridgeConfig  # noqa: E402
 from tests.bridge_serve import serve  # noqa: E402
 
@@ -74,6 +74,16 @@ def _counting_direct_send(self: direct_send.DirectSender, packet: av.Packet) -> 
 
 
 direct_send.DirectSender.send = _counting_direct_send  # type: ignore[method-assign]
+_native_send = native_fanout.NativeFanout.send
+
+
+def _counting_native_send(self: native_fanout.NativeFanout, packet: av.Packet, codec: str | None) -> None:
+    members = len(self.members)  # the subscribers its C loop sends this packet to
+    _native_send(self, packet, codec)
+    COUNTS["forwarded_packets"] += members
+
+
+native_fanout.NativeFanout.send = _counting_native_send  # type: ignore[method-assign]
 
 
 async def main(unit: str, key: str) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pytest
 from aiohttp.test_utils import TestServer
 
+from bridge import native_send
 from bridge.app import LINK, STATE, create_app
 from bridge.link import BridgeLink
 from bridge.room import BridgeConfig, BridgeState
@@ -25,7 +26,7 @@ from tests.audio_util import Listener, ToneTrack, listen, until_heard
 from tests.media_util import KEY, STEP, EncodedVideoTrack, Publisher, token, until, whip
 
 CENTRAL, P, Q = "TW", "P", "Q"
-CHAIR_HZ, A_HZ = 440.0, 1000.0
+CHAIR_HZ, A_HZ, B_HZ = 440.0, 1000.0, 700.0
 
 
 @dataclass
@@ -218,3 +219,26 @@ async def test_the_floor_holder_stays_heard_when_its_camera_joins(conference: Co
         # a listener notices ~0.1 s; the old break-before-make cascade left 0.1–0.3 s (more when loaded)
         assert gap < 0.06, f"{who}: A's sound had a {gap * 1000:.0f} ms hole while its camera joined"
     await until(lambda: conf.central.state.room(1).programme.on_air == "A", STEP, "A's picture at the centre")
+
+
+async def test_a_listener_given_the_floor_stops_hearing_itself(conference: Conference) -> None:
+    """A listens while B holds the floor: A's floor track carries B (and, in steady state, the
+    province bridge's C loop sends it). Then A is given the floor: A's own player falls silent on
+    that track, while the others hear A (a floor change takes the floor timeline's listeners back
+    from the C loop, which never sends a listener its own voice)."""
+    conf = conference
+    b_pub = await whip(conf.p.url, 1, token(P, "B"), None, ToneTrack(B_HZ))
+    try:
+        conf.set_floor("B")
+        await conf.floor_changed()
+        conf.a = await listen(conf.p.url, 1, token(P, "A"))
+        await until_heard(conf.a, "floor", B_HZ, within=2 * STEP, who="commune A (B on the floor)")
+        if native_send.ENABLED:
+            floor = conf.p.state.room(1).programme.floor_audio.fanout
+            a_peer = next(p for p in conf.p.state.peers.values() if p.kind == "play" and p.unit == "A")
+            a_track = next(t for t in a_peer.tracks if t in floor.tracks)
+            await until(lambda: a_track.native_sender is not None, STEP, "A's floor track in the C loop")
+        await _give_floor_to_a(conf)
+        await until_heard(conf.a, "floor", None, within=1.0, who="commune A (its own voice)")
+    finally:
+        await b_pub.pc.close()
