@@ -32,7 +32,14 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from bridge import aiortc_compat as compat
 from bridge import native_send, rtcp_reports
 from bridge.keyframes import VP8_PICTURE_IDS, vp8_picture_id
-from bridge.native_fanout import NativeFanout, NativeMember
+from bridge.native_fanout import (
+    NTP_TIMESTAMP,
+    OCTET_COUNT,
+    PACKET_COUNT,
+    RTP_TIMESTAMP,
+    NativeFanout,
+    NativeMember,
+)
 from bridge.python_send import PythonSend
 from bridge.repair import Repairs
 from bridge.rtcp_fast import handle_rtcp_directly
@@ -47,11 +54,6 @@ SYNC_ATTR = rtcp_reports.SYNC_ATTR  # on the sender: brings its RTCP counters up
 _RtpPacket: Any = getattr(*compat.RTP_PACKET)
 _wrap_rtx: Any = getattr(*compat.RTX_WRAP)
 _random_sequence_number: Callable[[], int] = getattr(*compat.SEQUENCE_NUMBER_ORIGIN)
-# The sender's own counters, read by its RTCP sender reports and getStats()
-_NTP_TIMESTAMP = compat.SENDER_PRIVATE + "ntp_timestamp"
-_RTP_TIMESTAMP = compat.SENDER_PRIVATE + "rtp_timestamp"
-_OCTET_COUNT = compat.SENDER_PRIVATE + "octet_count"
-_PACKET_COUNT = compat.SENDER_PRIVATE + "packet_count"
 
 
 class DirectTrack(Protocol):
@@ -247,10 +249,10 @@ class DirectSender(NativeMember, PythonSend):
         self._packets += n
         self._octets += octets
         sender = self.sender
-        setattr(sender, _NTP_TIMESTAMP, ntp)
-        setattr(sender, _RTP_TIMESTAMP, timestamp)
-        setattr(sender, _OCTET_COUNT, self._octets)
-        setattr(sender, _PACKET_COUNT, self._packets)
+        setattr(sender, NTP_TIMESTAMP, ntp)
+        setattr(sender, RTP_TIMESTAMP, timestamp)
+        setattr(sender, OCTET_COUNT, self._octets)
+        setattr(sender, PACKET_COUNT, self._packets)
         return True
 
     def _session_address(self) -> int:

@@ -38,11 +38,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("hoinghi.bridge.native_fanout")
 
 AUDIT_EVERY = 30  # frames (a second at 30 fps) between checks that each enrolled connection is as it was
-# The sender's own counters, read by its RTCP sender reports and getStats()
-_NTP_TIMESTAMP = compat.SENDER_PRIVATE + "ntp_timestamp"
-_RTP_TIMESTAMP = compat.SENDER_PRIVATE + "rtp_timestamp"
-_OCTET_COUNT = compat.SENDER_PRIVATE + "octet_count"
-_PACKET_COUNT = compat.SENDER_PRIVATE + "packet_count"
+# The sender's own counters, read by its RTCP sender reports and getStats() (bridge.direct_send too)
+NTP_TIMESTAMP = compat.SENDER_PRIVATE + "ntp_timestamp"
+RTP_TIMESTAMP = compat.SENDER_PRIVATE + "rtp_timestamp"
+OCTET_COUNT = compat.SENDER_PRIVATE + "octet_count"
+PACKET_COUNT = compat.SENDER_PRIVATE + "packet_count"
 
 
 class NativeFanout:
@@ -56,11 +56,6 @@ class NativeFanout:
         self._subs: Any = native_send.new_subs(self._capacity)
         self._sent: Any = native_send.new_int()
         self._until_audit = AUDIT_EVERY
-        self.frames = 0  # frames sent from the C loop (to one subscriber or more)
-        self.handed_back = 0  # subscribers handed back to the Python path
-
-    def __len__(self) -> int:
-        return len(self.members)
 
     def enroll(self, track: RelayTrack, direct: NativeMember, codec: str | None) -> bool:
         """Take ``track`` (sent by ``direct``) into the C loop if it is in steady state."""
@@ -93,7 +88,6 @@ class NativeFanout:
         track.native_sender = None
         track.packets_in_native(int(direct.native.frames))
         direct.exit_native()
-        self.handed_back += 1
         if not members:
             self.codec = None
 
@@ -129,7 +123,6 @@ class NativeFanout:
             for _, direct in list(self.members):
                 if not direct.native_still_ready():
                     self.remove(direct)
-        self.frames += 1
         start, sent = 0, self._sent
         while start < len(self.members):
             stopped = native_send.fanout_frame(self._subs, start, len(self.members), frame, timestamp,
@@ -219,22 +212,22 @@ class NativeMember:
     def native_ready(self) -> bool:
         """Whether the C loop can send for this subscriber now: connected over a plain UDP pair that
         the C path writes to, nothing queued in the transport, no move pending."""
-        if self.native is not None or self._native is None or self._splice_next \
-                or getattr(self.dtls, compat.DTLS_STATE_ATTR) is not self._connected:
-            return False
-        udp = self._udp
-        return udp is not None and not udp.is_closing() and not udp.get_write_buffer_size() \
-            and self._pairs is not None and self._pairs.get(1) is self._pair \
-            and len(self._serialized_extension.layout()[0]) <= native_send.EXTENSION_MAX
+        return self.native is None and self._native is not None and not self._splice_next \
+            and len(self._serialized_extension.layout()[0]) <= native_send.EXTENSION_MAX and self._route_as_taken()
 
     def native_still_ready(self) -> bool:
         """While in the C loop: its pair, transport and SRTP session are still the ones it writes with,
         and the transport holds nothing (the C loop hands a frame the socket did not take to it)."""
-        udp, session = self._udp, self._session
+        session = self._session
+        return self._route_as_taken() and session is not None \
+            and getattr(self.dtls, compat.DTLS_SRTP_ATTR) is session[0]
+
+    def _route_as_taken(self) -> bool:
+        """Connected, over the UDP pair last routed to, its transport open and holding nothing."""
+        udp = self._udp
         return getattr(self.dtls, compat.DTLS_STATE_ATTR) is self._connected and self._pairs is not None \
             and self._pairs.get(1) is self._pair and udp is not None and not udp.is_closing() \
-            and not udp.get_write_buffer_size() and session is not None \
-            and getattr(self.dtls, compat.DTLS_SRTP_ATTR) is session[0]
+            and not udp.get_write_buffer_size()
 
     def enter_native(self, group: NativeFanout) -> Any:
         """This subscriber's stream state into an ``hn_sub`` (returned) for ``group``'s C loop."""
@@ -294,7 +287,7 @@ class NativeMember:
         """The counters the sender's RTCP reports and ``getStats()`` read, as they are now."""
         slot, sender = self.native, self.sender
         if slot is not None and slot.frames:
-            setattr(sender, _NTP_TIMESTAMP, int(slot.last_ntp))
-            setattr(sender, _RTP_TIMESTAMP, int(slot.last_timestamp))
-        setattr(sender, _OCTET_COUNT, self.octets)
-        setattr(sender, _PACKET_COUNT, self.packets)
+            setattr(sender, NTP_TIMESTAMP, int(slot.last_ntp))
+            setattr(sender, RTP_TIMESTAMP, int(slot.last_timestamp))
+        setattr(sender, OCTET_COUNT, self.octets)
+        setattr(sender, PACKET_COUNT, self.packets)

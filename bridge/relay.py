@@ -263,8 +263,6 @@ class Fanout:
             track.resync()
 
     def close(self) -> None:
-        if self.native is not None:
-            self.native.clear()
         for track in list(self.tracks):
             track.stop()
 

@@ -51,7 +51,7 @@ static int copy_payload(unsigned char *to, const unsigned char *from, int length
  * call that stopped short (EAGAIN: the socket's buffer is full); the caller hands the rest to the
  * asyncio transport, in order. Datagram i is out[offsets[i]:offsets[i + 1]]. Returns -1 when
  * nothing was sent: SRTP failed (*error = libsrtp's status) or out is too small (*error = -1). */
-static int send_frame(int fd, const char *addr, int addrlen, uintptr_t session, uintptr_t protect,
+int hn_send_frame(int fd, const char *addr, int addrlen, uintptr_t session, uintptr_t protect,
                   const char *payloads, const int *lengths, int n,
                   int first_byte, int payload_type, int sequence_number, uint32_t timestamp, uint32_t ssrc,
                   const char *extension, int extension_length, int picture_id_delta,
@@ -120,17 +120,6 @@ static int send_frame(int fd, const char *addr, int addrlen, uintptr_t session, 
     }
     *error = 0;
     return sent;
-}
-
-int hn_send_frame(int fd, const char *addr, int addrlen, uintptr_t session, uintptr_t protect,
-                  const char *payloads, const int *lengths, int n,
-                  int first_byte, int payload_type, int sequence_number, uint32_t timestamp, uint32_t ssrc,
-                  const char *extension, int extension_length, int picture_id_delta,
-                  char *out, int out_size, int *offsets, int *error)
-{
-    return send_frame(fd, addr, addrlen, session, protect, payloads, lengths, n, first_byte, payload_type,
-                      sequence_number, timestamp, ssrc, extension, extension_length, picture_id_delta,
-                      out, out_size, offsets, error);
 }
 
 #define HN_RING 64
@@ -209,9 +198,9 @@ int hn_fanout_frame(hn_sub **subs, int start, int count, uintptr_t protect,
         sub->octets += (uint64_t)octets;
         sub->last_timestamp = ts;
         sub->last_ntp = ntp;
-        int done = send_frame(sub->fd, sub->addr, sub->addrlen, sub->session, protect, payloads, lengths, n,
-                              sub->first_byte, sub->payload_type, (int)seq, ts, sub->ssrc, sub->extension,
-                              sub->extension_length, sub->picture_id_delta, out, out_size, offsets, error);
+        int done = hn_send_frame(sub->fd, sub->addr, sub->addrlen, sub->session, protect, payloads, lengths, n,
+                                 sub->first_byte, sub->payload_type, (int)seq, ts, sub->ssrc, sub->extension,
+                                 sub->extension_length, sub->picture_id_delta, out, out_size, offsets, error);
         if (done != n) {
             *sent = done;
             return i;
