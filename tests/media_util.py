@@ -80,7 +80,7 @@ class EncodedVideoTrack(MediaStreamTrack):
         self._force = True
         self.keyframes = 0
         self.keyframe_requests = 0
-        self.sent: list[int] = []  # the pts (90 kHz) of every picture it gave its sender, in order
+        self.sent_pts: list[int] = []  # the pts (90 kHz) of every picture it gave its sender, in order
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
@@ -125,7 +125,7 @@ class EncodedVideoTrack(MediaStreamTrack):
             self._force = False
         packet = av.Packet(data)
         packet.pts = pts
-        self.sent.append(pts)
+        self.sent_pts.append(pts)
         packet.time_base = VIDEO_TIME_BASE
         return packet
 

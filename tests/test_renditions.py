@@ -303,7 +303,7 @@ def _decoded_all(player: Player, camera: EncodedVideoTrack, start: float, end: f
     """The player decoded every picture ``camera`` sent between its first and last one from ``start``
     to ``end``: its timestamp steps are a run of the camera's own (each hop has its own timestamp
     origin, so steps are compared, not timestamps; a lost picture makes a step the camera never made)."""
-    mine, theirs = _gaps(player, start, end), [b - a for a, b in itertools.pairwise(camera.sent)]
+    mine, theirs = _gaps(player, start, end), [b - a for a, b in itertools.pairwise(camera.sent_pts)]
     return len(mine) >= 10 and any(theirs[i:i + len(mine)] == mine for i in range(len(theirs) - len(mine) + 1))
 
 
