@@ -239,9 +239,11 @@ async def test_a_probe_of_the_way_up_leaves_the_picture_as_it_was(bridge: tuple[
 
 
 async def test_a_probe_stops_at_the_first_nack(bridge: tuple[str, BridgeState]) -> None:
-    """A NACK during a probe says the link lost a packet under it: the probe stops there, before
-    its half second (every further copy would cost the picture more of its own packets)."""
-    from bridge.probe import PROBE_S, probe
+    """A NACK during a probe says the link lost a packet under it: the probe stops there, after the
+    burst under way (every further copy would cost the picture more of its own packets). The player
+    NACKs while the probe's first burst goes out, and the probe waits until its bridge has heard it,
+    so how far the probe got does not depend on how busy this process is."""
+    from bridge.probe import HEADROOM, PAD_TO, PROBE_S, TICK, probe
 
     url, state = bridge
     high, low = _cameras()
@@ -256,14 +258,28 @@ async def test_a_probe_stops_at_the_first_nack(bridge: tuple[str, BridgeState]) 
         direct = direct_sender(peer.adaptation.sender)
         assert direct is not None
         receiver = next(r for r in player.pc.getReceivers() if r.track.kind == "video")
-        running = asyncio.get_running_loop().create_task(probe(direct, 200_000))
-        await asyncio.sleep(PROBE_S / 5)
-        # the player's own RTCP NACK, as its NACK generator sends one for a lost packet
-        await receiver._send_rtcp_nack(direct.ssrc, [(direct.sequence_number - 2) & 0xFFFF])
-        await until(lambda: direct.repairs.asked == 1, 5.0, "the bridge heard the NACK")
-        sent = await running
-        full = 200_000 * 1.1 / 8 * PROBE_S  # what the whole probe sends (bridge.probe.HEADROOM)
-        assert 0 < sent < 0.7 * full, (sent, full)
+        copies: list[int] = []  # the bytes of each copy the probe sent
+        resend = direct.resend
+
+        async def copying(sequence_number: int, pad_to: int = 0) -> int:
+            size = await resend(sequence_number, pad_to)
+            if pad_to:  # a probe's copy (a NACK's repair and the probe's own afterwards go unpadded)
+                copies.append(size)
+                if len(copies) == 1:  # the player's own RTCP NACK, as its NACK generator sends one
+                    await receiver._send_rtcp_nack(direct.ssrc, [(direct.sequence_number - 2) & 0xFFFF])
+                    await until(lambda: direct.repairs.asked == 1, 5.0, "the bridge heard the NACK")
+            return size
+
+        direct.resend = copying  # type: ignore[method-assign]
+        try:
+            sent = await probe(direct, 200_000)
+        finally:
+            del direct.resend
+        first_burst = 200_000 * HEADROOM / 8 * TICK  # what the probe owes at its first tick
+        full = 200_000 * HEADROOM / 8 * PROBE_S  # what the whole probe would send
+        assert sent == sum(copies) > 0, (sent, copies)
+        # the first burst, finished (it owes a tick's bytes: the copy that overshoots them ends it), no more
+        assert sent < first_burst + PAD_TO < 0.2 * full, f"the probe went on after the NACK: {copies}"
     finally:
         await close_peers(*peers)
 
