@@ -166,8 +166,9 @@ async def publishes(page: Page, mode: str, what: str) -> None:
     assert videos == {"thumb": 1, "full": 2, "mic": 0}[mode], f"{what}: {videos} video m-lines in {mode}"
 
 
-# Eight more provinces (none opens a page): eleven in all, two pages of nine.
-MORE = [UnitRow(f"8{i}", f"Tỉnh thử {i}", Level.PROVINCE, "BCA") for i in range(8)]
+# Eight more provinces (none opens a page): eleven in all, two pages of nine. Their codes sort between
+# Phú Thọ's and Hồ Chí Minh City's: by code alone, Hồ Chí Minh City would be on the second page.
+MORE = [UnitRow(f"3{i}", f"Tỉnh thử {i}", Level.PROVINCE, "BCA") for i in range(8)]
 
 
 async def test_chair_mosaic_of_the_provinces(server_factory: Any, sqlite_url: str, tmp_path: Path) -> None:
@@ -188,8 +189,9 @@ async def test_chair_mosaic_of_the_provinces(server_factory: Any, sqlite_url: st
             await expect(chair.locator("#programme")).to_be_hidden()
             tiles = chair.locator("#mosaic-grid .tile")
             await expect(tiles).to_have_count(9, timeout=WAIT)
+            # the connected provinces first (only they can send a picture), then by code
             assert await tiles.evaluate_all("(ts) => ts.map((t) => t.dataset.unit)") == [
-                "01", "25", "79", *(f"8{i}" for i in range(6))]
+                "01", "25", "79", *(f"3{i}" for i in range(6))]
             await expect(chair.locator("#mosaic-nav .mosaic-page")).to_have_text("Trang 1/2")
             for code, name in (("01", "Thành phố Hà Nội"), ("25", "Phú Thọ"), ("79", "Thành phố Hồ Chí Minh")):
                 await expect(chair.locator(f'#mosaic-grid .tile[data-unit="{code}"] .tile-name')).to_have_text(name)
@@ -215,7 +217,7 @@ async def test_chair_mosaic_of_the_provinces(server_factory: Any, sqlite_url: st
             await chair.locator('#mosaic-nav button[data-page="next"]').click()
             await expect(chair.locator("#mosaic-nav .mosaic-page")).to_have_text("Trang 2/2")
             await expect(tiles).to_have_count(2)
-            assert await tiles.evaluate_all("(ts) => ts.map((t) => t.dataset.unit)") == ["86", "87"]
+            assert await tiles.evaluate_all("(ts) => ts.map((t) => t.dataset.unit)") == ["36", "37"]
             assert await chair.evaluate("() => window.__page1.every((pc) => pc.connectionState === 'closed')")
             assert await chair.evaluate("() => window.__mosaic.mosaic.tiles.size") == 2
             await chair.locator('#mosaic-nav button[data-page="1"]').click()
