@@ -57,21 +57,20 @@ class Listener:
             self.changed.set()
         self.bus.subscribe("kpi.", on_kpi)
 
-    async def until(self, predicate: Callable[[dict[str, Any]], bool], within: float) -> dict[str, Any]:
-        async def wait() -> dict[str, Any]:
-            while True:
-                found = next((f for f in self.frames if predicate(f)), None)
-                if found is not None:
-                    return found
+    async def until_true(self, predicate: Callable[[], Any], within: float) -> Any:
+        """Wait until ``predicate()`` is truthy (checked at each event), and return it."""
+        async def wait() -> Any:
+            while not (value := predicate()):
                 self.changed.clear()
                 await self.changed.wait()
+            return value
         return await asyncio.wait_for(wait(), within)
 
-
-async def _until(changed: asyncio.Event, predicate: Callable[[], bool]) -> None:
-    while not predicate():
-        changed.clear()
-        await changed.wait()
+    async def until(self, predicate: Callable[[dict[str, Any]], bool], within: float) -> dict[str, Any]:
+        """The first meeting event that ``predicate`` accepts, waited for."""
+        found: dict[str, Any] = await self.until_true(lambda: next((f for f in self.frames if predicate(f)), None),
+                                                      within)
+        return found
 
 
 def _floor_event(mid: int, code: str) -> Callable[[dict[str, Any]], bool]:
@@ -111,7 +110,7 @@ async def test_changes_made_while_redis_is_down_are_announced_when_it_is_back(
         await listener.bus.start()
         floor = await listener.until(_floor_event(mid, "00070"), within=15)  # the event itself, late
         # and the slides' events too (the only report since the listener subscribed)
-        await asyncio.wait_for(_until(listener.changed, lambda: len(listener.kpi_topics) >= 3), 10)
+        await listener.until_true(lambda: len(listener.kpi_topics) >= 3, within=10)
         # The other process's console sees both: by the late events if its own subscription was back
         # before they went out, else by the fresh snapshots it is sent when it is back (server.live.resync;
         # on a loaded machine that can come after the dispatcher's SETTLE).
