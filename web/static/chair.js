@@ -152,10 +152,8 @@ export function chairConsole(meetingId, rootCode) {
         el("td", { class: missing ? "num missing" : "num" }, num(missing)));
     }).sort((a, b) => a.dataset.province.localeCompare(b.dataset.province));
     $("#provinces tbody").replaceChildren(...rows);
-    // the mosaic: the provinces' own rooms, connected ones first (only they can send a picture), then by code
-    mosaic?.setSites(seats.filter((s) => s.level === "province")
-      .sort((a, b) => Number(Boolean(b.online)) - Number(Boolean(a.online)) || a.code.localeCompare(b.code))
-      .map((s) => ({ code: s.code, name: s.name, unit_id: s.unit_id })));
+    // the mosaic: the provinces' own rooms (connected ones first), by code
+    mosaic?.setSites(seats.filter((s) => s.level === "province").sort((a, b) => a.code.localeCompare(b.code)));
     renderHands();
     if (drill !== null) {
       const p = store.provinces[drill] || { name: t("js.meeting.central") };

@@ -73,8 +73,11 @@ export class Mosaic {
     this.stallTimer = null;
   }
 
-  // The sites in display order; cheap when nothing changed (called at every roll-call render).
-  setSites(sites) {
+  // The sites (seat rows) in the caller's order; shown connected ones first (only they can send a
+  // picture), each group in that order. Cheap when nothing changed (called at every roll-call render).
+  setSites(seats) {
+    const sites = [...seats].sort((a, b) => Number(Boolean(b.online)) - Number(Boolean(a.online)))
+      .map((s) => ({ code: s.code, name: s.name, unit_id: s.unit_id }));
     const key = sites.map((s) => `${s.code}\t${s.name}`).join("\n");
     if (key === this.key) return;
     this.key = key;

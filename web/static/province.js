@@ -110,9 +110,8 @@ export function provinceConsole(meetingId, unitCode) {
       online: vn1.format(c.online), absent: vn1.format(c.absent) });
     $("#level-counts").textContent = levelSummary(all);
     const mine = sites();
-    // the mosaic: communes that are connected first (only they can send a picture), then by name
-    mosaic.setSites([...mine].sort((a, b) => Number(Boolean(b.online)) - Number(Boolean(a.online)) || SORTS.name(a, b))
-      .map((s) => ({ code: s.code, name: s.name, unit_id: s.unit_id })));
+    // the mosaic: its communes (connected ones first), by name
+    mosaic.setSites([...mine].sort(SORTS.name));
     for (const [name, test] of Object.entries(FILTERS)) {
       const n = mine.filter((s) => test(s, store)).length;
       const slot = document.querySelector(`.count[data-count="${name}"]`);
