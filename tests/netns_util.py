@@ -39,6 +39,7 @@ from types import TracebackType
 TOOLS = ("ip", "tc", "iptables")
 ROOT = Path(__file__).resolve().parent.parent  # where ``python -m tests.nfqueue_delay`` finds ``tests``
 DELAYER = "tests.nfqueue_delay"
+ADDRESS_PREFIX = "10.77."  # every WeakLink's addresses: 10.77.<index>.1 (host side) and .2
 
 
 class DelayerError(RuntimeError):
@@ -112,7 +113,7 @@ class WeakLink:
                  loss_pct: float = 0.0, delay_ms: int = 0, host: Island | None = None) -> None:
         self.name = name
         self.host_dev, self.ns_dev = f"{name}-h"[:15], f"{name}-n"[:15]
-        self.host_ip, self.ns_ip = f"10.77.{index}.1", f"10.77.{index}.2"
+        self.host_ip, self.ns_ip = f"{ADDRESS_PREFIX}{index}.1", f"{ADDRESS_PREFIX}{index}.2"
         self._rate, self._loss, self._delay = rate_kbit, loss_pct, delay_ms
         self._host = host
         self.queue = index  # the NFQUEUE number (queues are per namespace: any number would do)
